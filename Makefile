@@ -1,0 +1,47 @@
+# Two commands matter: `make demo` and `make test`. Both install into .venv and start the local stack.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install system-deps demo test test-unit lint bench stack-up stack-down clean
+
+install: system-deps $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# redis-server from Debian when missing (as root); Java 17 and Maven are needed for the Kafka jars.
+system-deps:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing redis-server (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "redis-server is missing: sudo apt-get install redis-server"; exit 1; fi; }
+	@command -v java >/dev/null || { echo "Java 17+ is missing: apt-get install openjdk-17-jre-headless"; exit 1; }
+	@command -v mvn >/dev/null || { echo "Maven is missing: apt-get install maven"; exit 1; }
+
+stack-up: install
+	$(BIN)/personalize stack up
+
+stack-down:
+	$(BIN)/personalize stack down
+
+demo: stack-up
+	$(BIN)/personalize demo
+
+test: stack-up
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest -m "not integration"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean: stack-down
+	rm -rf .stack $(VENV)

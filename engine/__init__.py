@@ -1,0 +1,1 @@
+"""Decisions and delivery: Redis publishing, Kafka producing, the CLI and the local stack."""

@@ -1,0 +1,159 @@
+"""The ``personalize`` command line: local stack, worker, simulated and historical traffic, reading recs.
+
+Thin: parses options, then calls the module that does the job. Progress and logs go to stderr so that
+``--json`` output on stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+__all__ = ["app", "main"]
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from engine import produce as producing
+from engine import stack
+from engine.redis_store import RedisStore
+from engine.settings import Settings, load
+from schemas.errors import PersonalizeError
+
+app = typer.Typer(no_args_is_help=True, help="Streaming personalization engine.", add_completion=False)
+stack_app = typer.Typer(no_args_is_help=True, help="The local Kafka (KRaft) + Redis stack on loopback.")
+app.add_typer(stack_app, name="stack")
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return load()
+    except PersonalizeError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start Kafka and Redis (fetching Kafka's jars once) and wait until both answer."""
+    _print_status(stack.up(_settings(), log=lambda m: err.print(f"[dim]{m}[/]")))
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the Kafka and Redis processes that `stack up` started."""
+    stack.down(_settings(), log=lambda m: err.print(m))
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Say what runs where."""
+    _print_status(stack.status(_settings()))
+
+
+def _print_status(statuses: list[stack.ServiceStatus]) -> None:
+    table = Table("service", "state", "pid", "address", "log")
+    for s in statuses:
+        state = "[green]running[/]" if s.running else "[red]stopped[/]"
+        table.add_row(s.service.value, state, str(s.pid or "-"), s.address, str(s.log))
+    Console().print(table)
+
+
+@app.command()
+def worker() -> None:
+    """Run the Faust worker: consume events, learn, publish recommendations to Redis."""
+    settings = _settings()
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from streams.app import create_app
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(producing.ensure_engine_topics(settings))
+    registry = CollectorRegistry()
+    faust_app, _ = create_app(settings, registry)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+        err.print(f"metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics")
+    from faust.worker import Worker
+
+    Worker(faust_app, loop=loop, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+@app.command()
+def simulate(
+    users: Annotated[int, typer.Option(min=1, help="Users u1..uN.")] = 200,
+    items: Annotated[int, typer.Option(min=1, help="Items i1..iM.")] = 300,
+    events: Annotated[int, typer.Option(min=0, help="Events to send.")] = 5000,
+    rate: Annotated[float | None, typer.Option(min=0.1, help="Events per second (default: as fast as possible).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    categories: Annotated[int, typer.Option(min=1, help="Item categories.")] = 12,
+    manifest: Annotated[Path | None, typer.Option(help="Write a JSON manifest of events sent per user.")] = None,
+) -> None:
+    """Stream a synthetic clickstream (catalog first, then events stamped with the current time)."""
+    settings = _settings()
+    report = asyncio.run(
+        producing.simulate(
+            settings, users=users, items=items, events=events, rate=rate, seed=seed,
+            categories=categories, console=err,
+        )
+    )
+    if manifest is not None:
+        manifest.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    err.print(f"sent {report['items']} catalog records and {report['events']} events "
+              f"to {settings.events_topic} in {report['seconds']:.1f}s")
+
+
+@app.command()
+def produce(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="History file.")],
+    format: Annotated[str, typer.Option("--format", help="movielens (ratings.csv) or jsonl.")] = "jsonl",  # noqa: A002
+) -> None:
+    """Backfill history into Kafka through the same path as live events."""
+    if format not in ("movielens", "jsonl"):
+        err.print("[red]error:[/] --format must be movielens or jsonl")
+        raise typer.Exit(2)
+    settings = _settings()
+    sent = asyncio.run(producing.backfill(settings, file, format, console=err))
+    err.print(f"sent {sent['items']} catalog records and {sent['events']} records to {settings.events_topic}")
+
+
+@app.command()
+def recs(
+    user: Annotated[str, typer.Argument(help="User id.")],
+    n: Annotated[int, typer.Option(min=1, help="How many items.")] = 20,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Read a user's current recommendations from Redis."""
+    settings = _settings()
+
+    async def read() -> dict[str, object]:
+        store = RedisStore.from_url(settings.redis, settings.namespace)
+        try:
+            return (await store.read(user, n)).to_json()
+        finally:
+            await store.close()
+
+    result = asyncio.run(read())
+    if json:
+        typer.echo(orjson.dumps(result).decode())
+        return
+    table = Table("#", "item", "score", title=f"{user}: {result['events_seen'] or 0} events seen, "
+                  f"model {result['model_version']}, updated_ms {result['updated_ms']}")
+    for rank, entry in enumerate(result["items"], 1):  # type: ignore[arg-type]
+        table.add_row(str(rank), entry["item_id"], f"{entry['score']:.4f}")
+    Console().print(table)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except PersonalizeError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise SystemExit(1) from None

@@ -1,0 +1,114 @@
+"""Async Kafka plumbing for the CLI and services: an awaitable confluent-kafka producer and topic setup.
+
+Producers hash keys with murmur2 like the Java client and aiokafka, so an event keyed by user_id lands
+on the same partition whoever produced it (the per-user tables depend on it).
+"""
+
+from __future__ import annotations
+
+__all__ = ["AsyncProducer", "ensure_topics"]
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+import confluent_kafka
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from schemas.errors import DeliveryError
+
+
+class AsyncProducer:
+    """confluent-kafka Producer whose `send` is awaitable and confirms delivery.
+
+    A background task polls the client so delivery callbacks resolve futures on the event loop.
+    """
+
+    def __init__(self, bootstrap: str, **config: Any) -> None:
+        self._producer = confluent_kafka.Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "partitioner": "murmur2_random",
+                "linger.ms": 5,
+                "enable.idempotence": True,
+                "compression.type": "lz4",
+                **config,
+            }
+        )
+        self._poller: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> AsyncProducer:
+        self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.flush()
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+
+    async def _poll_forever(self) -> None:
+        while True:
+            served = await asyncio.to_thread(self._producer.poll, 0.05)
+            if not served:
+                await asyncio.sleep(0)
+
+    def send_nowait(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
+        """Queue one record; the returned future completes when the broker confirms it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def delivered(err: confluent_kafka.KafkaError | None, _msg: object) -> None:
+            if err is None:
+                loop.call_soon_threadsafe(_settle, future, None)
+            else:
+                loop.call_soon_threadsafe(_settle, future, DeliveryError(f"kafka topic {topic}", str(err)))
+
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=delivered)
+                return future
+            except BufferError:
+                self._producer.poll(0.05)  # local queue full: let deliveries drain, then retry
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        await self.send_nowait(topic, value, key)
+
+    async def flush(self, timeout_s: float = 30.0) -> None:
+        left = await asyncio.to_thread(self._producer.flush, timeout_s)
+        if left:
+            raise DeliveryError("kafka", f"{left} record(s) still undelivered after {timeout_s:.0f}s")
+
+
+def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
+    """Create missing topics with ``partitions`` partitions; existing ones must have that many."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    wanted = list(topics)
+    metadata = await asyncio.to_thread(admin.list_topics, timeout=15)
+    missing = [t for t in wanted if t not in metadata.topics]
+    for name in set(wanted) - set(missing):
+        have = len(metadata.topics[name].partitions)
+        if have != partitions:
+            raise DeliveryError(
+                f"kafka topic {name}", f"has {have} partitions but the engine is configured for {partitions}"
+            )
+    if not missing:
+        return
+    futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing])
+    for name, fut in futures.items():
+        try:
+            await asyncio.wrap_future(fut)
+        except confluent_kafka.KafkaException as exc:
+            if exc.args[0].code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
+                raise DeliveryError(f"kafka topic {name}", str(exc)) from exc

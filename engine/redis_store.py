@@ -1,0 +1,102 @@
+"""Writes and reads users' recommendations in Redis, following the key contract in `schemas.keys`.
+
+A write replaces the sorted set and the metadata hash in one MULTI/EXEC, so a reader never sees a
+half-written list. Async only.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Recommendations", "RedisStore"]
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from schemas import keys
+from schemas.keys import MetaField
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendations:
+    """What a reader gets for one user (the JSON of `personalize recs --json`)."""
+
+    user_id: str
+    items: list[tuple[str, float]]
+    updated_ms: int | None
+    model_version: str | None
+    events_seen: int | None
+    last_event_ts: int | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "user_id": self.user_id,
+            "items": [{"item_id": item, "score": score} for item, score in self.items],
+            "updated_ms": self.updated_ms,
+            "model_version": self.model_version,
+            "events_seen": self.events_seen,
+            "last_event_ts": self.last_event_ts,
+        }
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None else None
+
+
+class RedisStore:
+    """Per-user top-N sorted sets plus metadata hashes for one namespace."""
+
+    def __init__(self, client: aioredis.Redis, namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+
+    @classmethod
+    def from_url(cls, url: str, namespace: str) -> RedisStore:
+        return cls(aioredis.Redis.from_url(url, decode_responses=True), namespace)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def publish(
+        self,
+        user_id: str,
+        items: Sequence[tuple[str, float]],
+        *,
+        model_version: str,
+        last_event_ts: int,
+        events_seen: int,
+    ) -> int:
+        """Replace the user's recommendations; returns the ``updated_ms`` written."""
+        recs_key = keys.recs(self.namespace, user_id)
+        updated_ms = time.time_ns() // 1_000_000
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(recs_key)
+            if items:
+                pipe.zadd(recs_key, dict(items))
+            pipe.hset(
+                keys.meta(self.namespace, user_id),
+                mapping={
+                    MetaField.UPDATED_MS: updated_ms,
+                    MetaField.LAST_EVENT_TS: last_event_ts,
+                    MetaField.MODEL_VERSION: model_version,
+                    MetaField.EVENTS_SEEN: events_seen,
+                },
+            )
+            await pipe.execute()
+        return updated_ms
+
+    async def read(self, user_id: str, n: int = 50) -> Recommendations:
+        """The user's current top-n, best first (empty with None metadata for an unknown user)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zrevrange(keys.recs(self.namespace, user_id), 0, n - 1, withscores=True)
+            pipe.hgetall(keys.meta(self.namespace, user_id))
+            ranked, meta = await pipe.execute()
+        return Recommendations(
+            user_id=user_id,
+            items=[(str(item), float(score)) for item, score in ranked],
+            updated_ms=_int(meta.get(MetaField.UPDATED_MS)),
+            model_version=meta.get(MetaField.MODEL_VERSION),
+            events_seen=_int(meta.get(MetaField.EVENTS_SEEN)),
+            last_event_ts=_int(meta.get(MetaField.LAST_EVENT_TS)),
+        )

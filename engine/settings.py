@@ -1,0 +1,82 @@
+"""The one settings object: typed, frozen, read from ``PERSONALIZE_*`` environment variables.
+
+Topic names, the Faust app id and Redis keys all derive from ``namespace``, so one variable isolates
+a tenant (or a test run) end to end. Defaults match what `personalize stack up` starts.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Settings", "load"]
+
+import functools
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.errors import ConfigError
+
+_PREFIX = "PERSONALIZE_"
+
+
+class Settings(BaseSettings):
+    """Engine configuration; every field is ``PERSONALIZE_<FIELD>`` in the environment.
+
+    >>> s = Settings(namespace="shop")
+    >>> s.events_topic, s.app_id
+    ('p13n.shop.events', 'p13n-shop')
+    """
+
+    model_config = SettingsConfigDict(env_prefix=_PREFIX, frozen=True, extra="forbid")
+
+    namespace: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    kafka_bootstrap: str | None = None
+    redis_url: str | None = None
+    partitions: int = Field(4, ge=1, le=1024)
+    top_n: int = Field(50, ge=1, le=1000)
+    metrics_port: int = Field(9464, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    log_level: Literal["debug", "info", "warn", "error"] = "info"
+    stack_dir: Path = Path(".stack")
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    redis_port: int = 16379
+    kafka_heap: str = "768m"
+
+    @property
+    def bootstrap(self) -> str:
+        """Kafka bootstrap servers: ``kafka_bootstrap`` or the local stack's broker."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis(self) -> str:
+        """Redis URL: ``redis_url`` or the local stack's server."""
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def app_id(self) -> str:
+        return f"p13n-{self.namespace}"
+
+    @property
+    def events_topic(self) -> str:
+        return f"p13n.{self.namespace}.events"
+
+    @property
+    def items_topic(self) -> str:
+        return f"p13n.{self.namespace}.items"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"p13n.{self.namespace}.dead-letter"
+
+
+@functools.cache
+def load() -> Settings:
+    """Settings from the environment, read once per process; unknown ``PERSONALIZE_*`` keys are errors."""
+    known = {f"{_PREFIX}{name}".upper() for name in Settings.model_fields}
+    unknown = sorted(k for k in os.environ if k.upper().startswith(_PREFIX) and k.upper() not in known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return Settings()

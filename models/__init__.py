@@ -1,0 +1,1 @@
+"""Learning: online recommenders and their state. Pure: no Kafka, Redis or network imports."""

@@ -1,0 +1,86 @@
+"""The one error tree of the engine; every error we raise on purpose lives here.
+
+Errors carry the context needed to act on them (which event, which key, which service). This module
+imports nothing from the rest of the project so that every layer can raise these.
+
+    PersonalizeError
+    ├── InvalidEventError        an event or catalog record breaks the contract (has .problems)
+    ├── ConfigError              settings or files that cannot be used
+    ├── StackError               the local Kafka/Redis stack cannot be installed or started
+    │   └── ServiceUnavailableError  a service did not answer in time
+    └── DeliveryError            a record could not be written to Kafka or Redis
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DeliveryError",
+    "InvalidEventError",
+    "PersonalizeError",
+    "Problem",
+    "ServiceUnavailableError",
+    "StackError",
+]
+
+from dataclasses import dataclass
+
+
+class PersonalizeError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an input: where (a dotted field path) and what."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class InvalidEventError(PersonalizeError):
+    """An event or catalog record that breaks the contract; ``problems`` lists every issue found.
+
+    >>> err = InvalidEventError([Problem("ts", "must be milliseconds")], event_id="e1")
+    >>> str(err)
+    'invalid event e1: ts: must be milliseconds'
+    """
+
+    def __init__(self, problems: list[Problem], *, event_id: str | None = None) -> None:
+        self.problems = problems
+        self.event_id = event_id
+        where = f"invalid event {event_id}" if event_id else "invalid event"
+        super().__init__(f"{where}: " + "; ".join(str(p) for p in problems))
+
+    @property
+    def reason(self) -> str:
+        """All problems on one line, as written to the dead-letter topic."""
+        return "; ".join(str(p) for p in self.problems)
+
+
+class ConfigError(PersonalizeError):
+    """Settings or configuration files that cannot be used."""
+
+
+class StackError(PersonalizeError):
+    """The local Kafka/Redis stack cannot be installed, started or stopped."""
+
+
+class ServiceUnavailableError(StackError):
+    """A service did not answer within its deadline."""
+
+    def __init__(self, service: str, address: str, waited_s: float) -> None:
+        self.service = service
+        self.address = address
+        super().__init__(f"{service} at {address} did not answer within {waited_s:.0f}s")
+
+
+class DeliveryError(PersonalizeError):
+    """A record could not be delivered to Kafka or Redis."""
+
+    def __init__(self, target: str, detail: str) -> None:
+        self.target = target
+        super().__init__(f"could not deliver to {target}: {detail}")

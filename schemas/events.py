@@ -1,0 +1,183 @@
+"""Event contract v1: the clickstream events and catalog records apps send, and their validation.
+
+Pure data and validation; no I/O. Every failure becomes an `InvalidEventError` listing each problem
+with its field path, which is what the dead-letter topic and the HTTP API report back.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Context",
+    "Event",
+    "EventType",
+    "ItemRecord",
+    "encode",
+    "parse_event",
+    "parse_item",
+]
+
+import math
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
+
+import orjson
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from schemas.errors import InvalidEventError, Problem
+
+SCHEMA_VERSION = 1
+
+#: Earliest and latest plausible event time in epoch milliseconds (1973 .. 2100); a value below the
+#: floor is almost always seconds sent by mistake, which the error message says.
+_TS_MIN_MS = 100_000_000_000
+_TS_MAX_MS = 4_102_444_800_000
+
+Id = Annotated[StrictStr, Field(min_length=1, max_length=256)]
+Label = Annotated[StrictStr, Field(min_length=1, max_length=128)]
+
+
+class EventType(StrEnum):
+    """What the user did with the item."""
+
+    VIEW = "view"
+    CLICK = "click"
+    ADD_TO_CART = "add_to_cart"
+    PURCHASE = "purchase"
+    RATING = "rating"
+    DWELL = "dwell"
+    IMPRESSION = "impression"
+    DISMISS = "dismiss"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+class Context(_Record):
+    """Where and how the event happened; every field optional."""
+
+    device: Label | None = None
+    locale: Label | None = None
+    region: Label | None = None
+    surface: Label | None = None
+
+
+class Event(_Record):
+    """One user-item interaction.
+
+    ``value`` means: the rating for ``rating`` (0-10), seconds for ``dwell``, else a weight (default 1).
+    ``ts`` is epoch milliseconds.
+
+    >>> e = Event(event_id="e1", user_id="u1", item_id="i9", type="click", ts=1_700_000_000_000)
+    >>> e.type is EventType.CLICK, e.value
+    (True, 1.0)
+    """
+
+    v: Literal[1] = SCHEMA_VERSION
+    event_id: Id
+    user_id: Id
+    item_id: Id
+    type: EventType
+    value: float = 1.0
+    ts: StrictInt
+    context: Context = Context()
+    decision_id: Id | None = None
+
+    @pydantic.field_validator("ts")
+    @classmethod
+    def _ts_in_milliseconds(cls, ts: int) -> int:
+        if ts < _TS_MIN_MS:
+            raise ValueError(f"{ts} is before 1973 in epoch milliseconds; was it sent in seconds?")
+        if ts > _TS_MAX_MS:
+            raise ValueError(f"{ts} is after 2100 in epoch milliseconds")
+        return ts
+
+    @pydantic.model_validator(mode="after")
+    def _value_fits_type(self) -> Event:
+        if not math.isfinite(self.value):
+            raise ValueError("value must be a finite number")
+        if self.type is EventType.RATING and not 0.0 <= self.value <= 10.0:
+            raise ValueError(f"a rating's value must be within 0..10, got {self.value}")
+        if self.value < 0.0:
+            raise ValueError(f"value must not be negative for {self.type.value}, got {self.value}")
+        return self
+
+
+Attribute = StrictStr | StrictBool | StrictInt | float
+
+
+class ItemRecord(_Record):
+    """A catalog update: the item's content and whether it may be recommended.
+
+    >>> ItemRecord(item_id="i1", categories=["shoes"]).available
+    True
+    """
+
+    v: Literal[1] = SCHEMA_VERSION
+    item_id: Id
+    categories: tuple[Label, ...] = ()
+    tags: tuple[Label, ...] = ()
+    attributes: dict[Label, Attribute] = Field(default_factory=dict)
+    available: StrictBool = True
+
+
+_M = TypeVar("_M", bound=_Record)
+
+
+def _problems(error: pydantic.ValidationError) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(Problem(field, message))
+    return problems
+
+
+def _parse(raw: bytes | str | dict[str, Any], model: type[_M]) -> _M:
+    if isinstance(raw, dict):
+        obj: Any = raw
+    else:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidEventError([Problem("", f"not valid JSON: {exc}")]) from None
+    if not isinstance(obj, dict):
+        raise InvalidEventError([Problem("", f"expected a JSON object, got {type(obj).__name__}")])
+    try:
+        return model.model_validate(obj)
+    except pydantic.ValidationError as exc:
+        event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
+        raise InvalidEventError(_problems(exc), event_id=event_id) from None
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
+    """Validate one event from JSON bytes (or an already decoded object).
+
+    >>> parse_event(b'{"event_id":"e1","user_id":"u1","item_id":"i1","type":"view","ts":1700000000000}').item_id
+    'i1'
+    >>> parse_event(b'{"event_id":"e2","user_id":"u1","item_id":"i1","type":"wave","ts":1700000000}')
+    Traceback (most recent call last):
+    ...
+    schemas.errors.InvalidEventError: invalid event e2: type: Input should be 'view', ...; ts: ...seconds?
+    """
+    return _parse(raw, Event)
+
+
+def parse_item(raw: bytes | str | dict[str, Any]) -> ItemRecord:
+    """Validate one catalog record.
+
+    >>> parse_item({"item_id": "i1", "categories": ["a", "b"]}).categories
+    ('a', 'b')
+    """
+    return _parse(raw, ItemRecord)
+
+
+def encode(record: Event | ItemRecord) -> bytes:
+    """The canonical JSON bytes of a record (fields left at None are omitted).
+
+    >>> encode(ItemRecord(item_id="i1"))
+    b'{"v":1,"item_id":"i1","categories":[],"tags":[],"attributes":{},"available":true}'
+    """
+    return orjson.dumps(record.model_dump(mode="json", exclude_none=True))

@@ -1,0 +1,45 @@
+"""Redis key contract, version 1: every key the engine writes is built here and nowhere else.
+
+Readers in any language rebuild the same strings (see README, "Redis key contract"). Bump
+`KEY_VERSION` when a key's layout or meaning changes, so old and new readers never mix.
+"""
+
+from __future__ import annotations
+
+__all__ = ["KEY_PREFIX", "KEY_VERSION", "MetaField", "meta", "recs"]
+
+from enum import StrEnum
+
+KEY_PREFIX = "p13n"
+KEY_VERSION = "v1"
+
+
+class MetaField(StrEnum):
+    """Fields of the per-user metadata hash."""
+
+    UPDATED_MS = "updated_ms"
+    LAST_EVENT_TS = "last_event_ts"
+    MODEL_VERSION = "model_version"
+    EVENTS_SEEN = "events_seen"
+
+
+def _key(namespace: str, kind: str, ident: str) -> str:
+    return f"{KEY_PREFIX}:{KEY_VERSION}:{namespace}:{kind}:{ident}"
+
+
+def recs(namespace: str, user_id: str) -> str:
+    """Sorted set of the user's top-N items, member = item_id, score = higher is better.
+
+    >>> recs("shop", "u7")
+    'p13n:v1:shop:recs:u7'
+    """
+    return _key(namespace, "recs", user_id)
+
+
+def meta(namespace: str, user_id: str) -> str:
+    """Hash with `MetaField` fields describing the user's current recommendations.
+
+    >>> meta("shop", "u7")
+    'p13n:v1:shop:meta:u7'
+    """
+    return _key(namespace, "meta", user_id)

@@ -1,0 +1,113 @@
+"""What the agents do with each record: validate, deduplicate, learn, rank, publish.
+
+Kept apart from the Faust wiring so it can be driven directly in tests. Never raises on input: a
+record that cannot be handled is sent to the dead-letter topic with its reason and original bytes.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Pipeline", "Profiles", "Sender"]
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import redis.exceptions
+
+from engine.metrics import Metrics
+from engine.redis_store import RedisStore
+from models.profile import UserProfile
+from models.recommender import HybridRecommender
+from schemas.errors import InvalidEventError
+from schemas.events import Event, parse_event, parse_item
+from streams import deadletter
+
+log = logging.getLogger(__name__)
+
+#: ``send(topic, key, value)``: how the pipeline writes to Kafka (Faust's producer in the worker).
+Sender = Callable[[str, bytes | None, bytes], Awaitable[Any]]
+#: user_id -> `UserProfile.to_dict()`; a changelog-backed Faust table in the worker.
+Profiles = MutableMapping[str, Any]
+
+
+class Pipeline:
+    """Per-record logic of the worker for one namespace."""
+
+    def __init__(
+        self,
+        *,
+        model: HybridRecommender,
+        store: RedisStore,
+        metrics: Metrics,
+        send: Sender,
+        events_topic: str,
+        dead_letter_topic: str,
+        top_n: int,
+    ) -> None:
+        self.model = model
+        self.store = store
+        self.metrics = metrics
+        self.send = send
+        self.events_topic = events_topic
+        self.dead_letter_topic = dead_letter_topic
+        self.top_n = top_n
+
+    async def dead_letter(
+        self, raw: bytes | None, error: Exception, *, topic: str, partition: int, offset: int, key: bytes | None
+    ) -> None:
+        kind = "invalid" if isinstance(error, InvalidEventError) else "internal"
+        if kind == "internal":
+            log.exception("record %s[%d]@%d failed; sent to dead letters", topic, partition, offset)
+        else:
+            log.info("invalid record %s[%d]@%d: %s", topic, partition, offset, error)
+        value = deadletter.envelope(raw, error, topic=topic, partition=partition, offset=offset, key=key)
+        await self.send(self.dead_letter_topic, key, value)
+        self.metrics.dead_letters.labels(kind=kind).inc()
+        self.metrics.events.labels(outcome="dead_letter").inc()
+
+    def apply_item(self, raw: bytes) -> None:
+        """Validate and learn one catalog record (raises `InvalidEventError`)."""
+        self.model.learn_item(parse_item(raw))
+        self.metrics.items.inc()
+
+    async def handle_event(self, raw: bytes, key: bytes | None, profiles: Profiles) -> str:
+        """Process one raw event; returns the outcome (learned, duplicate, rekeyed).
+
+        Raises `InvalidEventError` for a record that breaks the contract.
+        """
+        started = time.perf_counter()
+        event = parse_event(raw)
+        if key is None or key.decode("utf-8", "replace") != event.user_id:
+            # Per-user state lives on the partition of the user_id key: move the event there.
+            await self.send(self.events_topic, event.user_id.encode(), raw)
+            return "rekeyed"
+        stored = profiles.get(event.user_id)
+        profile = UserProfile.from_dict(stored) if stored is not None else UserProfile(event.user_id)
+        if profile.has_seen(event.event_id):
+            self.metrics.events.labels(outcome="duplicate").inc()
+            return "duplicate"
+        self.model.learn_one(event, profile)
+        profile.observe(event, self.model.signal(event))
+        profiles[event.user_id] = profile.to_dict()
+        await self._publish(event, profile)
+        self.metrics.events.labels(outcome="learned").inc()
+        self.metrics.process_seconds.observe(time.perf_counter() - started)
+        return "learned"
+
+    async def _publish(self, event: Event, profile: UserProfile) -> None:
+        items = self.model.recommend(profile, self.top_n, event.context, event.ts)
+        try:
+            updated_ms = await self.store.publish(
+                profile.user_id,
+                items,
+                model_version=self.model.version,
+                last_event_ts=profile.last_ts,
+                events_seen=profile.events_seen,
+            )
+        except (redis.exceptions.RedisError, OSError):
+            # The model has learned the event; the list is rebuilt on the user's next event.
+            log.exception("could not publish recommendations of %s", profile.user_id)
+            self.metrics.publish_errors.inc()
+            return
+        self.metrics.freshness.observe(max(0.0, (updated_ms - event.ts) / 1000.0))
