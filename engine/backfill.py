@@ -38,7 +38,7 @@ def movielens_items(ratings: Path) -> list[ItemRecord]:
     records = []
     with movies.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
-            genres = [] if row["genres"] == _NO_GENRES else row["genres"].split("|")
+            genres = [] if row["genres"] == _NO_GENRES else [g for g in row["genres"].split("|") if g]
             records.append(
                 ItemRecord(
                     item_id=row["movieId"],

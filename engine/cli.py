@@ -77,9 +77,14 @@ def worker() -> None:
     loop.run_until_complete(producing.ensure_engine_topics(settings))
     registry = CollectorRegistry()
     faust_app, _ = create_app(settings, registry)
+    stack.register_worker(settings)
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
-        err.print(f"metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics")
+        try:
+            server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+        except OSError:
+            # Another worker on this host has the port: serve on a free one rather than not at all.
+            server, _ = start_http_server(0, addr=settings.metrics_host, registry=registry)
+        err.print(f"metrics on http://{settings.metrics_host}:{server.server_port}/metrics")
     from faust.worker import Worker
 
     Worker(faust_app, loop=loop, loglevel=settings.log_level, quiet=True).execute_from_commandline()
@@ -107,6 +112,21 @@ def simulate(
         manifest.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     err.print(f"sent {report['items']} catalog records and {report['events']} events "
               f"to {settings.events_topic} in {report['seconds']:.1f}s")
+
+
+@app.command()
+def demo(
+    users: Annotated[int, typer.Option(min=3)] = 200,
+    items: Annotated[int, typer.Option(min=12)] = 300,
+    events: Annotated[int, typer.Option(min=1)] = 10_000,
+    rate: Annotated[float, typer.Option(min=1.0, help="Events per second.")] = 1000.0,
+    seed: Annotated[int, typer.Option()] = 7,
+) -> None:
+    """Run a worker, stream a simulated clickstream, show live recommendations and freshness."""
+    from engine import demo as demo_run
+
+    asyncio.run(demo_run.run(_settings(), users=users, items=items, events=events, rate=rate, seed=seed,
+                             console=Console()))
 
 
 @app.command()

@@ -86,6 +86,23 @@ class RedisStore:
             await pipe.execute()
         return updated_ms
 
+    async def heartbeat(self, worker_id: str, fields: dict[str, int | str], ttl_s: int) -> None:
+        """Announce a live worker and its counters; the key disappears ``ttl_s`` after the last beat."""
+        key = keys.worker(self.namespace, worker_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, ttl_s)
+            await pipe.execute()
+
+    async def workers(self) -> list[dict[str, str]]:
+        """Heartbeats of the namespace's live workers."""
+        found = []
+        async for key in self.client.scan_iter(match=keys.workers_pattern(self.namespace)):
+            beat = await self.client.hgetall(key)
+            if beat:
+                found.append(beat)
+        return found
+
     async def read(self, user_id: str, n: int = 50) -> Recommendations:
         """The user's current top-n, best first (empty with None metadata for an unknown user)."""
         async with self.client.pipeline(transaction=False) as pipe:

@@ -7,7 +7,7 @@ process command line). Process management is synchronous on purpose: it runs fro
 
 from __future__ import annotations
 
-__all__ = ["Service", "ServiceStatus", "down", "status", "up"]
+__all__ = ["Service", "ServiceStatus", "down", "register_worker", "spawn_worker", "status", "up", "workers"]
 
 import base64
 import os
@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -230,19 +231,75 @@ def up(settings: Settings, log: Callable[[str], None] = print, timeout_s: float 
 
 
 def down(settings: Settings, log: Callable[[str], None] = print, timeout_s: float = 30.0) -> None:
-    """Stop the processes `up` started, and only those."""
+    """Stop the workers that registered here, then Kafka and Redis started by `up`; nothing else."""
+    for pid in workers(settings):
+        _stop(pid, timeout_s)
+        log(f"stopped worker (pid {pid})")
+    shutil.rmtree(settings.stack_dir.resolve() / "workers", ignore_errors=True)
     for service in (Service.KAFKA, Service.REDIS):
         pid = _running_pid(settings, service)
         if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout_s
-            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-                _reap(pid)
-                time.sleep(0.2)
-            if Path(f"/proc/{pid}").exists():
-                os.kill(pid, signal.SIGKILL)
+            _stop(pid, timeout_s)
             log(f"stopped {service.value} (pid {pid})")
         _pid_file(settings, service).unlink(missing_ok=True)
+
+
+def _stop(pid: int, timeout_s: float) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.2)
+    if Path(f"/proc/{pid}").exists():
+        os.kill(pid, signal.SIGKILL)
+        _reap(pid)
+
+
+# -- workers -------------------------------------------------------------------------------------
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of a process: with the pid, it names one process for good."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def register_worker(settings: Settings) -> None:
+    """Record this process as a worker of the stack, so that `down` stops it too."""
+    folder = settings.stack_dir.resolve() / "workers"
+    folder.mkdir(parents=True, exist_ok=True)
+    pid = os.getpid()
+    (folder / str(pid)).write_text(f"{_start_time(pid)}\n")
+
+
+def workers(settings: Settings) -> list[int]:
+    """Pids of registered workers that still run."""
+    folder = settings.stack_dir.resolve() / "workers"
+    alive = []
+    for entry in sorted(folder.glob("*")) if folder.exists() else []:
+        pid = int(entry.name)
+        if _start_time(pid) == entry.read_text().strip():
+            alive.append(pid)
+        else:
+            entry.unlink(missing_ok=True)
+    return alive
+
+
+def spawn_worker(settings: Settings, env: dict[str, str] | None = None) -> int:
+    """Start `personalize worker` in the background, logging to the stack folder."""
+    log_file = settings.stack_dir.resolve() / "worker.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "engine", "worker"]
+    with log_file.open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env)
+    return proc.pid
 
 
 def _reap(pid: int) -> None:

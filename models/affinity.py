@@ -1,7 +1,8 @@
 """Context-aware user-category affinity learned online by a River logistic regression.
 
-Features cross the category with the user, device, locale and time of day, so one model learns both
-personal taste and context effects (mobile users in the evening...) and generalises to unseen items.
+Features cross the category with the user (personal taste) and, at a smaller scale, with the device,
+locale and time of day (context effects shared by everyone), and generalise to items never seen.
+No global per-category feature: with sampled negatives it learns popularity and drowns out taste.
 """
 
 from __future__ import annotations
@@ -16,17 +17,22 @@ from river import linear_model, optim
 from schemas.events import Context
 
 
+#: Scale of the shared context crosses relative to the personal one (measured on the synthetic
+#: clickstream: 0.3 keeps taste dominant while context still moves the ranking).
+CONTEXT_SCALE = 0.3
+
+
 def _features(user_id: str, category: str, context: Context | None, ts: int | None) -> dict[str, float]:
-    x = {f"c={category}": 1.0, f"u={user_id}|c={category}": 1.0}
+    x = {f"u={user_id}|c={category}": 1.0}
     if context is not None:
         if context.device:
-            x[f"d={context.device}|c={category}"] = 1.0
+            x[f"d={context.device}|c={category}"] = CONTEXT_SCALE
         if context.locale:
-            x[f"l={context.locale}|c={category}"] = 1.0
+            x[f"l={context.locale}|c={category}"] = CONTEXT_SCALE
     if ts is not None:
         when = dt.datetime.fromtimestamp(ts / 1000, tz=dt.UTC)
-        x[f"h={when.hour // 6}|c={category}"] = 1.0
-        x[f"we={int(when.weekday() >= 5)}|c={category}"] = 1.0
+        x[f"h={when.hour // 6}|c={category}"] = CONTEXT_SCALE
+        x[f"we={int(when.weekday() >= 5)}|c={category}"] = CONTEXT_SCALE
     return x
 
 
@@ -42,7 +48,7 @@ class CategoryAffinity:
     True
     """
 
-    def __init__(self, learning_rate: float = 0.1, l2: float = 0.0) -> None:
+    def __init__(self, learning_rate: float = 0.3, l2: float = 0.0) -> None:
         self.learning_rate = learning_rate
         self.l2 = l2
         self.model = linear_model.LogisticRegression(

@@ -22,7 +22,7 @@ class CoOccurrence:
     ['b', 'a']
     """
 
-    def __init__(self, window: int = 20, decay: float = 0.85, max_neighbors: int = 200) -> None:
+    def __init__(self, window: int = 20, decay: float = 0.85, max_neighbors: int = 50) -> None:
         self.window = window
         self.decay = decay
         self.max_neighbors = max_neighbors

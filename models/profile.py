@@ -76,7 +76,7 @@ class UserProfile:
             "user_id": self.user_id,
             "events_seen": self.events_seen,
             "last_ts": self.last_ts,
-            "recent": self.recent,
+            "recent": list(self.recent),
             "consumed": list(self.consumed),
             "seen_ids": list(self.seen_ids),
         }

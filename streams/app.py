@@ -8,9 +8,14 @@ from __future__ import annotations
 
 __all__ = ["create_app"]
 
+import logging
+import os
+import socket
+import time
 from typing import Any
 
 import faust
+import redis.exceptions
 from prometheus_client import CollectorRegistry
 
 from engine.metrics import Metrics
@@ -19,6 +24,11 @@ from engine.settings import Settings
 from models.recommender import MODEL_VERSION, HybridRecommender
 from streams import codecs
 from streams.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+#: Seconds between worker heartbeats in Redis (`schemas.keys.worker`).
+HEARTBEAT_S = 1.0
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> tuple[faust.App, Pipeline]:
@@ -92,8 +102,24 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app.agent(events_topic, name="events")(consume_events)
     app.agent(items_topic, name="items")(consume_items)
 
-    @app.timer(interval=5.0)
-    async def count_users() -> None:
+    worker_id = f"{socket.gethostname()}-{os.getpid()}"
+    started_ms = time.time_ns() // 1_000_000
+
+    @app.timer(interval=HEARTBEAT_S)
+    async def heartbeat() -> None:
         metrics.users.set(len(profiles))
+        fields: dict[str, int | str] = {
+            "pid": os.getpid(),
+            "started_ms": started_ms,
+            "beat_ms": time.time_ns() // 1_000_000,
+            "model_version": MODEL_VERSION,
+            "events": int(sum(metrics.registry.get_sample_value("personalize_events_total", {"outcome": o}) or 0
+                              for o in ("learned", "duplicate", "dead_letter"))),
+            "items": int(metrics.registry.get_sample_value("personalize_items_total") or 0),
+        }
+        try:
+            await pipeline.store.heartbeat(worker_id, fields, ttl_s=int(HEARTBEAT_S * 5))
+        except (redis.exceptions.RedisError, OSError):
+            log.warning("heartbeat to Redis failed", exc_info=True)
 
     return app, pipeline

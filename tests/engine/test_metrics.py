@@ -1,0 +1,40 @@
+"""Tests for `engine.metrics`: one registry per Metrics, with the documented names."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from engine.metrics import Metrics
+
+
+def test_info_names_namespace_and_model() -> None:
+    m = Metrics.create(CollectorRegistry(), "shop", "m1")
+    labels = {"namespace": "shop", "model_version": "m1"}
+    assert m.registry.get_sample_value("personalize_info", labels) == 1.0
+
+
+def test_registries_are_independent() -> None:
+    a = Metrics.create(CollectorRegistry(), "t", "m")
+    b = Metrics.create(CollectorRegistry(), "t", "m")
+    a.items.inc(3)
+    assert a.registry.get_sample_value("personalize_items_total") == 3.0
+    assert b.registry.get_sample_value("personalize_items_total") == 0.0
+
+
+def test_one_registry_holds_one_metrics() -> None:
+    registry = CollectorRegistry()
+    Metrics.create(registry, "t", "m")
+    with pytest.raises(ValueError):
+        Metrics.create(registry, "t", "m")
+
+
+def test_labelled_counters_and_histograms() -> None:
+    m = Metrics.create(CollectorRegistry(), "t", "m")
+    m.dead_letters.labels(kind="invalid").inc()
+    m.freshness.observe(0.02)
+    m.users.set(5)
+    assert m.registry.get_sample_value("personalize_dead_letters_total", {"kind": "invalid"}) == 1.0
+    assert m.registry.get_sample_value("personalize_freshness_seconds_bucket", {"le": "0.025"}) == 1.0
+    assert m.registry.get_sample_value("personalize_freshness_seconds_bucket", {"le": "0.01"}) == 0.0
+    assert m.registry.get_sample_value("personalize_users") == 5.0

@@ -1,0 +1,129 @@
+"""Tests for `engine.redis_store` with an in-memory fake client (no Redis server)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+
+from engine.redis_store import Recommendations, RedisStore
+from schemas.keys import MetaField
+
+
+@dataclass
+class FakePipeline:
+    """Records queued commands; `execute` returns the canned ``results``."""
+
+    transaction: bool
+    results: list[Any]
+    commands: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+    executed: bool = False
+
+    async def __aenter__(self) -> FakePipeline:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        def queue(*args: Any, **kwargs: Any) -> None:
+            self.commands.append((name, args, kwargs))
+
+        return queue
+
+    async def execute(self) -> list[Any]:
+        self.executed = True
+        return self.results
+
+
+@dataclass
+class FakeClient:
+    results: list[Any] = field(default_factory=list)
+    pipelines: list[FakePipeline] = field(default_factory=list)
+
+    def pipeline(self, transaction: bool = True) -> FakePipeline:
+        pipe = FakePipeline(transaction, self.results)
+        self.pipelines.append(pipe)
+        return pipe
+
+
+def _store(client: FakeClient) -> RedisStore:
+    return RedisStore(cast(aioredis.Redis, client), "shop")
+
+
+def test_to_json_shape() -> None:
+    recs = Recommendations(
+        user_id="u1",
+        items=[("i1", 0.9), ("i2", 0.5)],
+        updated_ms=1_700_000_000_123,
+        model_version="hybrid-0.1",
+        events_seen=4,
+        last_event_ts=1_700_000_000_000,
+    )
+    assert recs.to_json() == {
+        "user_id": "u1",
+        "items": [{"item_id": "i1", "score": 0.9}, {"item_id": "i2", "score": 0.5}],
+        "updated_ms": 1_700_000_000_123,
+        "model_version": "hybrid-0.1",
+        "events_seen": 4,
+        "last_event_ts": 1_700_000_000_000,
+    }
+
+
+def test_to_json_of_an_unknown_user() -> None:
+    recs = Recommendations("u9", [], None, None, None, None)
+    assert recs.to_json() == {
+        "user_id": "u9",
+        "items": [],
+        "updated_ms": None,
+        "model_version": None,
+        "events_seen": None,
+        "last_event_ts": None,
+    }
+
+
+async def test_publish_replaces_list_and_metadata_in_one_transaction() -> None:
+    client = FakeClient()
+    updated = await _store(client).publish(
+        "u1", [("i1", 0.9), ("i2", 0.4)], model_version="m1", last_event_ts=123, events_seen=7
+    )
+    [pipe] = client.pipelines
+    assert pipe.transaction and pipe.executed
+    names = [name for name, _, _ in pipe.commands]
+    assert names == ["delete", "zadd", "hset"]
+    assert pipe.commands[0][1] == ("p13n:v1:shop:recs:u1",)
+    assert pipe.commands[1][1] == ("p13n:v1:shop:recs:u1", {"i1": 0.9, "i2": 0.4})
+    name, args, kwargs = pipe.commands[2]
+    assert args == ("p13n:v1:shop:meta:u1",)
+    assert kwargs["mapping"] == {
+        MetaField.UPDATED_MS: updated,
+        MetaField.LAST_EVENT_TS: 123,
+        MetaField.MODEL_VERSION: "m1",
+        MetaField.EVENTS_SEEN: 7,
+    }
+    assert updated > 1_600_000_000_000
+
+
+async def test_publish_of_no_items_only_clears_the_list() -> None:
+    client = FakeClient()
+    await _store(client).publish("u1", [], model_version="m1", last_event_ts=1, events_seen=1)
+    assert [name for name, _, _ in client.pipelines[0].commands] == ["delete", "hset"]
+
+
+async def test_read_converts_types() -> None:
+    meta = {"updated_ms": "1700000000123", "model_version": "m1", "events_seen": "3", "last_event_ts": "99"}
+    client = FakeClient(results=[[("i1", 0.9), ("i2", 0.5)], meta])
+    recs = await _store(client).read("u1", n=2)
+    assert recs == Recommendations("u1", [("i1", 0.9), ("i2", 0.5)], 1_700_000_000_123, "m1", 3, 99)
+    [pipe] = client.pipelines
+    assert pipe.commands[0] == ("zrevrange", ("p13n:v1:shop:recs:u1", 0, 1), {"withscores": True})
+    assert pipe.commands[1] == ("hgetall", ("p13n:v1:shop:meta:u1",), {})
+
+
+async def test_read_of_an_unknown_user() -> None:
+    recs = await _store(FakeClient(results=[[], {}])).read("nobody")
+    assert recs == Recommendations("nobody", [], None, None, None, None)

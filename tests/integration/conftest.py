@@ -1,0 +1,125 @@
+"""Fixtures for tests through the real Kafka broker and redis-server of the local stack.
+
+Each test session uses its own namespace (topics, consumer group, Redis keys), so runs never see each
+other's data; the stack itself is started (idempotently) by `engine.stack.up`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from engine import stack
+from engine.redis_store import RedisStore
+from engine.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_settings(namespace: str) -> Settings:
+    return Settings(namespace=namespace, stack_dir=ROOT / ".stack", metrics_port=0)
+
+
+@pytest.fixture(scope="session")
+def live_stack() -> None:
+    stack.up(make_settings("default"), log=lambda _m: None)
+
+
+class Worker:
+    """A `personalize worker` subprocess for one namespace."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONALIZE_")}
+        env.update(
+            PERSONALIZE_NAMESPACE=self.settings.namespace,
+            PERSONALIZE_METRICS_PORT="0",
+            PERSONALIZE_STACK_DIR=str(self.settings.stack_dir),
+            PERSONALIZE_PARTITIONS=str(self.settings.partitions),
+        )
+        return env
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "engine", "worker"], env=self.env(), stdout=out,
+                stderr=subprocess.STDOUT, cwd=ROOT,
+            )
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+async def wait_for(check: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Poll an async predicate until true; fail the test with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await check():  # type: ignore[misc]
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+async def processed(store: RedisStore) -> int:
+    """Events counted by the namespace's live workers (learned, duplicates and dead letters)."""
+    return sum(int(b.get("events", 0)) for b in await store.workers())
+
+
+@pytest.fixture(scope="session")
+def namespace() -> str:
+    return f"it{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def settings(live_stack: None, namespace: str) -> Settings:
+    return make_settings(namespace)
+
+
+@pytest.fixture(scope="session")
+def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    w = Worker(settings, tmp_path_factory.mktemp("worker") / "worker.log")
+    w.start()
+    yield w
+    w.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def store(settings: Settings) -> AsyncIterator[RedisStore]:
+    s = RedisStore.from_url(settings.redis, settings.namespace)
+    yield s
+    await s.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def ready_worker(worker: Worker, store: RedisStore) -> Worker:
+    """The session's worker once it beats in Redis."""
+    async def beating() -> bool:
+        return bool(await store.workers())
+
+    try:
+        await wait_for(beating, 90, "the worker's first heartbeat")
+    except AssertionError:
+        raise AssertionError(f"worker never became ready; log:\n{worker.log_path.read_text()[-4000:]}") from None
+    return worker

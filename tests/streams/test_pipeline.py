@@ -1,0 +1,209 @@
+"""Tests for the per-record logic in `streams.pipeline`, driven with in-memory fakes (no Kafka, no Redis)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import orjson
+import pytest
+import redis.exceptions
+from prometheus_client import CollectorRegistry
+
+from engine.metrics import Metrics
+from engine.redis_store import RedisStore
+from models.profile import UserProfile
+from models.recommender import MODEL_VERSION, HybridRecommender
+from schemas.errors import InvalidEventError
+from schemas.events import Event, ItemRecord, encode
+from streams.pipeline import Pipeline
+
+EVENTS, DEAD = "p13n.t.events", "p13n.t.dead-letter"
+TS = 1_700_000_000_000
+UPDATED_MS = TS + 2_500
+
+
+@dataclass
+class Publish:
+    user_id: str
+    items: list[tuple[str, float]]
+    model_version: str
+    last_event_ts: int
+    events_seen: int
+
+
+@dataclass
+class FakeStore:
+    """RedisStore's `publish` signature; records calls, or raises ``error`` when set."""
+
+    calls: list[Publish] = field(default_factory=list)
+    error: Exception | None = None
+
+    async def publish(
+        self,
+        user_id: str,
+        items: Sequence[tuple[str, float]],
+        *,
+        model_version: str,
+        last_event_ts: int,
+        events_seen: int,
+    ) -> int:
+        if self.error is not None:
+            raise self.error
+        self.calls.append(Publish(user_id, list(items), model_version, last_event_ts, events_seen))
+        return UPDATED_MS
+
+
+@dataclass
+class Harness:
+    pipeline: Pipeline
+    store: FakeStore
+    sent: list[tuple[str, bytes | None, bytes]]
+    profiles: dict[str, Any]
+    metrics: Metrics
+
+    def sample(self, name: str, labels: dict[str, str] | None = None) -> float:
+        value = self.metrics.registry.get_sample_value(name, labels or {})
+        return 0.0 if value is None else value
+
+
+@pytest.fixture
+def harness() -> Harness:
+    sent: list[tuple[str, bytes | None, bytes]] = []
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> None:
+        sent.append((topic, key, value))
+
+    model = HybridRecommender(seed=1)
+    for n in range(1, 9):
+        model.learn_item(ItemRecord(item_id=f"i{n}", categories=("a" if n % 2 else "b",)))
+    store = FakeStore()
+    metrics = Metrics.create(CollectorRegistry(), "t", "m")
+    pipeline = Pipeline(
+        model=model,
+        store=cast(RedisStore, store),
+        metrics=metrics,
+        send=send,
+        events_topic=EVENTS,
+        dead_letter_topic=DEAD,
+        top_n=5,
+    )
+    return Harness(pipeline, store, sent, {}, metrics)
+
+
+def _raw(
+    event_id: str = "e1", user_id: str = "u1", item_id: str = "i1", kind: str = "click", ts: int = TS
+) -> bytes:
+    return encode(Event(event_id=event_id, user_id=user_id, item_id=item_id, type=kind, ts=ts))
+
+
+async def test_learned_event_publishes_that_users_recommendations(harness: Harness) -> None:
+    for n, item in enumerate(["i3", "i4"]):  # background so there is something to recommend
+        await harness.pipeline.handle_event(_raw(f"b{n}", "bob", item), b"bob", harness.profiles)
+    harness.store.calls.clear()
+    outcome = await harness.pipeline.handle_event(_raw(ts=TS + 10), b"u1", harness.profiles)
+    assert outcome == "learned"
+    [call] = harness.store.calls
+    assert call.user_id == "u1" and call.model_version == MODEL_VERSION
+    assert call.last_event_ts == TS + 10 and call.events_seen == 1
+    assert 0 < len(call.items) <= 5 and "i1" not in [item for item, _ in call.items]
+    profile = UserProfile.from_dict(harness.profiles["u1"])
+    assert profile.recent == ["i1"] and profile.has_seen("e1")
+    assert call.items == harness.pipeline.model.recommend(profile, 5)
+    assert harness.sample("personalize_events_total", {"outcome": "learned"}) == 3.0
+    assert harness.sample("personalize_freshness_seconds_sum") == pytest.approx(3 * 2.5 - 0.01)
+    assert harness.sample("personalize_process_seconds_count") == 3.0
+    assert harness.sent == []
+
+
+async def test_duplicate_event_is_skipped_and_not_counted_twice(harness: Harness) -> None:
+    raw = _raw()
+    assert await harness.pipeline.handle_event(raw, b"u1", harness.profiles) == "learned"
+    assert await harness.pipeline.handle_event(raw, b"u1", harness.profiles) == "duplicate"
+    assert harness.profiles["u1"]["events_seen"] == 1
+    assert len(harness.store.calls) == 1
+    assert harness.sample("personalize_events_total", {"outcome": "learned"}) == 1.0
+    assert harness.sample("personalize_events_total", {"outcome": "duplicate"}) == 1.0
+    assert await harness.pipeline.handle_event(_raw("e2"), b"u1", harness.profiles) == "learned"
+    assert harness.store.calls[-1].events_seen == 2
+
+
+@pytest.mark.parametrize("key", [None, b"someone-else", b"\xff"])
+async def test_event_with_another_key_is_resent_keyed_by_user_id(harness: Harness, key: bytes | None) -> None:
+    raw = _raw(user_id="u9")
+    assert await harness.pipeline.handle_event(raw, key, harness.profiles) == "rekeyed"
+    assert harness.sent == [(EVENTS, b"u9", raw)]
+    assert harness.profiles == {} and harness.store.calls == []
+    assert harness.sample("personalize_events_total", {"outcome": "learned"}) == 0.0
+
+
+@pytest.mark.parametrize("raw", [b"\xff\x00", b"[]", b'{"event_id":"e1"}'])
+async def test_invalid_bytes_raise_invalid_event_error(harness: Harness, raw: bytes) -> None:
+    with pytest.raises(InvalidEventError):
+        await harness.pipeline.handle_event(raw, b"u1", harness.profiles)
+    assert harness.profiles == {} and harness.sent == [] and harness.store.calls == []
+
+
+async def test_dead_letter_sends_an_envelope_and_counts_it(harness: Harness) -> None:
+    raw = b'{"event_id":"e5","type":"wave"}'
+    with pytest.raises(InvalidEventError) as info:
+        await harness.pipeline.handle_event(raw, b"u1", harness.profiles)
+    await harness.pipeline.dead_letter(raw, info.value, topic=EVENTS, partition=2, offset=7, key=b"u1")
+    [(topic, key, value)] = harness.sent
+    assert topic == DEAD and key == b"u1"
+    out = orjson.loads(value)
+    assert out["kind"] == "invalid" and out["source"]["offset"] == 7
+    assert {p["field"] for p in out["problems"]} >= {"user_id", "item_id", "type", "ts"}
+    assert base64.b64decode(out["original_b64"]) == raw
+    assert harness.sample("personalize_dead_letters_total", {"kind": "invalid"}) == 1.0
+    assert harness.sample("personalize_events_total", {"outcome": "dead_letter"}) == 1.0
+
+
+async def test_internal_errors_are_dead_lettered_as_internal(harness: Harness) -> None:
+    await harness.pipeline.dead_letter(
+        b"\xff", RuntimeError("bug"), topic=EVENTS, partition=0, offset=1, key=None
+    )
+    [(topic, key, value)] = harness.sent
+    out = orjson.loads(value)
+    assert (topic, key, out["kind"], out["original"]) == (DEAD, None, "internal", None)
+    assert out["reason"] == "RuntimeError: bug"
+    assert harness.sample("personalize_dead_letters_total", {"kind": "internal"}) == 1.0
+    assert harness.sample("personalize_dead_letters_total", {"kind": "invalid"}) == 0.0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [redis.exceptions.ConnectionError("refused"), redis.exceptions.TimeoutError("slow"), OSError("x")],
+)
+async def test_redis_failure_does_not_propagate(harness: Harness, error: Exception) -> None:
+    harness.store.error = error
+    assert await harness.pipeline.handle_event(_raw(), b"u1", harness.profiles) == "learned"
+    assert harness.sample("personalize_publish_errors_total") == 1.0
+    assert harness.sample("personalize_freshness_seconds_count") == 0.0
+    assert harness.profiles["u1"]["events_seen"] == 1  # the model and state still learned the event
+    harness.store.error = None
+    assert await harness.pipeline.handle_event(_raw("e2"), b"u1", harness.profiles) == "learned"
+    assert harness.store.calls[-1].events_seen == 2
+
+
+async def test_other_store_errors_propagate(harness: Harness) -> None:
+    harness.store.error = ValueError("bug in the store")
+    with pytest.raises(ValueError):
+        await harness.pipeline.handle_event(_raw(), b"u1", harness.profiles)
+
+
+def test_apply_item_learns_the_record_and_counts_it(harness: Harness) -> None:
+    item = ItemRecord(item_id="new", categories=("c",), available=False)
+    harness.pipeline.apply_item(encode(item))
+    assert harness.sample("personalize_items_total") == 1.0
+    assert "new" not in [i for i, _ in harness.pipeline.model.recommend(UserProfile("x"), 50)]
+    harness.pipeline.apply_item(encode(item.model_copy(update={"available": True})))
+    assert "new" in [i for i, _ in harness.pipeline.model.recommend(UserProfile("x"), 50)]
+
+
+def test_apply_item_rejects_invalid_records(harness: Harness) -> None:
+    with pytest.raises(InvalidEventError):
+        harness.pipeline.apply_item(b'{"item_id": ""}')
+    assert harness.sample("personalize_items_total") == 0.0
