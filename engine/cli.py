@@ -11,7 +11,7 @@ __all__ = ["app", "main"]
 import asyncio
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -80,7 +80,9 @@ def worker() -> None:
     stack.register_worker(settings)
     if settings.metrics_port:
         try:
-            server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+            server, _ = start_http_server(
+                settings.metrics_port, addr=settings.metrics_host, registry=registry
+            )
         except OSError:
             # Another worker on this host has the port: serve on a free one rather than not at all.
             server, _ = start_http_server(0, addr=settings.metrics_host, registry=registry)
@@ -95,23 +97,35 @@ def simulate(
     users: Annotated[int, typer.Option(min=1, help="Users u1..uN.")] = 200,
     items: Annotated[int, typer.Option(min=1, help="Items i1..iM.")] = 300,
     events: Annotated[int, typer.Option(min=0, help="Events to send.")] = 5000,
-    rate: Annotated[float | None, typer.Option(min=0.1, help="Events per second (default: as fast as possible).")] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=0.1, help="Events per second (default: as fast as possible).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     categories: Annotated[int, typer.Option(min=1, help="Item categories.")] = 12,
-    manifest: Annotated[Path | None, typer.Option(help="Write a JSON manifest of events sent per user.")] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="Write a JSON manifest of events sent per user.")
+    ] = None,
 ) -> None:
     """Stream a synthetic clickstream (catalog first, then events stamped with the current time)."""
     settings = _settings()
     report = asyncio.run(
         producing.simulate(
-            settings, users=users, items=items, events=events, rate=rate, seed=seed,
-            categories=categories, console=err,
+            settings,
+            users=users,
+            items=items,
+            events=events,
+            rate=rate,
+            seed=seed,
+            categories=categories,
+            console=err,
         )
     )
     if manifest is not None:
         manifest.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    err.print(f"sent {report['items']} catalog records and {report['events']} events "
-              f"to {settings.events_topic} in {report['seconds']:.1f}s")
+    err.print(
+        f"sent {report['items']} catalog records and {report['events']} events "
+        f"to {settings.events_topic} in {report['seconds']:.1f}s"
+    )
 
 
 @app.command()
@@ -125,8 +139,11 @@ def demo(
     """Run a worker, stream a simulated clickstream, show live recommendations and freshness."""
     from engine import demo as demo_run
 
-    asyncio.run(demo_run.run(_settings(), users=users, items=items, events=events, rate=rate, seed=seed,
-                             console=Console()))
+    asyncio.run(
+        demo_run.run(
+            _settings(), users=users, items=items, events=events, rate=rate, seed=seed, console=Console()
+        )
+    )
 
 
 @app.command()
@@ -163,9 +180,15 @@ def recs(
     if json:
         typer.echo(orjson.dumps(result).decode())
         return
-    table = Table("#", "item", "score", title=f"{user}: {result['events_seen'] or 0} events seen, "
-                  f"model {result['model_version']}, updated_ms {result['updated_ms']}")
-    for rank, entry in enumerate(result["items"], 1):  # type: ignore[arg-type]
+    table = Table(
+        "#",
+        "item",
+        "score",
+        title=f"{user}: {result['events_seen'] or 0} events seen, "
+        f"model {result['model_version']}, updated_ms {result['updated_ms']}",
+    )
+    entries: list[dict[str, Any]] = result["items"]  # type: ignore[assignment]
+    for rank, entry in enumerate(entries, 1):
         table.add_row(str(rank), entry["item_id"], f"{entry['score']:.4f}")
     Console().print(table)
 

@@ -46,7 +46,7 @@ async def freshness(store: RedisStore, last_event_ts: Mapping[str, int]) -> list
     return out
 
 
-def _percentile(values: list[float], q: float) -> float:
+def _percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
@@ -61,12 +61,18 @@ async def run(
         await _wait("worker", store.workers, 90.0)
         before = await _events_done(store)
         manifest = await produce.simulate(
-            settings, users=users, items=items, events=events, rate=rate, seed=seed, categories=12,
+            settings,
+            users=users,
+            items=items,
+            events=events,
+            rate=rate,
+            seed=seed,
+            categories=12,
             console=console,
         )
 
         async def caught_up() -> bool:
-            return await _events_done(store) >= before + manifest["events"]
+            return await _events_done(store) >= before + int(manifest["events"])
 
         await _wait("worker catching up", caught_up, 120.0)
         await asyncio.sleep(0.5)

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from schemas.errors import DeliveryError
 
@@ -105,7 +106,9 @@ async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) 
             )
     if not missing:
         return
-    futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing])
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+    )
     for name, fut in futures.items():
         try:
             await asyncio.wrap_future(fut)

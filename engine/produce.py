@@ -36,8 +36,12 @@ async def ensure_engine_topics(settings: Settings) -> None:
 
 def _progress(console: Console) -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
     )
 
 
@@ -91,7 +95,9 @@ async def simulate(
                     if ahead > 0:
                         await asyncio.sleep(ahead)
                 live = event.model_copy(update={"ts": time.time_ns() // 1_000_000})
-                await window.add(producer.send_nowait(settings.events_topic, encode(live), live.user_id.encode()))
+                await window.add(
+                    producer.send_nowait(settings.events_topic, encode(live), live.user_id.encode())
+                )
                 per_user[live.user_id] += 1
                 last_ts[live.user_id] = live.ts
                 if index % 500 == 0:

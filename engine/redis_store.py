@@ -11,6 +11,7 @@ __all__ = ["Recommendations", "RedisStore"]
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -90,7 +91,8 @@ class RedisStore:
         """Announce a live worker and its counters; the key disappears ``ttl_s`` after the last beat."""
         key = keys.worker(self.namespace, worker_id)
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=fields)
+            mapping: dict[Any, Any] = dict(fields)  # redis-py types keys invariantly
+            pipe.hset(key, mapping=mapping)
             pipe.expire(key, ttl_s)
             await pipe.execute()
 
@@ -100,7 +102,7 @@ class RedisStore:
         async for key in self.client.scan_iter(match=keys.workers_pattern(self.namespace)):
             beat = await self.client.hgetall(key)
             if beat:
-                found.append(beat)
+                found.append({str(k): str(v) for k, v in beat.items()})
         return found
 
     async def read(self, user_id: str, n: int = 50) -> Recommendations:

@@ -105,11 +105,21 @@ def _fetch_kafka_jars(libs: Path, log: Callable[[str], None]) -> None:
     log(f"fetching Apache Kafka {kafka_version()} jars from Maven Central (once)")
     if libs.exists():
         shutil.rmtree(libs)
-    cmd = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-           f"-DoutputDirectory={libs}", "-DincludeScope=runtime"]
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={libs}",
+        "-DincludeScope=runtime",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise StackError(f"maven could not fetch the Kafka jars:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        raise StackError(
+            f"maven could not fetch the Kafka jars:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
     done.touch()
 
 
@@ -151,15 +161,33 @@ def _start_kafka(settings: Settings, log: Callable[[str], None]) -> int:
     classpath = f"{libs}/*"
     if not (home / "data" / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        fmt = [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)]
+        fmt = [
+            java,
+            "-cp",
+            classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(config),
+        ]
         result = subprocess.run(fmt, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise StackError(f"could not format Kafka storage: {result.stdout}{result.stderr}")
     (home / "logs").mkdir(exist_ok=True)
     cmd = [
-        java, f"-Xmx{settings.kafka_heap}", "-Xms128m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-        f"-Dkafka.logs.dir={home / 'logs'}", f"-Dlog4j2.configurationFile={LOG4J}",
-        "-cp", classpath, "kafka.Kafka", str(config),
+        java,
+        f"-Xmx{settings.kafka_heap}",
+        "-Xms128m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dkafka.logs.dir={home / 'logs'}",
+        f"-Dlog4j2.configurationFile={LOG4J}",
+        "-cp",
+        classpath,
+        "kafka.Kafka",
+        str(config),
     ]
     return _spawn(cmd, home, home / "logs" / "stdout.log")
 
@@ -182,12 +210,28 @@ def _kafka_ready(settings: Settings) -> bool:
 def _start_redis(settings: Settings) -> int:
     server = shutil.which("redis-server")
     if server is None:
-        raise StackError("redis-server not found on PATH; `make install` installs it (apt-get install redis-server)")
+        raise StackError(
+            "redis-server not found on PATH; `make install` installs it (apt-get install redis-server)"
+        )
     home = _dir(settings, Service.REDIS)
     cmd = [
-        server, "--port", str(settings.redis_port), "--bind", "127.0.0.1", "--dir", str(home),
-        "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
-        "--logfile", str(home / "redis.log"),
+        server,
+        "--port",
+        str(settings.redis_port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(home),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--logfile",
+        str(home / "redis.log"),
     ]
     return _spawn(cmd, home, home / "stdout.log")
 
@@ -208,24 +252,36 @@ def _redis_ready(settings: Settings) -> bool:
 
 def _spawn(cmd: list[str], cwd: Path, output: Path) -> int:
     with output.open("ab") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     return proc.pid
 
 
-def up(settings: Settings, log: Callable[[str], None] = print, timeout_s: float = 120.0) -> list[ServiceStatus]:
+def up(
+    settings: Settings, log: Callable[[str], None] = print, timeout_s: float = 120.0
+) -> list[ServiceStatus]:
     """Start whatever is not running yet and wait until both services answer (idempotent)."""
     for service, port in ((Service.REDIS, settings.redis_port), (Service.KAFKA, settings.kafka_port)):
         _dir(settings, service).mkdir(parents=True, exist_ok=True)
         pid = _running_pid(settings, service)
         if pid is None:
             if _port_open(port):
-                raise StackError(f"port {port} is taken by a process that is not ours; free it or change "
-                                 f"PERSONALIZE_{service.value.upper()}_PORT")
+                raise StackError(
+                    f"port {port} is taken by a process that is not ours; free it or change "
+                    f"PERSONALIZE_{service.value.upper()}_PORT"
+                )
             pid = _start_redis(settings) if service is Service.REDIS else _start_kafka(settings, log)
             _pid_file(settings, service).write_text(f"{pid}\n")
             log(f"started {service.value} (pid {pid})")
-        ready = (lambda: _redis_ready(settings)) if service is Service.REDIS else (lambda: _kafka_ready(settings))
+        ready = (
+            (lambda: _redis_ready(settings)) if service is Service.REDIS else (lambda: _kafka_ready(settings))
+        )
         _wait(service.value, f"127.0.0.1:{port}", ready, timeout_s, pid)
     return status(settings)
 
@@ -237,10 +293,10 @@ def down(settings: Settings, log: Callable[[str], None] = print, timeout_s: floa
         log(f"stopped worker (pid {pid})")
     shutil.rmtree(settings.stack_dir.resolve() / "workers", ignore_errors=True)
     for service in (Service.KAFKA, Service.REDIS):
-        pid = _running_pid(settings, service)
-        if pid is not None:
-            _stop(pid, timeout_s)
-            log(f"stopped {service.value} (pid {pid})")
+        service_pid = _running_pid(settings, service)
+        if service_pid is not None:
+            _stop(service_pid, timeout_s)
+            log(f"stopped {service.value} (pid {service_pid})")
         _pid_file(settings, service).unlink(missing_ok=True)
 
 
@@ -297,8 +353,14 @@ def spawn_worker(settings: Settings, env: dict[str, str] | None = None) -> int:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "engine", "worker"]
     with log_file.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
     return proc.pid
 
 

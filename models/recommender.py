@@ -141,9 +141,7 @@ class HybridRecommender:
         scored.sort(key=lambda kv: (-kv[1], kv[0]))
         return scored[:n]
 
-    def _candidates(
-        self, profile: UserProfile, n: int, category_prob: dict[str, float]
-    ) -> dict[str, float]:
+    def _candidates(self, profile: UserProfile, n: int, category_prob: dict[str, float]) -> dict[str, float]:
         """Candidate items mapped to their co-occurrence strength with the user's recent positives."""
         strength: dict[str, float] = {}
         for age, item in enumerate(reversed(profile.recent[-RECENT_FOR_CANDIDATES:])):

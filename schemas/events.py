@@ -75,7 +75,7 @@ class Event(_Record):
     (True, 1.0)
     """
 
-    v: Literal[1] = SCHEMA_VERSION
+    v: Literal[1] = 1
     event_id: Id
     user_id: Id
     item_id: Id
@@ -115,7 +115,7 @@ class ItemRecord(_Record):
     True
     """
 
-    v: Literal[1] = SCHEMA_VERSION
+    v: Literal[1] = 1
     item_id: Id
     categories: tuple[Label, ...] = ()
     tags: tuple[Label, ...] = ()
@@ -155,7 +155,8 @@ def _parse(raw: bytes | str | dict[str, Any], model: type[_M]) -> _M:
 def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
     """Validate one event from JSON bytes (or an already decoded object).
 
-    >>> parse_event(b'{"event_id":"e1","user_id":"u1","item_id":"i1","type":"view","ts":1700000000000}').item_id
+    >>> raw = b'{"event_id":"e1","user_id":"u1","item_id":"i1","type":"view","ts":1700000000000}'
+    >>> parse_event(raw).item_id
     'i1'
     >>> parse_event(b'{"event_id":"e2","user_id":"u1","item_id":"i1","type":"wave","ts":1700000000}')
     Traceback (most recent call last):

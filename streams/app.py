@@ -105,7 +105,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     worker_id = f"{socket.gethostname()}-{os.getpid()}"
     started_ms = time.time_ns() // 1_000_000
 
-    @app.timer(interval=HEARTBEAT_S)
     async def heartbeat() -> None:
         metrics.users.set(len(profiles))
         fields: dict[str, int | str] = {
@@ -113,13 +112,19 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             "started_ms": started_ms,
             "beat_ms": time.time_ns() // 1_000_000,
             "model_version": MODEL_VERSION,
-            "events": int(sum(metrics.registry.get_sample_value("personalize_events_total", {"outcome": o}) or 0
-                              for o in ("learned", "duplicate", "dead_letter"))),
+            "events": int(
+                sum(
+                    metrics.registry.get_sample_value("personalize_events_total", {"outcome": o}) or 0
+                    for o in ("learned", "duplicate", "dead_letter")
+                )
+            ),
             "items": int(metrics.registry.get_sample_value("personalize_items_total") or 0),
         }
         try:
             await pipeline.store.heartbeat(worker_id, fields, ttl_s=int(HEARTBEAT_S * 5))
         except (redis.exceptions.RedisError, OSError):
             log.warning("heartbeat to Redis failed", exc_info=True)
+
+    app.timer(interval=HEARTBEAT_S)(heartbeat)
 
     return app, pipeline

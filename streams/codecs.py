@@ -16,7 +16,7 @@ from faust.serializers import codecs
 ORJSON = "orjson"
 
 
-class OrjsonCodec(codecs.Codec):  # type: ignore[misc]
+class OrjsonCodec(codecs.Codec):
     """JSON via orjson (bytes in, bytes out).
 
     >>> codec = OrjsonCodec()

@@ -54,7 +54,14 @@ class Pipeline:
         self.top_n = top_n
 
     async def dead_letter(
-        self, raw: bytes | None, error: Exception, *, topic: str, partition: int, offset: int, key: bytes | None
+        self,
+        raw: bytes | None,
+        error: Exception,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
     ) -> None:
         kind = "invalid" if isinstance(error, InvalidEventError) else "internal"
         if kind == "internal":

@@ -56,8 +56,11 @@ class Worker:
     def start(self) -> None:
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "engine", "worker"], env=self.env(), stdout=out,
-                stderr=subprocess.STDOUT, cwd=ROOT,
+                [sys.executable, "-m", "engine", "worker"],
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
             )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -115,11 +118,14 @@ async def store(settings: Settings) -> AsyncIterator[RedisStore]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def ready_worker(worker: Worker, store: RedisStore) -> Worker:
     """The session's worker once it beats in Redis."""
+
     async def beating() -> bool:
         return bool(await store.workers())
 
     try:
         await wait_for(beating, 90, "the worker's first heartbeat")
     except AssertionError:
-        raise AssertionError(f"worker never became ready; log:\n{worker.log_path.read_text()[-4000:]}") from None
+        raise AssertionError(
+            f"worker never became ready; log:\n{worker.log_path.read_text()[-4000:]}"
+        ) from None
     return worker

@@ -38,7 +38,13 @@ async def test_every_active_user_gets_fresh_recs(
 ) -> None:
     before = await processed(store)
     manifest = await produce.simulate(
-        settings, users=USERS, items=ITEMS, events=EVENTS, rate=None, seed=SEED, categories=12,
+        settings,
+        users=USERS,
+        items=ITEMS,
+        events=EVENTS,
+        rate=None,
+        seed=SEED,
+        categories=12,
         console=Console(quiet=True),
     )
     assert manifest["events"] == EVENTS
@@ -70,8 +76,14 @@ async def test_category_clicker_gets_that_category(
     user = f"only-{target}"
     start = now_ms()
     clicks = [
-        Event(event_id=f"x-{n}", user_id=user, item_id=item, type="click", ts=start + n,
-              context={"device": "desktop"})
+        Event(
+            event_id=f"x-{n}",
+            user_id=user,
+            item_id=item,
+            type="click",
+            ts=start + n,
+            context={"device": "desktop"},
+        )
         for n, item in enumerate(in_target)
     ]
     before = await processed(store)
@@ -111,7 +123,7 @@ def read_dead_letters(settings: Settings, wanted: int, timeout_s: float = 30) ->
         while len(found) < wanted and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is not None and msg.error() is None:
-                found.append(orjson.loads(msg.value()))
+                found.append(orjson.loads(msg.value() or b"null"))
     finally:
         consumer.close()
     return found
@@ -122,11 +134,13 @@ async def test_invalid_events_go_to_dead_letters_and_valid_ones_around_them_are_
 ) -> None:
     ts = now_ms()
     good = [
-        Event(event_id=f"dl-ok-{n}", user_id="dl-user", item_id="i1", type="view", ts=ts + n) for n in range(2)
+        Event(event_id=f"dl-ok-{n}", user_id="dl-user", item_id="i1", type="view", ts=ts + n)
+        for n in range(2)
     ]
     bad_json = b'{"event_id": "dl-bad-1", "user_id": "dl-user", '
-    bad_ts = orjson.dumps({"event_id": "dl-bad-2", "user_id": "dl-user", "item_id": "i2", "type": "click",
-                           "ts": ts // 1000})
+    bad_ts = orjson.dumps(
+        {"event_id": "dl-bad-2", "user_id": "dl-user", "item_id": "i2", "type": "click", "ts": ts // 1000}
+    )
     before = await processed(store)
     async with AsyncProducer(settings.bootstrap) as producer:
         await producer.send(settings.events_topic, encode(good[0]), b"dl-user")
