@@ -6,11 +6,14 @@ on ``PERSONALIZE_METRICS_PORT``. One process serves one namespace, named in ``pe
 
 from __future__ import annotations
 
-__all__ = ["Metrics"]
+__all__ = ["OUTCOMES", "Metrics"]
 
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+#: Label values of ``personalize_events_total``.
+OUTCOMES = ("learned", "duplicate", "redelivered", "rekeyed", "dead_letter")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -30,6 +33,8 @@ class Metrics:
     items: Counter
     dead_letters: Counter
     publish_errors: Counter
+    gap_repairs: Counter
+    nudges: Counter
     freshness: Histogram
     process_seconds: Histogram
     users: Gauge
@@ -42,7 +47,8 @@ class Metrics:
             registry=registry,
             events=Counter(
                 "personalize_events",
-                "Events consumed, by outcome (learned, duplicate, dead_letter).",
+                "Event records consumed, by outcome (learned, duplicate event_id, redelivered offset, "
+                "rekeyed, dead_letter).",
                 ["outcome"],
                 registry=registry,
             ),
@@ -55,6 +61,16 @@ class Metrics:
             ),
             publish_errors=Counter(
                 "personalize_publish_errors", "Failed Redis publications.", registry=registry
+            ),
+            gap_repairs=Counter(
+                "personalize_gap_repairs",
+                "Event records re-read from Kafka because the consumer skipped their offsets.",
+                registry=registry,
+            ),
+            nudges=Counter(
+                "personalize_nudges",
+                "Control records sent to partitions whose consumption stalled behind the high watermark.",
+                registry=registry,
             ),
             freshness=Histogram(
                 "personalize_freshness_seconds",

@@ -23,7 +23,16 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
 
 from schemas.errors import InvalidEventError, Problem
 
@@ -34,8 +43,19 @@ SCHEMA_VERSION = 1
 _TS_MIN_MS = 100_000_000_000
 _TS_MAX_MS = 4_102_444_800_000
 
-Id = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"\S")]
-Label = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"\S")]
+_CONTROL_CHARS = frozenset(map(chr, [*range(32), 127]))
+
+
+def _printable(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be blank")
+    if not _CONTROL_CHARS.isdisjoint(text):
+        raise ValueError("must not contain control characters")
+    return text
+
+
+Id = Annotated[StrictStr, Field(min_length=1, max_length=256), AfterValidator(_printable)]
+Label = Annotated[StrictStr, Field(min_length=1, max_length=128), AfterValidator(_printable)]
 
 
 class EventType(StrEnum):

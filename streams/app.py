@@ -1,21 +1,17 @@
 """The Faust app: topics, the per-user profile table and the two agents, built from `Settings`.
 
 Events are keyed by user_id, so a user's events and profile share a partition; the profile table's
-changelog lets a replacement worker resume a dead one's users.
+changelog lets a replacement worker resume a dead one's users, and `OffsetGuard` makes sure every
+event record is handled once even where Faust's consumer skips some (see streams/gaps.py).
 """
 
 from __future__ import annotations
 
 __all__ = ["create_app"]
 
-import logging
-import os
-import socket
-import time
 from typing import Any
 
 import faust
-import redis.exceptions
 from prometheus_client import CollectorRegistry
 
 from engine.metrics import Metrics
@@ -23,12 +19,9 @@ from engine.redis_store import RedisStore
 from engine.settings import Settings
 from models.recommender import MODEL_VERSION, HybridRecommender
 from streams import codecs
+from streams.gaps import GapReader, OffsetGuard, is_control
+from streams.heartbeat import HEARTBEAT_S, Heartbeat
 from streams.pipeline import Pipeline
-
-log = logging.getLogger(__name__)
-
-#: Seconds between worker heartbeats in Redis (`schemas.keys.worker`).
-HEARTBEAT_S = 1.0
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> tuple[faust.App, Pipeline]:
@@ -69,20 +62,19 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         top_n=settings.top_n,
     )
 
+    async def process(partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        await pipeline.consume_event(
+            value, key, profiles, topic=settings.events_topic, partition=partition, offset=offset
+        )
+
+    guard = OffsetGuard(GapReader(settings.bootstrap, settings.events_topic), profiles, process, metrics)
+
     async def consume_events(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            try:
-                await pipeline.handle_event(event.value, event.key, profiles)
-            except Exception as error:  # noqa: BLE001 - input must never crash the worker
-                await pipeline.dead_letter(
-                    event.value,
-                    error,
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    key=event.key,
-                )
+            await guard.on_message(
+                message.partition, message.offset, event.key, event.value, is_control(message.headers)
+            )
 
     async def consume_items(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -102,29 +94,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app.agent(events_topic, name="events")(consume_events)
     app.agent(items_topic, name="items")(consume_items)
 
-    worker_id = f"{socket.gethostname()}-{os.getpid()}"
-    started_ms = time.time_ns() // 1_000_000
-
-    async def heartbeat() -> None:
-        metrics.users.set(len(profiles))
-        fields: dict[str, int | str] = {
-            "pid": os.getpid(),
-            "started_ms": started_ms,
-            "beat_ms": time.time_ns() // 1_000_000,
-            "model_version": MODEL_VERSION,
-            "events": int(
-                sum(
-                    metrics.registry.get_sample_value("personalize_events_total", {"outcome": o}) or 0
-                    for o in ("learned", "duplicate", "dead_letter")
-                )
-            ),
-            "items": int(metrics.registry.get_sample_value("personalize_items_total") or 0),
-        }
-        try:
-            await pipeline.store.heartbeat(worker_id, fields, ttl_s=int(HEARTBEAT_S * 5))
-        except (redis.exceptions.RedisError, OSError):
-            log.warning("heartbeat to Redis failed", exc_info=True)
-
+    heartbeat = Heartbeat(app, settings.events_topic, guard, profiles, pipeline.store, metrics)
     app.timer(interval=HEARTBEAT_S)(heartbeat)
-
     return app, pipeline

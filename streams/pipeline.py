@@ -78,6 +78,22 @@ class Pipeline:
         self.model.learn_item(parse_item(raw))
         self.metrics.items.inc()
 
+    async def consume_event(
+        self,
+        raw: bytes | None,
+        key: bytes | None,
+        profiles: Profiles,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> None:
+        """Handle one events-topic record; whatever goes wrong goes to the dead-letter topic, not up."""
+        try:
+            await self.handle_event(raw or b"", key, profiles)
+        except Exception as error:  # noqa: BLE001 - input must never crash the worker
+            await self.dead_letter(raw, error, topic=topic, partition=partition, offset=offset, key=key)
+
     async def handle_event(self, raw: bytes, key: bytes | None, profiles: Profiles) -> str:
         """Process one raw event; returns the outcome (learned, duplicate, rekeyed).
 
@@ -88,6 +104,7 @@ class Pipeline:
         if key is None or key.decode("utf-8", "replace") != event.user_id:
             # Per-user state lives on the partition of the user_id key: move the event there.
             await self.send(self.events_topic, event.user_id.encode(), raw)
+            self.metrics.events.labels(outcome="rekeyed").inc()
             return "rekeyed"
         stored = profiles.get(event.user_id)
         profile = UserProfile.from_dict(stored) if stored is not None else UserProfile(event.user_id)

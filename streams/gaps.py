@@ -1,0 +1,181 @@
+"""Per-partition offset tracking with gap repair: every event on the events topic is handled once.
+
+faust-streaming 0.15.3 can drop messages it has fetched around a rebalance or table recovery while
+counting their offsets as read; a later message then moves the committed offset past them (seen in
+tests/integration/test_restart.py). So the agent keeps, per partition, the next offset it expects, in
+the changelog-backed profiles table (same changelog partition as the profiles it guards, so the two
+cannot disagree after a crash). A message past it makes the agent re-read the missing range straight
+from Kafka first; a message before it is a redelivery and is skipped. A partition whose tail stalls
+behind its high watermark is nudged with a control record, which triggers the same repair.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CONTROL_HEADER", "GapReader", "OffsetGuard", "Record", "is_control", "offset_key"]
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import confluent_kafka
+
+from engine.metrics import Metrics
+from schemas.errors import DeliveryError
+
+log = logging.getLogger(__name__)
+
+#: Header that marks a control record of the engine's own (value ignored, never an event).
+CONTROL_HEADER = "p13n-control"
+
+
+def offset_key(partition: int) -> str:
+    """Profiles-table key holding the next expected offset of an events partition.
+
+    Starts with NUL, which the event contract forbids in user ids, so it never collides with a user.
+
+    >>> offset_key(3)
+    '\\x00next-offset:3'
+    """
+    return f"\x00next-offset:{partition}"
+
+
+def is_control(headers: Any) -> bool:
+    """Whether a Kafka message carries `CONTROL_HEADER` (headers as a mapping or (key, value) pairs)."""
+    if not headers:
+        return False
+    pairs: Iterable[Any] = headers.items() if hasattr(headers, "items") else headers
+    return any(k == CONTROL_HEADER for k, _ in pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    control: bool
+
+
+class GapReader:
+    """Reads offset ranges and watermarks of one topic directly, outside the consumer group."""
+
+    def __init__(self, bootstrap: str, topic: str, timeout_s: float = 15.0) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.timeout_s = timeout_s
+        self._consumer: confluent_kafka.Consumer | None = None
+
+    def _client(self) -> confluent_kafka.Consumer:
+        if self._consumer is None:
+            self._consumer = confluent_kafka.Consumer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "group.id": f"p13n-gap-reader-{uuid.uuid4().hex}",  # never joins: assign() only
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": True,
+                }
+            )
+        return self._consumer
+
+    async def read(self, partition: int, start: int, end: int) -> list[Record]:
+        """Records with ``start <= offset < end`` (offsets the log no longer has are skipped)."""
+        return await asyncio.to_thread(self._read, partition, start, end)
+
+    def _read(self, partition: int, start: int, end: int) -> list[Record]:
+        consumer = self._client()
+        consumer.assign([confluent_kafka.TopicPartition(self.topic, partition, start)])
+        records: list[Record] = []
+        try:
+            while True:
+                msg = consumer.poll(self.timeout_s)
+                if msg is None:
+                    raise DeliveryError(f"{self.topic}[{partition}]", f"no record at {start}..{end} in time")
+                error = msg.error()
+                if error is not None:
+                    if error.code() == confluent_kafka.KafkaError._PARTITION_EOF:
+                        return records
+                    raise DeliveryError(f"{self.topic}[{partition}]", str(error))
+                offset = int(msg.offset() or 0)
+                if offset >= end:
+                    return records
+                headers = msg.headers() or []
+                records.append(Record(offset, msg.key(), msg.value(), is_control(headers)))
+                if offset == end - 1:
+                    return records
+        finally:
+            consumer.unassign()
+
+    async def watermarks(self, partition: int) -> tuple[int, int]:
+        """(low, high): the first offset still in the log and the next offset to be written."""
+        tp = confluent_kafka.TopicPartition(self.topic, partition)
+        low, high = await asyncio.to_thread(self._client().get_watermark_offsets, tp, 10.0, False)
+        return int(low), int(high)
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+
+#: ``process(partition, offset, key, value)``: handle one event record (never raises on bad input).
+Process = Callable[[int, int, bytes | None, bytes | None], Awaitable[None]]
+
+
+class OffsetGuard:
+    """Admits each events-topic record exactly once and in offset order, repairing skipped ranges."""
+
+    def __init__(
+        self, reader: GapReader, profiles: MutableMapping[str, Any], process: Process, metrics: Metrics
+    ) -> None:
+        self.reader = reader
+        self.profiles = profiles
+        self.process = process
+        self.metrics = metrics
+        self._last_seen: dict[int, int] = {}
+
+    async def expected(self, partition: int) -> int:
+        """The next offset this partition must deliver (the log start when nothing was handled yet)."""
+        stored = self.profiles.get(offset_key(partition))
+        if stored is None:
+            low, _ = await self.reader.watermarks(partition)
+            return low
+        return int(stored)
+
+    async def on_message(
+        self, partition: int, offset: int, key: bytes | None, value: bytes | None, control: bool
+    ) -> None:
+        expected = await self.expected(partition)
+        if offset < expected:
+            self.metrics.events.labels(outcome="redelivered").inc()
+            return
+        if offset > expected:
+            missing = await self.reader.read(partition, expected, offset)
+            log.warning(
+                "%s[%d]: offsets %d..%d were skipped by the consumer; re-read %d record(s) from Kafka",
+                self.reader.topic,
+                partition,
+                expected,
+                offset - 1,
+                len(missing),
+            )
+            for record in missing:
+                if not record.control:
+                    await self.process(partition, record.offset, record.key, record.value)
+                    self.metrics.gap_repairs.inc()
+                self.profiles[offset_key(partition)] = record.offset + 1
+        if not control:
+            await self.process(partition, offset, key, value)
+        self.profiles[offset_key(partition)] = offset + 1
+
+    async def stalled(self, partitions: Iterable[int]) -> list[int]:
+        """Partitions behind their high watermark with no progress since the previous call."""
+        out = []
+        for partition in partitions:
+            expected = await self.expected(partition)
+            _, high = await self.reader.watermarks(partition)
+            if high > expected and self._last_seen.get(partition) == expected:
+                out.append(partition)
+            self._last_seen[partition] = expected
+        return out

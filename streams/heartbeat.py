@@ -1,0 +1,84 @@
+"""The worker's periodic duties: announce itself in Redis with its counters, nudge stalled partitions.
+
+Operators (and `personalize demo`, and the tests) see live workers under `schemas.keys.worker`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["HEARTBEAT_S", "Heartbeat"]
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+import redis.exceptions
+
+from engine.metrics import OUTCOMES, Metrics
+from engine.redis_store import RedisStore
+from models.recommender import MODEL_VERSION
+from streams.gaps import CONTROL_HEADER, OffsetGuard
+
+log = logging.getLogger(__name__)
+
+#: Seconds between heartbeats (and stall checks); a heartbeat key expires after five missed beats.
+HEARTBEAT_S = 1.0
+
+
+class Heartbeat:
+    """Called by a Faust timer every `HEARTBEAT_S` seconds."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        events_topic: str,
+        guard: OffsetGuard,
+        profiles: Mapping[str, Any],
+        store: RedisStore,
+        metrics: Metrics,
+    ) -> None:
+        self.app = app
+        self.events_topic = events_topic
+        self.guard = guard
+        self.profiles = profiles
+        self.store = store
+        self.metrics = metrics
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        self.started_ms = time.time_ns() // 1_000_000
+
+    def processed(self) -> int:
+        """Event records this worker has consumed, whatever their outcome."""
+        get = self.metrics.registry.get_sample_value
+        return int(sum(get("personalize_events_total", {"outcome": o}) or 0 for o in OUTCOMES))
+
+    async def __call__(self) -> None:
+        await self._nudge_stalled()
+        self.metrics.users.set(sum(1 for key in self.profiles if not key.startswith("\x00")))
+        fields: dict[str, int | str] = {
+            "pid": os.getpid(),
+            "started_ms": self.started_ms,
+            "beat_ms": time.time_ns() // 1_000_000,
+            "model_version": MODEL_VERSION,
+            "events": self.processed(),
+            "items": int(self.metrics.registry.get_sample_value("personalize_items_total") or 0),
+        }
+        try:
+            await self.store.heartbeat(self.worker_id, fields, ttl_s=int(HEARTBEAT_S * 5))
+        except (redis.exceptions.RedisError, OSError):
+            log.warning("heartbeat to Redis failed", exc_info=True)
+
+    async def _nudge_stalled(self) -> None:
+        mine = [tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.events_topic]
+        for partition in await self.guard.stalled(mine):
+            # The consumer skipped this partition's tail: a control record makes the agent repair it.
+            await self.app.send(
+                self.events_topic,
+                key=None,
+                value=b"",
+                partition=partition,
+                headers=[(CONTROL_HEADER, b"nudge")],
+            )
+            self.metrics.nudges.inc()
