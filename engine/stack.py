@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["Service", "ServiceStatus", "down", "register_worker", "spawn_worker", "status", "up", "workers"]
 
+import atexit
 import base64
 import os
 import re
@@ -331,7 +332,9 @@ def register_worker(settings: Settings) -> None:
     folder = settings.stack_dir.resolve() / "workers"
     folder.mkdir(parents=True, exist_ok=True)
     pid = os.getpid()
-    (folder / str(pid)).write_text(f"{_start_time(pid)}\n")
+    entry = folder / str(pid)
+    entry.write_text(f"{_start_time(pid)}\n")
+    atexit.register(entry.unlink, missing_ok=True)
 
 
 def workers(settings: Settings) -> list[int]:

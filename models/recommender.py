@@ -129,6 +129,10 @@ class HybridRecommender:
         if not candidates:
             return []
         co_max = max(candidates.values()) or 1.0
+        # Affinity relative to the user's favourite category: what ranks is how much more this user
+        # likes one category than another, not the model's absolute confidence.
+        top_prob = max(category_prob.values(), default=1.0) or 1.0
+        category_prob = {c: p / top_prob for c, p in category_prob.items()}
         default_prob = sum(category_prob.values()) / len(category_prob) if category_prob else 0.5
         b = self.blend
         scored = []
