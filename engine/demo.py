@@ -23,10 +23,6 @@ from models.synth import Clickstream
 from schemas.errors import ServiceUnavailableError
 
 
-async def _events_done(store: RedisStore) -> int:
-    return sum(int(beat.get("events", 0)) for beat in await store.workers())
-
-
 async def _wait(what: str, check: object, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -59,7 +55,6 @@ async def run(
             pid = stack.spawn_worker(settings)
             console.print(f"started a worker (pid {pid}), log: {settings.stack_dir / 'worker.log'}")
         await _wait("worker", store.workers, 90.0)
-        before = await _events_done(store)
         manifest = await produce.simulate(
             settings,
             users=users,
@@ -71,12 +66,13 @@ async def run(
             console=console,
         )
 
-        async def caught_up() -> bool:
-            return await _events_done(store) >= before + int(manifest["events"])
+        last_ts: dict[str, int] = manifest["last_event_ts"]
 
-        await _wait("worker catching up", caught_up, 120.0)
-        await asyncio.sleep(0.5)
-        fresh = await freshness(store, manifest["last_event_ts"])
+        async def caught_up() -> bool:
+            return len(await freshness(store, last_ts)) == len(last_ts)
+
+        await _wait("worker catching up", caught_up, 180.0)
+        fresh = await freshness(store, last_ts)
         world = Clickstream(users, items, n_categories=12, seed=seed)
         categories = {record.item_id: record.categories for record in world.items()}
         for user in ("u1", "u2", "u3"):

@@ -10,6 +10,7 @@ __all__ = ["backfill", "ensure_engine_topics", "simulate"]
 
 import asyncio
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -81,6 +82,7 @@ async def simulate(
     """Send a synthetic catalog and clickstream; returns the manifest (events sent per user...)."""
     await ensure_engine_topics(settings)
     world = Clickstream(users, items, n_categories=categories, seed=seed)
+    run = f"sim-{uuid.uuid4().hex[:12]}"
     per_user: Counter[str] = Counter()
     last_ts: dict[str, int] = {}
     started = time.monotonic()
@@ -94,7 +96,10 @@ async def simulate(
                     ahead = started + index / rate - time.monotonic()
                     if ahead > 0:
                         await asyncio.sleep(ahead)
-                live = event.model_copy(update={"ts": time.time_ns() // 1_000_000})
+                # A fresh event_id per run: the same seed twice is new traffic, not redelivery.
+                live = event.model_copy(
+                    update={"ts": time.time_ns() // 1_000_000, "event_id": f"{run}-{index}"}
+                )
                 await window.add(
                     producer.send_nowait(settings.events_topic, encode(live), live.user_id.encode())
                 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = ["MODEL_VERSION", "HybridRecommender"]
 
+import heapq
 import random
 from dataclasses import dataclass
 
@@ -135,15 +136,18 @@ class HybridRecommender:
         category_prob = {c: p / top_prob for c, p in category_prob.items()}
         default_prob = sum(category_prob.values()) / len(category_prob) if category_prob else 0.5
         b = self.blend
+        co_weight, aff_weight, pop_weight = b.cooccurrence / co_max, b.affinity, b.popularity
+        categories, popularity = self._categories, self.popularity.score
         scored = []
         for item, co in candidates.items():
-            cats = self._categories.get(item, ())
-            affinity = max((category_prob[c] for c in cats), default=default_prob)
-            score = b.cooccurrence * co / co_max + b.affinity * affinity
-            score += b.popularity * self.popularity.score(item)
-            scored.append((item, round(score, 6)))
-        scored.sort(key=lambda kv: (-kv[1], kv[0]))
-        return scored[:n]
+            cats = categories.get(item, ())
+            if len(cats) == 1:
+                affinity = category_prob[cats[0]]
+            else:
+                affinity = max((category_prob[c] for c in cats), default=default_prob)
+            scored.append((co_weight * co + aff_weight * affinity + pop_weight * popularity(item), item))
+        best = heapq.nlargest(n, scored)
+        return [(item, round(score, 6)) for score, item in best]
 
     def _candidates(self, profile: UserProfile, n: int, category_prob: dict[str, float]) -> dict[str, float]:
         """Candidate items mapped to their co-occurrence strength with the user's recent positives."""
@@ -151,14 +155,26 @@ class HybridRecommender:
         for age, item in enumerate(reversed(profile.recent[-RECENT_FOR_CANDIDATES:])):
             for other, w in self.cooccurrence.neighbors(item, NEIGHBORS_PER_ITEM):
                 strength[other] = strength.get(other, 0.0) + w * 0.8**age
-        # Deep enough that a heavy user still gets n items once their consumed ones are removed.
+        for item in [i for i in strength if self._hidden(profile, i)]:
+            del strength[item]
+        # Deep enough that a heavy user still gets n items once their consumed ones are skipped.
         depth = n + min(len(profile.consumed), MAX_SKIPPED)
-        for item, _ in self.popularity.top(depth):
-            strength.setdefault(item, 0.0)
+        self._add_unhidden(strength, profile, self.popularity.top(depth), n)
         favourites = sorted(category_prob, key=lambda c: -category_prob[c])[:3]
         for category in favourites:
-            for item, _ in self._by_category[category].top(depth):
-                strength.setdefault(item, 0.0)
-        for item in [i for i in strength if i in profile.consumed or i in self._unavailable]:
-            del strength[item]
+            self._add_unhidden(strength, profile, self._by_category[category].top(depth), n // 2 + 1)
         return strength
+
+    def _hidden(self, profile: UserProfile, item: str) -> bool:
+        return item in profile.consumed or item in self._unavailable
+
+    def _add_unhidden(
+        self, strength: dict[str, float], profile: UserProfile, ranked: list[tuple[str, float]], k: int
+    ) -> None:
+        """Add the first k items of ``ranked`` the user may be shown."""
+        for item, _ in ranked:
+            if k == 0:
+                return
+            if not self._hidden(profile, item):
+                strength.setdefault(item, 0.0)
+                k -= 1

@@ -67,7 +67,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             value, key, profiles, topic=settings.events_topic, partition=partition, offset=offset
         )
 
-    guard = OffsetGuard(GapReader(settings.bootstrap, settings.events_topic), profiles, process, metrics)
+    guard = OffsetGuard(
+        GapReader(settings.bootstrap, settings.events_topic, settings.app_id), profiles, process, metrics
+    )
 
     async def consume_events(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():

@@ -61,11 +61,13 @@ class Record:
 class GapReader:
     """Reads offset ranges and watermarks of one topic directly, outside the consumer group."""
 
-    def __init__(self, bootstrap: str, topic: str, timeout_s: float = 15.0) -> None:
+    def __init__(self, bootstrap: str, topic: str, group_id: str, timeout_s: float = 15.0) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        self.group_id = group_id
         self.timeout_s = timeout_s
         self._consumer: confluent_kafka.Consumer | None = None
+        self._group: confluent_kafka.Consumer | None = None
 
     def _client(self) -> confluent_kafka.Consumer:
         if self._consumer is None:
@@ -107,6 +109,17 @@ class GapReader:
         finally:
             consumer.unassign()
 
+    async def committed(self, partition: int) -> int | None:
+        """The consumer group's committed offset of the partition (None when it has none)."""
+        if self._group is None:
+            # Same group id as the worker, but it never subscribes, so it never joins the group.
+            self._group = confluent_kafka.Consumer(
+                {"bootstrap.servers": self.bootstrap, "group.id": self.group_id, "enable.auto.commit": False}
+            )
+        tp = confluent_kafka.TopicPartition(self.topic, partition)
+        [found] = await asyncio.to_thread(self._group.committed, [tp], 10.0)
+        return int(found.offset) if found.offset >= 0 else None
+
     async def watermarks(self, partition: int) -> tuple[int, int]:
         """(low, high): the first offset still in the log and the next offset to be written."""
         tp = confluent_kafka.TopicPartition(self.topic, partition)
@@ -114,9 +127,10 @@ class GapReader:
         return int(low), int(high)
 
     def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
+        for client in (self._consumer, self._group):
+            if client is not None:
+                client.close()
+        self._consumer = self._group = None
 
 
 #: ``process(partition, offset, key, value)``: handle one event record (never raises on bad input).
@@ -136,12 +150,19 @@ class OffsetGuard:
         self._last_seen: dict[int, int] = {}
 
     async def expected(self, partition: int) -> int:
-        """The next offset this partition must deliver (the log start when nothing was handled yet)."""
+        """The next offset this partition must deliver.
+
+        Before the guard has stored one: the group's committed offset, else the log start (where a
+        new group begins reading).
+        """
         stored = self.profiles.get(offset_key(partition))
-        if stored is None:
-            low, _ = await self.reader.watermarks(partition)
-            return low
-        return int(stored)
+        if stored is not None:
+            return int(stored)
+        committed = await self.reader.committed(partition)
+        if committed is not None:
+            return committed
+        low, _ = await self.reader.watermarks(partition)
+        return low
 
     async def on_message(
         self, partition: int, offset: int, key: bytes | None, value: bytes | None, control: bool

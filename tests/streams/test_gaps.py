@@ -20,10 +20,14 @@ class FakeReader:
         self.log = {low + i: v for i, v in enumerate(values)}
         self.low = low
         self.reads: list[tuple[int, int]] = []
+        self.committed_offset: int | None = None
 
     async def read(self, partition: int, start: int, end: int) -> list[Record]:
         self.reads.append((start, end))
         return [Record(o, b"k", v, v == b"") for o, v in sorted(self.log.items()) if start <= o < end]
+
+    async def committed(self, partition: int) -> int | None:
+        return self.committed_offset
 
     async def watermarks(self, partition: int) -> tuple[int, int]:
         return self.low, self.low + len(self.log)
@@ -77,6 +81,14 @@ async def test_first_message_is_checked_against_the_log_start() -> None:
     guard, reader, handled, _ = make([b"a", b"b", b"c"], low=10)
     await guard.on_message(0, 12, b"k", b"c", control=False)
     assert handled == [10, 11, 12]
+
+
+@pytest.mark.asyncio
+async def test_first_message_is_checked_against_the_groups_committed_offset() -> None:
+    guard, reader, handled, _ = make([b"a", b"b", b"c", b"d"])
+    reader.committed_offset = 2
+    await guard.on_message(0, 3, b"k", b"d", control=False)
+    assert handled == [2, 3]
 
 
 @pytest.mark.asyncio
