@@ -81,17 +81,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def consume_items(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            try:
-                pipeline.apply_item(event.value)
-            except Exception as error:  # noqa: BLE001 - input must never crash the worker
-                await pipeline.dead_letter(
-                    event.value,
-                    error,
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    key=event.key,
-                )
+            await pipeline.consume_item(
+                event.value,
+                event.key,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            )
 
     app.agent(events_topic, name="events")(consume_events)
     app.agent(items_topic, name="items")(consume_items)

@@ -73,6 +73,15 @@ class Pipeline:
         self.metrics.dead_letters.labels(kind=kind).inc()
         self.metrics.events.labels(outcome="dead_letter").inc()
 
+    async def consume_item(
+        self, raw: bytes | None, key: bytes | None, *, topic: str, partition: int, offset: int
+    ) -> None:
+        """Apply one catalog record; whatever goes wrong goes to the dead-letter topic, not up."""
+        try:
+            self.apply_item(raw or b"")
+        except Exception as error:  # noqa: BLE001 - input must never crash the worker
+            await self.dead_letter(raw, error, topic=topic, partition=partition, offset=offset, key=key)
+
     def apply_item(self, raw: bytes) -> None:
         """Validate and learn one catalog record (raises `InvalidEventError`)."""
         self.model.learn_item(parse_item(raw))

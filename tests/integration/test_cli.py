@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -73,3 +74,41 @@ def test_an_unknown_setting_is_refused_with_a_clear_message(settings: Settings) 
     )
     assert out.returncode == 2
     assert "PERSONALIZE_NAMESPAC" in out.stderr
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_produce_backfills_movielens_and_jsonl_through_the_live_path(
+    settings: Settings, ready_worker: Worker, store: RedisStore, tmp_path: Path
+) -> None:
+    (tmp_path / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n"
+        "ml-a,10,5.0,1700000003\nml-a,11,4.0,1700000001\nml-a,12,2.0,1700000002\nml-b,10,4.5,1700000004\n"
+    )
+    (tmp_path / "movies.csv").write_text(
+        "movieId,title,genres\n10,Ten (1990),Drama|Crime\n11,Eleven (1991),Drama\n"
+        "12,Twelve (1992),Comedy\n13,Thirteen (1993),Drama\n"
+    )
+    ts = time.time_ns() // 1_000_000
+    lines = [
+        orjson.dumps(
+            {"event_id": f"jl-{n}", "user_id": "jl-user", "item_id": "10", "type": "view", "ts": ts + n}
+        )
+        for n in range(2)
+    ]
+    (tmp_path / "events.jsonl").write_bytes(b"\n".join([*lines, b"not json at all"]) + b"\n")
+
+    out = cli(settings, "produce", str(tmp_path / "ratings.csv"), "--format", "movielens")
+    assert out.returncode == 0, out.stderr
+    assert "4 catalog records and 4 records" in out.stderr
+    out = cli(settings, "produce", str(tmp_path / "events.jsonl"), "--format", "jsonl")
+    assert out.returncode == 0, out.stderr
+
+    async def learned() -> bool:
+        a, b, j = [await store.read(u) for u in ("ml-a", "ml-b", "jl-user")]
+        return (a.events_seen, b.events_seen, j.events_seen) == (3, 1, 2)
+
+    await wait_for(learned, 60, "the backfilled ratings and JSON lines learned")
+    recs = await store.read("ml-a")
+    assert recs.last_event_ts == 1_700_000_003_000
+    assert "13" in {item for item, _ in recs.items}, "the unseen Drama item should be recommended"
+    assert not {"10", "11", "12"} & {item for item, _ in recs.items}
