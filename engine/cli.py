@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from engine import produce as producing
-from engine import stack
+from engine import stack, workers
 from engine.redis_store import RedisStore
 from engine.settings import Settings, load
 from schemas.errors import PersonalizeError
@@ -77,7 +77,7 @@ def worker() -> None:
     loop.run_until_complete(producing.ensure_engine_topics(settings))
     registry = CollectorRegistry()
     faust_app, _ = create_app(settings, registry)
-    stack.register_worker(settings)
+    workers.register(settings)
     if settings.metrics_port:
         try:
             server, _ = start_http_server(

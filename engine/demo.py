@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from rich.console import Console
 from rich.table import Table
 
-from engine import produce, stack
+from engine import produce, workers
 from engine.redis_store import RedisStore
 from engine.settings import Settings
 from models.synth import Clickstream
@@ -52,7 +52,7 @@ async def run(
     store = RedisStore.from_url(settings.redis, settings.namespace)
     try:
         if not await store.workers():
-            pid = stack.spawn_worker(settings)
+            pid = workers.spawn(settings)
             console.print(f"started a worker (pid {pid}), log: {settings.stack_dir / 'worker.log'}")
         await _wait("worker", store.workers, 90.0)
         manifest = await produce.simulate(

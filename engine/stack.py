@@ -7,9 +7,8 @@ process command line). Process management is synchronous on purpose: it runs fro
 
 from __future__ import annotations
 
-__all__ = ["Service", "ServiceStatus", "down", "register_worker", "spawn_worker", "status", "up", "workers"]
+__all__ = ["Service", "ServiceStatus", "down", "status", "up"]
 
-import atexit
 import base64
 import os
 import re
@@ -17,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -25,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from engine import workers
 from engine.settings import Settings
 from schemas.errors import ServiceUnavailableError, StackError
 
@@ -35,6 +34,7 @@ LOG4J = POM.with_name("log4j2.properties")
 class Service(StrEnum):
     KAFKA = "kafka"
     REDIS = "redis"
+    WORKER = "worker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,10 +289,10 @@ def up(
 
 def down(settings: Settings, log: Callable[[str], None] = print, timeout_s: float = 30.0) -> None:
     """Stop the workers that registered here, then Kafka and Redis started by `up`; nothing else."""
-    for pid in workers(settings):
+    for pid in workers.running(settings):
         _stop(pid, timeout_s)
         log(f"stopped worker (pid {pid})")
-    shutil.rmtree(settings.stack_dir.resolve() / "workers", ignore_errors=True)
+    workers.forget_all(settings)
     for service in (Service.KAFKA, Service.REDIS):
         service_pid = _running_pid(settings, service)
         if service_pid is not None:
@@ -315,58 +315,6 @@ def _stop(pid: int, timeout_s: float) -> None:
         _reap(pid)
 
 
-# -- workers -------------------------------------------------------------------------------------
-
-
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of a process: with the pid, it names one process for good."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def register_worker(settings: Settings) -> None:
-    """Record this process as a worker of the stack, so that `down` stops it too."""
-    folder = settings.stack_dir.resolve() / "workers"
-    folder.mkdir(parents=True, exist_ok=True)
-    pid = os.getpid()
-    entry = folder / str(pid)
-    entry.write_text(f"{_start_time(pid)}\n")
-    atexit.register(entry.unlink, missing_ok=True)
-
-
-def workers(settings: Settings) -> list[int]:
-    """Pids of registered workers that still run."""
-    folder = settings.stack_dir.resolve() / "workers"
-    alive = []
-    for entry in sorted(folder.glob("*")) if folder.exists() else []:
-        pid = int(entry.name)
-        if _start_time(pid) == entry.read_text().strip():
-            alive.append(pid)
-        else:
-            entry.unlink(missing_ok=True)
-    return alive
-
-
-def spawn_worker(settings: Settings, env: dict[str, str] | None = None) -> int:
-    """Start `personalize worker` in the background, logging to the stack folder."""
-    log_file = settings.stack_dir.resolve() / "worker.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "engine", "worker"]
-    with log_file.open("ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=env,
-        )
-    return proc.pid
-
-
 def _reap(pid: int) -> None:
     try:
         os.waitpid(pid, os.WNOHANG)
@@ -382,4 +330,14 @@ def status(settings: Settings) -> list[ServiceStatus]:
     ):
         pid = _running_pid(settings, service)
         out.append(ServiceStatus(service, pid is not None, pid, f"127.0.0.1:{port}", log))
+    for pid in workers.running(settings):
+        out.append(
+            ServiceStatus(
+                Service.WORKER,
+                True,
+                pid,
+                f"{settings.bootstrap} -> {settings.redis}",
+                workers.log_path(settings),
+            )
+        )
     return out
