@@ -96,6 +96,10 @@ class RedisStore:
             pipe.expire(key, ttl_s)
             await pipe.execute()
 
+    async def forget_worker(self, worker_id: str) -> None:
+        """Remove a worker's heartbeat at once (on a clean shutdown)."""
+        await self.client.delete(keys.worker(self.namespace, worker_id))
+
     async def workers(self) -> list[dict[str, str]]:
         """Heartbeats of the namespace's live workers."""
         found = []

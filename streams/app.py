@@ -94,4 +94,5 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     heartbeat = Heartbeat(app, settings.events_topic, guard, profiles, pipeline.store, metrics)
     app.timer(interval=HEARTBEAT_S)(heartbeat)
+    app.on_before_shutdown.connect(heartbeat.farewell)
     return app, pipeline

@@ -70,6 +70,13 @@ class Heartbeat:
         except (redis.exceptions.RedisError, OSError):
             log.warning("heartbeat to Redis failed", exc_info=True)
 
+    async def farewell(self, *_args: Any, **_kwargs: Any) -> None:
+        """On a clean shutdown: leave no heartbeat behind, so readers know at once the worker is gone."""
+        try:
+            await self.store.forget_worker(self.worker_id)
+        except (redis.exceptions.RedisError, OSError):
+            log.warning("could not remove the heartbeat from Redis", exc_info=True)
+
     async def _nudge_stalled(self) -> None:
         mine = [tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.events_topic]
         for partition in await self.guard.stalled(mine):
