@@ -111,12 +111,8 @@ class HybridRecommender:
 
     def _negative_category(self, positives: tuple[str, ...]) -> str | None:
         """One category the user did not pick, as the implicit negative of a positive event."""
-        if not positives or len(self._by_category) <= len(positives):
-            return None
-        while True:
-            choice = self._rng.choice(list(self._by_category))
-            if choice not in positives:
-                return choice
+        others = [c for c in self._by_category if c not in positives] if positives else []
+        return self._rng.choice(others) if others else None
 
     # -- ranking --------------------------------------------------------------------------------
 
