@@ -11,7 +11,7 @@ __all__ = ["freshness", "run"]
 import asyncio
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from rich.console import Console
 from rich.table import Table
@@ -23,10 +23,10 @@ from models.synth import Clickstream
 from schemas.errors import ServiceUnavailableError
 
 
-async def _wait(what: str, check: object, timeout_s: float) -> None:
+async def _wait(what: str, check: Callable[[], Awaitable[object]], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if await check():  # type: ignore[operator]
+        if await check():
             return
         await asyncio.sleep(0.2)
     raise ServiceUnavailableError(what, "redis heartbeat", timeout_s)

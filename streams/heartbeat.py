@@ -20,7 +20,7 @@ import redis.exceptions
 from engine.metrics import OUTCOMES, Metrics
 from engine.redis_store import RedisStore
 from models.recommender import MODEL_VERSION
-from streams.gaps import CONTROL_HEADER, OffsetGuard
+from streams.gaps import CONTROL_HEADER, OffsetGuard, offset_key
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,9 @@ class Heartbeat:
 
     async def __call__(self) -> None:
         await self._nudge_stalled()
-        self.metrics.users.set(sum(1 for key in self.profiles if not key.startswith("\x00")))
+        self.metrics.users.set(
+            len(self.profiles) - sum(offset_key(p) in self.profiles for p in self._partitions())
+        )
         fields: dict[str, int | str] = {
             "pid": os.getpid(),
             "started_ms": self.started_ms,
@@ -72,14 +74,18 @@ class Heartbeat:
 
     async def farewell(self, *_args: Any, **_kwargs: Any) -> None:
         """On a clean shutdown: leave no heartbeat behind, so readers know at once the worker is gone."""
+        self.guard.reader.close()
         try:
             await self.store.forget_worker(self.worker_id)
         except (redis.exceptions.RedisError, OSError):
             log.warning("could not remove the heartbeat from Redis", exc_info=True)
 
+    def _partitions(self) -> list[int]:
+        """The events partitions this worker owns now."""
+        return [tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.events_topic]
+
     async def _nudge_stalled(self) -> None:
-        mine = [tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.events_topic]
-        for partition in await self.guard.stalled(mine):
+        for partition in await self.guard.stalled(self._partitions()):
             # The consumer skipped this partition's tail: a control record makes the agent repair it.
             await self.app.send(
                 self.events_topic,
