@@ -56,6 +56,12 @@ class RedisStore:
     def from_url(cls, url: str, namespace: str) -> RedisStore:
         return cls(aioredis.Redis.from_url(url, decode_responses=True), namespace)
 
+    @property
+    def address(self) -> str:
+        """host:port of the server, for messages (never the URL, which may carry a password)."""
+        kwargs = self.client.connection_pool.connection_kwargs
+        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
     async def close(self) -> None:
         await self.client.aclose()
 
@@ -86,6 +92,21 @@ class RedisStore:
             )
             await pipe.execute()
         return updated_ms
+
+    async def publish_trending(self, items: Sequence[tuple[str, float]], locale: str | None = None) -> None:
+        """Replace the trending list of ``locale`` (or the global one) in one MULTI/EXEC."""
+        key = keys.trending(self.namespace, locale)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            if items:
+                pipe.zadd(key, dict(items))
+            await pipe.execute()
+
+    async def read_trending(self, n: int, locale: str | None = None) -> list[tuple[str, float]]:
+        """The top-n trending items of ``locale`` (or globally), best first; empty if none published."""
+        key = keys.trending(self.namespace, locale)
+        ranked: list[Any] = await self.client.zrevrange(key, 0, n - 1, withscores=True)
+        return [(str(item), float(score)) for item, score in ranked]
 
     async def heartbeat(self, worker_id: str, fields: dict[str, int | str], ttl_s: int) -> None:
         """Announce a live worker and its counters; the key disappears ``ttl_s`` after the last beat."""

@@ -3,10 +3,12 @@
 from schemas import keys
 from schemas.errors import (
     ConfigError,
+    DataFormatError,
     DeliveryError,
     InvalidEventError,
     PersonalizeError,
     Problem,
+    RequestRejectedError,
     ServiceUnavailableError,
     StackError,
 )
@@ -18,6 +20,7 @@ from schemas.events import (
     ItemRecord,
     encode,
     parse_event,
+    parse_events,
     parse_item,
 )
 
@@ -25,6 +28,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ConfigError",
     "Context",
+    "DataFormatError",
     "DeliveryError",
     "Event",
     "EventType",
@@ -32,10 +36,12 @@ __all__ = [
     "ItemRecord",
     "PersonalizeError",
     "Problem",
+    "RequestRejectedError",
     "ServiceUnavailableError",
     "StackError",
     "encode",
     "keys",
     "parse_event",
+    "parse_events",
     "parse_item",
 ]

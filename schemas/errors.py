@@ -6,19 +6,23 @@ imports nothing from the rest of the project so that every layer can raise these
     PersonalizeError
     ├── InvalidEventError        an event or catalog record breaks the contract (has .problems)
     ├── ConfigError              settings or files that cannot be used
+    │   └── DataFormatError      a data file (e.g. a bandit log) is malformed (has .path, .line)
     ├── StackError               the local Kafka/Redis stack cannot be installed or started
     │   └── ServiceUnavailableError  a service did not answer in time
-    └── DeliveryError            a record could not be written to Kafka or Redis
+    ├── DeliveryError            a record could not be written to Kafka or Redis
+    └── RequestRejectedError     the HTTP API refused a request (no or unknown API key, too large)
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "DataFormatError",
     "DeliveryError",
     "InvalidEventError",
     "PersonalizeError",
     "Problem",
+    "RequestRejectedError",
     "ServiceUnavailableError",
     "StackError",
 ]
@@ -65,6 +69,20 @@ class ConfigError(PersonalizeError):
     """Settings or configuration files that cannot be used."""
 
 
+class DataFormatError(ConfigError):
+    """A data file that cannot be read as the format it claims; says which file and line.
+
+    >>> str(DataFormatError("log.csv", 12, "propensity_score 1.5 is outside (0, 1]"))
+    'log.csv:12: propensity_score 1.5 is outside (0, 1]'
+    """
+
+    def __init__(self, path: str, line: int | None, detail: str) -> None:
+        self.path = path
+        self.line = line
+        self.detail = detail
+        super().__init__(f"{path}:{line}: {detail}" if line is not None else f"{path}: {detail}")
+
+
 class StackError(PersonalizeError):
     """The local Kafka/Redis stack cannot be installed, started or stopped."""
 
@@ -84,3 +102,16 @@ class DeliveryError(PersonalizeError):
     def __init__(self, target: str, detail: str) -> None:
         self.target = target
         super().__init__(f"could not deliver to {target}: {detail}")
+
+
+class RequestRejectedError(PersonalizeError):
+    """The HTTP API refused a request for a reason other than its content: ``status`` says which.
+
+    >>> str(RequestRejectedError(401, "an API key is required for writes"))
+    'request rejected (401): an API key is required for writes'
+    """
+
+    def __init__(self, status: int, detail: str) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(f"request rejected ({status}): {detail}")

@@ -14,6 +14,7 @@ __all__ = [
     "ItemRecord",
     "encode",
     "parse_event",
+    "parse_events",
     "parse_item",
 ]
 
@@ -184,6 +185,34 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
     schemas.errors.InvalidEventError: invalid event e2: type: Input should be 'view', ...; ts: ...seconds?
     """
     return _parse(raw, Event)
+
+
+def parse_events(raws: list[Any]) -> list[Event]:
+    """Validate a batch of decoded events: all of them, or an error listing every problem of every one.
+
+    Each problem's field starts with the event's index in the batch.
+
+    >>> ok = {"event_id": "e1", "user_id": "u1", "item_id": "i1", "type": "view", "ts": 1700000000000}
+    >>> [e.event_id for e in parse_events([ok, ok])]
+    ['e1', 'e1']
+    >>> parse_events([ok, {**ok, "user_id": " "}, 7])
+    Traceback (most recent call last):
+    ...
+    schemas.errors.InvalidEventError: invalid event: 1.user_id: must not be blank; 2: expected a JSON...
+    """
+    events: list[Event] = []
+    problems: list[Problem] = []
+    for index, raw in enumerate(raws):
+        if not isinstance(raw, dict):
+            problems.append(Problem(str(index), f"expected a JSON object, got {type(raw).__name__}"))
+            continue
+        try:
+            events.append(parse_event(raw))
+        except InvalidEventError as exc:
+            problems += [Problem(f"{index}.{p.field}".rstrip("."), p.message) for p in exc.problems]
+    if problems:
+        raise InvalidEventError(problems)
+    return events
 
 
 def parse_item(raw: bytes | str | dict[str, Any]) -> ItemRecord:

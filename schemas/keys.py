@@ -6,12 +6,25 @@ Readers in any language rebuild the same strings (see README, "Redis key contrac
 
 from __future__ import annotations
 
-__all__ = ["KEY_PREFIX", "KEY_VERSION", "MetaField", "meta", "recs", "worker", "workers_pattern"]
+__all__ = [
+    "GLOBAL_SCOPE",
+    "KEY_PREFIX",
+    "KEY_VERSION",
+    "MetaField",
+    "meta",
+    "recs",
+    "trending",
+    "worker",
+    "workers_pattern",
+]
 
 from enum import StrEnum
 
 KEY_PREFIX = "p13n"
 KEY_VERSION = "v1"
+
+#: Scope of the trending list that ignores locale; a leading underscore never starts a locale tag.
+GLOBAL_SCOPE = "_global"
 
 
 class MetaField(StrEnum):
@@ -43,6 +56,20 @@ def meta(namespace: str, user_id: str) -> str:
     'p13n:v1:shop:meta:u7'
     """
     return _key(namespace, "meta", user_id)
+
+
+def trending(namespace: str, locale: str | None = None) -> str:
+    """Sorted set of trending items, member = item_id, score = higher is trending more.
+
+    One list per locale (as sent in events' ``context.locale``) plus one for everyone, which is what
+    users without personal recommendations get.
+
+    >>> trending("shop", "en-GB")
+    'p13n:v1:shop:trending:en-GB'
+    >>> trending("shop")
+    'p13n:v1:shop:trending:_global'
+    """
+    return _key(namespace, "trending", locale if locale is not None else GLOBAL_SCOPE)
 
 
 def worker(namespace: str, worker_id: str) -> str:

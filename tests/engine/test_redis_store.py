@@ -127,3 +127,28 @@ async def test_read_converts_types() -> None:
 async def test_read_of_an_unknown_user() -> None:
     recs = await _store(FakeClient(results=[[], {}])).read("nobody")
     assert recs == Recommendations("nobody", [], None, None, None, None)
+
+
+async def test_publish_trending_replaces_the_locale_list_in_one_transaction() -> None:
+    client = FakeClient()
+    await _store(client).publish_trending([("i1", 2.0), ("i2", 1.0)], locale="en-GB")
+    await _store(client).publish_trending([])
+    first, second = client.pipelines
+    assert first.transaction and first.executed
+    assert first.commands == [
+        ("delete", ("p13n:v1:shop:trending:en-GB",), {}),
+        ("zadd", ("p13n:v1:shop:trending:en-GB", {"i1": 2.0, "i2": 1.0}), {}),
+    ]
+    assert second.commands == [("delete", ("p13n:v1:shop:trending:_global",), {})]
+
+
+async def test_read_trending_reads_the_scope_best_first() -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    class Client(FakeClient):
+        async def zrevrange(self, *args: Any, **kwargs: Any) -> list[tuple[str, float]]:
+            calls.append((*args, kwargs))
+            return [("i1", 2.0)]
+
+    assert await _store(Client()).read_trending(3, "de") == [("i1", 2.0)]
+    assert calls == [("p13n:v1:shop:trending:de", 0, 2, {"withscores": True})]

@@ -11,6 +11,7 @@ from schemas.errors import (
     InvalidEventError,
     PersonalizeError,
     Problem,
+    RequestRejectedError,
     ServiceUnavailableError,
     StackError,
 )
@@ -25,6 +26,12 @@ def test_keys_are_versioned_and_namespaced() -> None:
 
 def test_user_ids_with_separators_are_kept_verbatim() -> None:
     assert keys.recs("ns", "a:b") == "p13n:v1:ns:recs:a:b"
+
+
+def test_trending_keys_per_locale_and_global() -> None:
+    assert keys.trending("shop", "en-GB") == "p13n:v1:shop:trending:en-GB"
+    assert keys.trending("shop") == keys.trending("shop", None) == "p13n:v1:shop:trending:_global"
+    assert keys.trending("shop", "en") != keys.trending("books", "en")
 
 
 def test_meta_fields_are_the_documented_strings() -> None:
@@ -56,6 +63,7 @@ def test_invalid_event_error_without_event_id() -> None:
         ServiceUnavailableError("redis", "127.0.0.1:1", 2.4),
         DeliveryError("kafka", "timeout"),
         InvalidEventError([]),
+        RequestRejectedError(401, "no key"),
     ],
 )
 def test_every_error_is_a_personalize_error(error: Exception) -> None:
