@@ -27,6 +27,8 @@ from schemas.errors import PersonalizeError
 app = typer.Typer(no_args_is_help=True, help="Streaming personalization engine.", add_completion=False)
 stack_app = typer.Typer(no_args_is_help=True, help="The local Kafka (KRaft) + Redis stack on loopback.")
 app.add_typer(stack_app, name="stack")
+api_key_app = typer.Typer(no_args_is_help=True, help="API keys of the HTTP API.")
+app.add_typer(api_key_app, name="api-key")
 err = Console(stderr=True)
 
 
@@ -193,6 +195,36 @@ def recs(
     for rank, entry in enumerate(entries, 1):
         table.add_row(str(rank), entry["item_id"], f"{entry['score']:.4f}")
     Console().print(table)
+
+
+@app.command("api")
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address (default PERSONALIZE_API_HOST).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port (default PERSONALIZE_API_PORT).")
+    ] = None,
+) -> None:
+    """Serve the HTTP API: events to Kafka, recommendations from Redis, OpenAPI at /openapi.json."""
+    from engine import api as http_api
+
+    settings = _settings()
+    overrides = {k: v for k, v in {"api_host": host, "api_port": port}.items() if v is not None}
+    settings = settings.model_copy(update=overrides)
+    err.print(f"serving namespace {settings.namespace} on http://{settings.api_host}:{settings.api_port}")
+    http_api.run(settings)
+
+
+@api_key_app.command("new")
+def api_key_new() -> None:
+    """Mint an API key: the key goes to stdout, its sha256 (what the server keeps) to stderr."""
+    from engine.api import hash_key, new_key
+
+    key = new_key()
+    typer.echo(key)
+    err.print(
+        f"sha256: {hash_key(key)}\nadd it to PERSONALIZE_API_KEY_HASHES (comma-separated) on the API "
+        "servers and send the key in the X-API-Key header; the key itself is not stored anywhere"
+    )
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import confluent_kafka
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from schemas.errors import DeliveryError
+from schemas.errors import DeliveryError, ServiceUnavailableError
 
 
 class AsyncProducer:
@@ -27,6 +27,7 @@ class AsyncProducer:
     """
 
     def __init__(self, bootstrap: str, **config: Any) -> None:
+        self.bootstrap = bootstrap
         self._producer = confluent_kafka.Producer(
             {
                 "bootstrap.servers": bootstrap,
@@ -76,6 +77,13 @@ class AsyncProducer:
 
     async def send(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         await self.send_nowait(topic, value, key)
+
+    async def check(self, timeout_s: float) -> None:
+        """Raise `ServiceUnavailableError` unless the cluster answers a metadata request in time."""
+        try:
+            await asyncio.to_thread(self._producer.list_topics, timeout=timeout_s)
+        except confluent_kafka.KafkaException:
+            raise ServiceUnavailableError("kafka", self.bootstrap, timeout_s) from None
 
     async def flush(self, timeout_s: float = 30.0) -> None:
         left = await asyncio.to_thread(self._producer.flush, timeout_s)

@@ -6,7 +6,7 @@ confirmed before returning, so "sent" means the broker has it.
 
 from __future__ import annotations
 
-__all__ = ["backfill", "ensure_engine_topics", "simulate"]
+__all__ = ["backfill", "ensure_engine_topics", "send_event", "simulate"]
 
 import asyncio
 import time
@@ -23,7 +23,7 @@ from engine import backfill as history
 from engine.kafka_io import AsyncProducer, ensure_topics
 from engine.settings import Settings
 from models.synth import Clickstream
-from schemas.events import ItemRecord, encode
+from schemas.events import Event, ItemRecord, encode
 
 #: Outstanding unconfirmed sends before we wait for the broker (bounds memory, keeps throughput).
 _WINDOW = 10_000
@@ -33,6 +33,14 @@ async def ensure_engine_topics(settings: Settings) -> None:
     """The namespace's events, items and dead-letter topics, with the configured partition count."""
     topics = [settings.events_topic, settings.items_topic, settings.dead_letter_topic]
     await ensure_topics(settings.bootstrap, topics, settings.partitions)
+
+
+def send_event(producer: AsyncProducer, settings: Settings, event: Event) -> asyncio.Future[None]:
+    """Queue one event on the events topic keyed by its user_id; the future completes once the broker has it.
+
+    Every producer of live events (simulate, the HTTP API) goes through here, so all key the same way.
+    """
+    return producer.send_nowait(settings.events_topic, encode(event), event.user_id.encode())
 
 
 def _progress(console: Console) -> Progress:
@@ -100,9 +108,7 @@ async def simulate(
                 live = event.model_copy(
                     update={"ts": time.time_ns() // 1_000_000, "event_id": f"{run}-{index}"}
                 )
-                await window.add(
-                    producer.send_nowait(settings.events_topic, encode(live), live.user_id.encode())
-                )
+                await window.add(send_event(producer, settings, live))
                 per_user[live.user_id] += 1
                 last_ts[live.user_id] = live.ts
                 if index % 500 == 0:

@@ -11,14 +11,15 @@ __all__ = ["Settings", "load"]
 import functools
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.errors import ConfigError
 
 _PREFIX = "PERSONALIZE_"
+_SHA256_HEX = r"^[0-9a-f]{64}$"
 
 
 class Settings(BaseSettings):
@@ -44,6 +45,22 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 19093
     redis_port: int = 16379
     kafka_heap: str = "768m"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=0, le=65535)
+    #: sha256 hex digests of the accepted API keys (`personalize api-key new`); comma-separated in
+    #: the environment. None configured means every write is refused.
+    api_key_hashes: Annotated[tuple[Annotated[str, Field(pattern=_SHA256_HEX)], ...], NoDecode] = ()
+    api_read_auth: bool = False
+    api_max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
+    api_max_batch: int = Field(500, ge=1, le=10_000)
+    api_timeout_s: float = Field(5.0, gt=0.0, le=300.0)
+
+    @field_validator("api_key_hashes", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        return value
 
     @property
     def bootstrap(self) -> str:

@@ -80,3 +80,17 @@ def test_load_rejects_an_invalid_namespace_from_the_environment(monkeypatch: pyt
     monkeypatch.setenv("PERSONALIZE_NAMESPACE", "not valid")
     with pytest.raises(pydantic.ValidationError):
         load()
+
+
+def test_api_key_hashes_are_comma_separated_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    digest = "ab" * 32
+    monkeypatch.setenv("PERSONALIZE_API_KEY_HASHES", f" {digest.upper()} ,{'cd' * 32},")
+    assert load().api_key_hashes == (digest, "cd" * 32)
+    monkeypatch.delenv("PERSONALIZE_API_KEY_HASHES")
+    assert Settings().api_key_hashes == ()
+
+
+@pytest.mark.parametrize("value", ["not-hex", "ab" * 31, "zz" * 32])
+def test_api_key_hashes_must_be_sha256_hex(value: str) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        Settings(api_key_hashes=(value,))

@@ -1,0 +1,182 @@
+"""The FastAPI application: `create_api` wires routes, auth, limits, metrics and error answers.
+
+Stateless: it reads Redis and writes Kafka, never trains, so any number of processes can serve. Every
+error becomes a JSON `ErrorBody`; bad input is a 4xx and an unreachable Redis or Kafka a 503.
+"""
+
+from __future__ import annotations
+
+__all__ = ["create_api", "run"]
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
+
+from engine.api.events import events_router
+from engine.api.metrics import ApiMetrics
+from engine.api.middleware import BodyLimit, RequestMetrics
+from engine.api.openapi import event_components
+from engine.api.ops import ops_router
+from engine.api.recommendations import recommendations_router
+from engine.api.services import Services
+from engine.kafka_io import AsyncProducer
+from engine.produce import ensure_engine_topics
+from engine.redis_store import RedisStore
+from engine.settings import Settings
+from schemas.errors import (
+    DeliveryError,
+    InvalidEventError,
+    Problem,
+    RequestRejectedError,
+    ServiceUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _error(
+    status: int, message: str, problems: Sequence[Problem] = (), headers: Mapping[str, str] | None = None
+) -> Response:
+    body = {
+        "error": HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_"),
+        "message": message,
+        "problems": [{"field": p.field, "message": p.message} for p in problems],
+    }
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def _add_error_answers(app: FastAPI) -> None:
+    async def invalid_event(_r: Request, exc: Exception) -> Response:
+        assert isinstance(exc, InvalidEventError)
+        message = f"{len(exc.problems)} problem(s) with the events; nothing was written"
+        return _error(422, message, exc.problems)
+
+    async def invalid_request(_r: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        problems = [Problem(".".join(str(part) for part in e["loc"]), str(e["msg"])) for e in exc.errors()]
+        return _error(422, "invalid request parameters", problems)
+
+    async def rejected(_r: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestRejectedError)
+        return _error(exc.status, exc.detail)
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, RedisError):
+            svc: Services = request.app.state.services
+            exc = ServiceUnavailableError("redis", svc.store.address, svc.settings.api_timeout_s)
+        log.warning("answering 503: %s", exc)
+        return _error(503, str(exc), headers={"Retry-After": "1"})
+
+    async def http_error(_r: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    app.add_exception_handler(InvalidEventError, invalid_event)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(RequestRejectedError, rejected)
+    for kind in (ServiceUnavailableError, DeliveryError, RedisError):
+        app.add_exception_handler(kind, unavailable)
+    app.add_exception_handler(HTTPException, http_error)
+
+
+def _with_event_schemas(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(event_components())
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
+
+
+async def _open_services(
+    settings: Settings,
+    metrics: ApiMetrics,
+    stack: AsyncExitStack,
+    store: RedisStore | None,
+    producer: AsyncProducer | None,
+) -> Services:
+    if store is None:
+        client = aioredis.Redis.from_url(
+            settings.redis,
+            decode_responses=True,
+            socket_timeout=settings.api_timeout_s,
+            socket_connect_timeout=settings.api_timeout_s,
+        )
+        store = RedisStore(client, settings.namespace)
+        stack.push_async_callback(store.close)
+    if producer is None:
+        timeout_ms = int(settings.api_timeout_s * 1000)
+        limits = {"message.timeout.ms": timeout_ms, "request.timeout.ms": timeout_ms}
+        producer = await stack.enter_async_context(AsyncProducer(settings.bootstrap, **limits))
+        try:
+            await asyncio.wait_for(ensure_engine_topics(settings), settings.api_timeout_s)
+        except (TimeoutError, DeliveryError) as exc:
+            # Serve anyway: reads need only Redis, and writes answer 503 until Kafka is back.
+            log.warning("could not check the namespace's topics: %s", exc or "Kafka did not answer")
+    return Services(settings, store, producer, metrics)
+
+
+def create_api(
+    settings: Settings,
+    registry: CollectorRegistry,
+    *,
+    store: RedisStore | None = None,
+    producer: AsyncProducer | None = None,
+) -> FastAPI:
+    """The API for one namespace; Redis and Kafka connections open when the app starts.
+
+    ``store`` and ``producer`` replace the connections the app would open (tests); metrics register on
+    ``registry``.
+    """
+    metrics = ApiMetrics.create(registry, settings.namespace)
+    if not settings.api_key_hashes:
+        log.warning("no API keys configured (PERSONALIZE_API_KEY_HASHES): every write will be refused")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            app.state.services = await _open_services(settings, metrics, stack, store, producer)
+            yield
+
+    app = FastAPI(
+        title="personalize",
+        version="1",
+        summary="Send events, read recommendations.",
+        description="The HTTP API of the streaming personalization engine: events go to Kafka, "
+        "recommendations come from Redis. Writes need an API key in the `X-API-Key` header.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.include_router(events_router(settings.api_max_batch))
+    app.include_router(recommendations_router(settings.api_read_auth))
+    app.include_router(ops_router())
+    _add_error_answers(app)
+    app.openapi = _with_event_schemas(app)  # type: ignore[method-assign]
+    app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    return app
+
+
+def run(settings: Settings) -> None:
+    """Serve the API with uvicorn on ``api_host:api_port`` until interrupted."""
+    import uvicorn
+
+    app = create_api(settings, CollectorRegistry())
+    level = "warning" if settings.log_level == "warn" else settings.log_level
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level=level, access_log=False)

@@ -1,0 +1,62 @@
+"""Request and response bodies of the HTTP API as pydantic models, so the OpenAPI document is exact.
+
+Events themselves are validated by `schemas.events.parse_event`, not here: these models only describe
+what the API answers.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Accepted", "ErrorBody", "Health", "ItemScore", "ProblemBody", "RecommendationsBody"]
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class ProblemBody(BaseModel):
+    """One problem with the input: a dotted field path (prefixed by the event's index in a batch)."""
+
+    field: str = Field(examples=["1.ts"])
+    message: str = Field(examples=["Input should be 'view', 'click', ... or 'dismiss'"])
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a short code, a sentence, and for invalid input every problem found."""
+
+    error: str = Field(examples=["unprocessable_entity"])
+    message: str
+    problems: list[ProblemBody] = []
+
+
+class Accepted(BaseModel):
+    """Events validated and confirmed by Kafka (the worker learns from them shortly after)."""
+
+    accepted: int = Field(ge=1)
+    event_ids: list[str]
+
+
+class ItemScore(BaseModel):
+    item_id: str
+    score: float
+
+
+class RecommendationsBody(BaseModel):
+    """A user's list, best first, and where it came from."""
+
+    user_id: str
+    items: list[ItemScore]
+    source: str = Field(
+        description="`personalized`, `trending:<locale or language>`, `trending` (global) or `none`",
+        examples=["personalized", "trending:en-GB", "trending", "none"],
+    )
+    updated_ms: int | None = Field(description="when the worker wrote a personalized list, epoch ms")
+    model_version: str | None
+
+
+class Health(BaseModel):
+    """Whether this API process can reach Redis and Kafka (503 when either is unreachable)."""
+
+    status: Literal["ok", "unavailable"]
+    namespace: str
+    redis: Literal["ok", "unavailable"]
+    kafka: Literal["ok", "unavailable"]

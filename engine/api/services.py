@@ -1,0 +1,32 @@
+"""What every request handler of the API uses: settings, the Redis store, the Kafka producer, metrics.
+
+Built once per process by the app's lifespan and reached through the `services` dependency; handlers
+keep no state of their own, so any number of API processes can serve side by side.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Services", "services"]
+
+from dataclasses import dataclass
+from typing import cast
+
+from fastapi import Request
+
+from engine.api.metrics import ApiMetrics
+from engine.kafka_io import AsyncProducer
+from engine.redis_store import RedisStore
+from engine.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    store: RedisStore
+    producer: AsyncProducer
+    metrics: ApiMetrics
+
+
+def services(request: Request) -> Services:
+    """FastAPI dependency: the process's `Services`."""
+    return cast(Services, request.app.state.services)

@@ -1,0 +1,96 @@
+"""In-memory stand-ins for Redis and Kafka, and an API app wired to them (no services needed)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import httpx
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from engine.api import create_api, hash_key
+from engine.kafka_io import AsyncProducer
+from engine.redis_store import Recommendations, RedisStore
+from engine.settings import Settings
+from schemas.errors import DeliveryError, ServiceUnavailableError
+
+KEY = "p13n_unit-test-key"
+
+
+@dataclass
+class FakeRedis:
+    up: bool = True
+
+    async def ping(self) -> bool:
+        if not self.up:
+            raise RedisConnectionError("down")
+        return True
+
+
+@dataclass
+class FakeStore:
+    """The reads `engine.serving.recommend` makes, from dicts."""
+
+    recs: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    trending: dict[str | None, list[tuple[str, float]]] = field(default_factory=dict)
+    client: FakeRedis = field(default_factory=FakeRedis)
+    address: str = "fake:6379"
+
+    async def read(self, user_id: str, n: int = 50) -> Recommendations:
+        if not self.client.up:
+            raise RedisConnectionError("down")
+        items = self.recs.get(user_id, [])[:n]
+        return Recommendations(user_id, items, 1 if items else None, "m1" if items else None, None, None)
+
+    async def read_trending(self, n: int, locale: str | None = None) -> list[tuple[str, float]]:
+        return self.trending.get(locale, [])[:n]
+
+
+@dataclass
+class FakeProducer:
+    """Confirms (or fails) every send at once and records what was sent."""
+
+    fail: bool = False
+    sent: list[tuple[str, bytes, bytes | None]] = field(default_factory=list)
+    bootstrap: str = "fake:9092"
+
+    def send_nowait(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.fail:
+            future.set_exception(DeliveryError(topic, "broker down"))
+        else:
+            self.sent.append((topic, value, key))
+            future.set_result(None)
+        return future
+
+    async def check(self, timeout_s: float) -> None:
+        if self.fail:
+            raise ServiceUnavailableError("kafka", self.bootstrap, timeout_s)
+
+
+def settings(**overrides: Any) -> Settings:
+    base: dict[str, Any] = {"namespace": "unit", "api_key_hashes": (hash_key(KEY),)}
+    return Settings(**{**base, **overrides})
+
+
+def make_app(store: FakeStore, producer: FakeProducer, **overrides: Any) -> FastAPI:
+    return create_api(
+        settings(**overrides),
+        CollectorRegistry(),
+        store=cast(RedisStore, store),
+        producer=cast(AsyncProducer, producer),
+    )
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan entered, behind an httpx client (ASGITransport runs no lifespan)."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield client
