@@ -197,6 +197,78 @@ def recs(
     Console().print(table)
 
 
+@app.command("bandit-bench")
+def bandit_bench(
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds each policy plays.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Seed of the environment and of every policy.")] = 0,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Our contextual bandits vs Vowpal Wabbit vs uniform random on one synthetic environment: regret."""
+    from engine import bandit_bench as bench
+
+    report = bench.run(rounds, seed, console=err)
+    if json:
+        typer.echo(orjson.dumps(report).decode())
+        return
+    table = Table(
+        "policy",
+        "regret",
+        "mean reward",
+        "seconds",
+        title=f"{rounds} rounds, seed {seed}; best mean reward {report['best_possible_mean_reward']}",
+    )
+    for name, result in sorted(report["policies"].items(), key=lambda kv: kv[1]["regret"]):
+        table.add_row(
+            name, f"{result['regret']:.1f}", f"{result['mean_reward']:.4f}", f"{result['seconds']:.2f}"
+        )
+    for name, reason in report["skipped"].items():
+        table.add_row(name, "skipped", reason, "")
+    Console().print(table)
+
+
+@app.command()
+def ope(
+    log: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Open Bandit Pipeline log CSV.")],
+    items: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="item_context.csv of the log.")],
+    train_fraction: Annotated[
+        float, typer.Option(min=0.05, max=0.95, help="Share of the log (oldest first) to learn from.")
+    ] = 0.5,
+    policy: Annotated[str, typer.Option(help="linucb, lints, egreedy or uniform.")] = "linucb",
+    seed: Annotated[int, typer.Option(help="Seed of the policy.")] = 0,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Learn a bandit policy off-policy from a log, then estimate its value (IPS, SNIPS, DR) on the rest."""
+    from engine import ope as off_policy
+    from models.bandits import POLICIES
+
+    if policy not in POLICIES:
+        err.print(f"[red]error:[/] --policy must be one of {', '.join(POLICIES)}")
+        raise typer.Exit(2)
+    try:
+        result = off_policy.evaluate(off_policy.load(log, items), policy, train_fraction, seed)
+    except PersonalizeError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    if json:
+        typer.echo(orjson.dumps(result).decode())
+        return
+    logged = result["logging_policy_value"]
+    table = Table(
+        "estimator",
+        "value",
+        "95% interval",
+        "effective n",
+        title=f"{policy}: learned on {result['rounds_train']} rounds, evaluated on {result['rounds_eval']}",
+    )
+    table.add_row(
+        "logging policy", f"{logged['value']:.4f}", f"{logged['ci_low']:.4f} .. {logged['ci_high']:.4f}", ""
+    )
+    for name, e in result["estimates"].items():
+        interval = f"{e['ci_low']:.4f} .. {e['ci_high']:.4f}"
+        table.add_row(name, f"{e['value']:.4f}", interval, f"{e['effective_sample_size']:.0f}")
+    Console().print(table)
+
+
 @app.command("api")
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address (default PERSONALIZE_API_HOST).")] = None,
