@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -23,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
+from engine.api.bodies import error_code
 from engine.api.events import events_router
 from engine.api.metrics import ApiMetrics
 from engine.api.middleware import BodyLimit, RequestMetrics
@@ -49,7 +49,7 @@ def _error(
     status: int, message: str, problems: Sequence[Problem] = (), headers: Mapping[str, str] | None = None
 ) -> Response:
     body = {
-        "error": HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_"),
+        "error": error_code(status),
         "message": message,
         "problems": [{"field": p.field, "message": p.message} for p in problems],
     }

@@ -6,11 +6,32 @@ what the API answers.
 
 from __future__ import annotations
 
-__all__ = ["Accepted", "ErrorBody", "Health", "ItemScore", "ProblemBody", "RecommendationsBody"]
+__all__ = [
+    "Accepted",
+    "ErrorBody",
+    "Health",
+    "ItemScore",
+    "ProblemBody",
+    "RecommendationsBody",
+    "error_code",
+]
 
+from http import HTTPStatus
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+#: RFC 9110 names, spelled out because Python's HTTPStatus phrases changed between versions.
+_CODES = {413: "content_too_large", 422: "unprocessable_content", 503: "service_unavailable"}
+
+
+def error_code(status: int) -> str:
+    """The ``error`` field of an answer with this status.
+
+    >>> error_code(422), error_code(403)
+    ('unprocessable_content', 'forbidden')
+    """
+    return _CODES.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
 
 
 class ProblemBody(BaseModel):
@@ -23,7 +44,7 @@ class ProblemBody(BaseModel):
 class ErrorBody(BaseModel):
     """Every error answer: a short code, a sentence, and for invalid input every problem found."""
 
-    error: str = Field(examples=["unprocessable_entity"])
+    error: str = Field(examples=["unprocessable_content"])
     message: str
     problems: list[ProblemBody] = []
 

@@ -13,6 +13,7 @@ import time
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.api.bodies import error_code
 from engine.api.metrics import ApiMetrics
 from schemas.errors import RequestRejectedError
 
@@ -24,7 +25,7 @@ def _too_large(limit: int) -> str:
 async def _send_413(send: Send, limit: int) -> None:
     body = orjson.dumps(
         {
-            "error": "content_too_large",
+            "error": error_code(413),
             "message": _too_large(limit),
             "problems": [],
         }

@@ -50,7 +50,7 @@ async def test_a_batch_with_one_invalid_event_writes_nothing_and_lists_every_pro
     response = await api.post("/v1/events", json=batch, headers=AUTH)
     assert response.status_code == 422
     body = response.json()
-    assert body["error"] == "unprocessable_entity"
+    assert body["error"] == "unprocessable_content"
     assert [p["field"] for p in body["problems"]] == ["1.type", "1.ts", "2"]
     assert "seconds" in body["problems"][1]["message"]
     assert producer.sent == []
