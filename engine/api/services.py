@@ -27,6 +27,6 @@ class Services:
     metrics: ApiMetrics
 
 
-def services(request: Request) -> Services:
-    """FastAPI dependency: the process's `Services`."""
+async def services(request: Request) -> Services:
+    """FastAPI dependency: the process's `Services` (async, so FastAPI does not hop to a thread)."""
     return cast(Services, request.app.state.services)
