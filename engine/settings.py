@@ -54,6 +54,19 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
     api_max_batch: int = Field(500, ge=1, le=10_000)
     api_timeout_s: float = Field(5.0, gt=0.0, le=300.0)
+    #: Rank/reward (Personalizer-style): how long a decision waits for its reward before it is learned
+    #: with ``default_reward``; which policy ranks when no experiment applies; the hashed feature sizes.
+    reward_wait_s: float = Field(60.0, gt=0.0, le=86_400.0)
+    default_reward: float = Field(0.0, ge=-1e6, le=1e6)
+    bandit_policy: Literal["linucb", "lints", "egreedy", "uniform"] = "linucb"
+    bandit_context_dims: int = Field(16, ge=1, le=256)
+    bandit_action_dims: int = Field(16, ge=1, le=256)
+    #: The worker publishes a policy snapshot after this many rewards, or this long after it learned.
+    policy_publish_every: int = Field(50, ge=1, le=1_000_000)
+    policy_publish_s: float = Field(1.0, gt=0.0, le=3600.0)
+    #: Experiments (see README, "Experiments"): a JSON or YAML file, or the same document inline.
+    experiments_file: Path | None = None
+    experiments: str | None = None
 
     @field_validator("api_key_hashes", mode="before")
     @classmethod
@@ -87,6 +100,18 @@ class Settings(BaseSettings):
     @property
     def dead_letter_topic(self) -> str:
         return f"p13n.{self.namespace}.dead-letter"
+
+    @property
+    def decisions_topic(self) -> str:
+        return f"p13n.{self.namespace}.decisions"
+
+    @property
+    def rewards_topic(self) -> str:
+        return f"p13n.{self.namespace}.rewards"
+
+    @property
+    def bandit_examples_topic(self) -> str:
+        return f"p13n.{self.namespace}.bandit-examples"
 
 
 @functools.cache

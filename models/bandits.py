@@ -106,6 +106,18 @@ class OnlineRidge:
         b += weight * reward * phi
         self._theta = a_inv @ b
 
+    def get_state(self) -> tuple[Floats, Floats] | None:
+        """``(A^-1, b)``, or None before the first update; enough to rebuild the model exactly."""
+        if self._a_inv is None or self._b is None:
+            return None
+        return self._a_inv, self._b
+
+    def set_state(self, a_inv: Floats, b: Floats) -> None:
+        """Restore what `get_state` returned (the arrays are copied)."""
+        self._a_inv = np.array(a_inv, dtype=np.float64)
+        self._b = np.array(b, dtype=np.float64)
+        self._theta = self._a_inv @ self._b
+
     def predict(self, phi: Floats) -> Floats:
         """Predicted reward of each row of ``phi``."""
         _, _, theta = self._ensure(phi.shape[1])
@@ -172,6 +184,11 @@ class _RidgePolicy(_Base):
     def _start(self) -> None:
         super()._start()
         self._model = OnlineRidge(self.ridge)
+
+    @property
+    def model(self) -> OnlineRidge:
+        """The ridge regression behind the policy (its state is what a snapshot stores)."""
+        return self._model
 
     def learn_one(
         self, context: ArrayLike, actions: ArrayLike, chosen: int, reward: float, *, weight: float = 1.0

@@ -83,6 +83,9 @@ class Context(_Record):
     locale: Label | None = None
     region: Label | None = None
     surface: Label | None = None
+    #: The experiment and variant the user was assigned to (the HTTP API stamps them when configured).
+    experiment: Label | None = None
+    variant: Label | None = None
 
 
 class Event(_Record):

@@ -11,7 +11,11 @@ __all__ = [
     "KEY_PREFIX",
     "KEY_VERSION",
     "MetaField",
+    "PolicyField",
+    "experiment",
+    "experiment_users",
     "meta",
+    "policy",
     "recs",
     "trending",
     "worker",
@@ -34,6 +38,15 @@ class MetaField(StrEnum):
     LAST_EVENT_TS = "last_event_ts"
     MODEL_VERSION = "model_version"
     EVENTS_SEEN = "events_seen"
+
+
+class PolicyField(StrEnum):
+    """Fields of a bandit policy snapshot hash (written by the worker, read by the API)."""
+
+    VERSION = "version"
+    UPDATED_MS = "updated_ms"
+    REWARDS = "rewards"
+    SNAPSHOT = "snapshot"
 
 
 def _key(namespace: str, kind: str, ident: str) -> str:
@@ -84,3 +97,30 @@ def worker(namespace: str, worker_id: str) -> str:
 def workers_pattern(namespace: str) -> str:
     """SCAN pattern matching every worker heartbeat of the namespace."""
     return _key(namespace, "worker", "*")
+
+
+def policy(namespace: str, policy_id: str) -> str:
+    """Hash with `PolicyField` fields: the latest snapshot of one bandit policy (base64 in ``snapshot``).
+
+    >>> policy("shop", "default")
+    'p13n:v1:shop:policy:default'
+    """
+    return _key(namespace, "policy", policy_id)
+
+
+def experiment(namespace: str, name: str) -> str:
+    """Hash of an experiment's counters: ``<variant>.decisions``, ``.rewards``, ``.reward_sum``.
+
+    >>> experiment("shop", "home-ranker")
+    'p13n:v1:shop:experiment:home-ranker'
+    """
+    return _key(namespace, "experiment", name)
+
+
+def experiment_users(namespace: str, name: str, variant: str) -> str:
+    """Set of the user ids assigned to one variant (its size is what the sample-ratio check counts).
+
+    >>> experiment_users("shop", "home-ranker", "control")
+    'p13n:v1:shop:experiment-users:home-ranker:control'
+    """
+    return _key(namespace, "experiment-users", f"{name}:{variant}")

@@ -1,0 +1,134 @@
+"""The policy learner: joined examples in, policy snapshots out to Redis (for the API's next rank).
+
+Examples arrive keyed by policy id, so each policy is learned by exactly one worker. A policy this worker
+has not seen yet starts from its latest snapshot in Redis, so a restart or rebalance keeps what was learned
+up to the last publish (at most ``publish_s`` seconds or ``publish_every`` rewards behind).
+"""
+
+from __future__ import annotations
+
+__all__ = ["Learner"]
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.exceptions
+
+from engine.bandit_metrics import BanditMetrics
+from engine.experiment_stats import ExperimentStats
+from engine.policy_store import PolicyStore
+from models.bandit_features import action_matrix, hash_features
+from models.bandit_snapshot import AnyPolicy, dumps
+from models.bandits import make
+from schemas.decisions import DecisionRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Learned:
+    policy: AnyPolicy
+    name: str
+    context_dims: int
+    action_dims: int
+    rewards: int
+    unpublished: int = 0
+    first_unpublished: float = 0.0
+
+
+class Learner:
+    """Learns every policy whose examples this worker owns and publishes their snapshots."""
+
+    def __init__(
+        self,
+        store: PolicyStore,
+        stats: ExperimentStats,
+        metrics: BanditMetrics,
+        *,
+        publish_every: int,
+        publish_s: float,
+    ) -> None:
+        self.store = store
+        self.stats = stats
+        self.metrics = metrics
+        self.publish_every = publish_every
+        self.publish_s = publish_s
+        self.policies: dict[str, _Learned] = {}
+        self._tally: dict[tuple[str, str], tuple[int, float]] = {}
+
+    async def _policy(self, decision: DecisionRecord) -> _Learned:
+        spec = decision.policy
+        learned = self.policies.get(spec.id)
+        if learned is None:
+            loaded = await self.store.load(spec.id, seed=0)
+            if loaded is not None:
+                s = loaded[1]
+                learned = _Learned(s.policy, s.name, s.context_dims, s.action_dims, s.rewards)
+            else:
+                params: dict[str, Any] = dict(spec.params)
+                policy = make(spec.name, seed=0, **params)
+                learned = _Learned(policy, spec.name, spec.context_dims, spec.action_dims, 0)
+            self.policies[spec.id] = learned
+        return learned
+
+    async def learn(self, example: dict[str, Any]) -> str:
+        """Learn one joined example (the JSON of `streams.reward_join.Example`); returns the outcome."""
+        decision = DecisionRecord.model_validate(example["decision"])
+        reward = float(example["reward"])
+        learned = await self._policy(decision)
+        if (learned.context_dims, learned.action_dims) != (
+            decision.policy.context_dims,
+            decision.policy.action_dims,
+        ):
+            log.warning("decision %s was ranked with other feature sizes; not learned", decision.decision_id)
+            return "skipped"
+        x = hash_features(decision.context, learned.context_dims)
+        matrix = action_matrix([(a.id, a.features) for a in decision.actions], learned.action_dims)
+        # On-policy: the policy being learned is the one that chose, so every example counts once.
+        learned.policy.learn_one(x, matrix, decision.chosen_index, reward)
+        learned.rewards += 1
+        if not learned.unpublished:
+            learned.first_unpublished = time.monotonic()
+        learned.unpublished += 1
+        source = "default" if example.get("outcome") == "expired" else "rewarded"
+        self.metrics.learned.labels(policy=decision.policy.id, source=source).inc()
+        experiment, variant = decision.experiment or "none", decision.variant or "none"
+        self.metrics.rewards.labels(experiment=experiment, variant=variant).observe(reward)
+        if decision.experiment is not None and decision.variant is not None:
+            count, total = self._tally.get((experiment, variant), (0, 0.0))
+            self._tally[(experiment, variant)] = (count + 1, total + reward)
+        if learned.unpublished >= self.publish_every:
+            await self.flush(force=True)
+        return "learned"
+
+    async def flush(self, force: bool = False) -> None:
+        """Publish every policy with unpublished learning older than ``publish_s`` (all if ``force``)."""
+        now = time.monotonic()
+        for policy_id, learned in self.policies.items():
+            if not learned.unpublished or (not force and now - learned.first_unpublished < self.publish_s):
+                continue
+            blob = dumps(
+                learned.policy,
+                learned.name,
+                context_dims=learned.context_dims,
+                action_dims=learned.action_dims,
+                rewards=learned.rewards,
+            )
+            try:
+                await self.store.publish(policy_id, blob, learned.rewards)
+            except (redis.exceptions.RedisError, OSError):
+                log.exception("could not publish the snapshot of policy %s", policy_id)
+                self.metrics.publish_errors.inc()
+                continue
+            learned.unpublished = 0
+            self.metrics.publishes.labels(policy=policy_id).inc()
+        tally, self._tally = self._tally, {}
+        try:
+            await self.stats.add_rewards(tally)
+        except (redis.exceptions.RedisError, OSError):
+            log.exception("could not add reward counts of experiments")
+            for key, (count, total) in tally.items():
+                old = self._tally.get(key, (0, 0.0))
+                self._tally[key] = (old[0] + count, old[1] + total)

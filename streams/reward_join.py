@@ -1,0 +1,135 @@
+"""Joins rewards to logged decisions by decision_id within the reward wait window; pure, no Faust.
+
+State lives in a mapping keyed by decision_id (a changelog-backed Faust table in the worker), so a
+replacement worker resumes the open windows. A decision whose window closes without a reward is learned
+with the default reward, as Azure Personalizer does; only the first reward of a decision counts.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Example", "JoinOutcome", "Pending", "RewardJoin"]
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from schemas.decisions import DecisionRecord, RewardRecord
+
+#: decision_id -> entry: ``{"p": partition, "deadline": ms, "decision": {...} | None,
+#: "reward": float | None, "reward_ts": ms | None, "done": bool}``.
+Pending = MutableMapping[str, dict[str, Any]]
+
+
+class JoinOutcome(StrEnum):
+    """What one record, or one closed window, did."""
+
+    JOINED = "joined"  # a reward met its decision in time: learn it
+    WAITING = "waiting"  # a decision (or an early reward) is waiting for its other half
+    DUPLICATE = "duplicate"  # a second reward, or a decision seen before
+    LATE = "late"  # a reward sent after the window: ignored, the decision gets the default
+    EXPIRED = "expired"  # a window closed without a reward: learn the default reward
+    ORPHAN = "orphan"  # a reward whose decision never arrived
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """What the policy learns: the logged decision and the reward its chosen action earned."""
+
+    decision: DecisionRecord
+    reward: float
+    outcome: JoinOutcome
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision.model_dump(mode="json", exclude_none=True),
+            "reward": self.reward,
+            "outcome": self.outcome.value,
+        }
+
+
+class RewardJoin:
+    """The join of one worker; ``now_ms`` is always passed in, so tests control time.
+
+    >>> join = RewardJoin({}, wait_ms=60_000, default_reward=0.0)
+    >>> join.expire(0, now_ms=1)
+    []
+    """
+
+    def __init__(self, pending: Pending, *, wait_ms: int, default_reward: float) -> None:
+        self.pending = pending
+        self.wait_ms = wait_ms
+        self.default_reward = default_reward
+
+    def _in_time(self, decision: DecisionRecord, reward_ts: int) -> bool:
+        return reward_ts - decision.ts <= self.wait_ms
+
+    def _done(self, key: str, entry: dict[str, Any]) -> None:
+        # Keep a small tombstone until the window closes, so duplicates are recognised and dropped.
+        self.pending[key] = {"p": entry["p"], "deadline": entry["deadline"], "done": True}
+
+    def on_decision(
+        self, decision: DecisionRecord, partition: int, now_ms: int
+    ) -> tuple[JoinOutcome, Example | None]:
+        key = decision.decision_id
+        entry = self.pending.get(key)
+        if entry is not None and (entry.get("done") or entry.get("decision") is not None):
+            return JoinOutcome.DUPLICATE, None
+        # Windows close in processing time, at least wait_ms after the decision is read, so a worker
+        # catching up on a backlog still reads the rewards that were sent in time.
+        deadline = max(decision.ts, now_ms) + self.wait_ms
+        if entry is not None and entry.get("reward") is not None:
+            if self._in_time(decision, int(entry["reward_ts"])):
+                self._done(key, {"p": partition, "deadline": deadline})
+                return JoinOutcome.JOINED, Example(decision, float(entry["reward"]), JoinOutcome.JOINED)
+            outcome = JoinOutcome.LATE
+        else:
+            outcome = JoinOutcome.WAITING
+        self.pending[key] = {
+            "p": partition,
+            "deadline": deadline,
+            "decision": decision.model_dump(mode="json", exclude_none=True),
+            "reward": None,
+            "reward_ts": None,
+            "done": False,
+        }
+        return outcome, None
+
+    def on_reward(
+        self, reward: RewardRecord, partition: int, now_ms: int
+    ) -> tuple[JoinOutcome, Example | None]:
+        key = reward.decision_id
+        entry = self.pending.get(key)
+        if entry is None:
+            self.pending[key] = {
+                "p": partition,
+                "deadline": now_ms + self.wait_ms,
+                "decision": None,
+                "reward": float(reward.reward),
+                "reward_ts": reward.ts,
+                "done": False,
+            }
+            return JoinOutcome.WAITING, None
+        if entry.get("done") or entry.get("reward") is not None:
+            return JoinOutcome.DUPLICATE, None
+        decision = DecisionRecord.model_validate(entry["decision"])
+        if not self._in_time(decision, reward.ts):
+            return JoinOutcome.LATE, None
+        self._done(key, entry)
+        return JoinOutcome.JOINED, Example(decision, float(reward.reward), JoinOutcome.JOINED)
+
+    def expire(self, partition: int, now_ms: int) -> list[tuple[JoinOutcome, Example | None]]:
+        """Close every window of ``partition`` whose deadline has passed."""
+        due = [k for k, e in self.pending.items() if e["p"] == partition and e["deadline"] <= now_ms]
+        closed: list[tuple[JoinOutcome, Example | None]] = []
+        for key in due:
+            entry = self.pending.pop(key)
+            if entry.get("done"):
+                continue
+            if entry.get("decision") is not None:
+                decision = DecisionRecord.model_validate(entry["decision"])
+                example = Example(decision, self.default_reward, JoinOutcome.EXPIRED)
+                closed.append((JoinOutcome.EXPIRED, example))
+            else:
+                closed.append((JoinOutcome.ORPHAN, None))
+        return closed

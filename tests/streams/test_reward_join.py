@@ -1,0 +1,122 @@
+"""The reward join (`streams.reward_join`) and the learner (`streams.learner`), without Kafka or Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from engine.bandit_metrics import BanditMetrics
+from engine.experiment_stats import ExperimentStats
+from engine.experiments import Experiment, Variant
+from engine.policy_store import PolicyStore
+from models.bandit_features import action_matrix, hash_features
+from schemas.decisions import Action, DecisionRecord, PolicySpec, RewardRecord
+from streams.learner import Learner
+from streams.reward_join import JoinOutcome, RewardJoin
+from tests.engine.fake_redis import FakeRedis
+
+T0 = 1_700_000_000_000
+WAIT = 60_000
+SPEC = PolicySpec(id="default", name="linucb", context_dims=4, action_dims=8)
+
+
+def decision(decision_id: str, ts: int = T0, **extra: Any) -> DecisionRecord:
+    return DecisionRecord(
+        decision_id=decision_id,
+        ts=ts,
+        context={"hour": 7},
+        actions=[Action(id="a"), Action(id="b", features={"price": 2})],
+        chosen="b",
+        probabilities=[0.25, 0.75],
+        ranking=["b", "a"],
+        policy=SPEC,
+        policy_version=0,
+        **extra,
+    )
+
+
+def reward(decision_id: str, value: float = 1.0, ts: int = T0 + 1_000) -> RewardRecord:
+    return RewardRecord(decision_id=decision_id, reward=value, ts=ts)
+
+
+def join() -> RewardJoin:
+    return RewardJoin({}, wait_ms=WAIT, default_reward=0.0)
+
+
+def test_a_reward_after_its_decision_is_joined_once() -> None:
+    j = join()
+    assert j.on_decision(decision("d1"), 0, T0) == (JoinOutcome.WAITING, None)
+    outcome, example = j.on_reward(reward("d1", 1.0), 0, T0 + 1_000)
+    assert outcome is JoinOutcome.JOINED and example is not None
+    assert (example.decision.decision_id, example.reward, example.decision.propensity) == ("d1", 1.0, 0.75)
+    assert j.on_reward(reward("d1", 0.0), 0, T0 + 2_000) == (JoinOutcome.DUPLICATE, None)
+    assert j.on_decision(decision("d1"), 0, T0 + 2_000) == (JoinOutcome.DUPLICATE, None)
+    assert j.expire(0, T0 + WAIT + 1) == []  # the tombstone goes quietly
+    assert j.pending == {}
+
+
+def test_a_reward_read_before_its_decision_waits_for_it() -> None:
+    j = join()
+    assert j.on_reward(reward("d2", 0.5), 1, T0 + 100) == (JoinOutcome.WAITING, None)
+    outcome, example = j.on_decision(decision("d2"), 1, T0 + 200)
+    assert outcome is JoinOutcome.JOINED and example is not None and example.reward == 0.5
+
+
+def test_a_window_without_reward_closes_with_the_default_reward() -> None:
+    j = RewardJoin({}, wait_ms=WAIT, default_reward=-0.5)
+    j.on_decision(decision("d3"), 2, T0)
+    assert j.expire(2, T0 + WAIT - 1) == []
+    assert j.expire(1, T0 + WAIT) == []  # another partition's windows are not this tick's business
+    [(outcome, example)] = j.expire(2, T0 + WAIT)
+    assert outcome is JoinOutcome.EXPIRED and example is not None
+    assert (example.reward, example.to_json()["outcome"]) == (-0.5, "expired")
+    assert j.pending == {}
+
+
+def test_a_reward_sent_after_the_window_is_late_and_the_decision_gets_the_default() -> None:
+    j = join()
+    j.on_decision(decision("d4"), 0, T0)
+    assert j.on_reward(reward("d4", ts=T0 + WAIT + 1), 0, T0 + WAIT) == (JoinOutcome.LATE, None)
+    [(outcome, example)] = j.expire(0, T0 + WAIT + 5)
+    assert outcome is JoinOutcome.EXPIRED and example is not None and example.reward == 0.0
+
+
+def test_a_backlog_of_old_decisions_still_waits_for_rewards_sent_in_time() -> None:
+    j = join()
+    now = T0 + 10 * WAIT  # the worker reads the decision long after it was made
+    j.on_decision(decision("d5"), 0, now)
+    assert j.expire(0, now + 1) == []
+    outcome, _ = j.on_reward(reward("d5", ts=T0 + 500), 0, now + 2)
+    assert outcome is JoinOutcome.JOINED
+
+
+def test_a_reward_whose_decision_never_comes_expires_as_an_orphan() -> None:
+    j = join()
+    j.on_reward(reward("ghost"), 3, T0)
+    assert j.expire(3, T0 + WAIT) == [(JoinOutcome.ORPHAN, None)]
+
+
+async def test_the_learner_raises_the_rewarded_actions_probability_and_publishes() -> None:
+    redis = FakeRedis()
+    store = PolicyStore(redis, "unit")  # type: ignore[arg-type]
+    stats = ExperimentStats(redis, "unit")  # type: ignore[arg-type]
+    learner = Learner(store, stats, BanditMetrics.create(CollectorRegistry()), publish_every=10, publish_s=60)
+    actions = [Action(id=f"a{i}") for i in range(4)]
+    x = hash_features({"hour": 7}, 4)
+    matrix = action_matrix([(a.id, a.features) for a in actions], 8)
+    for n in range(40):
+        chosen = f"a{n % 4}"
+        ranking = [chosen, *(a.id for a in actions if a.id != chosen)]
+        record = decision(f"d{n}", experiment="home", variant="b").model_copy(
+            update={"actions": actions, "chosen": chosen, "probabilities": [0.25] * 4, "ranking": ranking}
+        )
+        await learner.learn({"decision": record.model_dump(mode="json"), "reward": float(chosen == "a2")})
+    assert await store.version("default") == 4  # published every 10 rewards
+    loaded = await store.load("default")
+    assert loaded is not None
+    probabilities = loaded[1].policy.decide(x, matrix).probabilities
+    assert max(range(4), key=lambda i: probabilities[i]) == 2 and probabilities[2] > 0.9
+    experiment = Experiment(name="home", variants=(Variant(name="b", weight=1),))
+    report = await stats.report_one(experiment)
+    assert report["variants"][0]["rewards"] == 40 and report["variants"][0]["mean_reward"] == 0.25
