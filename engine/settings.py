@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
     api_max_batch: int = Field(500, ge=1, le=10_000)
     api_timeout_s: float = Field(5.0, gt=0.0, le=300.0)
+    #: Serve-time rules and diversity (README, "Rules and diversity"): the rules file (YAML or JSON,
+    #: re-read when it changes), the default diversity strength (0: order unchanged), candidates read
+    #: per item served, and the window over which distinct served items (coverage) are counted.
+    rules_file: Path | None = None
+    diversity_strength: float = Field(0.3, ge=0.0, le=1.0)
+    serve_candidates_factor: int = Field(3, ge=1, le=20)
+    coverage_window_hours: int = Field(24, ge=1, le=720)
     #: Rank/reward (Personalizer-style): how long a decision waits for its reward before it is learned
     #: with ``default_reward``; which policy ranks when no experiment applies; the hashed feature sizes.
     reward_wait_s: float = Field(60.0, gt=0.0, le=86_400.0)

@@ -145,6 +145,9 @@ class ItemRecord(_Record):
     tags: tuple[Label, ...] = ()
     attributes: dict[Label, Attribute] = Field(default_factory=dict)
     available: StrictBool = True
+    #: Regions (e.g. ``GB``) and languages (e.g. ``en``) the item may be shown in; None: everywhere, any.
+    regions: tuple[Label, ...] | None = None
+    languages: tuple[Label, ...] | None = None
 
 
 _M = TypeVar("_M", bound=_Record)

@@ -10,13 +10,19 @@ __all__ = [
     "GLOBAL_SCOPE",
     "KEY_PREFIX",
     "KEY_VERSION",
+    "ItemField",
     "MetaField",
     "PolicyField",
+    "PreferenceKind",
     "experiment",
     "experiment_users",
+    "item",
     "meta",
     "policy",
+    "preference_field",
+    "preferences",
     "recs",
+    "served",
     "trending",
     "worker",
     "workers_pattern",
@@ -49,6 +55,25 @@ class PolicyField(StrEnum):
     SNAPSHOT = "snapshot"
 
 
+class ItemField(StrEnum):
+    """Fields of the per-item metadata hash; lists are JSON arrays of strings, ``available`` is 1 or 0."""
+
+    CATEGORIES = "categories"
+    TAGS = "tags"
+    AVAILABLE = "available"
+    REGIONS = "regions"
+    LANGUAGES = "languages"
+
+
+class PreferenceKind(StrEnum):
+    """Kinds of entries in a user's preferences hash (the part of a field before the first ``:``)."""
+
+    LIKED_CATEGORY = "liked_category"
+    LIKED_ITEM = "liked_item"
+    MUTED_CATEGORY = "muted_category"
+    HIDDEN_ITEM = "hidden_item"
+
+
 def _key(namespace: str, kind: str, ident: str) -> str:
     return f"{KEY_PREFIX}:{KEY_VERSION}:{namespace}:{kind}:{ident}"
 
@@ -69,6 +94,40 @@ def meta(namespace: str, user_id: str) -> str:
     'p13n:v1:shop:meta:u7'
     """
     return _key(namespace, "meta", user_id)
+
+
+def item(namespace: str, item_id: str) -> str:
+    """Hash with `ItemField` fields: what serve-time rules know about one catalog item.
+
+    >>> item("shop", "i42")
+    'p13n:v1:shop:item:i42'
+    """
+    return _key(namespace, "item", item_id)
+
+
+def preferences(namespace: str, user_id: str) -> str:
+    """Hash of the user's explicit choices: field ``<PreferenceKind>:<id>``, value = epoch ms when set.
+
+    >>> preferences("shop", "u7")
+    'p13n:v1:shop:prefs:u7'
+    >>> preference_field(PreferenceKind.MUTED_CATEGORY, "horror")
+    'muted_category:horror'
+    """
+    return _key(namespace, "prefs", user_id)
+
+
+def preference_field(kind: PreferenceKind, ident: str) -> str:
+    """The field of one entry in the preferences hash (the id may itself contain ``:``)."""
+    return f"{kind.value}:{ident}"
+
+
+def served(namespace: str, hour: int) -> str:
+    """HyperLogLog of the distinct items served in one hour (epoch hours); expires after the window.
+
+    >>> served("shop", 472222)
+    'p13n:v1:shop:served:472222'
+    """
+    return _key(namespace, "served", str(hour))
 
 
 def trending(namespace: str, locale: str | None = None) -> str:

@@ -1,0 +1,145 @@
+"""User records contract v1: explicit preferences (onboarding and overrides) and erasure requests.
+
+Pure data and validation; no I/O. Both travel on the events topic keyed by ``user_id`` next to the
+user's events, told apart from them by ``type``; failures are `InvalidEventError`s with problems.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MAX_PREFERENCE_IDS",
+    "ErasureRecord",
+    "PreferencesRecord",
+    "PreferencesRequest",
+    "encode_user_record",
+    "parse_user_record",
+]
+
+from typing import Annotated, Any, Literal
+
+import orjson
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+from schemas.errors import InvalidEventError, Problem
+from schemas.events import Id, Label
+
+#: Most ids in one list of a preferences request: onboarding screens show dozens, not thousands.
+MAX_PREFERENCE_IDS = 200
+
+_Ms = Annotated[StrictInt, Field(ge=100_000_000_000, le=4_102_444_800_000)]
+_Ids = Annotated[tuple[Id, ...], Field(max_length=MAX_PREFERENCE_IDS)]
+_Labels = Annotated[tuple[Label, ...], Field(max_length=MAX_PREFERENCE_IDS)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PreferencesRequest(_Record):
+    """What ``PUT /v1/users/{user_id}/preferences`` takes: choices to add or remove, and a reset.
+
+    Applying the same request twice gives the same state. ``reset`` forgets everything first (learned
+    lists and earlier choices), then the rest of the request applies.
+
+    >>> PreferencesRequest(muted_categories=["horror"], hidden_items=["i9"]).reset
+    False
+    """
+
+    liked_categories: _Labels = ()
+    liked_items: _Ids = ()
+    muted_categories: _Labels = ()
+    unmuted_categories: _Labels = ()
+    #: "Less like this": never show these items again (until un-hidden).
+    hidden_items: _Ids = ()
+    unhidden_items: _Ids = ()
+    reset: StrictBool = False
+
+    @property
+    def empty(self) -> bool:
+        """True when the request changes nothing."""
+        return not self.reset and not any(
+            (
+                self.liked_categories,
+                self.liked_items,
+                self.muted_categories,
+                self.unmuted_categories,
+                self.hidden_items,
+                self.unhidden_items,
+            )
+        )
+
+
+class PreferencesRecord(PreferencesRequest):
+    """A preferences request as produced to the events topic, for the worker's models to learn.
+
+    >>> r = PreferencesRecord(event_id="p-1", user_id="u7", ts=1_700_000_000_000, liked_items=["i1"])
+    >>> encode_user_record(r)
+    b'{"v":1,"type":"preferences","event_id":"p-1","user_id":"u7","ts":1700000000000,"liked_items":["i1"]}'
+    """
+
+    v: Literal[1] = 1
+    type: Literal["preferences"] = "preferences"
+    event_id: Id
+    user_id: Id
+    ts: _Ms
+
+
+class ErasureRecord(_Record):
+    """A request to forget a user everywhere (Redis is cleared by the API at once; the rest follows).
+
+    >>> encode_user_record(ErasureRecord(event_id="x-1", user_id="u7", ts=1_700_000_000_000))
+    b'{"v":1,"type":"erasure","event_id":"x-1","user_id":"u7","ts":1700000000000}'
+    """
+
+    v: Literal[1] = 1
+    type: Literal["erasure"] = "erasure"
+    event_id: Id
+    user_id: Id
+    ts: _Ms
+
+
+_FIELD_ORDER = ("v", "type", "event_id", "user_id", "ts")
+
+
+def encode_user_record(record: PreferencesRecord | ErasureRecord) -> bytes:
+    """Canonical JSON: the envelope first, then only the non-empty choices (``reset`` only if true)."""
+    data = record.model_dump(mode="json")
+    head = {name: data.pop(name) for name in _FIELD_ORDER}
+    return orjson.dumps({**head, **{k: v for k, v in data.items() if v}})
+
+
+def parse_user_record(raw: bytes | str | dict[str, Any]) -> PreferencesRecord | ErasureRecord:
+    """Validate a preferences or erasure record (chosen by its ``type``).
+
+    >>> parse_user_record(b'{"type":"erasure","event_id":"x","user_id":"u","ts":1700000000000}').type
+    'erasure'
+    >>> parse_user_record({"type": "preferences", "event_id": "p", "user_id": "u", "ts": 1})
+    Traceback (most recent call last):
+    ...
+    schemas.errors.InvalidEventError: invalid event p: ts: Input should be greater than or equal to ...
+    """
+    obj: Any = raw
+    if not isinstance(raw, dict):
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidEventError([Problem("", f"not valid JSON: {exc}")]) from None
+    if not isinstance(obj, dict):
+        raise InvalidEventError([Problem("", f"expected a JSON object, got {type(obj).__name__}")])
+    kinds: dict[Any, type[PreferencesRecord | ErasureRecord]] = {
+        "preferences": PreferencesRecord,
+        "erasure": ErasureRecord,
+    }
+    model = kinds.get(obj.get("type"))
+    if model is None:
+        raise InvalidEventError([Problem("type", "Input should be 'preferences' or 'erasure'")])
+    try:
+        return model.model_validate(obj)
+    except pydantic.ValidationError as exc:
+        problems = [
+            Problem(".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, "))
+            for e in exc.errors(include_url=False)
+        ]
+        event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
+        raise InvalidEventError(problems, event_id=event_id) from None
