@@ -15,7 +15,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from engine.item_meta import FIELDS, ItemMeta, from_hash, to_hash
+from engine.preferences import Preferences
 from schemas import keys
+from schemas.events import ItemRecord
 from schemas.keys import MetaField
 
 
@@ -144,3 +147,83 @@ class RedisStore:
             events_seen=_int(meta.get(MetaField.EVENTS_SEEN)),
             last_event_ts=_int(meta.get(MetaField.LAST_EVENT_TS)),
         )
+
+    async def read_with_preferences(self, user_id: str, n: int) -> tuple[Recommendations, Preferences]:
+        """The user's top-n and their explicit preferences, in one round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zrevrange(keys.recs(self.namespace, user_id), 0, n - 1, withscores=True)
+            pipe.hgetall(keys.meta(self.namespace, user_id))
+            pipe.hgetall(keys.preferences(self.namespace, user_id))
+            ranked, meta, prefs = await pipe.execute()
+        recs = Recommendations(
+            user_id=user_id,
+            items=[(str(item), float(score)) for item, score in ranked],
+            updated_ms=_int(meta.get(MetaField.UPDATED_MS)),
+            model_version=meta.get(MetaField.MODEL_VERSION),
+            events_seen=_int(meta.get(MetaField.EVENTS_SEEN)),
+            last_event_ts=_int(meta.get(MetaField.LAST_EVENT_TS)),
+        )
+        return recs, Preferences.from_hash(prefs)
+
+    async def publish_items(self, records: Sequence[ItemRecord]) -> None:
+        """Replace the metadata hashes of catalog items (what serve-time rules filter and boost on)."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            for record in records:
+                key = keys.item(self.namespace, record.item_id)
+                pipe.delete(key)
+                fields: dict[Any, Any] = dict(to_hash(record))  # redis-py types keys invariantly
+                pipe.hset(key, mapping=fields)
+            await pipe.execute()
+
+    async def read_items(self, item_ids: Sequence[str]) -> dict[str, ItemMeta]:
+        """Metadata of the given items in one round trip (`item_meta.UNKNOWN` for items without a hash)."""
+        if not item_ids:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for item_id in item_ids:
+                pipe.hmget(keys.item(self.namespace, item_id), list(FIELDS))
+            answers = await pipe.execute()
+        return {item_id: from_hash(values) for item_id, values in zip(item_ids, answers, strict=True)}
+
+    async def read_preferences(self, user_id: str) -> Preferences:
+        fields: dict[Any, Any] = await self.client.hgetall(keys.preferences(self.namespace, user_id))
+        return Preferences.from_hash(fields)  # decode_responses: str keys
+
+    async def update_preferences(
+        self, user_id: str, to_set: dict[str, str], to_delete: Sequence[str], *, reset: bool = False
+    ) -> Preferences:
+        """Apply preference changes in one MULTI/EXEC and return the result; ``reset`` first drops the
+        user's list, meta and earlier preferences."""
+        prefs_key = keys.preferences(self.namespace, user_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            if reset:
+                pipe.delete(keys.recs(self.namespace, user_id), keys.meta(self.namespace, user_id), prefs_key)
+            if to_delete:
+                pipe.hdel(prefs_key, *to_delete)
+            if to_set:
+                mapping: dict[Any, Any] = dict(to_set)
+                pipe.hset(prefs_key, mapping=mapping)
+            pipe.hgetall(prefs_key)
+            answers = await pipe.execute()
+        return Preferences.from_hash(answers[-1])
+
+    async def forget_user(self, user_id: str) -> int:
+        """Delete every key of the user (list, meta, preferences) at once; returns how many existed."""
+        ns = self.namespace
+        return int(
+            await self.client.delete(
+                keys.recs(ns, user_id), keys.meta(ns, user_id), keys.preferences(ns, user_id)
+            )
+        )
+
+    async def count_served(self, item_ids: Sequence[str], hour: int, ttl_s: int) -> None:
+        """Add served items to the hour's HyperLogLog (kept ``ttl_s``), for catalog coverage."""
+        key = keys.served(self.namespace, hour)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.pfadd(key, *item_ids)
+            pipe.expire(key, ttl_s)
+            await pipe.execute()
+
+    async def served_distinct(self, hours: Sequence[int]) -> int:
+        """Distinct items served over the given hours (HyperLogLog estimate, about 1% error)."""
+        return int(await self.client.pfcount(*[keys.served(self.namespace, h) for h in hours]))

@@ -6,12 +6,18 @@ Reads only: nothing here learns or writes.
 
 from __future__ import annotations
 
-__all__ = ["Served", "locale_scopes", "recommend"]
+__all__ = ["DEFAULT_POLICY", "Served", "ServingPolicy", "locale_scopes", "recommend", "region_of"]
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from engine import rules as business_rules
+from engine.diversity import intra_list_diversity
+from engine.preferences import Preferences
 from engine.redis_store import RedisStore
+from engine.rules import RuleSet
+from engine.rules_file import DEFAULT_RULES
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +36,8 @@ class Served:
     source: str
     updated_ms: int | None
     model_version: str | None
+    #: Intra-list diversity of ``items`` (see `engine.diversity`), for metrics; not part of the answer.
+    diversity: float | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,18 +77,91 @@ def locale_scopes(locale: str | None) -> list[str]:
     return [locale] if language in ("", locale) else [locale, language]
 
 
-async def recommend(store: RedisStore, user_id: str, n: int, locale: str | None = None) -> Served:
-    """The user's top-n; for a user without a list, trending in their locale, then globally, else empty.
+def region_of(locale: str | None) -> str | None:
+    """The region subtag of a locale (two letters or three digits), if it has one.
 
-    A user the worker knows but has no candidates for yet gets the fallback too: an empty answer is
-    the last resort, never an error.
+    >>> region_of("en-GB"), region_of("pt_BR"), region_of("zh-Hant-TW"), region_of("es-419"), region_of("fr")
+    ('GB', 'BR', 'TW', '419', None)
     """
-    recs = await store.read(user_id, n)
-    if recs.items:
-        return Served(user_id, recs.items, "personalized", recs.updated_ms, recs.model_version)
+    if not locale:
+        return None
+    for part in locale.replace("_", "-").split("-")[1:]:
+        if (len(part) == 2 and part.isalpha()) or (len(part) == 3 and part.isdigit()):
+            return part
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ServingPolicy:
+    """What shapes a served list besides the model: the rules, the default diversity strength, and how
+    many candidates are read per item served (so filters and diversity have something to choose from)."""
+
+    rules: RuleSet = DEFAULT_RULES
+    strength: float = 0.3
+    candidates_factor: int = 3
+
+
+DEFAULT_POLICY = ServingPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    store: RedisStore
+    n: int
+    surface: str | None
+    region: str | None
+    language: str | None
+    prefs: Preferences
+    policy: ServingPolicy
+
+
+async def _shaped(
+    req: _Request, candidates: Sequence[tuple[str, float]]
+) -> tuple[list[tuple[str, float]], float | None]:
+    """Candidates through the surface's rules, with the metadata of all of them read in one round trip."""
+    if not candidates:
+        return [], None
+    rules = req.policy.rules.for_surface(req.surface)
+    ids = list(dict.fromkeys([item for item, _ in candidates] + [p.item for p in rules.pin]))
+    metas = await req.store.read_items(ids)
+    items = business_rules.apply(
+        candidates,
+        metas,
+        rules,
+        n=req.n,
+        strength=req.policy.strength,
+        region=req.region,
+        language=req.language,
+        prefs=req.prefs,
+    )
+    return items, intra_list_diversity([metas[item].categories for item, _ in items if item in metas])
+
+
+async def recommend(
+    store: RedisStore,
+    user_id: str,
+    n: int,
+    locale: str | None = None,
+    *,
+    surface: str | None = None,
+    region: str | None = None,
+    policy: ServingPolicy = DEFAULT_POLICY,
+) -> Served:
+    """The user's top-n after the surface's rules and the user's preferences; for a user without a
+    list (or whose list the rules empty), trending in their locale, then globally, else empty.
+
+    ``region`` defaults to the locale's region subtag. An empty answer is the last resort, never an error.
+    """
+    depth = n * policy.candidates_factor
+    recs, prefs = await store.read_with_preferences(user_id, depth)
+    language = locale.replace("_", "-").split("-", 1)[0] if locale else None
+    req = _Request(store, n, surface, region or region_of(locale), language, prefs, policy)
+    items, diversity = await _shaped(req, recs.items)
+    if items:
+        return Served(user_id, items, "personalized", recs.updated_ms, recs.model_version, diversity)
     for scope in locale_scopes(locale):
-        items = await store.read_trending(n, scope)
+        items, diversity = await _shaped(req, await store.read_trending(depth, scope))
         if items:
-            return Served(user_id, items, f"trending:{scope}", None, None)
-    items = await store.read_trending(n)
-    return Served(user_id, items, "trending" if items else "none", None, None)
+            return Served(user_id, items, f"trending:{scope}", None, None, diversity)
+    items, diversity = await _shaped(req, await store.read_trending(depth))
+    return Served(user_id, items, "trending" if items else "none", None, None, diversity)

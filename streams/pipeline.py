@@ -81,6 +81,20 @@ class Pipeline:
             self.apply_item(raw or b"")
         except Exception as error:  # noqa: BLE001 - input must never crash the worker
             await self.dead_letter(raw, error, topic=topic, partition=partition, offset=offset, key=key)
+            return
+        await self.publish_item(raw or b"")
+
+    async def publish_item(self, raw: bytes) -> None:
+        """Write a valid catalog record's metadata to Redis for serve-time rules (categories, regions...).
+
+        Parses the record again (catalog records are rare next to events). A failed write is logged and
+        counted like a failed list write; the next record of the item rewrites it.
+        """
+        try:
+            await self.store.publish_items([parse_item(raw)])
+        except (redis.exceptions.RedisError, OSError):
+            log.exception("could not publish the metadata of a catalog record")
+            self.metrics.publish_errors.inc()
 
     def apply_item(self, raw: bytes) -> None:
         """Validate and learn one catalog record (raises `InvalidEventError`)."""

@@ -10,8 +10,9 @@ __all__ = ["ApiMetrics"]
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+_SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -30,6 +31,9 @@ class ApiMetrics:
     registry: CollectorRegistry
     requests: Counter
     latency: Histogram
+    diversity: Histogram
+    coverage: Gauge
+    rules_reloads: Counter
     events: Counter
     served: Counter
 
@@ -50,6 +54,24 @@ class ApiMetrics:
                 "HTTP request time in the server, from the first byte read to the last byte sent.",
                 ["method", "route"],
                 buckets=_BUCKETS,
+                registry=registry,
+            ),
+            diversity=Histogram(
+                "personalize_api_list_diversity",
+                "Intra-list diversity of served lists: 1 - mean pairwise Jaccard of the items' categories.",
+                buckets=_SHARES,
+                registry=registry,
+            ),
+            coverage=Gauge(
+                "personalize_api_catalog_coverage_items",
+                "Distinct items served by all API processes of the namespace over the coverage window "
+                "(PERSONALIZE_COVERAGE_WINDOW_HOURS; HyperLogLog estimate).",
+                registry=registry,
+            ),
+            rules_reloads=Counter(
+                "personalize_api_rules_reloads",
+                "Rules file versions seen, by outcome (loaded; rejected: the last good one stays).",
+                ["outcome"],
                 registry=registry,
             ),
             events=Counter(

@@ -5,8 +5,9 @@ Reads only; one Redis round trip for a known user. The fallback order lives in `
 
 from __future__ import annotations
 
-__all__ = ["recommendations_router"]
+__all__ = ["ServingState", "recommendations_router"]
 
+from dataclasses import dataclass
 from typing import Annotated
 
 import orjson
@@ -14,9 +15,13 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from engine.api.auth import require_key
 from engine.api.bodies import ErrorBody, RecommendationsBody
+from engine.api.metrics import ApiMetrics
 from engine.api.openapi import ID_PATTERN
 from engine.api.services import Services, services
-from engine.serving import recommend
+from engine.coverage import Coverage
+from engine.rules_file import RulesSource
+from engine.serving import Served, ServingPolicy, recommend
+from engine.settings import Settings
 
 UserId = Annotated[
     str,
@@ -25,7 +30,43 @@ UserId = Annotated[
 Label = Annotated[str | None, Query(min_length=1, max_length=128, pattern=ID_PATTERN)]
 
 
-def recommendations_router(read_auth: bool) -> APIRouter:
+@dataclass(frozen=True, slots=True)
+class ServingState:
+    """What the route keeps per process: the (hot-reloaded) rules and the coverage counter."""
+
+    settings: Settings
+    rules: RulesSource
+    coverage: Coverage
+
+    @classmethod
+    def create(cls, settings: Settings, metrics: ApiMetrics) -> ServingState:
+        """Reads the rules file now: an API does not start with rules it cannot use (`DataFormatError`)."""
+
+        def reloaded(outcome: str) -> None:
+            metrics.rules_reloads.labels(outcome=outcome).inc()
+
+        rules = RulesSource(settings.rules_file, on_reload=reloaded)
+        rules.load()
+        return cls(settings, rules, Coverage(settings.coverage_window_hours))
+
+    async def policy(self) -> ServingPolicy:
+        return ServingPolicy(
+            await self.rules.current(),
+            self.settings.diversity_strength,
+            self.settings.serve_candidates_factor,
+        )
+
+    async def observe(self, served: Served, svc: Services) -> None:
+        """Diversity of this list; coverage counted in Redis at most once a second (see `Coverage`)."""
+        if served.diversity is not None:
+            svc.metrics.diversity.observe(served.diversity)
+        self.coverage.observe(item for item, _ in served.items)
+        distinct = await self.coverage.maybe_flush(svc.store)
+        if distinct is not None:
+            svc.metrics.coverage.set(distinct)
+
+
+def recommendations_router(read_auth: bool, state: ServingState) -> APIRouter:
     """The recommendations route, behind the API key check when reads need one."""
     router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_key)] if read_auth else [])
     statuses = (401, 403, 422, 503) if read_auth else (422, 503)
@@ -40,16 +81,36 @@ def recommendations_router(read_auth: bool) -> APIRouter:
         user_id: UserId,
         svc: Annotated[Services, Depends(services)],
         n: Annotated[int, Query(ge=1, le=1000, description="How many items.")] = 10,
-        surface: Label = None,
+        surface: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=128,
+                pattern=ID_PATTERN,
+                description="Whose rules apply (the rules file's surfaces).",
+            ),
+        ] = None,
         locale: Label = None,
+        region: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=128,
+                pattern=ID_PATTERN,
+                description="Region for item limits; default: the locale's.",
+            ),
+        ] = None,
     ) -> Response:
-        """The user's current top-n, best first, as the worker last wrote it.
+        """The user's top-n, best first: the worker's list after the surface's rules (filter, boost, pin,
+        bury), diversity and the user's preferences (muted categories, hidden items).
 
-        A user without a list gets trending items of `locale` (then of its language), then global
-        trending, then an empty list; `source` says which. `surface` is accepted and not used yet.
+        A user without a list (or whose list the rules empty) gets trending items of `locale` (then of its
+        language), then global trending, then an empty list; `source` says which.
         """
-        served = await recommend(svc.store, user_id, n, locale)
+        policy = await state.policy()
+        served = await recommend(svc.store, user_id, n, locale, surface=surface, region=region, policy=policy)
         svc.metrics.served.labels(source="trending_locale" if ":" in served.source else served.source).inc()
+        await state.observe(served, svc)
         # Serialised here rather than through the response model: this is the hot read path.
         return Response(orjson.dumps(served.to_json()), media_type="application/json")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -14,7 +14,9 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from engine.api import create_api, hash_key
+from engine.item_meta import UNKNOWN, ItemMeta
 from engine.kafka_io import AsyncProducer
+from engine.preferences import Preferences
 from engine.redis_store import Recommendations, RedisStore
 from engine.settings import Settings
 from schemas.errors import DeliveryError, ServiceUnavailableError
@@ -38,6 +40,9 @@ class FakeStore:
 
     recs: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     trending: dict[str | None, list[tuple[str, float]]] = field(default_factory=dict)
+    items: dict[str, ItemMeta] = field(default_factory=dict)
+    prefs: dict[str, dict[str, str]] = field(default_factory=dict)
+    served: set[str] = field(default_factory=set)
     client: FakeRedis = field(default_factory=FakeRedis)
     address: str = "fake:6379"
 
@@ -49,6 +54,36 @@ class FakeStore:
 
     async def read_trending(self, n: int, locale: str | None = None) -> list[tuple[str, float]]:
         return self.trending.get(locale, [])[:n]
+
+    async def read_with_preferences(self, user_id: str, n: int) -> tuple[Recommendations, Preferences]:
+        return await self.read(user_id, n), Preferences.from_hash(self.prefs.get(user_id, {}))
+
+    async def read_items(self, item_ids: Sequence[str]) -> dict[str, ItemMeta]:
+        return {i: self.items.get(i, UNKNOWN) for i in item_ids}
+
+    async def read_preferences(self, user_id: str) -> Preferences:
+        return Preferences.from_hash(self.prefs.get(user_id, {}))
+
+    async def update_preferences(
+        self, user_id: str, to_set: dict[str, str], to_delete: Sequence[str], *, reset: bool = False
+    ) -> Preferences:
+        if reset:
+            self.recs.pop(user_id, None)
+            self.prefs.pop(user_id, None)
+        fields = self.prefs.setdefault(user_id, {})
+        for name in to_delete:
+            fields.pop(name, None)
+        fields.update(to_set)
+        return Preferences.from_hash(fields)
+
+    async def forget_user(self, user_id: str) -> int:
+        return (self.recs.pop(user_id, None) is not None) + (self.prefs.pop(user_id, None) is not None)
+
+    async def count_served(self, item_ids: Sequence[str], hour: int, ttl_s: int) -> None:
+        self.served.update(item_ids)
+
+    async def served_distinct(self, hours: Sequence[int]) -> int:
+        return len(self.served)
 
 
 @dataclass

@@ -1,0 +1,138 @@
+"""User routes: explicit preferences (``PUT``/``GET /v1/users/{id}/preferences``) and erasure (``DELETE``).
+
+Both take effect in Redis at once (the next read sees them) and are then produced to the events topic
+keyed by user_id, so the worker's models can learn them too. Serving applies them in `engine.serving`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Erased", "PreferencesAnswer", "PreferencesState", "users_router"]
+
+import asyncio
+import time
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, Field
+
+from engine.api.auth import require_key
+from engine.api.bodies import ErrorBody
+from engine.api.openapi import ID_PATTERN
+from engine.api.services import Services, services
+from engine.preferences import Preferences, changes
+from schemas.errors import InvalidEventError, Problem, ServiceUnavailableError
+from schemas.users import ErasureRecord, PreferencesRecord, PreferencesRequest, encode_user_record
+
+UserId = Annotated[
+    str,
+    Path(min_length=1, max_length=256, pattern=ID_PATTERN, description="The user (may contain `/`)."),
+]
+
+
+class PreferencesState(BaseModel):
+    """A user's choices as serving applies them."""
+
+    liked_categories: list[str]
+    liked_items: list[str]
+    muted_categories: list[str]
+    hidden_items: list[str]
+
+
+class PreferencesAnswer(BaseModel):
+    user_id: str
+    event_id: str | None = Field(description="id of the `preferences` record produced (PUT only)")
+    preferences: PreferencesState
+
+
+class Erased(BaseModel):
+    user_id: str
+    event_id: str = Field(description="id of the `erasure` record produced to the events topic")
+    deleted_keys: int = Field(description="how many of the user's Redis keys existed")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+async def _produce(svc: Services, user_id: str, value: bytes) -> None:
+    timeout = svc.settings.api_timeout_s
+    future = svc.producer.send_nowait(svc.settings.events_topic, value, user_id.encode())
+    try:
+        await asyncio.wait_for(future, timeout + 1.0)
+    except Exception as exc:  # noqa: BLE001 - any delivery failure is the same 503 to the client
+        raise ServiceUnavailableError("kafka", svc.settings.bootstrap, timeout) from exc
+
+
+def _answer(user_id: str, prefs: Preferences, event_id: str | None) -> PreferencesAnswer:
+    state = PreferencesState.model_validate(prefs.to_json())
+    return PreferencesAnswer(user_id=user_id, event_id=event_id, preferences=state)
+
+
+def users_router(read_auth: bool) -> APIRouter:
+    router = APIRouter(tags=["users"])
+    read_deps = [Depends(require_key)] if read_auth else []
+
+    @router.put(
+        "/v1/users/{user_id:path}/preferences",
+        response_model=PreferencesAnswer,
+        summary="Onboarding choices and overrides (mute a category, less like this, reset)",
+        responses=_errors(401, 403, 413, 422, 503),
+        dependencies=[Depends(require_key)],
+    )
+    async def put_preferences(
+        user_id: UserId, body: PreferencesRequest, svc: Annotated[Services, Depends(services)]
+    ) -> PreferencesAnswer:
+        """Add or remove liked categories/items, muted categories and hidden items ("less like this").
+
+        Takes effect on the next read: muted categories and hidden items are filtered out, liked ones
+        boosted. `reset: true` first forgets the user's list and earlier choices (the worker also gets
+        the record, to forget what it learned). Repeating a request is harmless. Then produced to the
+        events topic as a `preferences` record keyed by `user_id`; 503 if Kafka does not confirm it
+        (Redis has changed already; resend).
+        """
+        if body.empty:
+            raise InvalidEventError([Problem("", "the request changes nothing")])
+        now = _now_ms()
+        to_set, to_delete = changes(body, now)
+        prefs = await svc.store.update_preferences(user_id, to_set, to_delete, reset=body.reset)
+        record = PreferencesRecord(
+            event_id=f"prefs-{uuid.uuid4().hex}", user_id=user_id, ts=now, **body.model_dump()
+        )
+        await _produce(svc, user_id, encode_user_record(record))
+        return _answer(user_id, prefs, record.event_id)
+
+    @router.get(
+        "/v1/users/{user_id:path}/preferences",
+        response_model=PreferencesAnswer,
+        summary="A user's current preferences",
+        responses=_errors(*((401, 403, 422, 503) if read_auth else (422, 503))),
+        dependencies=read_deps,
+    )
+    async def get_preferences(
+        user_id: UserId, svc: Annotated[Services, Depends(services)]
+    ) -> PreferencesAnswer:
+        """Liked categories and items, muted categories and hidden items, as serving applies them."""
+        return _answer(user_id, await svc.store.read_preferences(user_id), None)
+
+    @router.delete(
+        "/v1/users/{user_id:path}",
+        status_code=202,
+        response_model=Erased,
+        summary="Erase a user",
+        responses=_errors(401, 403, 422, 503),
+        dependencies=[Depends(require_key)],
+    )
+    async def erase_user(user_id: UserId, svc: Annotated[Services, Depends(services)]) -> Erased:
+        """Delete the user's keys in Redis at once (list, metadata, preferences), then produce an
+        `erasure` record to the events topic for the worker's state (202: that part follows)."""
+        deleted = await svc.store.forget_user(user_id)
+        record = ErasureRecord(event_id=f"erase-{uuid.uuid4().hex}", user_id=user_id, ts=_now_ms())
+        await _produce(svc, user_id, encode_user_record(record))
+        return Erased(user_id=user_id, event_id=record.event_id, deleted_keys=deleted)
+
+    return router
