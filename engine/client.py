@@ -17,8 +17,10 @@ from urllib.parse import quote
 
 import httpx
 import orjson
+import pydantic
 from redis.exceptions import RedisError
 
+from engine.preferences import Preferences
 from engine.redis_store import RedisStore
 from engine.serving import Served, recommend
 from schemas.errors import (
@@ -29,6 +31,7 @@ from schemas.errors import (
     ServiceUnavailableError,
 )
 from schemas.events import Event, parse_events
+from schemas.users import PreferencesRequest
 
 #: An event as a validated `Event` or as the plain dict of the event contract.
 EventLike = Event | Mapping[str, Any]
@@ -129,13 +132,34 @@ class AsyncClient:
         response = await self._request("POST", "/v1/events", content=body, headers=headers)
         return int(response.json()["accepted"])
 
+    async def preferences(self, user_id: str, **choices: Any) -> Preferences:
+        """Change the user's preferences (the fields of ``PUT /v1/users/{id}/preferences``, e.g.
+        ``muted_categories=["horror"]``, ``hidden_items=["i9"]``, ``reset=True``); returns them after."""
+        try:
+            request = PreferencesRequest.model_validate(choices)
+        except pydantic.ValidationError as exc:
+            problems = [
+                Problem(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors(include_url=False)
+            ]
+            raise InvalidEventError(problems) from None
+        body = orjson.dumps(request.model_dump(mode="json"))
+        path = f"/v1/users/{quote(user_id, safe='')}/preferences"
+        headers = {"content-type": "application/json"}
+        response = await self._request("PUT", path, content=body, headers=headers)
+        return Preferences(**{k: frozenset(v) for k, v in response.json()["preferences"].items()})
+
+    async def erase(self, user_id: str) -> int:
+        """Erase the user (``DELETE /v1/users/{id}``); returns how many of their Redis keys existed."""
+        response = await self._request("DELETE", f"/v1/users/{quote(user_id, safe='')}")
+        return int(response.json()["deleted_keys"])
+
     async def recommend(
         self, user_id: str, n: int = 10, surface: str | None = None, locale: str | None = None
     ) -> Served:
         """The user's top-n (or trending for an unknown user; ``source`` says which)."""
         if self._store is not None:
             try:
-                return await recommend(self._store, user_id, n, locale)
+                return await recommend(self._store, user_id, n, locale, surface=surface)
             except RedisError:
                 raise ServiceUnavailableError("redis", self._store.address, self.timeout_s) from None
         params: dict[str, str | int] = {"n": n}
@@ -175,6 +199,12 @@ class Client:
 
     def track_many(self, events: Iterable[EventLike]) -> int:
         return self._runner.run(self._client.track_many(events))
+
+    def preferences(self, user_id: str, **choices: Any) -> Preferences:
+        return self._runner.run(self._client.preferences(user_id, **choices))
+
+    def erase(self, user_id: str) -> int:
+        return self._runner.run(self._client.erase(user_id))
 
     def recommend(
         self, user_id: str, n: int = 10, surface: str | None = None, locale: str | None = None
