@@ -87,24 +87,29 @@ def diversify(
     cap = category_cap(n, strength, max_per_category)
     cats = [categories.get(item, _NONE) for item, _ in ranked]
     relevance = _relevance([score for _, score in ranked])
+    keep = 1.0 - strength
     closest = [0.0] * len(ranked)
     counts: Counter[str] = Counter()
+    full: set[str] = set()  # categories at the cap
     remaining = list(range(len(ranked)))
     picked: list[int] = []
     while len(picked) < n and remaining:
         best, best_value = -1, -math.inf
         for index in remaining:
-            if any(counts[c] >= cap for c in cats[index]):
+            if full and not cats[index].isdisjoint(full):
                 continue
-            value = (1.0 - strength) * relevance[index] - strength * closest[index]
+            value = keep * relevance[index] - strength * closest[index]
             if value > best_value:
                 best, best_value = index, value
         if best < 0:
             break
         picked.append(best)
         remaining.remove(best)
-        counts.update(cats[best])
-        for index in remaining:
-            closest[index] = max(closest[index], jaccard(cats[index], cats[best]))
+        chosen = cats[best]
+        counts.update(chosen)
+        full.update(c for c in chosen if counts[c] >= cap)
+        for index in remaining:  # only overlapping sets can raise the similarity: skip the rest cheaply
+            if closest[index] < 1.0 and not chosen.isdisjoint(cats[index]):
+                closest[index] = max(closest[index], jaccard(cats[index], chosen))
     picked += remaining[: n - len(picked)]  # only capped items are left: better than a short list
     return [ranked[index] for index in picked]
