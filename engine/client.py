@@ -7,7 +7,7 @@ is given (same key contract and fallback as the API, no HTTP hop), else over HTT
 
 from __future__ import annotations
 
-__all__ = ["AsyncClient", "Client", "EventLike"]
+__all__ = ["AsyncClient", "Client", "EventLike", "Ranked"]
 
 import asyncio
 from collections.abc import Iterable, Mapping
@@ -20,6 +20,7 @@ import orjson
 import pydantic
 from redis.exceptions import RedisError
 
+from engine.client_rank import AsyncRankCalls, Ranked, SyncRankCalls
 from engine.preferences import Preferences
 from engine.redis_store import RedisStore
 from engine.serving import Served, recommend
@@ -61,7 +62,7 @@ def _raise_for(response: httpx.Response, base_url: str, timeout_s: float) -> Non
     raise RequestRejectedError(response.status_code, message)
 
 
-class AsyncClient:
+class AsyncClient(AsyncRankCalls):
     """Async SDK client; give ``base_url`` (the API) and/or ``redis_url`` (direct reads).
 
     ``transport`` replaces httpx's network transport (tests pass an ``httpx.ASGITransport``).
@@ -172,7 +173,7 @@ class AsyncClient:
         return Served.from_json(response.json())
 
 
-class Client:
+class Client(SyncRankCalls):
     """The synchronous SDK client: same arguments and methods as `AsyncClient`, without ``await``.
 
     Not for use inside a running event loop (use `AsyncClient` there).

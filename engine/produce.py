@@ -30,8 +30,9 @@ _WINDOW = 10_000
 
 
 async def ensure_engine_topics(settings: Settings) -> None:
-    """The namespace's events, items and dead-letter topics, with the configured partition count."""
+    """The namespace's topics (events, items, dead letters, decisions, rewards, bandit examples)."""
     topics = [settings.events_topic, settings.items_topic, settings.dead_letter_topic]
+    topics += [settings.decisions_topic, settings.rewards_topic, settings.bandit_examples_topic]
     await ensure_topics(settings.bootstrap, topics, settings.partitions)
 
 

@@ -22,6 +22,7 @@ from streams import codecs
 from streams.gaps import GapReader, OffsetGuard, is_control
 from streams.heartbeat import HEARTBEAT_S, Heartbeat
 from streams.pipeline import Pipeline
+from streams.rewards import add_reward_agents
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> tuple[faust.App, Pipeline]:
@@ -91,6 +92,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     app.agent(events_topic, name="events")(consume_events)
     app.agent(items_topic, name="items")(consume_items)
+    add_reward_agents(app, settings, metrics, pipeline.store)
 
     heartbeat = Heartbeat(app, settings.events_topic, guard, profiles, pipeline.store, metrics)
     app.timer(interval=HEARTBEAT_S)(heartbeat)

@@ -28,9 +28,11 @@ from engine.api.metrics import ApiMetrics
 from engine.api.middleware import BodyLimit, RequestMetrics
 from engine.api.openapi import event_components
 from engine.api.ops import ops_router
+from engine.api.rank import rank_router
 from engine.api.recommendations import ServingState, recommendations_router
 from engine.api.services import Services
 from engine.api.users import users_router
+from engine.experiments import load_experiments
 from engine.kafka_io import AsyncProducer
 from engine.produce import ensure_engine_topics
 from engine.redis_store import RedisStore
@@ -164,9 +166,11 @@ def create_api(
         docs_url="/docs",
         redoc_url=None,
     )
-    app.include_router(events_router(settings.api_max_batch))
+    experiments = load_experiments(settings)
+    app.include_router(events_router(settings.api_max_batch, experiments))
     app.include_router(recommendations_router(settings.api_read_auth, ServingState.create(settings, metrics)))
     app.include_router(users_router(settings.api_read_auth))
+    app.include_router(rank_router(experiments, settings.api_read_auth))
     app.include_router(ops_router())
     _add_error_answers(app)
     app.openapi = _with_event_schemas(app)  # type: ignore[method-assign]

@@ -18,7 +18,9 @@ from engine.api.auth import require_key
 from engine.api.bodies import Accepted, ErrorBody
 from engine.api.openapi import events_request_body
 from engine.api.services import Services, services
+from engine.experiments import Experiments
 from engine.produce import send_event
+from engine.ranker import stamp_events
 from schemas.errors import InvalidEventError, Problem, ServiceUnavailableError
 from schemas.events import Event, parse_event, parse_events
 
@@ -67,8 +69,11 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody} for status in statuses}
 
 
-def events_router(max_batch: int) -> APIRouter:
-    """The events route; its documented body carries this deployment's batch limit."""
+def events_router(max_batch: int, experiments: Experiments | None = None) -> APIRouter:
+    """The events route; its documented body carries this deployment's batch limit.
+
+    With ``experiments``, each event's context gets its user's experiment and variant before it is sent.
+    """
     router = APIRouter(tags=["events"])
 
     @router.post(
@@ -91,6 +96,8 @@ def events_router(max_batch: int) -> APIRouter:
         except InvalidEventError:
             svc.metrics.events.labels(outcome="rejected").inc()
             raise
+        if experiments is not None and experiments.experiments:
+            events = stamp_events(events, experiments)
         await _deliver(svc, events)
         svc.metrics.events.labels(outcome="accepted").inc(len(events))
         return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])

@@ -36,6 +36,8 @@ class ApiMetrics:
     rules_reloads: Counter
     events: Counter
     served: Counter
+    decisions: Counter
+    rewards: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, namespace: str) -> ApiMetrics:
@@ -85,5 +87,14 @@ class ApiMetrics:
                 "Recommendation lists served, by source (personalized, trending_locale, trending, none).",
                 ["source"],
                 registry=registry,
+            ),
+            decisions=Counter(
+                "personalize_api_decisions",
+                "Rank decisions logged, by experiment and variant (`none` outside experiments).",
+                ["experiment", "variant"],
+                registry=registry,
+            ),
+            rewards=Counter(
+                "personalize_api_rewards", "Rewards accepted (confirmed by Kafka).", registry=registry
             ),
         )

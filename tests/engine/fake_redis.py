@@ -44,6 +44,9 @@ class FakeRedis:
     async def scard(self, key: str) -> int:
         return len(self.sets.get(key, set()))
 
+    async def ping(self) -> bool:
+        return True
+
     async def aclose(self) -> None:
         return None
 

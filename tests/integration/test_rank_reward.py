@@ -1,0 +1,245 @@
+"""Rank, reward, learn, rank again: through a real API process, Kafka, a real worker and Redis.
+
+Own namespace, worker and API (short reward window, fast snapshot publishing, one experiment), so the
+figures here do not depend on what other tests sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import confluent_kafka
+import httpx
+import orjson
+import pytest
+
+from engine.api import hash_key
+from engine.client import AsyncClient, Client
+from engine.settings import Settings
+from schemas import keys
+from tests.integration.conftest import ROOT, Worker, make_settings
+
+pytestmark = pytest.mark.integration
+
+KEY = f"p13n_it-{uuid.uuid4().hex}"
+AUTH = {"X-API-Key": KEY}
+CONTEXT = {"device": "mobile", "hour": 7}
+ACTIONS: list[dict[str, Any]] = [{"id": f"a{i}", "features": {"price": float(i)}} for i in range(4)]
+EXPERIMENTS = orjson.dumps(
+    {
+        "experiments": [
+            {
+                "name": "home",
+                "surfaces": ["home"],
+                "variants": [{"name": "control", "weight": 1}, {"name": "explore", "weight": 1}],
+            }
+        ]
+    }
+).decode()
+TUNING = {
+    "PERSONALIZE_REWARD_WAIT_S": "3",
+    "PERSONALIZE_POLICY_PUBLISH_S": "0.5",
+    "PERSONALIZE_POLICY_PUBLISH_EVERY": "25",
+}
+
+
+class _TunedWorker(Worker):
+    def env(self) -> dict[str, str]:
+        return {**super().env(), **TUNING}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def rr_settings(live_stack: None) -> Settings:
+    return make_settings(f"rr{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture(scope="module")
+def rr_worker(rr_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    worker = _TunedWorker(rr_settings, tmp_path_factory.mktemp("rr-worker") / "worker.log")
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def rr_api(
+    rr_settings: Settings, rr_worker: Worker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONALIZE_")}
+    env.update(
+        PERSONALIZE_NAMESPACE=rr_settings.namespace,
+        PERSONALIZE_STACK_DIR=str(rr_settings.stack_dir),
+        PERSONALIZE_API_KEY_HASHES=hash_key(KEY),
+        PERSONALIZE_EXPERIMENTS=EXPERIMENTS,
+    )
+    log = tmp_path_factory.mktemp("rr-api") / "api.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "api", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError(f"the API did not become healthy; log:\n{log.read_text()[-4000:]}")
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _read_until(
+    settings: Settings, topic: str, done: Callable[[list[tuple[bytes | None, bytes]]], bool], timeout_s: float
+) -> list[tuple[bytes | None, bytes]]:
+    """Records of ``topic`` from the start until ``done(records)`` or the timeout: (key, value)."""
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "group.id": f"rr-test-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    records: list[tuple[bytes | None, bytes]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not done(records) and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            value = None if msg is None or msg.error() else msg.value()
+            if msg is not None and value:
+                records.append((msg.key(), value))
+    finally:
+        consumer.close()
+    return records
+
+
+def _probability(body: dict[str, Any], action_id: str) -> float:
+    return float(next(r["probability"] for r in body["ranking"] if r["id"] == action_id))
+
+
+def _redis_field(settings: Settings, key: str, field: str) -> str | None:
+    import redis
+
+    client = redis.Redis.from_url(settings.redis, decode_responses=True)
+    try:
+        value = client.hget(key, field)
+        return None if value is None else str(value)
+    finally:
+        client.close()
+
+
+def test_decisions_are_logged_keyed_by_id_with_every_propensity(rr_api: str, rr_settings: Settings) -> None:
+    with httpx.Client(base_url=rr_api) as http:
+        body = http.post("/v1/rank", json={"context": CONTEXT, "actions": ACTIONS}, headers=AUTH).json()
+    wanted = body["decision_id"].encode()
+    records = _read_until(
+        rr_settings, rr_settings.decisions_topic, lambda rs: any(k == wanted for k, _ in rs), 60
+    )
+    [logged] = [orjson.loads(v) for k, v in records if k == wanted]
+    assert logged["chosen"] == body["chosen"]
+    assert logged["probabilities"] == [_probability(body, a["id"]) for a in ACTIONS]
+    assert logged["context"] == CONTEXT and logged["policy"]["id"] == "default"
+
+
+def test_rewards_favouring_one_action_raise_its_probability(rr_api: str, rr_settings: Settings) -> None:
+    rounds, favourite = 160, "a2"
+    started = time.monotonic()
+    with Client(rr_api, api_key=KEY) as client:
+        before = client.rank(CONTEXT, ACTIONS)
+        for _ in range(rounds):
+            ranked = client.rank(CONTEXT, ACTIONS)
+            if ranked.chosen == favourite:
+                client.reward(ranked.decision_id, 1.0)
+            # Other decisions get no reward: their windows close with the default reward 0.
+        sent_s = time.monotonic() - started
+        policy_key = keys.policy(rr_settings.namespace, "default")
+        deadline = time.monotonic() + 90
+        learned = 0
+        while time.monotonic() < deadline:
+            learned = int(_redis_field(rr_settings, policy_key, "rewards") or 0)
+            if learned >= rounds + 2:
+                break
+            time.sleep(0.5)
+        assert learned >= rounds + 2, f"the worker learned {learned} of {rounds + 2} decisions"
+        after = client.rank(CONTEXT, ACTIONS)
+    print(
+        f"\n{rounds} ranks in {sent_s:.1f}s; p({favourite}) {before.probabilities[favourite]:.3f} -> "
+        f"{after.probabilities[favourite]:.3f} at policy version {after.policy_version}"
+    )
+    assert after.policy_version > before.policy_version
+    assert after.probabilities[favourite] > 0.9 > before.probabilities[favourite]
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_experiment_variants_are_sticky_and_rewards_reach_the_report(
+    rr_api: str, rr_settings: Settings
+) -> None:
+    async with AsyncClient(rr_api, api_key=KEY) as client:
+        seen: dict[str, str] = {}
+        for n in range(30):
+            ranked = await client.rank(CONTEXT, ACTIONS, user_id=f"user-{n}", surface="home")
+            again = await client.rank(CONTEXT, ACTIONS, user_id=f"user-{n}", surface="home")
+            assert ranked.variant == again.variant and ranked.experiment == "home"
+            seen[f"user-{n}"] = ranked.variant or ""
+            await client.reward(ranked.decision_id, 1.0)
+        deadline = time.monotonic() + 60
+        while True:
+            [report] = await client.experiments()
+            rewarded = sum(v["rewards"] for v in report["variants"])
+            if rewarded >= 30 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+    by_variant = {v["variant"]: v for v in report["variants"]}
+    for name in ("control", "explore"):
+        users = sum(variant == name for variant in seen.values())
+        assert by_variant[name]["users"] == users and by_variant[name]["decisions"] == 2 * users
+    assert rewarded >= 30
+    assert all(v["mean_reward"] is None or 0.0 <= v["mean_reward"] <= 1.0 for v in report["variants"])
+    assert 0.0 <= report["srm"]["p_value"] <= 1.0
+
+
+def test_unreadable_rewards_go_to_the_dead_letter_topic(rr_worker: Worker, rr_settings: Settings) -> None:
+    marker = f"garbage-{uuid.uuid4().hex}".encode()
+    producer = confluent_kafka.Producer({"bootstrap.servers": rr_settings.bootstrap})
+    producer.produce(rr_settings.rewards_topic, value=b"{" + marker, key=marker)
+    producer.flush(30)
+
+    def found(records: list[tuple[bytes | None, bytes]]) -> bool:
+        return any(k == marker for k, _ in records)
+
+    records = _read_until(rr_settings, rr_settings.dead_letter_topic, found, 90)
+    [letter] = [orjson.loads(v) for k, v in records if k == marker]
+    assert letter["kind"] == "invalid" and "not valid JSON" in letter["reason"]
+    assert letter["source"]["topic"] == rr_settings.rewards_topic
+
+
+def test_the_api_documents_rank_and_reward(rr_api: str, tmp_path: Path) -> None:
+    doc = httpx.get(f"{rr_api}/openapi.json").json()
+    assert {"/v1/rank", "/v1/reward", "/v1/experiments"} <= set(doc["paths"])
