@@ -29,6 +29,8 @@ stack_app = typer.Typer(no_args_is_help=True, help="The local Kafka (KRaft) + Re
 app.add_typer(stack_app, name="stack")
 api_key_app = typer.Typer(no_args_is_help=True, help="API keys of the HTTP API.")
 app.add_typer(api_key_app, name="api-key")
+experiments_app = typer.Typer(no_args_is_help=True, help="A/B experiments of rank/reward.")
+app.add_typer(experiments_app, name="experiments")
 err = Console(stderr=True)
 
 
@@ -297,6 +299,47 @@ def api_key_new() -> None:
         f"sha256: {hash_key(key)}\nadd it to PERSONALIZE_API_KEY_HASHES (comma-separated) on the API "
         "servers and send the key in the X-API-Key header; the key itself is not stored anywhere"
     )
+
+
+@experiments_app.command("srm")
+def experiments_srm(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Users, decisions and mean reward per variant, and the sample-ratio-mismatch check (exit 1 on one)."""
+    from engine.experiment_stats import ExperimentStats
+    from engine.experiments import load_experiments
+
+    settings = _settings()
+    experiments = load_experiments(settings)
+
+    async def read() -> list[dict[str, Any]]:
+        store = RedisStore.from_url(settings.redis, settings.namespace)
+        try:
+            return await ExperimentStats(store.client, settings.namespace).report(experiments)
+        finally:
+            await store.close()
+
+    reports = asyncio.run(read())
+    if as_json:
+        typer.echo(orjson.dumps(reports).decode())
+    for report in [] if as_json else reports:
+        srm = report["srm"]
+        verdict = "[red]MISMATCH[/]" if srm["mismatch"] else "[green]ok[/]"
+        table = Table(
+            "variant", "expected", "users", "decisions", "rewards", "mean reward",
+            title=f"{report['experiment']}: chi2 {srm['chi2']:.2f}, p {srm['p_value']:.4g} {verdict}",
+        )  # fmt: skip
+        for v in report["variants"]:
+            mean = "-" if v["mean_reward"] is None else f"{v['mean_reward']:.4f}"
+            table.add_row(
+                v["variant"], f"{v['expected_ratio']:.3f}", str(v["users"]), str(v["decisions"]),
+                str(v["rewards"]), mean,
+            )  # fmt: skip
+        Console().print(table)
+    if not reports:
+        err.print("no experiments configured (PERSONALIZE_EXPERIMENTS or PERSONALIZE_EXPERIMENTS_FILE)")
+    if any(r["srm"]["mismatch"] for r in reports):
+        raise typer.Exit(1)
 
 
 def main() -> None:
