@@ -23,9 +23,12 @@ Raw = tuple[bytes | None, bytes]
 _NO_GENRES = "(no genres listed)"
 
 
-def movielens_items(ratings: Path) -> list[ItemRecord]:
-    """Catalog records from movies.csv (genres as categories) and tags.csv beside ``ratings``."""
-    movies, tags_file = ratings.with_name("movies.csv"), ratings.with_name("tags.csv")
+def movielens_items(
+    ratings: Path, movies_csv: Path | None = None, tags_csv: Path | None = None
+) -> list[ItemRecord]:
+    """Catalog records from movies.csv (genres as categories) and tags.csv, by default beside ``ratings``."""
+    movies = movies_csv or ratings.with_name("movies.csv")
+    tags_file = tags_csv or ratings.with_name("tags.csv")
     if not movies.exists():
         return []
     tags: dict[str, list[str]] = defaultdict(list)

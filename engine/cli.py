@@ -206,6 +206,50 @@ def recs(
     Console().print(table)
 
 
+@app.command()
+def replay(
+    ratings: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="History file (ratings.csv).")],
+    format: Annotated[str, typer.Option("--format", help="History format: movielens.")] = "movielens",  # noqa: A002
+    movies: Annotated[Path | None, typer.Option(help="movies.csv (default: beside the ratings).")] = None,
+    tags: Annotated[Path | None, typer.Option(help="tags.csv (default: beside the ratings).")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="Length of the ranked list scored.")] = 10,
+    from_ts: Annotated[
+        int | None, typer.Option("--from-ts", help="Score only events at or after this epoch time (s or ms).")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Prequential replay of a history through the worker's model: HR@k, NDCG@k, coverage, baselines."""
+    from rich.progress import Progress
+
+    from engine import replay as replaying
+
+    if format != "movielens":
+        err.print("[red]error:[/] --format must be movielens")
+        raise typer.Exit(2)
+    events, items = replaying.load_movielens(ratings, movies, tags)
+    since = None if from_ts is None else (from_ts * 1000 if from_ts < 10**11 else from_ts)
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("replaying", total=len(events))
+        report = replaying.replay(
+            events, items, k=k, from_ts=since, progress=lambda n: bar.advance(task, n)
+        ).to_json()
+    if json:
+        typer.echo(orjson.dumps(report).decode())
+        return
+    table = Table(
+        "ranker",
+        f"HR@{k}",
+        f"NDCG@{k}",
+        title=f"{report['events_scored']} of {report['events']} events scored",
+    )
+    table.add_row(f"{report['model_version']} (ours)", f"{report['hr']:.4f}", f"{report['ndcg']:.4f}")
+    baselines: dict[str, dict[str, float]] = report["baselines"]  # type: ignore[assignment]
+    for name, result in baselines.items():
+        table.add_row(name, f"{result['hr']:.4f}", f"{result['ndcg']:.4f}")
+    Console().print(table)
+    err.print(f"catalog coverage {report['coverage']:.3f}, {report['events_per_s']:.0f} scored events/s")
+
+
 @app.command("bandit-bench")
 def bandit_bench(
     rounds: Annotated[int, typer.Option(min=1, help="Rounds each policy plays.")] = 5000,

@@ -21,17 +21,25 @@ from schemas.events import Context
 CONTEXT_SCALE = 0.3
 
 
-def _features(user_id: str, category: str, context: Context | None, ts: int | None) -> dict[str, float]:
-    x = {f"u={user_id}|c={category}": 1.0}
+def _context(context: Context | None, ts: int | None) -> tuple[str, ...]:
+    """The shared context parts of the features, computed once per event or request."""
+    parts = []
     if context is not None:
         if context.device:
-            x[f"d={context.device}|c={category}"] = CONTEXT_SCALE
+            parts.append(f"d={context.device}")
         if context.locale:
-            x[f"l={context.locale}|c={category}"] = CONTEXT_SCALE
+            parts.append(f"l={context.locale}")
     if ts is not None:
         when = dt.datetime.fromtimestamp(ts / 1000, tz=dt.UTC)
-        x[f"h={when.hour // 6}|c={category}"] = CONTEXT_SCALE
-        x[f"we={int(when.weekday() >= 5)}|c={category}"] = CONTEXT_SCALE
+        parts.append(f"h={when.hour // 6}")
+        parts.append(f"we={int(when.weekday() >= 5)}")
+    return tuple(parts)
+
+
+def _features(user_id: str, category: str, shared: tuple[str, ...]) -> dict[str, float]:
+    x = {f"u={user_id}|c={category}": 1.0}
+    for part in shared:
+        x[f"{part}|c={category}"] = CONTEXT_SCALE
     return x
 
 
@@ -63,14 +71,23 @@ class CategoryAffinity:
         ts: int | None,
         weight: float = 1.0,
     ) -> None:
+        shared = _context(context, ts)
         for category in categories:
-            self.model.learn_one(_features(user_id, category, context, ts), bool(label), w=weight)
+            self.model.learn_one(_features(user_id, category, shared), bool(label), w=weight)
+
+    def forget(self, user_id: str) -> None:
+        """Delete the user's personal weights (context weights are shared and stay)."""
+        prefix = f"u={user_id}|"
+        weights = self.model._weights
+        for name in [n for n in weights if n.startswith(prefix)]:
+            del weights[name]
 
     def predict_many(
         self, user_id: str, categories: Iterable[str], context: Context | None, ts: int | None
     ) -> dict[str, float]:
         """Probability of a positive per category."""
+        shared = _context(context, ts)
         return {
-            c: float(self.model.predict_proba_one(_features(user_id, c, context, ts))[True])  # type: ignore[no-untyped-call]
+            c: float(self.model.predict_proba_one(_features(user_id, c, shared))[True])  # type: ignore[no-untyped-call]
             for c in categories
         }

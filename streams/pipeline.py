@@ -13,14 +13,16 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import orjson
 import redis.exceptions
 
 from engine.metrics import Metrics
 from engine.redis_store import RedisStore
 from models.profile import UserProfile
 from models.recommender import HybridRecommender
-from schemas.errors import InvalidEventError
-from schemas.events import Event, parse_event, parse_item
+from schemas.errors import InvalidEventError, Problem
+from schemas.events import Event, EventType, parse_event, parse_item
+from schemas.users import ErasureRecord, PreferencesRecord, parse_user_record
 from streams import deadletter
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,20 @@ log = logging.getLogger(__name__)
 Sender = Callable[[str, bytes | None, bytes], Awaitable[Any]]
 #: user_id -> `UserProfile.to_dict()`; a changelog-backed Faust table in the worker.
 Profiles = MutableMapping[str, Any]
+
+
+#: Record types on the events topic that are about the user rather than an item.
+USER_RECORD_TYPES = frozenset({"preferences", "erasure"})
+
+
+def _decode(raw: bytes) -> dict[str, Any]:
+    try:
+        decoded = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEventError([Problem("", f"not valid JSON: {exc}")]) from None
+    if not isinstance(decoded, dict):
+        raise InvalidEventError([Problem("", f"expected a JSON object, got {type(decoded).__name__}")])
+    return decoded
 
 
 class Pipeline:
@@ -123,7 +139,10 @@ class Pipeline:
         Raises `InvalidEventError` for a record that breaks the contract.
         """
         started = time.perf_counter()
-        event = parse_event(raw)
+        decoded = _decode(raw)
+        if decoded.get("type") in USER_RECORD_TYPES:
+            return await self.handle_user_record(parse_user_record(decoded), key, raw, profiles)
+        event = parse_event(decoded)
         if key is None or key.decode("utf-8", "replace") != event.user_id:
             # Per-user state lives on the partition of the user_id key: move the event there.
             await self.send(self.events_topic, event.user_id.encode(), raw)
@@ -142,8 +161,46 @@ class Pipeline:
         self.metrics.process_seconds.observe(time.perf_counter() - started)
         return "learned"
 
-    async def _publish(self, event: Event, profile: UserProfile) -> None:
-        items = self.model.recommend(profile, self.top_n, event.context, event.ts)
+    async def handle_user_record(
+        self, record: PreferencesRecord | ErasureRecord, key: bytes | None, raw: bytes, profiles: Profiles
+    ) -> str:
+        """Apply onboarding choices, "less like this", a reset or an erasure to the user's state."""
+        user = record.user_id
+        if key is None or key.decode("utf-8", "replace") != user:
+            await self.send(self.events_topic, user.encode(), raw)
+            self.metrics.events.labels(outcome="rekeyed").inc()
+            return "rekeyed"
+        stored = profiles.get(user)
+        profile = UserProfile.from_dict(stored) if stored is not None else UserProfile(user)
+        if profile.has_seen(record.event_id):
+            self.metrics.events.labels(outcome="duplicate").inc()
+            return "duplicate"
+        if isinstance(record, ErasureRecord) or record.reset:
+            self.model.forget_user(user)
+            profile = UserProfile(user, seen_ids=profile.seen_ids)
+        if isinstance(record, ErasureRecord):
+            profiles.pop(user, None)
+            self.metrics.events.labels(outcome="erased").inc()
+            return "erased"
+        self.model.like_categories(user, record.liked_categories, record.ts)
+        implied = [(item, EventType.CLICK) for item in record.liked_items]
+        implied += [(item, EventType.DISMISS) for item in record.hidden_items]
+        for n, (item, kind) in enumerate(implied):
+            event = Event(
+                event_id=f"{record.event_id}:{n}", user_id=user, item_id=item, type=kind, ts=record.ts
+            )
+            self.model.learn_one(event, profile)
+            profile.observe(event, self.model.signal(event))
+        profile.seen_ids[record.event_id] = None
+        profile.last_ts = max(profile.last_ts, record.ts)
+        profiles[user] = profile.to_dict()
+        await self._publish(record, profile)
+        self.metrics.events.labels(outcome="learned").inc()
+        return "learned"
+
+    async def _publish(self, event: Event | PreferencesRecord, profile: UserProfile) -> None:
+        context = event.context if isinstance(event, Event) else None
+        items = self.model.recommend(profile, self.top_n, context, event.ts)
         try:
             updated_ms = await self.store.publish(
                 profile.user_id,

@@ -14,6 +14,7 @@ from engine import produce
 from engine.kafka_io import AsyncProducer
 from engine.redis_store import RedisStore
 from engine.settings import Settings
+from models.recommender import MODEL_VERSION
 from models.synth import Clickstream
 from schemas.events import Event, encode
 from tests.integration.conftest import Worker, processed, wait_for
@@ -57,7 +58,7 @@ async def test_every_active_user_gets_fresh_recs(
     for user, count in manifest["events_per_user"].items():
         recs = await store.read(user, 50)
         assert recs.items, f"{user} has no recommendations"
-        assert recs.model_version == "hybrid-0.1"
+        assert recs.model_version == MODEL_VERSION
         assert recs.events_seen == count, f"{user}: events_seen {recs.events_seen} != sent {count}"
         assert recs.last_event_ts == manifest["last_event_ts"][user]
         assert recs.updated_ms is not None and recs.updated_ms >= manifest["last_event_ts"][user]

@@ -207,3 +207,43 @@ def test_apply_item_rejects_invalid_records(harness: Harness) -> None:
     with pytest.raises(InvalidEventError):
         harness.pipeline.apply_item(b'{"item_id": ""}')
     assert harness.sample("personalize_items_total") == 0.0
+
+
+def _user_record(**fields: Any) -> bytes:
+    return orjson.dumps({"v": 1, "event_id": "p1", "user_id": "u1", "ts": TS + 50, **fields})
+
+
+async def test_onboarding_preferences_give_recommendations_of_the_liked_category(harness: Harness) -> None:
+    raw = _user_record(type="preferences", liked_categories=["b"], liked_items=["i2"])
+    assert await harness.pipeline.handle_event(raw, b"u1", harness.profiles) == "learned"
+    [call] = harness.store.calls
+    items = [item for item, _ in call.items]
+    assert "i2" not in items  # liked: consumed, so not recommended again
+    assert items[0] in {"i4", "i6", "i8"}  # category b first
+    assert await harness.pipeline.handle_event(raw, b"u1", harness.profiles) == "duplicate"
+
+
+async def test_hidden_items_disappear_and_reset_forgets_the_user(harness: Harness) -> None:
+    await harness.pipeline.handle_event(_raw(item_id="i3"), b"u1", harness.profiles)
+    hide = _user_record(type="preferences", hidden_items=["i5"])
+    await harness.pipeline.handle_event(hide, b"u1", harness.profiles)
+    assert "i5" not in [item for item, _ in harness.store.calls[-1].items]
+    reset = _user_record(type="preferences", event_id="p2", reset=True)
+    await harness.pipeline.handle_event(reset, b"u1", harness.profiles)
+    profile = UserProfile.from_dict(harness.profiles["u1"])
+    assert profile.recent == [] and not profile.has_consumed("i3")
+    assert harness.pipeline.model.sequence.history("u1") == []
+
+
+async def test_erasure_removes_the_profile(harness: Harness) -> None:
+    await harness.pipeline.handle_event(_raw(), b"u1", harness.profiles)
+    erase = _user_record(type="erasure", event_id="x1")
+    assert await harness.pipeline.handle_event(erase, b"u1", harness.profiles) == "erased"
+    assert "u1" not in harness.profiles
+    assert harness.pipeline.model.sequence.history("u1") == []
+
+
+async def test_invalid_user_record_is_an_invalid_event(harness: Harness) -> None:
+    with pytest.raises(InvalidEventError):
+        bad = _user_record(type="preferences", reset="yes")
+        await harness.pipeline.handle_event(bad, b"u1", harness.profiles)
