@@ -21,7 +21,7 @@ from models.sequence import SequenceNeighbors
 from models.signals import signal_of
 from schemas.events import Context, Event, ItemRecord
 
-MODEL_VERSION = "hybrid-0.2"
+MODEL_VERSION = "hybrid-0.3"
 
 #: How many consumed items candidate generation looks past in popularity lists.
 MAX_SKIPPED = 500
@@ -43,8 +43,8 @@ class Blend:
     cooccurrence: float = 0.3
     transitions: float = 0.3
     popularity: float = 0.2
-    quality: float = 0.5
-    affinity: float = 0.3
+    quality: float = 0.8
+    affinity: float = 0.6
 
 
 class HybridRecommender:
