@@ -12,6 +12,7 @@ __all__ = [
     "Event",
     "EventType",
     "ItemRecord",
+    "decode_object",
     "encode",
     "parse_event",
     "parse_events",
@@ -162,16 +163,29 @@ def _problems(error: pydantic.ValidationError) -> list[Problem]:
     return problems
 
 
-def _parse(raw: bytes | str | dict[str, Any], model: type[_M]) -> _M:
+def decode_object(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
+    """The JSON object in ``raw`` (a dict passes through); `InvalidEventError` for anything else.
+
+    >>> decode_object(b'{"a": 1}')
+    {'a': 1}
+    >>> decode_object(b"[1]")
+    Traceback (most recent call last):
+    ...
+    schemas.errors.InvalidEventError: invalid event: expected a JSON object, got list
+    """
     if isinstance(raw, dict):
-        obj: Any = raw
-    else:
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidEventError([Problem("", f"not valid JSON: {exc}")]) from None
+        return raw
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEventError([Problem("", f"not valid JSON: {exc}")]) from None
     if not isinstance(obj, dict):
         raise InvalidEventError([Problem("", f"expected a JSON object, got {type(obj).__name__}")])
+    return obj
+
+
+def _parse(raw: bytes | str | dict[str, Any], model: type[_M]) -> _M:
+    obj = decode_object(raw)
     try:
         return model.model_validate(obj)
     except pydantic.ValidationError as exc:

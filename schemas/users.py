@@ -22,7 +22,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from schemas.errors import InvalidEventError, Problem
-from schemas.events import Id, Label
+from schemas.events import Id, Label, decode_object
 
 #: Most ids in one list of a preferences request: onboarding screens show dozens, not thousands.
 MAX_PREFERENCE_IDS = 200
@@ -119,14 +119,7 @@ def parse_user_record(raw: bytes | str | dict[str, Any]) -> PreferencesRecord | 
     ...
     schemas.errors.InvalidEventError: invalid event p: ts: Input should be greater than or equal to ...
     """
-    obj: Any = raw
-    if not isinstance(raw, dict):
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidEventError([Problem("", f"not valid JSON: {exc}")]) from None
-    if not isinstance(obj, dict):
-        raise InvalidEventError([Problem("", f"expected a JSON object, got {type(obj).__name__}")])
+    obj = decode_object(raw)
     kinds: dict[Any, type[PreferencesRecord | ErasureRecord]] = {
         "preferences": PreferencesRecord,
         "erasure": ErasureRecord,

@@ -13,15 +13,14 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import orjson
 import redis.exceptions
 
 from engine.metrics import Metrics
 from engine.redis_store import RedisStore
 from models.profile import UserProfile
 from models.recommender import HybridRecommender
-from schemas.errors import InvalidEventError, Problem
-from schemas.events import Event, EventType, parse_event, parse_item
+from schemas.errors import InvalidEventError
+from schemas.events import Event, EventType, decode_object, parse_event, parse_item
 from schemas.users import ErasureRecord, PreferencesRecord, parse_user_record
 from streams import deadletter
 
@@ -35,16 +34,6 @@ Profiles = MutableMapping[str, Any]
 
 #: Record types on the events topic that are about the user rather than an item.
 USER_RECORD_TYPES = frozenset({"preferences", "erasure"})
-
-
-def _decode(raw: bytes) -> dict[str, Any]:
-    try:
-        decoded = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEventError([Problem("", f"not valid JSON: {exc}")]) from None
-    if not isinstance(decoded, dict):
-        raise InvalidEventError([Problem("", f"expected a JSON object, got {type(decoded).__name__}")])
-    return decoded
 
 
 class Pipeline:
@@ -139,7 +128,7 @@ class Pipeline:
         Raises `InvalidEventError` for a record that breaks the contract.
         """
         started = time.perf_counter()
-        decoded = _decode(raw)
+        decoded = decode_object(raw)
         if decoded.get("type") in USER_RECORD_TYPES:
             return await self.handle_user_record(parse_user_record(decoded), key, raw, profiles)
         event = parse_event(decoded)
