@@ -7,6 +7,7 @@ other's data; the stack itself is started (idempotently) by `engine.stack.up`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -129,3 +130,52 @@ async def ready_worker(worker: Worker, store: RedisStore) -> Worker:
             f"worker never became ready; log:\n{worker.log_path.read_text()[-4000:]}"
         ) from None
     return worker
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def api_server(settings: Settings, log: Path, **env_overrides: str) -> Iterator[str]:
+    """A `personalize api` subprocess for ``settings``' namespace (plus ``PERSONALIZE_*`` overrides),
+    yielding its base URL once /v1/health answers 200; stopped on exit."""
+    import httpx
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONALIZE_")}
+    env.update(
+        PERSONALIZE_NAMESPACE=settings.namespace,
+        PERSONALIZE_STACK_DIR=str(settings.stack_dir),
+        **env_overrides,
+    )
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "api", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError(f"the API did not become healthy; log:\n{log.read_text()[-4000:]}")
+        time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

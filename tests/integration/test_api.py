@@ -7,8 +7,6 @@ schemathesis fuzzes the running API from its own OpenAPI document and must find 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +24,7 @@ from engine.api import hash_key
 from engine.client import AsyncClient, Client
 from engine.redis_store import RedisStore
 from engine.settings import Settings
-from tests.integration.conftest import ROOT
+from tests.integration.conftest import api_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -40,47 +38,14 @@ def _event(event_id: str, user_id: str, **extra: Any) -> dict[str, Any]:
     return {"event_id": event_id, "user_id": user_id, "item_id": "i1", "type": "click", "ts": ts, **extra}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def api_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a `personalize api` subprocess serving the session's namespace."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONALIZE_")}
-    env.update(
-        PERSONALIZE_NAMESPACE=settings.namespace,
-        PERSONALIZE_STACK_DIR=str(settings.stack_dir),
-        PERSONALIZE_API_KEY_HASHES=hash_key(KEY),
-        PERSONALIZE_API_MAX_BODY_BYTES=str(MAX_BODY),
-    )
     log = tmp_path_factory.mktemp("api") / "api.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "api", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise AssertionError(f"the API did not become healthy; log:\n{log.read_text()[-4000:]}")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with api_server(
+        settings, log, PERSONALIZE_API_KEY_HASHES=hash_key(KEY), PERSONALIZE_API_MAX_BODY_BYTES=str(MAX_BODY)
+    ) as url:
+        yield url
 
 
 def _consume(

@@ -7,10 +7,6 @@ figures here do not depend on what other tests sent.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,7 +22,7 @@ from engine.api import hash_key
 from engine.client import AsyncClient, Client
 from engine.settings import Settings
 from schemas import keys
-from tests.integration.conftest import ROOT, Worker, make_settings
+from tests.integration.conftest import Worker, api_server, make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -57,12 +53,6 @@ class _TunedWorker(Worker):
         return {**super().env(), **TUNING}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def rr_settings(live_stack: None) -> Settings:
     return make_settings(f"rr{uuid.uuid4().hex[:10]}")
@@ -80,38 +70,11 @@ def rr_worker(rr_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
 def rr_api(
     rr_settings: Settings, rr_worker: Worker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONALIZE_")}
-    env.update(
-        PERSONALIZE_NAMESPACE=rr_settings.namespace,
-        PERSONALIZE_STACK_DIR=str(rr_settings.stack_dir),
-        PERSONALIZE_API_KEY_HASHES=hash_key(KEY),
-        PERSONALIZE_EXPERIMENTS=EXPERIMENTS,
-    )
     log = tmp_path_factory.mktemp("rr-api") / "api.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "api", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise AssertionError(f"the API did not become healthy; log:\n{log.read_text()[-4000:]}")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with api_server(
+        rr_settings, log, PERSONALIZE_API_KEY_HASHES=hash_key(KEY), PERSONALIZE_EXPERIMENTS=EXPERIMENTS
+    ) as url:
+        yield url
 
 
 def _read_until(

@@ -10,7 +10,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +22,8 @@ from engine.client import AsyncClient
 from engine.redis_store import RedisStore
 from engine.settings import Settings
 from schemas.events import ItemRecord
-from tests.integration.conftest import ROOT
-from tests.integration.test_api import _consume, _free_port
+from tests.integration.conftest import ROOT, api_server, free_port
+from tests.integration.test_api import _consume
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -45,38 +44,14 @@ def rules_api(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
     """A `personalize api` subprocess with a rules file and diversity off by default."""
     folder = tmp_path_factory.mktemp("rules-api")
     (folder / "rules.yaml").write_text(RULES)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONALIZE_")}
-    env.update(
-        PERSONALIZE_NAMESPACE=settings.namespace,
-        PERSONALIZE_STACK_DIR=str(settings.stack_dir),
+    with api_server(
+        settings,
+        folder / "api.log",
         PERSONALIZE_API_KEY_HASHES=hash_key(KEY),
         PERSONALIZE_RULES_FILE=str(folder / "rules.yaml"),
         PERSONALIZE_DIVERSITY_STRENGTH="0",
-    )
-    with (folder / "api.log").open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "api", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise AssertionError(f"the API did not start; log:\n{(folder / 'api.log').read_text()[-4000:]}")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    ) as url:
+        yield url
 
 
 async def _catalog(store: RedisStore, user: str) -> None:
@@ -162,7 +137,7 @@ async def test_an_invalid_rules_file_stops_the_api_with_the_field(tmp_path: Path
     env.update(PERSONALIZE_NAMESPACE=settings.namespace, PERSONALIZE_RULES_FILE=str(tmp_path / "rules.yaml"))
     out = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "engine", "api", "--port", str(_free_port())],
+        [sys.executable, "-m", "engine", "api", "--port", str(free_port())],
         env=env,
         cwd=ROOT,
         capture_output=True,
