@@ -116,6 +116,12 @@ def simulate(
     manifest: Annotated[
         Path | None, typer.Option(help="Write a JSON manifest of events sent per user.")
     ] = None,
+    drift_at: Annotated[
+        int | None, typer.Option(min=0, help="From this event index on, some users' tastes change.")
+    ] = None,
+    drift_fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of users whose tastes change at --drift-at.")
+    ] = 0.5,
 ) -> None:
     """Stream a synthetic clickstream (catalog first, then events stamped with the current time)."""
     settings = _settings()
@@ -129,6 +135,8 @@ def simulate(
             seed=seed,
             categories=categories,
             console=err,
+            drift_at=drift_at,
+            drift_fraction=drift_fraction,
         )
     )
     if manifest is not None:

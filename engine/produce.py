@@ -33,6 +33,7 @@ async def ensure_engine_topics(settings: Settings) -> None:
     """The namespace's topics (events, items, dead letters, decisions, rewards, bandit examples)."""
     topics = [settings.events_topic, settings.items_topic, settings.dead_letter_topic]
     topics += [settings.decisions_topic, settings.rewards_topic, settings.bandit_examples_topic]
+    topics += [settings.drift_topic]
     await ensure_topics(settings.bootstrap, topics, settings.partitions)
 
 
@@ -87,10 +88,17 @@ async def simulate(
     seed: int,
     categories: int,
     console: Console,
+    drift_at: int | None = None,
+    drift_fraction: float = 0.5,
 ) -> dict[str, Any]:
-    """Send a synthetic catalog and clickstream; returns the manifest (events sent per user...)."""
+    """Send a synthetic catalog and clickstream; returns the manifest (events sent per user...).
+
+    With ``drift_at``, a ``drift_fraction`` share of users change tastes from that event on.
+    """
     await ensure_engine_topics(settings)
-    world = Clickstream(users, items, n_categories=categories, seed=seed)
+    world = Clickstream(
+        users, items, n_categories=categories, seed=seed, drift_at=drift_at, drift_fraction=drift_fraction
+    )
     run = f"sim-{uuid.uuid4().hex[:12]}"
     per_user: Counter[str] = Counter()
     last_ts: dict[str, int] = {}
@@ -118,6 +126,7 @@ async def simulate(
             progress.update(task, completed=events)
     return {
         "seed": seed,
+        "drift_at": drift_at,
         "users": users,
         "items": n_items,
         "events": sum(per_user.values()),

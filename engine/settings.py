@@ -74,6 +74,16 @@ class Settings(BaseSettings):
     #: Experiments (see README, "Experiments"): a JSON or YAML file, or the same document inline.
     experiments_file: Path | None = None
     experiments: str | None = None
+    #: Monitoring and drift (README, "Drift"): k of the prequential HR@k, the recent window of the
+    #: hit-rate gauge and of the drift records' "after" statistics, ADWIN's confidence, and what the
+    #: worker does on a detection (at most once per ``drift_cooldown_events`` events).
+    drift_hr_k: int = Field(10, ge=1, le=1000)
+    drift_window: int = Field(500, ge=10, le=100_000)
+    drift_adwin_delta: float = Field(0.002, gt=0.0, lt=1.0)
+    drift_response: Literal["none", "reset_affinity", "boost_exploration"] = "reset_affinity"
+    drift_decay: float = Field(0.5, ge=0.0, le=1.0)
+    drift_explore_slots: int = Field(3, ge=0, le=100)
+    drift_cooldown_events: int = Field(2000, ge=1, le=10_000_000)
 
     @field_validator("api_key_hashes", mode="before")
     @classmethod
@@ -119,6 +129,10 @@ class Settings(BaseSettings):
     @property
     def bandit_examples_topic(self) -> str:
         return f"p13n.{self.namespace}.bandit-examples"
+
+    @property
+    def drift_topic(self) -> str:
+        return f"p13n.{self.namespace}.drift"
 
 
 @functools.cache

@@ -14,6 +14,7 @@ __all__ = [
     "MetaField",
     "PolicyField",
     "PreferenceKind",
+    "drift",
     "experiment",
     "experiment_users",
     "item",
@@ -165,6 +166,15 @@ def policy(namespace: str, policy_id: str) -> str:
     'p13n:v1:shop:policy:default'
     """
     return _key(namespace, "policy", policy_id)
+
+
+def drift(namespace: str) -> str:
+    """Stream of drift records (signal, detector, at, ts, before/after JSON), newest last; capped.
+
+    >>> drift("shop")
+    'p13n:v1:shop:drift:events'
+    """
+    return _key(namespace, "drift", "events")
 
 
 def experiment(namespace: str, name: str) -> str:

@@ -15,6 +15,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from engine.metrics import Metrics
+from engine.quality_metrics import QualityMetrics
 from engine.redis_store import RedisStore
 from engine.settings import Settings
 from models.recommender import MODEL_VERSION, HybridRecommender
@@ -22,6 +23,7 @@ from streams import codecs
 from streams.gaps import GapReader, OffsetGuard, is_control
 from streams.heartbeat import HEARTBEAT_S, Heartbeat
 from streams.pipeline import Pipeline
+from streams.quality import Quality
 from streams.rewards import add_reward_agents
 
 
@@ -52,15 +54,20 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def send(topic: str, key: bytes | None, value: bytes) -> Any:
         return await app.send(topic, key=key, value=value)
 
-    metrics = Metrics.create(registry or CollectorRegistry(), settings.namespace, MODEL_VERSION)
+    registry = registry or CollectorRegistry()
+    metrics = Metrics.create(registry, settings.namespace, MODEL_VERSION)
+    model = HybridRecommender()
+    store = RedisStore.from_url(settings.redis, settings.namespace)
+    quality_metrics = QualityMetrics.create(registry)
     pipeline = Pipeline(
-        model=HybridRecommender(),
-        store=RedisStore.from_url(settings.redis, settings.namespace),
+        model=model,
+        store=store,
         metrics=metrics,
         send=send,
         events_topic=settings.events_topic,
         dead_letter_topic=settings.dead_letter_topic,
         top_n=settings.top_n,
+        quality=Quality(model=model, store=store, metrics=quality_metrics, send=send, settings=settings),
     )
 
     async def process(partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
@@ -95,6 +102,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     add_reward_agents(app, settings, metrics, pipeline.store)
 
     heartbeat = Heartbeat(app, settings.events_topic, guard, profiles, pipeline.store, metrics)
+    heartbeat.lag = quality_metrics.lag
     app.timer(interval=HEARTBEAT_S)(heartbeat)
     app.on_before_shutdown.connect(heartbeat.farewell)
     return app, pipeline

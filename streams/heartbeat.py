@@ -16,6 +16,7 @@ from typing import Any
 
 import faust
 import redis.exceptions
+from prometheus_client import Gauge
 
 from engine.metrics import OUTCOMES, Metrics
 from engine.redis_store import RedisStore
@@ -48,6 +49,9 @@ class Heartbeat:
         self.metrics = metrics
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self.started_ms = time.time_ns() // 1_000_000
+        #: ``personalize_consumer_lag{partition}``, set each beat when the app wires it.
+        self.lag: Gauge | None = None
+        self._lagging: set[int] = set()
 
     def processed(self) -> int:
         """Event records this worker has consumed, whatever their outcome."""
@@ -56,6 +60,7 @@ class Heartbeat:
 
     async def __call__(self) -> None:
         await self._nudge_stalled()
+        await self._measure_lag()
         self.metrics.users.set(
             len(self.profiles) - sum(offset_key(p) in self.profiles for p in self._partitions())
         )
@@ -83,6 +88,23 @@ class Heartbeat:
     def _partitions(self) -> list[int]:
         """The events partitions this worker owns now."""
         return [tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.events_topic]
+
+    async def _measure_lag(self) -> None:
+        """Records between the next offset each owned partition must deliver and its high watermark."""
+        if self.lag is None:
+            return
+        owned = set(self._partitions())
+        for partition in self._lagging - owned:
+            self.lag.remove(str(partition))
+        for partition in owned:
+            try:
+                _, high = await self.guard.reader.watermarks(partition)
+                expected = await self.guard.expected(partition)
+            except Exception:  # noqa: BLE001 - a missed measurement must not stop the heartbeat
+                log.debug("no lag for partition %d", partition, exc_info=True)
+                continue
+            self.lag.labels(partition=str(partition)).set(max(0, high - expected))
+        self._lagging = owned
 
     async def _nudge_stalled(self) -> None:
         for partition in await self.guard.stalled(self._partitions()):

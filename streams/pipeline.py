@@ -11,7 +11,7 @@ __all__ = ["Pipeline", "Profiles", "Sender"]
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 
@@ -23,6 +23,9 @@ from schemas.errors import InvalidEventError
 from schemas.events import Event, EventType, decode_object, parse_event, parse_item
 from schemas.users import ErasureRecord, PreferencesRecord, parse_user_record
 from streams import deadletter
+
+if TYPE_CHECKING:
+    from streams.quality import Quality
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ class Pipeline:
         events_topic: str,
         dead_letter_topic: str,
         top_n: int,
+        quality: Quality | None = None,
     ) -> None:
         self.model = model
         self.store = store
@@ -57,6 +61,8 @@ class Pipeline:
         self.events_topic = events_topic
         self.dead_letter_topic = dead_letter_topic
         self.top_n = top_n
+        #: Prequential HR@k and drift detection (streams/quality.py); None in tests that don't need it.
+        self.quality = quality
 
     async def dead_letter(
         self,
@@ -103,7 +109,10 @@ class Pipeline:
 
     def apply_item(self, raw: bytes) -> None:
         """Validate and learn one catalog record (raises `InvalidEventError`)."""
-        self.model.learn_item(parse_item(raw))
+        record = parse_item(raw)
+        self.model.learn_item(record)
+        if self.quality is not None:
+            self.quality.learn_item(record)
         self.metrics.items.inc()
 
     async def consume_event(
@@ -142,6 +151,8 @@ class Pipeline:
         if profile.has_seen(event.event_id):
             self.metrics.events.labels(outcome="duplicate").inc()
             return "duplicate"
+        if self.quality is not None:
+            await self.quality.before_learn(event, profile)
         self.model.learn_one(event, profile)
         profile.observe(event, self.model.signal(event))
         profiles[event.user_id] = profile.to_dict()
@@ -190,6 +201,8 @@ class Pipeline:
     async def _publish(self, event: Event | PreferencesRecord, profile: UserProfile) -> None:
         context = event.context if isinstance(event, Event) else None
         items = self.model.recommend(profile, self.top_n, context, event.ts)
+        if self.quality is not None:
+            self.quality.remember(profile.user_id, items)
         try:
             updated_ms = await self.store.publish(
                 profile.user_id,

@@ -1,0 +1,75 @@
+"""Tests for `models.drift` and `models.drift_response`: detection delay on an abrupt drop, silence on a
+stationary stream of the same length, category-mix detection and the responses' effect on the model."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from models.drift import DriftMonitor
+from models.drift_response import DriftResponder
+from models.recommender import HybridRecommender
+
+N, CHANGE = 20_000, 10_000
+#: Detection within this many scored events of an abrupt drop of the hit rate from 0.3 to 0.15.
+MAX_DELAY = 1_500
+
+
+def _hits(seed: int, before: float, after: float) -> list[bool]:
+    rng = random.Random(seed)
+    return [rng.random() < (before if t < CHANGE else after) for t in range(N)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_adwin_detects_an_abrupt_drop_in_hit_rate_within_a_bounded_delay(seed: int) -> None:
+    monitor = DriftMonitor(seed=seed)
+    found = [r for t, hit in enumerate(_hits(seed, 0.3, 0.15)) for r in monitor.hit(hit, t)]
+    adwin = [r for r in found if r.detector == "adwin" and r.signal == "hit_rate"]
+    assert adwin, "no ADWIN detection"
+    assert CHANGE < adwin[0].at <= CHANGE + MAX_DELAY
+    assert adwin[0].after.mean > adwin[0].before.mean  # the miss rate went up
+    assert all(r.at > CHANGE for r in found)  # nothing before the change
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_detection_on_a_stationary_stream_of_the_same_length(seed: int) -> None:
+    monitor = DriftMonitor(seed=seed)
+    found = [r for t, hit in enumerate(_hits(seed, 0.3, 0.3)) for r in monitor.hit(hit, t)]
+    assert found == []
+
+
+def test_category_mix_detects_a_change_of_favourite_categories_and_not_a_stable_mix() -> None:
+    cats = [f"c{c}" for c in range(12)]
+    stable, moved = [8, 4, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 4, 8]
+    rng = random.Random(5)
+    calm, shifted = DriftMonitor(seed=5), DriftMonitor(seed=5)
+    calm_found, shifted_found = [], []
+    for t in range(N):
+        calm_found += calm.category((rng.choices(cats, stable)[0],), t)
+        weights = stable if t < CHANGE else moved
+        shifted_found += shifted.category((rng.choices(cats, weights)[0],), t)
+    assert calm_found == []
+    assert {r.detector for r in shifted_found} == {"adwin", "kswin"}
+    first = min(r.at for r in shifted_found)
+    assert CHANGE < first < CHANGE + 500
+    c0 = next(r for r in shifted_found if r.category == "c0")
+    assert c0.before.mean > c0.after.mean  # the old favourite lost share
+
+
+def test_reset_affinity_shrinks_personal_weights_and_leaves_context_weights() -> None:
+    model = HybridRecommender()
+    for _ in range(5):
+        model.affinity.learn_one("u1", ["jazz"], 1, None, 1_700_000_000_000)
+    weights = model.affinity.model._weights
+    personal, shared = "u=u1|c=jazz", next(n for n in weights.to_dict() if n.startswith("h="))
+    before = weights[personal], weights[shared]
+    assert DriftResponder(model, "reset_affinity", decay=0.5).respond(at=1)
+    assert weights[personal] == pytest.approx(before[0] / 2)
+    assert weights[shared] == before[1]
+
+
+def test_unknown_response_is_refused_and_none_does_nothing() -> None:
+    with pytest.raises(ValueError, match="unknown drift response"):
+        DriftResponder(HybridRecommender(), "retrain")
+    assert not DriftResponder(HybridRecommender(), "none").respond(at=1)

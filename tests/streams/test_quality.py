@@ -1,0 +1,131 @@
+"""Tests for `streams.quality` through `Pipeline`: prequential hits against the last published list,
+event-type counts, and a detection's record (Kafka topic, Redis stream), metric and response."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from engine.metrics import Metrics
+from engine.quality_metrics import QualityMetrics
+from engine.redis_store import RedisStore
+from engine.settings import Settings
+from models.drift import DriftRecord, SideStats
+from models.recommender import MODEL_VERSION, HybridRecommender
+from schemas import keys
+from schemas.events import Event, ItemRecord, encode
+from streams.pipeline import Pipeline
+from streams.quality import Quality
+
+TS = 1_700_000_000_000
+
+
+@dataclass
+class FakeClient:
+    streams: list[tuple[str, dict[str, bytes]]] = field(default_factory=list)
+
+    async def xadd(self, name: str, fields: dict[str, bytes], **_: Any) -> bytes:
+        self.streams.append((name, fields))
+        return b"1-0"
+
+
+@dataclass
+class FakeStore:
+    namespace: str = "t"
+    client: FakeClient = field(default_factory=FakeClient)
+    lists: dict[str, list[str]] = field(default_factory=dict)
+
+    async def publish(self, user_id: str, items: Sequence[tuple[str, float]], **_: Any) -> int:
+        self.lists[user_id] = [item for item, _ in items]
+        return TS
+
+
+class OnEveryHit:
+    """A monitor that reports drift on every scored event."""
+
+    def hit(self, hit: bool, ts: int) -> list[DriftRecord]:
+        return [DriftRecord("hit_rate", "adwin", 1, ts, SideStats(0.5, 10), SideStats(0.9, 5))]
+
+    def category(self, categories: tuple[str, ...], ts: int) -> list[DriftRecord]:
+        return []
+
+
+def _setup(response: str = "reset_affinity") -> tuple[Pipeline, FakeStore, list[tuple[str, bytes]], Quality]:
+    sent: list[tuple[str, bytes]] = []
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> None:
+        sent.append((topic, value))
+
+    model = HybridRecommender(seed=1)
+    settings = Settings(namespace="t", drift_hr_k=3, drift_response=response, drift_decay=0.0)
+    registry = CollectorRegistry()
+    store = FakeStore()
+    quality = Quality(
+        model=model,
+        store=cast(RedisStore, store),
+        metrics=QualityMetrics.create(registry),
+        send=send,
+        settings=settings,
+    )
+    pipeline = Pipeline(
+        model=model,
+        store=cast(RedisStore, store),
+        metrics=Metrics.create(registry, "t", MODEL_VERSION),
+        send=send,
+        events_topic=settings.events_topic,
+        dead_letter_topic=settings.dead_letter_topic,
+        top_n=10,
+        quality=quality,
+    )
+    for n in range(1, 13):
+        pipeline.apply_item(encode(ItemRecord(item_id=f"i{n}", categories=("a" if n % 2 else "b",))))
+    return pipeline, store, sent, quality
+
+
+async def _event(pipeline: Pipeline, n: int, user: str, item: str, kind: str = "click") -> None:
+    raw = encode(Event(event_id=f"e{n}", user_id=user, item_id=item, type=kind, ts=TS + n))
+    assert await pipeline.handle_event(raw, user.encode(), {}) == "learned"
+
+
+def _sample(quality: Quality, name: str, labels: dict[str, str]) -> float:
+    return quality.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_positive_on_an_item_of_the_last_top_k_is_a_hit_and_others_are_misses() -> None:
+    pipeline, store, _, quality = _setup()
+    profiles: dict[str, Any] = {}
+    raw = encode(Event(event_id="e0", user_id="u1", item_id="i1", type="click", ts=TS))
+    await pipeline.handle_event(raw, b"u1", profiles)
+    top, beyond = store.lists["u1"][0], store.lists["u1"][5]
+    for n, item in enumerate([top, beyond], start=1):
+        raw = encode(Event(event_id=f"e{n}", user_id="u1", item_id=item, type="view", ts=TS + n))
+        await pipeline.handle_event(raw, b"u1", profiles)
+    raw = encode(Event(event_id="e9", user_id="u1", item_id="i2", type="impression", ts=TS + 9))
+    await pipeline.handle_event(raw, b"u1", profiles)
+    version = {"model_version": MODEL_VERSION}
+    assert _sample(quality, "personalize_prequential_scored_total", version) == 2.0
+    assert _sample(quality, "personalize_prequential_hits_total", version) == 1.0
+    assert _sample(quality, "personalize_prequential_hit_rate", version) == 0.5
+    assert _sample(quality, "personalize_event_types_total", {"type": "view"}) == 2.0
+    assert _sample(quality, "personalize_event_types_total", {"type": "impression"}) == 1.0
+
+
+async def test_a_detection_is_recorded_counted_and_answered_once_per_cooldown() -> None:
+    pipeline, store, sent, quality = _setup()
+    quality.monitor = OnEveryHit()  # type: ignore[assignment]
+    await _event(pipeline, 0, "u1", "i1")
+    await _event(pipeline, 1, "u1", store.lists["u1"][0])
+    await _event(pipeline, 2, "u1", store.lists["u1"][0])
+    labels = {"signal": "hit_rate", "detector": "adwin"}
+    assert _sample(quality, "personalize_drift_detections_total", labels) == 2.0
+    assert _sample(quality, "personalize_drift_responses_total", {"response": "reset_affinity"}) == 1.0
+    drift = [orjson.loads(v) for topic, v in sent if topic == "p13n.t.drift"]
+    assert [d["signal"] for d in drift] == ["hit_rate", "hit_rate"]
+    assert drift[0]["before"] == {"mean": 0.5, "n": 10} and drift[0]["events"] == 2
+    assert [name for name, _ in store.client.streams] == [keys.drift("t")] * 2
+    personal = {k: v for k, v in pipeline.model.affinity.model._weights.to_dict().items() if k[:2] == "u="}
+    assert personal and set(personal.values()) != {0.0}  # learned again after the reset
