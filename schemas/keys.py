@@ -19,6 +19,7 @@ __all__ = [
     "experiment_users",
     "item",
     "meta",
+    "namespace_pattern",
     "policy",
     "preference_field",
     "preferences",
@@ -193,3 +194,12 @@ def experiment_users(namespace: str, name: str, variant: str) -> str:
     'p13n:v1:shop:experiment-users:home-ranker:control'
     """
     return _key(namespace, "experiment-users", f"{name}:{variant}")
+
+
+def namespace_pattern(namespace: str) -> str:
+    """SCAN pattern matching every key of the namespace (benchmarks and tests remove theirs with it).
+
+    >>> namespace_pattern("bench1")
+    'p13n:v1:bench1:*'
+    """
+    return f"{KEY_PREFIX}:{KEY_VERSION}:{namespace}:*"
