@@ -31,6 +31,26 @@ def make_settings(namespace: str) -> Settings:
     return Settings(namespace=namespace, stack_dir=ROOT / ".stack", metrics_port=0)
 
 
+def child_env(settings: Settings, **overrides: str) -> dict[str, str]:
+    """Environment of an engine subprocess: this process's, minus every ``PERSONALIZE_*`` variable,
+    plus the namespace and the stack's addresses of ``settings`` (so a suite run against other ports
+    reaches the same Kafka and Redis), plus ``overrides``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONALIZE_")}
+    env.update(
+        PERSONALIZE_NAMESPACE=settings.namespace,
+        PERSONALIZE_STACK_DIR=str(settings.stack_dir),
+        PERSONALIZE_KAFKA_PORT=str(settings.kafka_port),
+        PERSONALIZE_KAFKA_CONTROLLER_PORT=str(settings.kafka_controller_port),
+        PERSONALIZE_REDIS_PORT=str(settings.redis_port),
+    )
+    if settings.kafka_bootstrap:
+        env["PERSONALIZE_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
+    if settings.redis_url:
+        env["PERSONALIZE_REDIS_URL"] = settings.redis_url
+    env.update(overrides)
+    return env
+
+
 @pytest.fixture(scope="session")
 def live_stack() -> None:
     stack.up(make_settings("default"), log=lambda _m: None)
@@ -45,14 +65,9 @@ class Worker:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONALIZE_")}
-        env.update(
-            PERSONALIZE_NAMESPACE=self.settings.namespace,
-            PERSONALIZE_METRICS_PORT="0",
-            PERSONALIZE_STACK_DIR=str(self.settings.stack_dir),
-            PERSONALIZE_PARTITIONS=str(self.settings.partitions),
+        return child_env(
+            self.settings, PERSONALIZE_METRICS_PORT="0", PERSONALIZE_PARTITIONS=str(self.settings.partitions)
         )
-        return env
 
     def start(self) -> None:
         with self.log_path.open("ab") as out:

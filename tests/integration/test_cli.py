@@ -15,14 +15,13 @@ from engine.kafka_io import AsyncProducer
 from engine.redis_store import RedisStore
 from engine.settings import Settings
 from schemas.events import Event, encode
-from tests.integration.conftest import ROOT, Worker, wait_for
+from tests.integration.conftest import ROOT, Worker, child_env, wait_for
 
 pytestmark = [pytest.mark.integration]
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONALIZE_")}
-    env.update(PERSONALIZE_NAMESPACE=settings.namespace, PERSONALIZE_STACK_DIR=str(settings.stack_dir))
+    env = child_env(settings)
     return subprocess.run(
         [sys.executable, "-m", "engine", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
     )

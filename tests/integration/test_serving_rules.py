@@ -7,7 +7,6 @@ HTTP; preference and erasure records must land in the events topic keyed by user
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import uuid
@@ -22,7 +21,7 @@ from engine.client import AsyncClient
 from engine.redis_store import RedisStore
 from engine.settings import Settings
 from schemas.events import ItemRecord
-from tests.integration.conftest import ROOT, api_server, free_port
+from tests.integration.conftest import ROOT, api_server, child_env, free_port
 from tests.integration.test_api import _consume
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -133,8 +132,7 @@ async def test_diversity_and_coverage_metrics(rules_api: str, store: RedisStore)
 
 async def test_an_invalid_rules_file_stops_the_api_with_the_field(tmp_path: Path, settings: Settings) -> None:
     (tmp_path / "rules.yaml").write_text("version: 1\nsurfaces: {home: {pin: [{item: x}]}}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONALIZE_")}
-    env.update(PERSONALIZE_NAMESPACE=settings.namespace, PERSONALIZE_RULES_FILE=str(tmp_path / "rules.yaml"))
+    env = child_env(settings, PERSONALIZE_RULES_FILE=str(tmp_path / "rules.yaml"))
     out = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "engine", "api", "--port", str(free_port())],
