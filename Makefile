@@ -43,5 +43,9 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Throughput, freshness, lookups, scaling and memory on the local stack (about 8 min); docs/benchmarks.md.
+bench: stack-up
+	$(BIN)/personalize bench
+
 clean: stack-down
 	rm -rf .stack $(VENV)

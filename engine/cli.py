@@ -258,6 +258,30 @@ def replay(
     err.print(f"catalog coverage {report['coverage']:.3f}, {report['events_per_s']:.0f} scored events/s")
 
 
+@app.command()
+def bench(
+    events: Annotated[int, typer.Option(min=10, help="Events for the throughput phase.")] = 20_000,
+    users: Annotated[int, typer.Option(min=1, help="Users u1..uN.")] = 2_000,
+    items: Annotated[int, typer.Option(min=12, help="Items i1..iM in the live catalog.")] = 3_000,
+    json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path(
+        "bench/results/latest.json"
+    ),
+) -> None:
+    """Throughput, raw Kafka ceiling, freshness, lookups, catalog scaling and memory on the local stack."""
+    from engine import bench as benchmark
+
+    config = benchmark.BenchConfig(events=events, users=users, items=items)
+    report = benchmark.run(_settings(), config, console=err, log_dir=out.parent)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    if json:
+        typer.echo(orjson.dumps(report).decode())
+    else:
+        Console().print(benchmark.table(report))
+    err.print(f"report written to {out}")
+
+
 @app.command("bandit-bench")
 def bandit_bench(
     rounds: Annotated[int, typer.Option(min=1, help="Rounds each policy plays.")] = 5000,

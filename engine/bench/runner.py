@@ -1,0 +1,227 @@
+"""The benchmark run: one worker in a fresh namespace, the measurements in order, then clean-up.
+
+Order: catalog, throughput (flat-out input), raw consumer on the same records, freshness at half the
+measured rate, lookups, memory; the worker stops and the namespace goes; then the in-process model cost.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BenchConfig", "run"]
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from engine.bench import lookup, model_cost, sandbox
+from engine.bench.machine import describe, percentile, rss_bytes
+from engine.bench.raw_consume import consume_rate
+from engine.bench.report import judge
+from engine.bench.traffic import send_catalog, send_events
+from engine.bench.worker import BenchWorker
+from engine.kafka_io import AsyncProducer
+from engine.produce import ensure_engine_topics
+from engine.redis_store import RedisStore
+from engine.settings import Settings
+from models.synth import Clickstream
+from schemas import keys
+from schemas.errors import ServiceUnavailableError, StackError
+from schemas.keys import MetaField
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    """What a run measures; the defaults finish in a few minutes on a 2-core machine."""
+
+    events: int = 20_000
+    users: int = 2_000
+    items: int = 3_000
+    top_n: int = 20
+    freshness_s: float = 15.0
+    lookup_s: float = 5.0
+    lookup_processes: int = 2
+    lookup_tasks: int = 16
+    lookup_connections: int = 2
+    scaling_items: tuple[int, int] = (10_000, 1_000_000)
+    scaling_warm_events: int = 500
+    scaling_events: int = 300
+    memory_sample: int = 200
+    seed: int = 0
+
+
+async def _meta_field(store: RedisStore, users: list[str], field: MetaField) -> dict[str, int]:
+    async with store.client.pipeline(transaction=False) as pipe:
+        for user in users:
+            pipe.hget(keys.meta(store.namespace, user), field)
+        values = await pipe.execute()
+    return {u: int(v) for u, v in zip(users, values, strict=True) if v is not None}
+
+
+async def _freshness(store: RedisStore, last_ts: dict[str, int], timeout_s: float) -> list[float]:
+    """Per user: their last event's ts -> their list written, once the worker caught up."""
+    users = list(last_ts)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = await _meta_field(store, users, MetaField.LAST_EVENT_TS)
+        if all(seen.get(u, 0) >= ts for u, ts in last_ts.items()) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.25)
+    written = await _meta_field(store, users, MetaField.UPDATED_MS)
+    return [float(written[u] - ts) for u, ts in last_ts.items() if seen.get(u) == ts and u in written]
+
+
+async def _redis_bytes_per_user(store: RedisStore, users: list[str]) -> float:
+    total = 0
+    for user in users:
+        for key in (keys.recs(store.namespace, user), keys.meta(store.namespace, user)):
+            total += int(await store.client.memory_usage(key, samples=0) or 0)
+    return total / len(users)
+
+
+async def _live(settings: Settings, config: BenchConfig, log: Log, log_dir: Path) -> dict[str, Any]:
+    world = Clickstream(config.users, config.items, seed=config.seed)
+    stream = list(world.events(config.events + int(config.freshness_s * 2_000)))
+    worker = BenchWorker(settings, log_dir / f"worker-{settings.namespace}.log")
+    store = RedisStore.from_url(settings.redis, settings.namespace)
+    raw_group = f"{settings.app_id}-raw"
+    out: dict[str, Any] = {"worker_log": str(worker.log_path)}
+    try:
+        await ensure_engine_topics(settings)
+        worker.start()
+        log(f"worker pid {worker.pid} starting in namespace {settings.namespace}")
+        await worker.wait_until(store, "beat_ms", 1, 120.0)
+        async with AsyncProducer(settings.bootstrap) as producer:
+            n_items = await send_catalog(producer, settings, world)
+            await worker.wait_until(store, "items", n_items, 120.0)
+            rss_before = rss_bytes(worker.pid)
+            log(f"catalog of {n_items} learned; sending {config.events} events flat out")
+            sent_ms = time.time_ns() // 1_000_000
+            await send_events(producer, settings, stream[: config.events], run_id=f"t{uuid.uuid4().hex[:8]}")
+            timeout = max(120.0, config.events / 20)
+            await _progress_until(worker, store, config.events, timeout, log)
+            await asyncio.sleep(0.5)
+            users = [f"u{i + 1}" for i in range(config.users)]
+            written = await _meta_field(store, users, MetaField.UPDATED_MS)
+            out["events_per_s"] = config.events / max((max(written.values()) - sent_ms) / 1000.0, 1e-3)
+            out["rss_mb_per_100k_users"] = (
+                max(rss_bytes(worker.pid) - rss_before, 0) / len(written) * 100_000 / 2**20
+            )
+            log(f"throughput {out['events_per_s']:.0f} events/s; raw consumer next")
+            out["raw_consume_per_s"] = await asyncio.to_thread(
+                consume_rate, settings.bootstrap, settings.events_topic, raw_group, config.events
+            )
+            rate = max(out["events_per_s"] / 2, 1.0)
+            n_fresh = max(int(rate * config.freshness_s), 1)
+            log(f"freshness: {n_fresh} events at {rate:.0f}/s")
+            last_ts = await send_events(
+                producer,
+                settings,
+                stream[config.events : config.events + n_fresh],
+                run_id=f"f{uuid.uuid4().hex[:8]}",
+                rate=rate,
+            )
+        fresh = await _freshness(store, last_ts, 120.0)
+        if not fresh:
+            raise ServiceUnavailableError("bench worker (freshness phase)", settings.redis, 120.0)
+        out["freshness_ms"] = {
+            "p50": percentile(fresh, 50),
+            "p99": percentile(fresh, 99),
+            "users": len(fresh),
+        }
+        out["freshness_rate_per_s"] = rate
+        log(f"lookups: {config.lookup_processes} processes x {config.lookup_tasks} tasks")
+        with_recs = [u for u in users if await store.client.exists(keys.recs(settings.namespace, u))]
+        result = await asyncio.to_thread(
+            lookup.measure,
+            settings.redis,
+            settings.namespace,
+            with_recs,
+            n=config.top_n,
+            processes=config.lookup_processes,
+            tasks=config.lookup_tasks,
+            connections=config.lookup_connections,
+            seconds=config.lookup_s,
+        )
+        out["lookup_ms"] = {"p50": result.p50_ms, "p99": result.p99_ms}
+        out["lookups_per_s"] = result.per_s
+        out["redis_bytes_per_user"] = await _redis_bytes_per_user(store, with_recs[: config.memory_sample])
+        return out
+    finally:
+        worker.stop()
+        await store.close()
+        removed = await sandbox.remove(settings, groups=[settings.app_id, raw_group])
+        log(
+            f"removed namespace {settings.namespace}: "
+            f"{removed['redis_keys']} keys, {removed['topics']} topics"
+        )
+
+
+async def _progress_until(
+    worker: BenchWorker, store: RedisStore, total: int, timeout_s: float, log: Log
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    last_report = 0.0
+    while True:
+        beat = await worker.beat(store)
+        done = beat.get("events", 0)
+        if done >= total:
+            return
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"bench worker did {done} of {total} events in {timeout_s:.0f}s; log {worker.log_path}"
+            )
+        if time.monotonic() - last_report > 10:
+            log(f"worker processed {done} of {total} events")
+            last_report = time.monotonic()
+        await asyncio.sleep(0.25)
+
+
+def _model_cost(n_items: int, config: BenchConfig, console: Console) -> float:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"catalog of {n_items} items", total=n_items)
+        return model_cost.per_event_us(
+            n_items,
+            users=min(config.users, 200),
+            warm_events=config.scaling_warm_events,
+            measured_events=config.scaling_events,
+            top_n=config.top_n,
+            seed=config.seed,
+            progress=lambda done, _total: bar.update(task, completed=done),
+        )
+
+
+def run(base: Settings, config: BenchConfig, *, console: Console, log_dir: Path) -> dict[str, Any]:
+    """Measure everything; the JSON-ready report (see docs/benchmarks.md for the fields)."""
+
+    def log(message: str) -> None:
+        console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
+
+    started = time.monotonic()
+    asyncio.run(sandbox.check_stack(base))
+    settings = sandbox.fresh_settings(base, top_n=config.top_n, metrics_port=0)
+    report = asyncio.run(_live(settings, config, log, log_dir))
+    report["ratio"] = report["events_per_s"] / report["raw_consume_per_s"]
+    small, large = config.scaling_items
+    for n_items, field in ((small, "us_per_event_10k_items"), (large, "us_per_event_1m_items")):
+        log(f"model cost in-process with {n_items} items in the catalog")
+        report[field] = _model_cost(n_items, config, console)
+    settings_used = dataclasses.asdict(config)
+    settings_used.update(
+        partitions=settings.partitions, freshness_rate_per_s=report.pop("freshness_rate_per_s")
+    )
+    report["settings"] = settings_used
+    report["machine"] = describe()
+    report["namespace"] = settings.namespace
+    report["seconds"] = time.monotonic() - started
+    report["targets"] = judge(report)
+    return report

@@ -1,0 +1,89 @@
+"""One `personalize worker` subprocess in the benchmark's namespace, and what it reports in Redis.
+
+Started and stopped by the benchmark only (SIGTERM, then SIGKILL after a grace period); its output goes
+to a log file the report names, so a failed run can be diagnosed.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BenchWorker"]
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from engine.redis_store import RedisStore
+from engine.settings import Settings
+from schemas.errors import ServiceUnavailableError, StackError
+
+
+class BenchWorker:
+    """A worker process for ``settings.namespace`` (metrics on a free port, ``top_n`` as configured)."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError("worker not started")
+        return self.proc.pid
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.update(
+            PERSONALIZE_NAMESPACE=self.settings.namespace,
+            PERSONALIZE_METRICS_PORT="0",
+            PERSONALIZE_TOP_N=str(self.settings.top_n),
+            PERSONALIZE_STACK_DIR=str(self.settings.stack_dir),
+            PERSONALIZE_PARTITIONS=str(self.settings.partitions),
+        )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "engine", "worker"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    async def beat(self, store: RedisStore) -> dict[str, int]:
+        """This worker's latest heartbeat counters (``events``, ``items``, ``beat_ms``); {} before one."""
+        for found in await store.workers():
+            if found.get("pid") == str(self.pid):
+                return {k: int(found.get(k, 0)) for k in ("events", "items", "beat_ms")}
+        return {}
+
+    async def wait_until(
+        self, store: RedisStore, field: str, at_least: int, timeout_s: float
+    ) -> dict[str, int]:
+        """Poll the heartbeat until ``field >= at_least``; raise with the log's tail on timeout or exit."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise StackError(f"the bench worker exited early; see its log {self.log_path}")
+            beat = await self.beat(store)
+            if beat and beat[field] >= at_least:
+                return beat
+            await asyncio.sleep(0.1)
+        raise ServiceUnavailableError(
+            f"bench worker ({field} >= {at_least}); log {self.log_path}", "redis heartbeat", timeout_s
+        )

@@ -1,0 +1,48 @@
+"""`personalize bench` at smoke size against the real stack: every reported figure is there and positive.
+
+No targets asserted: this checks the harness, not the engine's speed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from engine.bench import BenchConfig, run
+from engine.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+FIELDS = (
+    "events_per_s",
+    "raw_consume_per_s",
+    "ratio",
+    "lookups_per_s",
+    "us_per_event_10k_items",
+    "us_per_event_1m_items",
+    "redis_bytes_per_user",
+    "rss_mb_per_100k_users",
+)
+
+
+def test_smoke_bench_reports_every_field(settings: Settings, tmp_path: Path) -> None:
+    config = BenchConfig(
+        events=300,
+        users=30,
+        items=100,
+        freshness_s=2.0,
+        lookup_s=1.0,
+        lookup_processes=1,
+        scaling_items=(200, 1_000),
+        scaling_warm_events=30,
+        scaling_events=20,
+    )
+    report = run(settings, config, console=Console(stderr=True, quiet=True), log_dir=tmp_path)
+    for field in FIELDS:
+        assert report[field] > 0, field
+    for field in ("freshness_ms", "lookup_ms"):
+        assert report[field]["p50"] > 0 and report[field]["p99"] >= report[field]["p50"], field
+    assert report["machine"]["cores"] >= 1 and report["settings"]["events"] == 300
+    assert set(report["targets"]) and all("met" in v for v in report["targets"].values())
