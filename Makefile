@@ -13,13 +13,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# redis-server from Debian when missing (as root); Java 17 and Maven are needed for the Kafka jars.
+# redis-server and promtool (package prometheus) from Debian when missing (as root); Java 17 and Maven are needed for the Kafka jars.
 system-deps:
 	@command -v redis-server >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing redis-server (apt-get)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
 	  else echo "redis-server is missing: sudo apt-get install redis-server"; exit 1; fi; }
+	@command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing promtool (apt-get prometheus; tests check deploy/prometheus with it)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else echo "promtool is missing: sudo apt-get install prometheus"; exit 1; fi; }
 	@command -v java >/dev/null || { echo "Java 17+ is missing: apt-get install openjdk-17-jre-headless"; exit 1; }
 	@command -v mvn >/dev/null || { echo "Maven is missing: apt-get install maven"; exit 1; }
 

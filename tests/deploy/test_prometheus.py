@@ -1,0 +1,41 @@
+"""The shipped Prometheus configuration and alert rules pass ``promtool`` (installed by ``make install``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: `make install` installs it (Debian package prometheus)"
+    return subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_prometheus_config_is_valid() -> None:
+    done = _promtool("check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_alert_rules_are_valid() -> None:
+    done = _promtool("check", "rules", str(DEPLOY / "prometheus" / "personalize.rules.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 5 rules found" in done.stdout + done.stderr
+
+
+def test_dashboard_is_json_with_the_promised_panels() -> None:
+    board = json.loads((DEPLOY / "grafana" / "dashboards" / "personalize.json").read_text())
+    exprs = " ".join(t["expr"] for p in board["panels"] for t in p.get("targets", []))
+    for metric in (
+        "personalize_events_total",
+        "personalize_freshness_seconds_bucket",
+        "personalize_dead_letters_total",
+        "personalize_prequential_hits_total",
+        "personalize_drift_detections_total",
+        "personalize_info",
+    ):
+        assert metric in exprs

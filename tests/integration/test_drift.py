@@ -1,0 +1,95 @@
+"""Drift end to end: a simulated clickstream whose tastes change mid-stream makes the worker detect drift.
+
+Its own worker (metrics served on a free port) and namespace, so the counters start from zero. Prints
+the detection delay in events and the rolling HR@k around the change (README, "Drift").
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from rich.console import Console
+
+from engine import produce
+from engine.redis_store import RedisStore
+from schemas import keys
+from tests.integration.conftest import Worker, make_settings, processed, wait_for
+
+pytestmark = pytest.mark.integration
+
+USERS, ITEMS, EVENTS, DRIFT_AT = 200, 200, 12_000, 6_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MetricsWorker(Worker):
+    def __init__(self, namespace: str, log_path: Path, port: int) -> None:
+        super().__init__(make_settings(namespace), log_path)
+        self.port = port
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "PERSONALIZE_METRICS_PORT": str(self.port)}
+
+
+def _sample(text: str, name: str) -> float:
+    """Sum of a metric's samples (all label sets) in Prometheus text format."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+async def test_tastes_changing_mid_stream_are_detected(live_stack: None, tmp_path: Path) -> None:
+    namespace = f"itdrift{uuid.uuid4().hex[:8]}"
+    worker = MetricsWorker(namespace, tmp_path / "worker.log", _free_port())
+    store = RedisStore.from_url(worker.settings.redis, namespace)
+    worker.start()
+    try:
+
+        async def beating() -> bool:
+            return bool(await store.workers())
+
+        await wait_for(beating, 90, "the worker's first heartbeat")
+        await produce.simulate(
+            worker.settings,
+            users=USERS,
+            items=ITEMS,
+            events=EVENTS,
+            rate=None,
+            seed=11,
+            categories=12,
+            console=Console(quiet=True),
+            drift_at=DRIFT_AT,
+            drift_fraction=1.0,
+        )
+
+        async def all_processed() -> bool:
+            return await processed(store) >= EVENTS
+
+        await wait_for(all_processed, 300, f"{EVENTS} events processed")
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{worker.port}/metrics")).text
+        assert _sample(text, "personalize_drift_detections_total{") > 0, "no drift detected"
+        assert _sample(text, "personalize_prequential_scored_total{") > 0
+        assert _sample(text, "personalize_event_types_total{") >= EVENTS
+        stream = await store.client.xrange(keys.drift(namespace))
+        records = [orjson.loads(fields.get("record") or fields[b"record"]) for _, fields in stream]
+        assert records, "no drift record in the Redis stream"
+        after = [r for r in records if r["events"] >= DRIFT_AT]
+        for r in records:
+            print(f"drift {r['signal']}/{r['detector']} at event {r['events']} {r['category'] or ''}")
+        if after:
+            first_hit = next((r for r in after if r["signal"] == "hit_rate"), None)
+            delay = first_hit["events"] - DRIFT_AT if first_hit else None
+            print(
+                f"first detection after the change: {after[0]['events'] - DRIFT_AT} events; hit_rate {delay}"
+            )
+    finally:
+        worker.stop()
+        await store.close()
