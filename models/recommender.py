@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["MODEL_VERSION", "Blend", "HybridRecommender"]
 
 import heapq
+import itertools
 import random
 from dataclasses import dataclass
 
@@ -235,9 +236,9 @@ class HybridRecommender:
             return ranked
         shown = {item for item, _ in ranked}
         hidden, unavailable = profile.consumed, self._unavailable
-        pool = [
-            i for i in list(self._fresh)[-50:] if i not in shown and i not in hidden and i not in unavailable
-        ]
+        # The newest 50 fresh items, read from the end: cost must not grow with the catalog.
+        newest = itertools.islice(reversed(self._fresh), 50)
+        pool = [i for i in newest if i not in shown and i not in hidden and i not in unavailable]
         if not pool:
             return ranked
         pool.sort(
