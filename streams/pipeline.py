@@ -194,7 +194,9 @@ class Pipeline:
         profile.seen_ids[record.event_id] = None
         profile.last_ts = max(profile.last_ts, record.ts)
         profiles[user] = profile.to_dict()
-        await self._publish(record, profile)
+        if record.liked_categories or implied:
+            # A bare reset publishes nothing: the API has deleted the list, readers get trending.
+            await self._publish(record, profile)
         self.metrics.events.labels(outcome="learned").inc()
         return "learned"
 
