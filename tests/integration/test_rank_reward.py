@@ -141,6 +141,9 @@ def test_rewards_favouring_one_action_raise_its_probability(rr_api: str, rr_sett
             if ranked.chosen == favourite:
                 client.reward(ranked.decision_id, 1.0)
             # Other decisions get no reward: their windows close with the default reward 0.
+            # Paced so that expired windows are learned and published while ranking goes on: sent
+            # all at once, every rank used the first snapshot and the favourite was never tried.
+            time.sleep(0.05)
         sent_s = time.monotonic() - started
         policy_key = keys.policy(rr_settings.namespace, "default")
         deadline = time.monotonic() + 90
