@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __all__ = ["ReplayReport", "Scoreboard", "replay"]
 
-import heapq
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -94,25 +94,64 @@ class ReplayReport:
         }
 
 
+class _Counts:
+    """Items in descending order of an integer count, kept sorted under +1 updates in O(1).
+
+    Items with equal counts form one run of ``order``; an increment swaps the item with the first
+    of its run, which then belongs to the run above.
+
+    >>> c = _Counts()
+    >>> for item in "abcbcc":
+    ...     c.learn(item)
+    >>> c.order
+    ['c', 'b', 'a']
+    """
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+        self._at: dict[str, int] = {}
+        self._count: dict[str, int] = {}
+        self._first: dict[int, int] = {}  # count -> index of the first item with it
+
+    def learn(self, item: str) -> None:
+        count = self._count.get(item, 0)
+        if count == 0:
+            self._at[item] = len(self.order)
+            self.order.append(item)
+            self._first.setdefault(0, len(self.order) - 1)
+        at, first = self._at[item], self._first[count]
+        other = self.order[first]
+        self.order[first], self.order[at] = item, other
+        self._at[item], self._at[other] = first, at
+        # The run of `count` now starts one later (or is gone); `item` ends the run of count + 1.
+        if first + 1 < len(self.order) and self._count.get(self.order[first + 1], 0) == count:
+            self._first[count] = first + 1
+        else:
+            del self._first[count]
+        self._first.setdefault(count + 1, first)
+        self._count[item] = count + 1
+
+
 class _Popular:
     """Baseline: the most popular items (all-time counts, or decayed) the user has not rated."""
 
     def __init__(self, half_life_ms: float | None) -> None:
-        self.decayed = DecayedPopularity(half_life_ms) if half_life_ms else None
-        self.counts: dict[str, float] = {}
+        self.decayed: DecayedPopularity[str] | None = (
+            DecayedPopularity(half_life_ms) if half_life_ms else None
+        )
+        self.counts = _Counts()
 
     def learn(self, item: str, ts: int) -> None:
         if self.decayed is not None:
             self.decayed.learn_one(item, 1.0, ts)
         else:
-            self.counts[item] = self.counts.get(item, 0.0) + 1.0
+            self.counts.learn(item)
 
     def rank(self, k: int, rated: set[str]) -> list[str]:
-        depth = k + len(rated)
         if self.decayed is not None:
-            best = [item for item, _ in self.decayed.top(depth)]
+            best: list[str] | itertools.islice[str] = [i for i, _ in self.decayed.top(k + len(rated))]
         else:
-            best = heapq.nlargest(depth, self.counts, key=self.counts.__getitem__)
+            best = itertools.islice(self.counts.order, k + len(rated))
         return [item for item in best if item not in rated][:k]
 
 

@@ -25,8 +25,8 @@ class DriftResponder:
     >>> model = HybridRecommender()
     >>> model.affinity.learn_one("u1", ["jazz"], 1, None, None)
     >>> r = DriftResponder(model, "reset_affinity", decay=0.0, cooldown=10)
-    >>> r.respond(at=5), r.respond(at=9), model.affinity.model._weights.to_dict()
-    (True, False, {'u=u1|c=jazz': 0.0})
+    >>> r.respond(at=5), r.respond(at=9), model.affinity.weights
+    (True, False, {})
     >>> boost = DriftResponder(model, "boost_exploration", explore_slots=3, cooldown=10)
     >>> boost.respond(at=0), model.explore_slots, boost.tick(at=10), model.explore_slots
     (True, 3, True, 1)
@@ -57,9 +57,7 @@ class DriftResponder:
             return False
         self._last = at
         if self.response == "reset_affinity":
-            weights = self.model.affinity.model._weights
-            for name in [n for n in weights if n.startswith("u=")]:
-                weights[name] = weights[name] * self.decay
+            self.model.affinity.scale_personal(self.decay)
         elif self._saved_slots is None:
             self._saved_slots = self.model.explore_slots
             self.model.explore_slots = max(self.explore_slots, self._saved_slots)

@@ -14,7 +14,11 @@ import itertools
 import random
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from models.affinity import CategoryAffinity
+from models.arrays import Accumulator, Vocabulary, grown
 from models.cooccurrence import CoOccurrence
 from models.popularity import DecayedPopularity
 from models.profile import UserProfile
@@ -22,12 +26,14 @@ from models.sequence import SequenceNeighbors
 from models.signals import signal_of
 from schemas.events import Context, Event, ItemRecord
 
-MODEL_VERSION = "hybrid-0.3"
+MODEL_VERSION = "hybrid-0.4"
 
 #: How many consumed items candidate generation looks past in popularity lists.
 MAX_SKIPPED = 500
 #: Candidates from the sequence signals kept for the full blend (the rest cannot reach the top n).
 SHORTLIST = 300
+#: How many of the user's latest items the sequence signals read.
+RECENT = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,52 +85,87 @@ class HybridRecommender:
         self.half_life_ms = half_life_ms
         self.explore_slots = explore_slots
         self.seed = seed
-        self.popularity = DecayedPopularity(half_life_ms)
+        # Items and categories get dense integer ids; the signals score arrays of ids.
+        self._items = Vocabulary()
+        self._category_ids = Vocabulary()
+        self.popularity: DecayedPopularity[int] = DecayedPopularity(half_life_ms)
         self.cooccurrence = CoOccurrence(window=30)
         self.transitions = CoOccurrence(window=1, symmetric=False)
         self.sequence = SequenceNeighbors()
         self.affinity = CategoryAffinity()
-        self._categories: dict[str, tuple[str, ...]] = {}
-        self._by_category: dict[str, DecayedPopularity] = {}
-        self._unavailable: set[str] = set()
-        #: Per item: (positives, events); the smoothed share of positives is its quality.
-        self._counts: dict[str, tuple[int, int]] = {}
+        self._categories: list[tuple[str, ...]] = []
+        #: Per item, its category ids padded with -1 (one row per item, as wide as the widest);
+        #: [-2, -1, ...] for an item without a category.
+        self._category_matrix = np.full((64, 1), -2, dtype=np.int64)
+        self._by_category: dict[str, DecayedPopularity[int]] = {}
+        self._unavailable = np.zeros(64, dtype=bool)
+        #: Scratch: set at the consumed items of the user being ranked, cleared after.
+        self._hidden = np.zeros(64, dtype=bool)
+        #: Per item: positives and events; the smoothed share of positives is its quality.
+        self._positives = np.zeros(64)
+        self._seen = np.zeros(64)
         #: Items in the catalog without any event yet, newest last: the exploration pool.
-        self._fresh: dict[str, None] = {}
+        self._fresh: dict[int, None] = {}
         self._rng = random.Random(seed)
+        self._sums = Accumulator()
 
     signal = staticmethod(signal_of)
 
     # -- learning -------------------------------------------------------------------------------
 
+    def _item(self, item_id: str) -> int:
+        """The id of an item, making room for it in the per-item arrays when it is new."""
+        item = self._items.id(item_id)
+        if item == len(self._categories):
+            self._categories.append(())
+            size = item + 1
+            self._category_matrix = grown(self._category_matrix, size, fill=-1)
+            self._category_matrix[item, 0] = -2
+            self._unavailable = grown(self._unavailable, size)
+            self._hidden = grown(self._hidden, size)
+            self._positives = grown(self._positives, size)
+            self._seen = grown(self._seen, size)
+        return item
+
+    def _category(self, name: str) -> int:
+        if name not in self._by_category:
+            self._by_category[name] = DecayedPopularity(self.half_life_ms)
+        return self._category_ids.id(name)
+
     def learn_item(self, record: ItemRecord) -> None:
         """Take a catalog update: categories and availability; a new item joins the exploration pool."""
-        if record.item_id not in self._categories and record.item_id not in self._counts:
-            self._fresh[record.item_id] = None
-        self._categories[record.item_id] = record.categories
-        self.popularity.add(record.item_id)
+        known = record.item_id in self._items
+        item = self._item(record.item_id)
+        if not known:
+            self._fresh[item] = None
+        self._categories[item] = record.categories
+        ids = [self._category(c) for c in record.categories]
+        if len(ids) > self._category_matrix.shape[1]:
+            wider = np.full((len(self._category_matrix), len(ids)), -1, dtype=np.int64)
+            wider[:, : self._category_matrix.shape[1]] = self._category_matrix
+            self._category_matrix = wider
+        self._category_matrix[item] = -1
+        self._category_matrix[item, : len(ids)] = ids or [-2]
+        self.popularity.add(item)
         for category in record.categories:
-            self._by_category.setdefault(category, DecayedPopularity(self.half_life_ms)).add(record.item_id)
-        if record.available:
-            self._unavailable.discard(record.item_id)
-        else:
-            self._unavailable.add(record.item_id)
+            self._by_category[category].add(item)
+        self._unavailable[item] = not record.available
 
     def learn_one(self, event: Event, profile: UserProfile) -> None:
         """Learn one event; ``profile`` is the user's state *before* this event."""
         signal = signal_of(event)
         if signal.label is None:
             return
-        item, user = event.item_id, event.user_id
+        item, user = self._item(event.item_id), event.user_id
         self._fresh.pop(item, None)
-        positives, seen = self._counts.get(item, (0, 0))
-        self._counts[item] = (positives + signal.label, seen + 1)
+        self._positives[item] += signal.label
+        self._seen[item] += 1
         if signal.consumed:
-            history = self.sequence.history(user)
+            history = self.sequence.history(user, last=self.cooccurrence.window).tolist()
             self.cooccurrence.learn_one(history, item)
             self.transitions.learn_one(history, item)
             self.sequence.learn_one(user, item)
-        categories = self._categories.get(item, ())
+        categories = self._categories[item]
         self.affinity.learn_one(user, categories, signal.label, event.context, event.ts)
         if signal.label == 1:
             self.popularity.learn_one(item, signal.weight, event.ts)
@@ -137,7 +178,7 @@ class HybridRecommender:
     def like_categories(self, user_id: str, categories: tuple[str, ...], ts: int) -> None:
         """Onboarding: the user says they like these categories (before any event)."""
         for category in categories:
-            self._by_category.setdefault(category, DecayedPopularity(self.half_life_ms))
+            self._category(category)
             self.affinity.learn_one(user_id, [category], 1, None, ts, weight=3.0)
 
     def forget_user(self, user_id: str) -> None:
@@ -147,86 +188,115 @@ class HybridRecommender:
 
     def _negative_category(self, positives: tuple[str, ...]) -> str | None:
         """One category the user did not pick, as the implicit negative of a positive event."""
-        if not positives or len(self._by_category) <= len(positives):
+        names = self._category_ids.names
+        if not positives or len(names) <= len(positives):
             return None
         while True:
-            category = self._rng.choice(list(self._by_category))
+            category = self._rng.choice(names)
             if category not in positives:
                 return category
 
     # -- ranking --------------------------------------------------------------------------------
+
+    def popular(self, n: int) -> list[tuple[str, float]]:
+        """The n most popular items now (relative score), best first."""
+        names = self._items.names
+        return [(names[item], score) for item, score in self.popularity.top(n)]
 
     def recommend(
         self, profile: UserProfile, n: int, context: Context | None = None, ts: int | None = None
     ) -> list[tuple[str, float]]:
         """Top-n (item_id, score) for the user, best first, without items the user consumed."""
         when = ts if ts is not None else (profile.last_ts or None)
-        history = self.sequence.history(profile.user_id) or profile.recent
+        consumed = self.sequence.history(profile.user_id)
+        history = consumed[-RECENT:]
+        if not history.size:
+            known = (self._items.get(i) for i in profile.recent[-RECENT:])
+            history = np.array([i for i in known if i >= 0], dtype=np.int64)
+        category_prob = self.affinity.predict_many(profile.user_id, self._category_ids.names, context, when)
         signals = (
             (self.blend.sequence, self.sequence.scores(history, profile.user_id)),
             (self.blend.cooccurrence, self.cooccurrence.scores(history, recent=15)),
             (self.blend.transitions, self.transitions.scores(history, recent=5)),
         )
-        category_prob = self.affinity.predict_many(profile.user_id, self._by_category, context, when)
-        scores: dict[str, float] = {}
-        for weight, signal in signals:
-            top = max(signal.values(), default=0.0)
-            if top > 0 and weight:
-                scale = weight / top
-                for item, value in signal.items():
-                    scores[item] = scores.get(item, 0.0) + value * scale
-        if len(scores) > SHORTLIST:
-            scores = dict(heapq.nlargest(SHORTLIST, scores.items(), key=lambda kv: kv[1]))
-        self._add_popular(scores, profile, n, category_prob)
-        ranked = heapq.nlargest(n, self._final(scores, profile, category_prob))
-        return self._explore([(item, round(score, 6)) for score, item in ranked], profile, n, category_prob)
+        ids, weights = [], []
+        for weight, (signal_ids, signal_weights) in signals:
+            items, sums = self._sums.sum(signal_ids, signal_weights)
+            if weight and items.size and (top := sums.max()) > 0:
+                ids.append(items)
+                weights.append(sums * (weight / top))
+        if ids:
+            candidates, scores = self._sums.sum(np.concatenate(ids), np.concatenate(weights))
+        else:
+            candidates, scores = np.zeros(0, dtype=np.int64), np.zeros(0)
+        # What the user consumed (as far as the model remembers) or cannot get never takes a place.
+        self._hidden[consumed] = True
+        try:
+            keep = ~(self._hidden[candidates] | self._unavailable[candidates])
+            candidates, scores = candidates[keep], scores[keep]
+            if candidates.size > SHORTLIST:
+                best = np.argpartition(-scores, SHORTLIST - 1)[:SHORTLIST]
+                candidates, scores = candidates[best], scores[best]
+            extra = self._popular_candidates(profile, n, category_prob)
+        finally:
+            self._hidden[consumed] = False
+        if extra:
+            # Popular items join with no sequence score; those already candidates keep theirs.
+            more = np.array(list(dict.fromkeys(extra)), dtype=np.int64)
+            more = more[~np.isin(more, candidates)]
+            candidates = np.concatenate([candidates, more])
+            scores = np.concatenate([scores, np.zeros(len(more))])
+        ranked = self._final(candidates, scores, profile, n, category_prob)
+        return self._explore(ranked, profile, n, category_prob)
 
     def _final(
-        self, scores: dict[str, float], profile: UserProfile, category_prob: dict[str, float]
-    ) -> list[tuple[float, str]]:
-        """Add popularity, quality and (relative) category affinity; drop what the user may not see."""
+        self,
+        candidates: npt.NDArray[np.int64],
+        scores: npt.NDArray[np.float64],
+        profile: UserProfile,
+        n: int,
+        category_prob: dict[str, float],
+    ) -> list[tuple[str, float]]:
+        """Add popularity, quality and (relative) category affinity; best n the user may see."""
         b = self.blend
-        top_prob = max(category_prob.values(), default=1.0) or 1.0
-        relative = {c: p / top_prob for c, p in category_prob.items()}
-        fallback = sum(relative.values()) / len(relative) if relative else 0.0
-        popularity, counts, categories = self.popularity.score, self._counts, self._categories
-        hidden, unavailable = profile.consumed, self._unavailable
-        # Items share few category combinations: compute each combination's affinity once per call.
-        by_combination: dict[tuple[str, ...], float] = {}
-        out = []
-        for item, value in scores.items():
-            if item in hidden or item in unavailable:
-                continue
-            positives, seen = counts.get(item, (0, 0))
-            cats = categories.get(item, ())
-            affinity = by_combination.get(cats)
-            if affinity is None:
-                affinity = by_combination[cats] = b.affinity * max(
-                    (relative[c] for c in cats), default=fallback
-                )
-            value += b.popularity * popularity(item) + b.quality * (positives + 1) / (seen + 2)
-            out.append((value + affinity, item))
+        if not candidates.size or n <= 0:
+            return []
+        # Relative affinity per category id; the last two slots: the mean (items without a
+        # category point there, see `learn_item`) and -inf (padding).
+        relative = np.array([*category_prob.values(), 0.0, -np.inf])
+        top = relative[:-2].max(initial=0.0) or 1.0
+        relative[:-2] /= top
+        relative[-2] = relative[:-2].mean() if len(relative) > 2 else 0.0
+        affinity = relative.take(self._category_matrix.take(candidates, axis=0)).max(axis=1)
+        popularity = np.array(self.popularity.score_many(candidates.tolist()))
+        quality = (self._positives[candidates] + 1.0) / (self._seen[candidates] + 2.0)
+        total = scores + b.popularity * popularity + b.quality * quality + b.affinity * affinity
+        order = np.argsort(-total, kind="stable").tolist()
+        values, ids = total.tolist(), candidates.tolist()
+        names, hidden = self._items.names, profile.consumed
+        out: list[tuple[str, float]] = []
+        for at in order:
+            name = names[ids[at]]
+            if name not in hidden:
+                out.append((name, round(values[at], 6)))
+                if len(out) == n:
+                    break
         return out
 
-    def _add_popular(
-        self, scores: dict[str, float], profile: UserProfile, n: int, category_prob: dict[str, float]
-    ) -> None:
-        """Candidates beyond the user's sequence: popular now, overall and in favourite categories."""
-        depth = n + min(len(profile.consumed), MAX_SKIPPED)
-        self._add_unhidden(scores, profile, self.popularity.top(depth), n)
-        favourites = heapq.nlargest(3, category_prob, key=category_prob.__getitem__)
-        for category in favourites:
-            self._add_unhidden(scores, profile, self._by_category[category].top(depth), n // 2 + 1)
+    def _popular_candidates(self, profile: UserProfile, n: int, category_prob: dict[str, float]) -> list[int]:
+        """Candidates beyond the user's sequence: popular now, overall and in favourite categories.
 
-    def _add_unhidden(
-        self, scores: dict[str, float], profile: UserProfile, ranked: list[tuple[str, float]], k: int
-    ) -> None:
-        for item, _ in ranked:
-            if k == 0:
-                return
-            if item not in profile.consumed and item not in self._unavailable:
-                scores.setdefault(item, 0.0)
-                k -= 1
+        Needs ``_hidden`` set at the user's consumed items.
+        """
+        depth = n + min(len(profile.consumed), MAX_SKIPPED)
+        lists = [(self.popularity, n)]
+        favourites = heapq.nlargest(3, category_prob, key=category_prob.__getitem__)
+        lists += [(self._by_category[category], n // 2 + 1) for category in favourites]
+        extra: list[int] = []
+        for popularity, k in lists:
+            ids = popularity.top_ids(depth)
+            extra += ids[~(self._hidden[ids] | self._unavailable[ids])][:k].tolist()
+        return extra
 
     def _explore(
         self, ranked: list[tuple[str, float]], profile: UserProfile, n: int, category_prob: dict[str, float]
@@ -235,15 +305,15 @@ class HybridRecommender:
         if not self._fresh or not ranked or self.explore_slots <= 0 or n < 5:
             return ranked
         shown = {item for item, _ in ranked}
-        hidden, unavailable = profile.consumed, self._unavailable
+        names, hidden = self._items.names, profile.consumed
         # The newest 50 fresh items, read from the end: cost must not grow with the catalog.
         newest = itertools.islice(reversed(self._fresh), 50)
-        pool = [i for i in newest if i not in shown and i not in hidden and i not in unavailable]
+        pool = [
+            i for i in newest if names[i] not in shown and names[i] not in hidden and not self._unavailable[i]
+        ]
         if not pool:
             return ranked
-        pool.sort(
-            key=lambda i: -max((category_prob.get(c, 0.0) for c in self._categories.get(i, ())), default=0)
-        )
+        pool.sort(key=lambda i: -max((category_prob.get(c, 0.0) for c in self._categories[i]), default=0))
         keep = ranked[: max(len(ranked) - self.explore_slots, n - self.explore_slots)]
         floor = keep[-1][1] if keep else 0.0
-        return keep + [(item, floor) for item in pool[: n - len(keep)]]
+        return keep + [(names[item], floor) for item in pool[: n - len(keep)]]

@@ -2,66 +2,86 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from models.cooccurrence import CoOccurrence
+from models.cooccurrence import FOLD_EVERY, CoOccurrence
+
+A, B, C, X, Y = 1, 2, 3, 10, 11
 
 
-def test_weight_scales_strength() -> None:
-    light, heavy = CoOccurrence(), CoOccurrence()
-    light.learn_one(["a"], "b", 1.0)
-    heavy.learn_one(["a"], "b", 3.0)
-    assert light.neighbors("a")["b"] == pytest.approx(1 / 2)
-    assert heavy.neighbors("a")["b"] == pytest.approx(3 / 4)
+def _summed(co: CoOccurrence, history: list[int], decay: float = 0.8) -> dict[int, float]:
+    ids, weights = co.scores(np.array(history, dtype=np.int64), decay=decay)
+    out: dict[int, float] = {}
+    for item, weight in zip(ids.tolist(), weights.tolist(), strict=True):
+        out[item] = out.get(item, 0.0) + weight
+    return out
+
+
+def test_repeated_links_grow_stronger() -> None:
+    co = CoOccurrence()
+    co.learn_one([A], B)
+    assert co.neighbors(A)[B] == pytest.approx(1 / 2)
+    co.learn_one([A], B)
+    co.learn_one([A], B)
+    assert co.neighbors(A)[B] == pytest.approx(3 / 4)
 
 
 def test_only_the_window_is_related() -> None:
     co = CoOccurrence(window=2)
-    co.learn_one(["a", "b", "c"], "x")
-    assert set(co.neighbors("x")) == {"b", "c"}
-    assert co.neighbors("a") == {}
+    co.learn_one([A, B, C], X)
+    assert set(co.neighbors(X)) == {B, C}
+    assert co.neighbors(A) == {}
 
 
 def test_symmetric_counts_are_symmetric() -> None:
     co = CoOccurrence(window=5)
-    co.learn_one(["a"], "b")
-    co.learn_one(["a", "b"], "c", 2.0)
-    co.learn_one(["c"], "a")
-    for x in "abc":
-        for y in "abc":
+    co.learn_one([A], B)
+    co.learn_one([A, B], C)
+    co.learn_one([C], A)
+    for x in (A, B, C):
+        for y in (A, B, C):
             if x != y:
                 assert (y in co.neighbors(x)) == (x in co.neighbors(y))
 
 
 def test_transitions_point_forward_only() -> None:
     nxt = CoOccurrence(window=1, symmetric=False)
-    for history, item in [(["a"], "b"), (["a", "b"], "c"), (["x"], "b")]:
+    for history, item in [([A], B), ([A, B], C), ([X], B)]:
         nxt.learn_one(history, item)
-    assert set(nxt.neighbors("a")) == {"b"}
-    assert set(nxt.neighbors("b")) == {"c"}
-    assert nxt.neighbors("c") == {}
+    assert set(nxt.neighbors(A)) == {B}
+    assert set(nxt.neighbors(B)) == {C}
+    assert nxt.neighbors(C) == {}
 
 
 def test_an_item_is_never_its_own_neighbour() -> None:
     co = CoOccurrence()
-    co.learn_one(["a", "b", "a"], "a")
-    assert set(co.neighbors("a")) == {"b"}
+    co.learn_one([A, B, A], A)
+    assert set(co.neighbors(A)) == {B}
 
 
 def test_rows_are_pruned_to_the_strongest_links() -> None:
     co = CoOccurrence(window=1, max_neighbors=3)
+    hub = 0
     for n in range(10):
         for _ in range(n + 1):
-            co.learn_one(["hub"], f"i{n}")
-    row = co.neighbors("hub")
+            co.learn_one([hub], 100 + n)
+    row = co.neighbors(hub)
     assert len(row) <= 2 * 3
-    assert {"i9", "i8", "i7"} <= set(row)
+    assert {109, 108, 107} <= set(row)
+
+
+def test_links_nobody_reads_are_folded_in_periodically() -> None:
+    co = CoOccurrence(window=1)
+    for n in range(FOLD_EVERY):
+        co.learn_one([n], n + 1)
+    assert not co._pending  # memory of unread rows stays bounded
 
 
 def test_scores_weight_recent_items_more() -> None:
     co = CoOccurrence(window=1)
-    co.learn_one(["old"], "x")
-    co.learn_one(["new"], "y")
-    scores = co.scores(["old", "new"], decay=0.5)
-    assert scores["y"] == pytest.approx(2 * scores["x"])
-    assert co.scores(["unknown"]) == {}
+    co.learn_one([A], X)
+    co.learn_one([B], Y)
+    scores = _summed(co, [A, B], decay=0.5)
+    assert scores[Y] == pytest.approx(2 * scores[X])
+    assert _summed(co, [999]) == {}

@@ -61,8 +61,8 @@ def test_reset_affinity_shrinks_personal_weights_and_leaves_context_weights() ->
     model = HybridRecommender()
     for _ in range(5):
         model.affinity.learn_one("u1", ["jazz"], 1, None, 1_700_000_000_000)
-    weights = model.affinity.model._weights
-    personal, shared = "u=u1|c=jazz", next(n for n in weights.to_dict() if n.startswith("h="))
+    weights = model.affinity.weights
+    personal, shared = "u=u1|c=jazz", next(n for n in weights if n.startswith("h="))
     before = weights[personal], weights[shared]
     assert DriftResponder(model, "reset_affinity", decay=0.5).respond(at=1)
     assert weights[personal] == pytest.approx(before[0] / 2)

@@ -119,7 +119,7 @@ def test_unknown_user_gets_popular_items(world: World) -> None:
     model = world.model()
     recs = _ids(model.recommend(UserProfile("stranger"), 10))
     assert len(recs) == 10
-    popular = _ids(model.popularity.top(20))
+    popular = _ids(model.popular(20))
     assert popular[0] in recs[:3]
     assert len(set(recs) & set(popular)) >= 7
 

@@ -232,7 +232,7 @@ async def test_hidden_items_disappear_and_reset_forgets_the_user(harness: Harnes
     await harness.pipeline.handle_event(reset, b"u1", harness.profiles)
     profile = UserProfile.from_dict(harness.profiles["u1"])
     assert profile.recent == [] and not profile.has_consumed("i3")
-    assert harness.pipeline.model.sequence.history("u1") == []
+    assert harness.pipeline.model.sequence.history("u1").tolist() == []
 
 
 async def test_erasure_removes_the_profile(harness: Harness) -> None:
@@ -240,7 +240,7 @@ async def test_erasure_removes_the_profile(harness: Harness) -> None:
     erase = _user_record(type="erasure", event_id="x1")
     assert await harness.pipeline.handle_event(erase, b"u1", harness.profiles) == "erased"
     assert "u1" not in harness.profiles
-    assert harness.pipeline.model.sequence.history("u1") == []
+    assert harness.pipeline.model.sequence.history("u1").tolist() == []
 
 
 async def test_invalid_user_record_is_an_invalid_event(harness: Harness) -> None:

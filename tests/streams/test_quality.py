@@ -127,5 +127,5 @@ async def test_a_detection_is_recorded_counted_and_answered_once_per_cooldown() 
     assert [d["signal"] for d in drift] == ["hit_rate", "hit_rate"]
     assert drift[0]["before"] == {"mean": 0.5, "n": 10} and drift[0]["events"] == 2
     assert [name for name, _ in store.client.streams] == [keys.drift("t")] * 2
-    personal = {k: v for k, v in pipeline.model.affinity.model._weights.to_dict().items() if k[:2] == "u="}
+    personal = {k: v for k, v in pipeline.model.affinity.weights.items() if k[:2] == "u="}
     assert personal and set(personal.values()) != {0.0}  # learned again after the reset
