@@ -148,11 +148,12 @@ class _Popular:
             self.counts.learn(item)
 
     def rank(self, k: int, rated: set[str]) -> list[str]:
+        depth = k + len(rated)
         if self.decayed is not None:
-            best: list[str] | itertools.islice[str] = [i for i, _ in self.decayed.top(k + len(rated))]
+            best: Iterable[str] = (item for item, _ in self.decayed.top(depth))
         else:
-            best = itertools.islice(self.counts.order, k + len(rated))
-        return [item for item in best if item not in rated][:k]
+            best = itertools.islice(self.counts.order, depth)
+        return list(itertools.islice((item for item in best if item not in rated), k))
 
 
 def replay(

@@ -1,4 +1,4 @@
-"""Integer ids for string keys and the numpy helpers the scorers share (growth, sparse sums).
+"""Integer ids for string keys and growth of the numpy arrays that hold per-item and per-user state.
 
 Scoring works on integer item ids so that candidate signals are numpy arrays, not dicts; strings are
 turned into ids once, when an event or item record arrives, and back into strings once per list.
@@ -6,7 +6,7 @@ turned into ids once, when an event or item record arrives, and back into string
 
 from __future__ import annotations
 
-__all__ = ["Accumulator", "Vocabulary", "grown"]
+__all__ = ["Vocabulary", "grown"]
 
 from typing import TypeVar
 
@@ -58,38 +58,3 @@ def grown(array: npt.NDArray[_T], size: int, fill: object = 0) -> npt.NDArray[_T
     bigger = np.full((max(size, 2 * len(array)), *array.shape[1:]), fill, dtype=array.dtype)
     bigger[: len(array)] = array
     return bigger
-
-
-class Accumulator:
-    """Sums weights per id without a dict and without touching the ids that did not occur.
-
-    A dense scratch vector is added into and then cleared at the occurring ids only, so the cost is
-    the number of (id, weight) pairs, not the size of the catalog.
-
-    >>> acc = Accumulator()
-    >>> ids, sums = acc.sum(np.array([3, 1, 3]), np.array([1.0, 2.0, 0.5]))
-    >>> sorted(zip(ids.tolist(), sums.tolist()))
-    [(1, 2.0), (3, 1.5)]
-    """
-
-    def __init__(self) -> None:
-        self._sums = np.zeros(1024)
-        self._last = np.zeros(1024, dtype=np.int64)
-
-    def sum(
-        self, ids: npt.NDArray[np.integer], weights: npt.NDArray[np.floating]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """Distinct ids (in no particular order) and the sum of their weights."""
-        if ids.size == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        ids = ids.astype(np.int64, copy=False)
-        size = int(ids.max()) + 1
-        self._sums = grown(self._sums, size)
-        self._last = grown(self._last, size)
-        np.add.at(self._sums, ids, weights)
-        order = np.arange(ids.size)
-        self._last[ids] = order
-        distinct = ids[self._last[ids] == order]
-        sums = self._sums[distinct]
-        self._sums[distinct] = 0.0
-        return distinct, sums

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 __all__ = ["CoOccurrence"]
 
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-#: Pending links of rows nobody read are folded in this often (events), bounding their memory.
-FOLD_EVERY = 2_000
+from models import kernels
+from models.arrays import grown
 
 
 class CoOccurrence:
@@ -35,59 +34,38 @@ class CoOccurrence:
         self.window = window
         self.symmetric = symmetric
         self.max_neighbors = max_neighbors
-        # Learning appends to per-row lists of new links (cheap); a row folds its list into its
-        # Counter when it is read, or when `FOLD_EVERY` events have passed, then is read as arrays.
-        self._pending: defaultdict[int, list[int]] = defaultdict(list)
-        self._rows: dict[int, Counter[int]] = {}
-        self._totals: dict[int, int] = {}
-        self._arrays: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
-        self._events = 0
+        # Rows live in slabs of 2 * max_neighbors + 1 links; a full row keeps its strongest half.
+        width = 2 * max_neighbors + 1
+        self._row_of = np.full(64, -1, dtype=np.int64)
+        self._ids = np.zeros((64, width), dtype=np.int32)
+        self._weights = np.zeros((64, width), dtype=np.float32)
+        self._count = np.zeros(64, dtype=np.int64)
+        self._total = np.zeros(64)
+        self._used = np.zeros(1, dtype=np.int64)
 
-    def learn_one(self, history: Sequence[int], item: int) -> None:
+    def learn_one(self, history: Sequence[int] | npt.NDArray[np.int64], item: int) -> None:
         """Relate ``item`` to the items just before it (``history`` is oldest first)."""
-        others = [other for other in history[-self.window :] if other != item]
-        pending = self._pending
-        for other in others:
-            pending[other].append(item)
-        if self.symmetric and others:
-            pending[item].extend(others)
-        self._events += 1
-        if self._events % FOLD_EVERY == 0:
-            for row in list(pending):
-                self._fold(row)
-
-    def _fold(self, item: int) -> None:
-        """Add the row's pending links to its counts; prune it to the strongest links."""
-        links = self._pending.pop(item, None)
-        if not links:
+        window = np.asarray(history[-self.window :], dtype=np.int64)
+        if not window.size:
             return
-        row = self._rows.get(item)
-        if row is None:
-            row = self._rows[item] = Counter()
-        row.update(links)
-        self._totals[item] = self._totals.get(item, 0) + len(links)
-        if len(row) > 2 * self.max_neighbors:
-            self._rows[item] = Counter(dict(row.most_common(self.max_neighbors)))
-        self._arrays.pop(item, None)
-
-    def _row(self, item: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
-        """The row as (neighbour ids, share of the item's links); None when it has none."""
-        if item in self._pending:
-            self._fold(item)
-        found = self._arrays.get(item)
-        if found is None:
-            row = self._rows.get(item)
-            if not row:
-                return None
-            ids = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
-            weights = np.fromiter(row.values(), dtype=np.float64, count=len(row))
-            found = self._arrays[item] = (ids, weights / (self._totals[item] + 1.0))
-        return found
+        top = max(int(window.max()), item) + 1
+        if top > len(self._row_of):
+            self._row_of = grown(self._row_of, top, fill=-1)
+        need = int(self._used[0]) + window.size + 1
+        if need > len(self._ids):
+            self._ids = grown(self._ids, need)
+            self._weights = grown(self._weights, need)
+            self._count = grown(self._count, need)
+            self._total = grown(self._total, need)
+        kernels.link(
+            window, item, self.symmetric, self._row_of, self._ids, self._weights, self._count,
+            self._total, self._used, self.max_neighbors,
+        )  # fmt: skip
 
     def neighbors(self, item: int) -> dict[int, float]:
         """Related items with their share of ``item``'s links (empty for an unknown item)."""
-        row = self._row(item)
-        return {} if row is None else dict(zip(row[0].tolist(), row[1].tolist(), strict=True))
+        ids, weights = self.scores(np.array([item], dtype=np.int64), recent=1)
+        return dict(zip(ids.tolist(), weights.tolist(), strict=True))
 
     def scores(
         self, history: npt.NDArray[np.int64], recent: int = 30, decay: float = 0.8
@@ -96,14 +74,8 @@ class CoOccurrence:
 
         Unaggregated: an item may occur several times; callers sum them.
         """
-        ids, weights = [], []
-        scale = 1.0
-        for item in history[-recent:][::-1].tolist():
-            row = self._row(item)
-            if row is not None:
-                ids.append(row[0])
-                weights.append(row[1] * scale)
-            scale *= decay
-        if not ids:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        return np.concatenate(ids), np.concatenate(weights)
+        newest = np.ascontiguousarray(history[-recent:][::-1])
+        newest = newest[newest < len(self._row_of)]
+        return kernels.links_of(  # type: ignore[no-any-return]
+            newest, decay, self._row_of, self._ids, self._weights, self._count, self._total
+        )

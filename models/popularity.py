@@ -5,15 +5,17 @@ Pure and O(1) per update; the ranked list is cached and rebuilt at most every `r
 
 from __future__ import annotations
 
-__all__ = ["DecayedPopularity"]
+__all__ = ["DecayedPopularity", "ItemPopularity"]
 
 import heapq
 import math
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+
+from models.arrays import grown
 
 K = TypeVar("K", bound=Hashable)
 
@@ -40,7 +42,6 @@ class DecayedPopularity(Generic[K]):
         self._reference_ts: float | None = None
         self._updates_since_refresh = 0
         self._ranked: list[tuple[K, float]] = []
-        self._ranked_ids: npt.NDArray[np.int64] | None = None
         self._max = 0.0
 
     def __len__(self) -> int:
@@ -70,17 +71,10 @@ class DecayedPopularity(Generic[K]):
         assert self._reference_ts is not None
         self._reference_ts += exponent * self.half_life_ms
         self._ranked = []
-        self._ranked_ids = None
 
     def score(self, item_id: K) -> float:
         """Relative popularity in [0, 1] (1 = the most popular item now)."""
         return self._scores.get(item_id, 0.0) / self._max if self._max > 0 else 0.0
-
-    def score_many(self, items: Iterable[K]) -> list[float]:
-        """`score` of each item, in order."""
-        scale = 1.0 / self._max if self._max > 0 else 0.0
-        get = self._scores.get
-        return [get(item, 0.0) * scale for item in items]
 
     def top(self, k: int) -> list[tuple[K, float]]:
         """The k most popular items with their relative score, best first."""
@@ -90,19 +84,72 @@ class DecayedPopularity(Generic[K]):
             best = heapq.nlargest(depth, self._scores.items(), key=lambda kv: (kv[1], kv[0]))
             scale = self._max or 1.0
             self._ranked = [(item, value / scale) for item, value in best]
-            self._ranked_ids = None
             self._updates_since_refresh = 0
         return self._ranked[:k]
 
-    def top_ids(self, k: int) -> npt.NDArray[np.int64]:
-        """The k most popular items as an array, best first (integer item ids only).
 
-        >>> pop = DecayedPopularity(half_life_ms=1000)
-        >>> pop.learn_one(7, 1.0, ts=0); pop.learn_one(3, 2.0, ts=0)
-        >>> pop.top_ids(5).tolist()
-        [3, 7]
-        """
-        top = self.top(k)
-        if self._ranked_ids is None or len(self._ranked_ids) < len(top):
-            self._ranked_ids = np.array([item for item, _ in self._ranked], dtype=np.int64)
-        return self._ranked_ids[:k]
+class ItemPopularity:
+    """`DecayedPopularity` over dense integer item ids, held in numpy arrays for vectorised reads.
+
+    Ids are meant to be dense (`models.arrays.Vocabulary`): every id below the largest one added is
+    a known item.
+
+    >>> pop = ItemPopularity(half_life_ms=1000)
+    >>> pop.learn_one(3, 1.0, ts=0); pop.learn_one(1, 1.0, ts=1000)
+    >>> pop.scores(np.array([1, 3, 7])).tolist(), pop.top_ids(2).tolist()
+    ([1.0, 0.5, 0.0], [1, 3])
+    """
+
+    def __init__(self, half_life_ms: float = 6 * 3600 * 1000, refresh_every: int = 100) -> None:
+        self.half_life_ms = half_life_ms
+        self.refresh_every = refresh_every
+        self._scores = np.zeros(64)
+        self._size = 0
+        self._reference_ts: float | None = None
+        self._max = 0.0
+        self._updates_since_refresh = 0
+        self._ranked = np.zeros(0, dtype=np.int64)
+
+    def add(self, item: int) -> None:
+        """Make an item known (ranked last until it gets interactions)."""
+        if item >= len(self._scores):
+            self._scores = grown(self._scores, item + 1)
+        if item >= self._size:
+            self._size = item + 1
+            self._updates_since_refresh += 1
+
+    def learn_one(self, item: int, weight: float, ts: int) -> None:
+        self.add(item)
+        if self._reference_ts is None:
+            self._reference_ts = float(ts)
+        exponent = (ts - self._reference_ts) / self.half_life_ms
+        if exponent > _RESCALE_AT:
+            self._scores *= math.pow(2.0, -exponent)
+            self._max *= math.pow(2.0, -exponent)
+            self._reference_ts += exponent * self.half_life_ms
+            exponent = 0.0
+        value = self._scores[item] + weight * math.pow(2.0, exponent)
+        self._scores[item] = value
+        self._max = max(self._max, value)
+        self._updates_since_refresh += 1
+
+    def scores(self, items: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """Relative popularity in [0, 1] of each item (1 = the most popular item now)."""
+        inside = np.minimum(items, len(self._scores) - 1)
+        values = np.where(items < len(self._scores), self._scores[inside], 0.0)
+        return values / self._max if self._max > 0 else values
+
+    def top_ids(self, k: int) -> npt.NDArray[np.int64]:
+        """The k most popular items, best first (ties: lower id first); refreshed every few updates."""
+        if self._updates_since_refresh >= self.refresh_every or len(self._ranked) < min(k, self._size):
+            depth = min(max(k, 2 * len(self._ranked), 500), self._size)
+            known = self._scores[: self._size]
+            best = np.argpartition(-known, depth - 1)[:depth] if depth < self._size else np.arange(self._size)
+            self._ranked = best[np.lexsort((best, -known[best]))]
+            self._updates_since_refresh = 0
+        return self._ranked[:k]
+
+    def top(self, k: int) -> list[tuple[int, float]]:
+        """The k most popular items with their relative score, best first."""
+        ids = self.top_ids(k)
+        return list(zip(ids.tolist(), self.scores(ids).tolist(), strict=True))

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from models import kernels
 from models.affinity import CategoryAffinity
-from models.arrays import Accumulator, Vocabulary, grown
+from models.arrays import Vocabulary, grown
 from models.cooccurrence import CoOccurrence
-from models.popularity import DecayedPopularity
+from models.popularity import ItemPopularity
 from models.profile import UserProfile
 from models.sequence import SequenceNeighbors
 from models.signals import signal_of
@@ -88,7 +89,7 @@ class HybridRecommender:
         # Items and categories get dense integer ids; the signals score arrays of ids.
         self._items = Vocabulary()
         self._category_ids = Vocabulary()
-        self.popularity: DecayedPopularity[int] = DecayedPopularity(half_life_ms)
+        self.popularity = ItemPopularity(half_life_ms)
         self.cooccurrence = CoOccurrence(window=30)
         self.transitions = CoOccurrence(window=1, symmetric=False)
         self.sequence = SequenceNeighbors()
@@ -97,7 +98,7 @@ class HybridRecommender:
         #: Per item, its category ids padded with -1 (one row per item, as wide as the widest);
         #: [-2, -1, ...] for an item without a category.
         self._category_matrix = np.full((64, 1), -2, dtype=np.int64)
-        self._by_category: dict[str, DecayedPopularity[int]] = {}
+        self._by_category: dict[str, ItemPopularity] = {}
         self._unavailable = np.zeros(64, dtype=bool)
         #: Scratch: set at the consumed items of the user being ranked, cleared after.
         self._hidden = np.zeros(64, dtype=bool)
@@ -107,7 +108,9 @@ class HybridRecommender:
         #: Items in the catalog without any event yet, newest last: the exploration pool.
         self._fresh: dict[int, None] = {}
         self._rng = random.Random(seed)
-        self._sums = Accumulator()
+        #: Scratch for `kernels.combine` (all zero between calls).
+        self._sums = np.zeros(64)
+        self._totals = np.zeros(64)
 
     signal = staticmethod(signal_of)
 
@@ -123,13 +126,15 @@ class HybridRecommender:
             self._category_matrix[item, 0] = -2
             self._unavailable = grown(self._unavailable, size)
             self._hidden = grown(self._hidden, size)
+            self._sums = grown(self._sums, size)
+            self._totals = grown(self._totals, size)
             self._positives = grown(self._positives, size)
             self._seen = grown(self._seen, size)
         return item
 
     def _category(self, name: str) -> int:
         if name not in self._by_category:
-            self._by_category[name] = DecayedPopularity(self.half_life_ms)
+            self._by_category[name] = ItemPopularity(self.half_life_ms)
         return self._category_ids.id(name)
 
     def learn_item(self, record: ItemRecord) -> None:
@@ -214,36 +219,30 @@ class HybridRecommender:
             known = (self._items.get(i) for i in profile.recent[-RECENT:])
             history = np.array([i for i in known if i >= 0], dtype=np.int64)
         category_prob = self.affinity.predict_many(profile.user_id, self._category_ids.names, context, when)
-        signals = (
-            (self.blend.sequence, self.sequence.scores(history, profile.user_id)),
-            (self.blend.cooccurrence, self.cooccurrence.scores(history, recent=15)),
-            (self.blend.transitions, self.transitions.scores(history, recent=5)),
+        b = self.blend
+        parts = (
+            self.sequence.scores(history, profile.user_id),
+            self.cooccurrence.scores(history, recent=15),
+            self.transitions.scores(history, recent=5),
         )
-        ids, weights = [], []
-        for weight, (signal_ids, signal_weights) in signals:
-            items, sums = self._sums.sum(signal_ids, signal_weights)
-            if weight and items.size and (top := sums.max()) > 0:
-                ids.append(items)
-                weights.append(sums * (weight / top))
-        if ids:
-            candidates, scores = self._sums.sum(np.concatenate(ids), np.concatenate(weights))
-        else:
-            candidates, scores = np.zeros(0, dtype=np.int64), np.zeros(0)
+        bounds = np.cumsum([0, *(len(ids) for ids, _ in parts)])
         # What the user consumed (as far as the model remembers) or cannot get never takes a place.
         self._hidden[consumed] = True
         try:
-            keep = ~(self._hidden[candidates] | self._unavailable[candidates])
-            candidates, scores = candidates[keep], scores[keep]
-            if candidates.size > SHORTLIST:
-                best = np.argpartition(-scores, SHORTLIST - 1)[:SHORTLIST]
-                candidates, scores = candidates[best], scores[best]
+            candidates, scores = kernels.combine(
+                np.concatenate([ids for ids, _ in parts]), np.concatenate([w for _, w in parts]),
+                bounds, np.array([b.sequence, b.cooccurrence, b.transitions]), self._sums,
+                self._totals, self._hidden, self._unavailable, SHORTLIST,
+            )  # fmt: skip
             extra = self._popular_candidates(profile, n, category_prob)
         finally:
             self._hidden[consumed] = False
         if extra:
             # Popular items join with no sequence score; those already candidates keep theirs.
             more = np.array(list(dict.fromkeys(extra)), dtype=np.int64)
-            more = more[~np.isin(more, candidates)]
+            self._hidden[candidates] = True
+            more = more[~self._hidden[more]]
+            self._hidden[candidates] = False
             candidates = np.concatenate([candidates, more])
             scores = np.concatenate([scores, np.zeros(len(more))])
         ranked = self._final(candidates, scores, profile, n, category_prob)
@@ -268,7 +267,7 @@ class HybridRecommender:
         relative[:-2] /= top
         relative[-2] = relative[:-2].mean() if len(relative) > 2 else 0.0
         affinity = relative.take(self._category_matrix.take(candidates, axis=0)).max(axis=1)
-        popularity = np.array(self.popularity.score_many(candidates.tolist()))
+        popularity = self.popularity.scores(candidates)
         quality = (self._positives[candidates] + 1.0) / (self._seen[candidates] + 2.0)
         total = scores + b.popularity * popularity + b.quality * quality + b.affinity * affinity
         order = np.argsort(-total, kind="stable").tolist()

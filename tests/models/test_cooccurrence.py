@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.cooccurrence import FOLD_EVERY, CoOccurrence
+from models.cooccurrence import CoOccurrence
 
 A, B, C, X, Y = 1, 2, 3, 10, 11
 
@@ -69,13 +69,6 @@ def test_rows_are_pruned_to_the_strongest_links() -> None:
     row = co.neighbors(hub)
     assert len(row) <= 2 * 3
     assert {109, 108, 107} <= set(row)
-
-
-def test_links_nobody_reads_are_folded_in_periodically() -> None:
-    co = CoOccurrence(window=1)
-    for n in range(FOLD_EVERY):
-        co.learn_one([n], n + 1)
-    assert not co._pending  # memory of unread rows stays bounded
 
 
 def test_scores_weight_recent_items_more() -> None:

@@ -1,0 +1,220 @@
+"""Compiled inner loops of the recommender (numba): sequence neighbours, item links, signal blending.
+
+Each kernel reads and writes plain numpy arrays owned by the Python classes that call it
+(`models.sequence`, `models.cooccurrence`, `models.recommender`); kernels never allocate state that
+outlives a call, and every scratch array they get is all-zero on entry and on exit. Callers make
+room in the arrays (`models.arrays.grown`) before a kernel may write past the end.
+"""
+
+from __future__ import annotations
+
+__all__ = ["combine", "link", "links_of", "read_history", "sequence_scores"]
+
+import numpy as np
+from numba import njit
+
+#: A user's history is a ring of PAGES pages of PAGE items (see `models.sequence`).
+PAGE_BITS = 6
+PAGE = 1 << PAGE_BITS
+PAGES = 16
+MAX_HISTORY = PAGE * PAGES
+
+
+@njit(cache=True, nogil=True)
+def read_history(user, first, last, table, pages):  # type: ignore[no-untyped-def]
+    """Items at absolute positions first..last-1 of one user's history."""
+    out = np.empty(max(last - first, 0), np.int64)
+    for i in range(out.size):
+        slot = (first + i) & (MAX_HISTORY - 1)
+        out[i] = pages[table[user, slot >> PAGE_BITS], slot & (PAGE - 1)]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _matches(recent, me, decay, occ_slab, occ_users, occ_positions, occ_count, start):  # type: ignore[no-untyped-def]
+    """(user, position, recency) of every occurrence of ``recent`` items in other users' histories."""
+    capacity = occ_users.shape[1]
+    total = 0
+    for item in recent:
+        if occ_slab[item] >= 0:
+            total += min(occ_count[occ_slab[item]], capacity)
+    users = np.empty(total, np.int64)
+    positions = np.empty(total, np.int64)
+    recency = np.empty(total)
+    m = 0
+    weight = 1.0
+    for item in recent:
+        slab = occ_slab[item]
+        for j in range(min(occ_count[slab], capacity) if slab >= 0 else 0):
+            user, position = occ_users[slab, j], occ_positions[slab, j]
+            if user != me and position >= start[user]:
+                users[m], positions[m], recency[m] = user, position, weight
+                m += 1
+        weight *= decay
+    return users[:m], positions[:m], recency[:m]
+
+
+@njit(cache=True, nogil=True)
+def _similarity(users, recency, neighbors, sim, excluded):  # type: ignore[no-untyped-def]
+    """Sum recencies per user into ``sim``; mark all but the top ``neighbors`` users ``excluded``.
+
+    Returns the distinct users, so the caller can clear both scratch arrays.
+    """
+    distinct = np.empty(users.size, np.int64)
+    d = 0
+    for i in range(users.size):
+        if sim[users[i]] == 0.0:
+            distinct[d] = users[i]
+            d += 1
+        sim[users[i]] += recency[i]
+    if d > neighbors:
+        order = np.argsort(-sim[distinct[:d]], kind="mergesort")
+        for k in range(neighbors, d):
+            excluded[distinct[order[k]]] = True
+    return distinct[:d]
+
+
+@njit(cache=True, nogil=True)
+def sequence_scores(  # type: ignore[no-untyped-def]
+    recent, me, decay, occ_slab, occ_users, occ_positions, occ_count,
+    start, end, table, pages, neighbors, offsets, after_weight, before_weight, sim, excluded,
+):  # fmt: skip
+    """(item, weight) pairs around the positions where other users consumed the ``recent`` items.
+
+    ``recent`` is newest first; a match's recency is ``decay ** age``. Users are weighted by the sum
+    of their matches' recencies, and only the top ``neighbors`` users count. ``sim`` (float) and
+    ``excluded`` (bool) are per-user scratch arrays.
+    """
+    users, positions, recency = _matches(
+        recent, me, decay, occ_slab, occ_users, occ_positions, occ_count, start
+    )
+    distinct = _similarity(users, recency, neighbors, sim, excluded)
+    width = offsets.size
+    out_items = np.empty(users.size * width, np.int64)
+    out_weights = np.empty(users.size * width)
+    c = 0
+    for i in range(users.size):
+        user = users[i]
+        if excluded[user]:
+            continue
+        for k in range(width):
+            q = positions[i] + offsets[k]
+            if start[user] <= q < end[user]:
+                slot = q & (MAX_HISTORY - 1)
+                out_items[c] = pages[table[user, slot >> PAGE_BITS], slot & (PAGE - 1)]
+                out_weights[c] = sim[user] * (recency[i] * after_weight[k] + before_weight[k])
+                c += 1
+    sim[distinct] = 0.0
+    excluded[distinct] = False
+    return out_items[:c], out_weights[:c]
+
+
+@njit(cache=True, nogil=True)
+def link(window, item, symmetric, row_of, ids, weights, count, total, used, keep):  # type: ignore[no-untyped-def]
+    """Count ``item`` as a neighbour of each item in ``window`` (and, symmetric, the reverse).
+
+    Rows live in slabs: ``row_of[item]`` is the item's slab or -1; ``used[0]`` slabs are taken.
+    A row that fills its slab keeps its ``keep`` strongest links.
+    """
+    for other in window:
+        if other == item:
+            continue
+        _add(other, item, row_of, ids, weights, count, total, used, keep)
+        if symmetric:
+            _add(item, other, row_of, ids, weights, count, total, used, keep)
+
+
+@njit(cache=True, nogil=True)
+def _add(a, b, row_of, ids, weights, count, total, used, keep):  # type: ignore[no-untyped-def]
+    slab = row_of[a]
+    if slab < 0:
+        slab = used[0]
+        used[0] += 1
+        row_of[a] = slab
+    total[slab] += 1.0
+    n = count[slab]
+    for i in range(n):
+        if ids[slab, i] == b:
+            weights[slab, i] += 1.0
+            return
+    ids[slab, n] = b
+    weights[slab, n] = 1.0
+    n += 1
+    if n == ids.shape[1]:
+        best = np.argsort(-weights[slab, :n], kind="mergesort")[:keep]
+        kept_ids, kept_weights = ids[slab, best], weights[slab, best]
+        ids[slab, :keep] = kept_ids
+        weights[slab, :keep] = kept_weights
+        n = keep
+    count[slab] = n
+
+
+@njit(cache=True, nogil=True)
+def links_of(recent, decay, row_of, ids, weights, count, total):  # type: ignore[no-untyped-def]
+    """(item, weight) pairs: the rows of ``recent`` (newest first), each scaled to its share of the
+    row's links and by ``decay ** age``."""
+    size = 0
+    for item in recent:
+        if row_of[item] >= 0:
+            size += count[row_of[item]]
+    out_items = np.empty(size, np.int64)
+    out_weights = np.empty(size)
+    c = 0
+    scale = 1.0
+    for item in recent:
+        slab = row_of[item]
+        if slab >= 0:
+            share = scale / (total[slab] + 1.0)
+            for i in range(count[slab]):
+                out_items[c] = ids[slab, i]
+                out_weights[c] = weights[slab, i] * share
+                c += 1
+        scale *= decay
+    return out_items, out_weights
+
+
+@njit(cache=True, nogil=True)
+def combine(items, weights, bounds, blend, sums, totals, hidden, unavailable, shortlist):  # type: ignore[no-untyped-def]
+    """Sum each signal's pairs per item, scale each signal to max 1 times its blend weight, add them.
+
+    Signal s is ``items[bounds[s]:bounds[s+1]]``. Items marked in ``hidden`` or ``unavailable`` are
+    dropped; the best ``shortlist`` remain, as (items, scores). ``sums`` and ``totals`` are per-item
+    scratch arrays.
+    """
+    candidates = np.empty(items.size, np.int64)
+    n = 0
+    distinct = np.empty(items.size, np.int64)
+    for s in range(bounds.size - 1):
+        d = 0
+        for i in range(bounds[s], bounds[s + 1]):
+            item = items[i]
+            if sums[item] == 0.0:
+                distinct[d] = item
+                d += 1
+            sums[item] += weights[i]
+        top = 0.0
+        for k in range(d):
+            top = max(top, sums[distinct[k]])
+        scale = blend[s] / top if top > 0.0 else 0.0
+        for k in range(d):
+            item = distinct[k]
+            if scale > 0.0:
+                if totals[item] == 0.0:
+                    candidates[n] = item
+                    n += 1
+                totals[item] += sums[item] * scale
+            sums[item] = 0.0
+    kept_items = np.empty(n, np.int64)
+    kept_scores = np.empty(n)
+    k = 0
+    for i in range(n):
+        item = candidates[i]
+        if not hidden[item] and not unavailable[item]:
+            kept_items[k] = item
+            kept_scores[k] = totals[item]
+            k += 1
+        totals[item] = 0.0
+    if k > shortlist:
+        best = np.argsort(-kept_scores[:k], kind="mergesort")[:shortlist]
+        return kept_items[best], kept_scores[best]
+    return kept_items[:k], kept_scores[:k]
