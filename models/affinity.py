@@ -4,9 +4,10 @@ Features cross the category with the user (personal taste) and, at a smaller sca
 locale and time of day (context effects shared by everyone), and generalise to items never seen.
 No global per-category feature: with sampled negatives it learns popularity and drowns out taste.
 
-The regression is River's `LogisticRegression` with plain SGD, written out here over a flat dict of
-weights: it is asked for every category on every request, and River's per-call feature dicts cost
-about 15 µs each (measured in the replay profile, docs/models.md). Same update, same numbers.
+The regression is River's `LogisticRegression` with plain SGD written out over numpy arrays (a
+user x category matrix, a context-part x category matrix): it is asked for every category on every
+request, where River's per-call feature dicts cost about 15 µs per category (replay profile,
+docs/models.md). Same update, same numbers; one vector operation per request.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ __all__ = ["CategoryAffinity"]
 import math
 from collections.abc import Iterable
 
+import numpy as np
+import numpy.typing as npt
+
+from models import kernels
+from models.arrays import Vocabulary, grown
 from schemas.events import Context
 
 #: Scale of the shared context crosses relative to the personal one (measured on the synthetic
@@ -68,15 +74,56 @@ class CategoryAffinity:
     def __init__(self, learning_rate: float = 0.3, intercept_lr: float = 0.01) -> None:
         self.learning_rate = learning_rate
         self.intercept_lr = intercept_lr
-        self.weights: dict[str, float] = {}
-        self.intercept = 0.0
+        self.categories = Vocabulary()
+        self._users = Vocabulary()
+        self._parts = Vocabulary()
+        self._personal = np.zeros((64, 8))
+        self._shared = np.zeros((64, 8))
+        self._intercept = np.zeros(1)
+        #: Context part ids by (device, locale, hour since the epoch): one lookup per event.
+        self._shared_cache: dict[tuple[str | None, str | None, int], npt.NDArray[np.int64]] = {}
 
-    def _features(self, user_id: str, category: str, shared: tuple[str, ...]) -> list[tuple[str, float]]:
-        return [(f"u={user_id}|c={category}", 1.0)] + [(f"{p}|c={category}", CONTEXT_SCALE) for p in shared]
+    @property
+    def intercept(self) -> float:
+        return float(self._intercept[0])
 
-    def _raw(self, features: list[tuple[str, float]]) -> float:
-        get = self.weights.get
-        return self.intercept + sum(get(name, 0.0) * x for name, x in features)
+    @property
+    def weights(self) -> dict[str, float]:
+        """The non-zero weights by feature name (``u=<user>|c=<category>``, ``<part>|c=<category>``)."""
+        out: dict[str, float] = {}
+        for prefix, names, matrix in (
+            ("u=", self._users.names, self._personal),
+            ("", self._parts.names, self._shared),
+        ):
+            rows, columns = np.nonzero(matrix[: len(names), : len(self.categories)])
+            for r, c in zip(rows.tolist(), columns.tolist(), strict=True):
+                out[f"{prefix}{names[r]}|c={self.categories.names[c]}"] = float(matrix[r, c])
+        return out
+
+    def category_id(self, name: str) -> int:
+        """The id of a category, making room for it in the weight matrices when it is new."""
+        category = self.categories.id(name)
+        if category >= self._personal.shape[1]:
+            size = max(category + 1, 2 * self._personal.shape[1])
+            self._personal = np.pad(self._personal, ((0, 0), (0, size - self._personal.shape[1])))
+            self._shared = np.pad(self._shared, ((0, 0), (0, size - self._shared.shape[1])))
+        return category
+
+    def _shared_ids(self, context: Context | None, ts: int | None) -> npt.NDArray[np.int64]:
+        key = (
+            context.device if context else None,
+            context.locale if context else None,
+            -1 if ts is None else ts // _HOUR_MS,
+        )
+        found = self._shared_cache.get(key)
+        if found is None:
+            if len(self._shared_cache) > 4096:
+                self._shared_cache.clear()
+            found = np.array([self._parts.id(part) for part in _context(context, ts)], dtype=np.int64)
+            if found.size and found.max() >= len(self._shared):
+                self._shared = grown(self._shared, int(found.max()) + 1)
+            self._shared_cache[key] = found
+        return found
 
     def learn_one(
         self,
@@ -87,31 +134,45 @@ class CategoryAffinity:
         ts: int | None,
         weight: float = 1.0,
     ) -> None:
-        shared = _context(context, ts)
-        weights = self.weights
-        for category in categories:
-            features = self._features(user_id, category, shared)
-            gradient = (_sigmoid(self._raw(features)) - label) * weight
-            self.intercept -= self.intercept_lr * gradient
-            for name, x in features:
-                weights[name] = weights.get(name, 0.0) - self.learning_rate * gradient * x
+        ids = np.array([self.category_id(name) for name in categories], dtype=np.int64)
+        shared = self._shared_ids(context, ts)
+        user = self._users.id(user_id)
+        if user >= len(self._personal):
+            self._personal = grown(self._personal, user + 1)
+        kernels.affinity_learn(
+            user, ids, shared, float(label), weight, self._personal, self._shared, self._intercept,
+            self.learning_rate, self.intercept_lr, CONTEXT_SCALE,
+        )  # fmt: skip
 
     def scale_personal(self, factor: float, user_id: str | None = None) -> None:
         """Multiply personal weights (of one user, or of everyone) by ``factor``; 0 forgets them."""
-        prefix = "u=" if user_id is None else f"u={user_id}|"
-        for name in [n for n in self.weights if n.startswith(prefix)]:
-            if factor:
-                self.weights[name] *= factor
-            else:
-                del self.weights[name]
+        if user_id is None:
+            self._personal *= factor
+        elif (user := self._users.get(user_id)) >= 0:
+            self._personal[user] *= factor
 
     def forget(self, user_id: str) -> None:
         """Delete the user's personal weights (context weights are shared and stay)."""
         self.scale_personal(0.0, user_id)
 
+    def predict_vector(
+        self, user_id: str, context: Context | None, ts: int | None
+    ) -> npt.NDArray[np.float64]:
+        """Probability of a positive for every known category, in the order of ``categories``."""
+        n = len(self.categories)
+        z = np.full(n, self._intercept[0])
+        user = self._users.get(user_id)
+        if user >= 0:
+            z += self._personal[user, :n]
+        shared = self._shared_ids(context, ts)
+        if shared.size:
+            z += CONTEXT_SCALE * self._shared[shared, :n].sum(axis=0)
+        return 1.0 / (1.0 + np.exp(-z))  # type: ignore[no-any-return]
+
     def predict_many(
         self, user_id: str, categories: Iterable[str], context: Context | None, ts: int | None
     ) -> dict[str, float]:
-        """Probability of a positive per category."""
-        shared = _context(context, ts)
-        return {c: _sigmoid(self._raw(self._features(user_id, c, shared))) for c in categories}
+        """Probability of a positive per category (0.5 plus shared effects for an unknown one)."""
+        vector = self.predict_vector(user_id, context, ts).tolist()
+        base = _sigmoid(self.intercept)
+        return {c: vector[i] if (i := self.categories.get(c)) >= 0 else base for c in categories}

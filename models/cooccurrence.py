@@ -46,21 +46,18 @@ class CoOccurrence:
     def learn_one(self, history: Sequence[int] | npt.NDArray[np.int64], item: int) -> None:
         """Relate ``item`` to the items just before it (``history`` is oldest first)."""
         window = np.asarray(history[-self.window :], dtype=np.int64)
-        if not window.size:
-            return
-        top = max(int(window.max()), item) + 1
-        if top > len(self._row_of):
-            self._row_of = grown(self._row_of, top, fill=-1)
-        need = int(self._used[0]) + window.size + 1
-        if need > len(self._ids):
-            self._ids = grown(self._ids, need)
-            self._weights = grown(self._weights, need)
-            self._count = grown(self._count, need)
-            self._total = grown(self._total, need)
-        kernels.link(
-            window, item, self.symmetric, self._row_of, self._ids, self._weights, self._count,
-            self._total, self._used, self.max_neighbors,
-        )  # fmt: skip
+        while True:
+            items, slabs = kernels.link(
+                window, item, self.symmetric, self._row_of, self._ids, self._weights, self._count,
+                self._total, self._used, self.max_neighbors,
+            )  # fmt: skip
+            if not items:
+                return
+            self._row_of = grown(self._row_of, items, fill=-1)
+            self._ids = grown(self._ids, slabs)
+            self._weights = grown(self._weights, slabs)
+            self._count = grown(self._count, slabs)
+            self._total = grown(self._total, slabs)
 
     def neighbors(self, item: int) -> dict[int, float]:
         """Related items with their share of ``item``'s links (empty for an unknown item)."""

@@ -8,7 +8,7 @@ room in the arrays (`models.arrays.grown`) before a kernel may write past the en
 
 from __future__ import annotations
 
-__all__ = ["combine", "link", "links_of", "read_history", "sequence_scores"]
+__all__ = ["affinity_learn", "combine", "final_scores", "link", "links_of", "read_history", "sequence_scores"]
 
 import numpy as np
 from numba import njit
@@ -114,14 +114,21 @@ def link(window, item, symmetric, row_of, ids, weights, count, total, used, keep
     """Count ``item`` as a neighbour of each item in ``window`` (and, symmetric, the reverse).
 
     Rows live in slabs: ``row_of[item]`` is the item's slab or -1; ``used[0]`` slabs are taken.
-    A row that fills its slab keeps its ``keep`` strongest links.
+    A row that fills its slab keeps its ``keep`` strongest links. Returns the ``row_of`` size and
+    slab count needed when they are too small (and changes nothing), else (0, 0).
     """
+    top = item
+    for other in window:
+        top = max(top, other)
+    if top >= row_of.size or used[0] + window.size + 1 > ids.shape[0]:
+        return top + 1, used[0] + window.size + 1
     for other in window:
         if other == item:
             continue
         _add(other, item, row_of, ids, weights, count, total, used, keep)
         if symmetric:
             _add(item, other, row_of, ids, weights, count, total, used, keep)
+    return 0, 0
 
 
 @njit(cache=True, nogil=True)
@@ -174,12 +181,12 @@ def links_of(recent, decay, row_of, ids, weights, count, total):  # type: ignore
 
 
 @njit(cache=True, nogil=True)
-def combine(items, weights, bounds, blend, sums, totals, hidden, unavailable, shortlist):  # type: ignore[no-untyped-def]
+def combine(items, weights, bounds, blend, sums, totals, hidden, unavailable, shortlist, extra):  # type: ignore[no-untyped-def]
     """Sum each signal's pairs per item, scale each signal to max 1 times its blend weight, add them.
 
     Signal s is ``items[bounds[s]:bounds[s+1]]``. Items marked in ``hidden`` or ``unavailable`` are
-    dropped; the best ``shortlist`` remain, as (items, scores). ``sums`` and ``totals`` are per-item
-    scratch arrays.
+    dropped; the best ``shortlist`` remain, as (items, scores), followed by the ``extra`` items that
+    are not among them, with score 0. ``sums`` and ``totals`` are per-item scratch arrays.
     """
     candidates = np.empty(items.size, np.int64)
     n = 0
@@ -214,7 +221,86 @@ def combine(items, weights, bounds, blend, sums, totals, hidden, unavailable, sh
             kept_scores[k] = totals[item]
             k += 1
         totals[item] = 0.0
-    if k > shortlist:
-        best = np.argsort(-kept_scores[:k], kind="mergesort")[:shortlist]
-        return kept_items[best], kept_scores[best]
-    return kept_items[:k], kept_scores[:k]
+    return _with_extra(kept_items[:k], kept_scores[:k], _best(kept_scores[:k], shortlist), extra, sums)
+
+
+@njit(cache=True, nogil=True)
+def _best(scores, k):  # type: ignore[no-untyped-def]
+    """Indices of the ``k`` highest scores, in no particular order (ties: the earliest)."""
+    if scores.size <= k:
+        return np.arange(scores.size)
+    threshold = np.partition(scores, scores.size - k)[scores.size - k]
+    out = np.empty(k, np.int64)
+    c = 0
+    for i in range(scores.size):
+        if scores[i] > threshold:
+            out[c] = i
+            c += 1
+    for i in range(scores.size):
+        if c == k:
+            break
+        if scores[i] == threshold:
+            out[c] = i
+            c += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _with_extra(items, scores, best, extra, mark):  # type: ignore[no-untyped-def]
+    """The ``best`` (items, scores), then the ``extra`` items not among them with score 0."""
+    out_items = np.empty(best.size + extra.size, np.int64)
+    out_scores = np.zeros(best.size + extra.size)
+    for i in range(best.size):
+        out_items[i] = items[best[i]]
+        out_scores[i] = scores[best[i]]
+        mark[out_items[i]] = 1.0
+    c = best.size
+    for item in extra:
+        if mark[item] == 0.0:
+            mark[item] = 1.0
+            out_items[c] = item
+            c += 1
+    mark[out_items[:c]] = 0.0
+    return out_items[:c], out_scores[:c]
+
+
+@njit(cache=True, nogil=True)
+def final_scores(  # type: ignore[no-untyped-def]
+    candidates, scores, relative, category_matrix, popularity, popularity_scale, positives, seen,
+    popularity_weight, quality_weight, affinity_weight,
+):  # fmt: skip
+    """Candidate scores plus popularity, quality (smoothed share of positives) and category affinity.
+
+    An item's affinity is the best ``relative`` value among its categories (row of
+    ``category_matrix``; -1 pads, -2 means no category and reads ``relative[-2]``).
+    """
+    total = np.empty(candidates.size)
+    for i in range(candidates.size):
+        item = candidates[i]
+        affinity = -np.inf
+        for category in category_matrix[item]:
+            if category == -1:
+                break
+            affinity = max(affinity, relative[category])
+        known = popularity[item] * popularity_scale if item < popularity.size else 0.0
+        quality = (positives[item] + 1.0) / (seen[item] + 2.0)
+        total[i] = (
+            scores[i] + popularity_weight * known + quality_weight * quality + affinity_weight * affinity
+        )
+    return total
+
+
+@njit(cache=True, nogil=True)
+def affinity_learn(  # type: ignore[no-untyped-def]
+    user, categories, shared, label, weight, personal, common, intercept, learning_rate, intercept_lr, scale,
+):  # fmt: skip
+    """One SGD step of the logistic category affinity (`models.affinity`) per category."""
+    for c in categories:
+        z = intercept[0] + personal[user, c]
+        for p in shared:
+            z += scale * common[p, c]
+        gradient = (1.0 / (1.0 + np.exp(-z)) - label) * weight
+        intercept[0] -= intercept_lr * gradient
+        personal[user, c] -= learning_rate * gradient
+        for p in shared:
+            common[p, c] -= learning_rate * gradient * scale

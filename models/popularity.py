@@ -133,6 +133,10 @@ class ItemPopularity:
         self._max = max(self._max, value)
         self._updates_since_refresh += 1
 
+    def raw(self) -> tuple[npt.NDArray[np.float64], float]:
+        """The stored values and the factor that turns them into relative popularity (for kernels)."""
+        return self._scores, 1.0 / self._max if self._max > 0 else 0.0
+
     def scores(self, items: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """Relative popularity in [0, 1] of each item (1 = the most popular item now)."""
         inside = np.minimum(items, len(self._scores) - 1)

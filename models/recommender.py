@@ -9,7 +9,6 @@ from __future__ import annotations
 
 __all__ = ["MODEL_VERSION", "Blend", "HybridRecommender"]
 
-import heapq
 import itertools
 import random
 from dataclasses import dataclass
@@ -88,7 +87,6 @@ class HybridRecommender:
         self.seed = seed
         # Items and categories get dense integer ids; the signals score arrays of ids.
         self._items = Vocabulary()
-        self._category_ids = Vocabulary()
         self.popularity = ItemPopularity(half_life_ms)
         self.cooccurrence = CoOccurrence(window=30)
         self.transitions = CoOccurrence(window=1, symmetric=False)
@@ -133,9 +131,10 @@ class HybridRecommender:
         return item
 
     def _category(self, name: str) -> int:
+        """The category's id; categories share their ids with the affinity model."""
         if name not in self._by_category:
             self._by_category[name] = ItemPopularity(self.half_life_ms)
-        return self._category_ids.id(name)
+        return self.affinity.category_id(name)
 
     def learn_item(self, record: ItemRecord) -> None:
         """Take a catalog update: categories and availability; a new item joins the exploration pool."""
@@ -193,7 +192,7 @@ class HybridRecommender:
 
     def _negative_category(self, positives: tuple[str, ...]) -> str | None:
         """One category the user did not pick, as the implicit negative of a positive event."""
-        names = self._category_ids.names
+        names = self.affinity.categories.names
         if not positives or len(names) <= len(positives):
             return None
         while True:
@@ -218,33 +217,26 @@ class HybridRecommender:
         if not history.size:
             known = (self._items.get(i) for i in profile.recent[-RECENT:])
             history = np.array([i for i in known if i >= 0], dtype=np.int64)
-        category_prob = self.affinity.predict_many(profile.user_id, self._category_ids.names, context, when)
+        category_prob = self.affinity.predict_vector(profile.user_id, context, when)
         b = self.blend
         parts = (
             self.sequence.scores(history, profile.user_id),
             self.cooccurrence.scores(history, recent=15),
             self.transitions.scores(history, recent=5),
         )
-        bounds = np.cumsum([0, *(len(ids) for ids, _ in parts)])
+        sizes = [len(ids) for ids, _ in parts]
+        bounds = np.array([0, sizes[0], sizes[0] + sizes[1], sum(sizes)])
         # What the user consumed (as far as the model remembers) or cannot get never takes a place.
         self._hidden[consumed] = True
         try:
+            extra = self._popular_candidates(profile, n, category_prob)
             candidates, scores = kernels.combine(
                 np.concatenate([ids for ids, _ in parts]), np.concatenate([w for _, w in parts]),
                 bounds, np.array([b.sequence, b.cooccurrence, b.transitions]), self._sums,
-                self._totals, self._hidden, self._unavailable, SHORTLIST,
+                self._totals, self._hidden, self._unavailable, SHORTLIST, extra,
             )  # fmt: skip
-            extra = self._popular_candidates(profile, n, category_prob)
         finally:
             self._hidden[consumed] = False
-        if extra:
-            # Popular items join with no sequence score; those already candidates keep theirs.
-            more = np.array(list(dict.fromkeys(extra)), dtype=np.int64)
-            self._hidden[candidates] = True
-            more = more[~self._hidden[more]]
-            self._hidden[candidates] = False
-            candidates = np.concatenate([candidates, more])
-            scores = np.concatenate([scores, np.zeros(len(more))])
         ranked = self._final(candidates, scores, profile, n, category_prob)
         return self._explore(ranked, profile, n, category_prob)
 
@@ -254,7 +246,7 @@ class HybridRecommender:
         scores: npt.NDArray[np.float64],
         profile: UserProfile,
         n: int,
-        category_prob: dict[str, float],
+        category_prob: npt.NDArray[np.float64],
     ) -> list[tuple[str, float]]:
         """Add popularity, quality and (relative) category affinity; best n the user may see."""
         b = self.blend
@@ -262,14 +254,16 @@ class HybridRecommender:
             return []
         # Relative affinity per category id; the last two slots: the mean (items without a
         # category point there, see `learn_item`) and -inf (padding).
-        relative = np.array([*category_prob.values(), 0.0, -np.inf])
-        top = relative[:-2].max(initial=0.0) or 1.0
-        relative[:-2] /= top
-        relative[-2] = relative[:-2].mean() if len(relative) > 2 else 0.0
-        affinity = relative.take(self._category_matrix.take(candidates, axis=0)).max(axis=1)
-        popularity = self.popularity.scores(candidates)
-        quality = (self._positives[candidates] + 1.0) / (self._seen[candidates] + 2.0)
-        total = scores + b.popularity * popularity + b.quality * quality + b.affinity * affinity
+        relative = np.empty(len(category_prob) + 2)
+        top = category_prob.max(initial=0.0) or 1.0
+        relative[:-2] = category_prob / top
+        relative[-2] = relative[:-2].mean() if len(category_prob) else 0.0
+        relative[-1] = -np.inf
+        popularity, scale = self.popularity.raw()
+        total = kernels.final_scores(
+            candidates, scores, relative, self._category_matrix, popularity, scale, self._positives,
+            self._seen, b.popularity, b.quality, b.affinity,
+        )  # fmt: skip
         order = np.argsort(-total, kind="stable").tolist()
         values, ids = total.tolist(), candidates.tolist()
         names, hidden = self._items.names, profile.consumed
@@ -282,23 +276,32 @@ class HybridRecommender:
                     break
         return out
 
-    def _popular_candidates(self, profile: UserProfile, n: int, category_prob: dict[str, float]) -> list[int]:
+    def _popular_candidates(
+        self, profile: UserProfile, n: int, category_prob: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.int64]:
         """Candidates beyond the user's sequence: popular now, overall and in favourite categories.
 
         Needs ``_hidden`` set at the user's consumed items.
         """
         depth = n + min(len(profile.consumed), MAX_SKIPPED)
         lists = [(self.popularity, n)]
-        favourites = heapq.nlargest(3, category_prob, key=category_prob.__getitem__)
-        lists += [(self._by_category[category], n // 2 + 1) for category in favourites]
-        extra: list[int] = []
+        names = self.affinity.categories.names
+        favourites = np.argsort(-category_prob, kind="stable")[:3].tolist()
+        lists += [
+            (self._by_category[names[c]], n // 2 + 1) for c in favourites if names[c] in self._by_category
+        ]
+        extra = []
         for popularity, k in lists:
             ids = popularity.top_ids(depth)
-            extra += ids[~(self._hidden[ids] | self._unavailable[ids])][:k].tolist()
-        return extra
+            extra.append(ids[~(self._hidden[ids] | self._unavailable[ids])][:k])
+        return np.concatenate(extra)
 
     def _explore(
-        self, ranked: list[tuple[str, float]], profile: UserProfile, n: int, category_prob: dict[str, float]
+        self,
+        ranked: list[tuple[str, float]],
+        profile: UserProfile,
+        n: int,
+        category_prob: npt.NDArray[np.float64],
     ) -> list[tuple[str, float]]:
         """Give the last ``explore_slots`` places to fresh items (no events yet), best category first."""
         if not self._fresh or not ranked or self.explore_slots <= 0 or n < 5:
@@ -312,7 +315,10 @@ class HybridRecommender:
         ]
         if not pool:
             return ranked
-        pool.sort(key=lambda i: -max((category_prob.get(c, 0.0) for c in self._categories[i]), default=0))
+        category = self.affinity.categories.get
+        pool.sort(
+            key=lambda i: -max((float(category_prob[category(c)]) for c in self._categories[i]), default=0)
+        )
         keep = ranked[: max(len(ranked) - self.explore_slots, n - self.explore_slots)]
         floor = keep[-1][1] if keep else 0.0
         return keep + [(names[item], floor) for item in pool[: n - len(keep)]]
