@@ -11,6 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -c 'import models.recommender as m; m.warm_up()'  # compiles the numba kernels once (~20 s)
 	touch $@
 
 # redis-server and promtool (package prometheus) from Debian when missing (as root); Java 17 and Maven are needed for the Kafka jars.

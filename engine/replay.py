@@ -9,8 +9,8 @@ from __future__ import annotations
 
 __all__ = ["ReplayReport", "Scoreboard", "replay"]
 
-import itertools
 import math
+import operator
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -148,12 +148,16 @@ class _Popular:
             self.counts.learn(item)
 
     def rank(self, k: int, rated: set[str]) -> list[str]:
-        depth = k + len(rated)
+        best: Iterable[str] = self.counts.order
         if self.decayed is not None:
-            best: Iterable[str] = (item for item, _ in self.decayed.top(depth))
-        else:
-            best = itertools.islice(self.counts.order, depth)
-        return list(itertools.islice((item for item in best if item not in rated), k))
+            best = map(operator.itemgetter(0), self.decayed.top(k + len(rated)))
+        out: list[str] = []
+        for item in best:
+            if item not in rated:
+                out.append(item)
+                if len(out) == k:
+                    break
+        return out
 
 
 def replay(

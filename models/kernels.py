@@ -181,12 +181,16 @@ def links_of(recent, decay, row_of, ids, weights, count, total):  # type: ignore
 
 
 @njit(cache=True, nogil=True)
-def combine(items, weights, bounds, blend, sums, totals, hidden, unavailable, shortlist, extra):  # type: ignore[no-untyped-def]
+def combine(  # type: ignore[no-untyped-def]
+    items, weights, bounds, blend, sums, totals, hidden, unavailable, shortlist,
+    heads, head_bounds, head_sizes,
+):  # fmt: skip
     """Sum each signal's pairs per item, scale each signal to max 1 times its blend weight, add them.
 
     Signal s is ``items[bounds[s]:bounds[s+1]]``. Items marked in ``hidden`` or ``unavailable`` are
-    dropped; the best ``shortlist`` remain, as (items, scores), followed by the ``extra`` items that
-    are not among them, with score 0. ``sums`` and ``totals`` are per-item scratch arrays.
+    dropped; the best ``shortlist`` remain, as (items, scores). Then, with score 0, from each ranked
+    list h in ``heads[head_bounds[h]:head_bounds[h+1]]`` (popular items) its first ``head_sizes[h]``
+    items not dropped, unless already there. ``sums`` and ``totals`` are per-item scratch arrays.
     """
     candidates = np.empty(items.size, np.int64)
     n = 0
@@ -221,7 +225,24 @@ def combine(items, weights, bounds, blend, sums, totals, hidden, unavailable, sh
             kept_scores[k] = totals[item]
             k += 1
         totals[item] = 0.0
+    extra = _visible_heads(heads, head_bounds, head_sizes, hidden, unavailable)
     return _with_extra(kept_items[:k], kept_scores[:k], _best(kept_scores[:k], shortlist), extra, sums)
+
+
+@njit(cache=True, nogil=True)
+def _visible_heads(heads, bounds, sizes, hidden, unavailable):  # type: ignore[no-untyped-def]
+    out = np.empty(heads.size, np.int64)
+    c = 0
+    for h in range(bounds.size - 1):
+        taken = 0
+        for i in range(bounds[h], bounds[h + 1]):
+            if taken == sizes[h]:
+                break
+            if not hidden[heads[i]] and not unavailable[heads[i]]:
+                out[c] = heads[i]
+                c += 1
+                taken += 1
+    return out[:c]
 
 
 @njit(cache=True, nogil=True)

@@ -7,7 +7,7 @@ the normalised signals ranks them. Every part learns from each event; no batch j
 
 from __future__ import annotations
 
-__all__ = ["MODEL_VERSION", "Blend", "HybridRecommender"]
+__all__ = ["MODEL_VERSION", "Blend", "HybridRecommender", "warm_up"]
 
 import itertools
 import random
@@ -81,6 +81,7 @@ class HybridRecommender:
         explore_slots: int = 1,
         seed: int = 0,
     ) -> None:
+        warm_up()
         self.blend = blend
         self.half_life_ms = half_life_ms
         self.explore_slots = explore_slots
@@ -229,11 +230,11 @@ class HybridRecommender:
         # What the user consumed (as far as the model remembers) or cannot get never takes a place.
         self._hidden[consumed] = True
         try:
-            extra = self._popular_candidates(profile, n, category_prob)
             candidates, scores = kernels.combine(
                 np.concatenate([ids for ids, _ in parts]), np.concatenate([w for _, w in parts]),
                 bounds, np.array([b.sequence, b.cooccurrence, b.transitions]), self._sums,
-                self._totals, self._hidden, self._unavailable, SHORTLIST, extra,
+                self._totals, self._hidden, self._unavailable, SHORTLIST,
+                *self._popular_heads(profile, n, category_prob),
             )  # fmt: skip
         finally:
             self._hidden[consumed] = False
@@ -276,25 +277,21 @@ class HybridRecommender:
                     break
         return out
 
-    def _popular_candidates(
+    def _popular_heads(
         self, profile: UserProfile, n: int, category_prob: npt.NDArray[np.float64]
-    ) -> npt.NDArray[np.int64]:
-        """Candidates beyond the user's sequence: popular now, overall and in favourite categories.
-
-        Needs ``_hidden`` set at the user's consumed items.
-        """
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Candidates beyond the user's sequence: heads of what is popular now, overall and in the
+        user's favourite categories, as (ids, bounds, how many to take) for `kernels.combine`."""
         depth = n + min(len(profile.consumed), MAX_SKIPPED)
-        lists = [(self.popularity, n)]
         names = self.affinity.categories.names
         favourites = np.argsort(-category_prob, kind="stable")[:3].tolist()
-        lists += [
-            (self._by_category[names[c]], n // 2 + 1) for c in favourites if names[c] in self._by_category
+        heads = [self.popularity.top_ids(depth)]
+        heads += [
+            self._by_category[names[c]].top_ids(depth) for c in favourites if names[c] in self._by_category
         ]
-        extra = []
-        for popularity, k in lists:
-            ids = popularity.top_ids(depth)
-            extra.append(ids[~(self._hidden[ids] | self._unavailable[ids])][:k])
-        return np.concatenate(extra)
+        sizes = [n] + [n // 2 + 1] * (len(heads) - 1)
+        bounds = np.cumsum([0] + [len(h) for h in heads])
+        return np.concatenate(heads), bounds, np.array(sizes, dtype=np.int64)
 
     def _explore(
         self,
@@ -322,3 +319,26 @@ class HybridRecommender:
         keep = ranked[: max(len(ranked) - self.explore_slots, n - self.explore_slots)]
         floor = keep[-1][1] if keep else 0.0
         return keep + [(names[item], floor) for item in pool[: n - len(keep)]]
+
+
+_warm = False
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's disk cache) every kernel, once per process.
+
+    Run by the first model built, so no event ever waits for a compiler: about 20 s the very first
+    time on a machine (`make install` does it), about 1 s per process after that.
+    """
+    global _warm
+    if _warm:
+        return
+    _warm = True
+    model = HybridRecommender(seed=0)
+    profiles = {user: UserProfile(user) for user in ("a", "b")}
+    for n, (user, item) in enumerate([("a", "x"), ("a", "y"), ("b", "x"), ("b", "z"), ("a", "z")]):
+        model.learn_item(ItemRecord(item_id=item, categories=("c1", "c2") if item == "x" else ()))
+        event = Event(event_id=f"w{n}", user_id=user, item_id=item, type="click", ts=10**12 + n)
+        model.learn_one(event, profiles[user])
+        profiles[user].observe(event, model.signal(event))
+        model.recommend(profiles[user], 5)
