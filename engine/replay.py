@@ -10,13 +10,13 @@ from __future__ import annotations
 __all__ = ["ReplayReport", "Scoreboard", "replay"]
 
 import math
-import operator
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.popularity import DecayedPopularity
+from models.arrays import Vocabulary
+from models.popularity import ItemPopularity
 from models.profile import UserProfile
 from models.recommender import HybridRecommender
 from models.signals import signal_of
@@ -136,21 +136,20 @@ class _Popular:
     """Baseline: the most popular items (all-time counts, or decayed) the user has not rated."""
 
     def __init__(self, half_life_ms: float | None) -> None:
-        self.decayed: DecayedPopularity[str] | None = (
-            DecayedPopularity(half_life_ms) if half_life_ms else None
-        )
+        self.decayed = ItemPopularity(half_life_ms) if half_life_ms else None
+        self.ids = Vocabulary()
         self.counts = _Counts()
 
     def learn(self, item: str, ts: int) -> None:
         if self.decayed is not None:
-            self.decayed.learn_one(item, 1.0, ts)
+            self.decayed.learn_one(self.ids.id(item), 1.0, ts)
         else:
             self.counts.learn(item)
 
     def rank(self, k: int, rated: set[str]) -> list[str]:
         best: Iterable[str] = self.counts.order
         if self.decayed is not None:
-            best = map(operator.itemgetter(0), self.decayed.top(k + len(rated)))
+            best = map(self.ids.names.__getitem__, self.decayed.top_ids(k + len(rated)).tolist())
         out: list[str] = []
         for item in best:
             if item not in rated:

@@ -16,7 +16,7 @@ from numba import njit
 #: A user's history is a ring of PAGES pages of PAGE items (see `models.sequence`).
 PAGE_BITS = 6
 PAGE = 1 << PAGE_BITS
-PAGES = 16
+PAGES = 32
 MAX_HISTORY = PAGE * PAGES
 
 

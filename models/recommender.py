@@ -26,7 +26,7 @@ from models.sequence import SequenceNeighbors
 from models.signals import signal_of
 from schemas.events import Context, Event, ItemRecord
 
-MODEL_VERSION = "hybrid-0.4"
+MODEL_VERSION = "hybrid-0.5"
 
 #: How many consumed items candidate generation looks past in popularity lists.
 MAX_SKIPPED = 500
@@ -89,7 +89,7 @@ class HybridRecommender:
         # Items and categories get dense integer ids; the signals score arrays of ids.
         self._items = Vocabulary()
         self.popularity = ItemPopularity(half_life_ms)
-        self.cooccurrence = CoOccurrence(window=30)
+        self.cooccurrence = CoOccurrence(window=20)
         self.transitions = CoOccurrence(window=1, symmetric=False)
         self.sequence = SequenceNeighbors()
         self.affinity = CategoryAffinity()

@@ -43,7 +43,7 @@ class SequenceNeighbors:
         *,
         recent: int = 10,
         decay: float = 0.8,
-        occurrences: int = 100,
+        occurrences: int = 20,
         neighbors: int = 50,
         after: int = 10,
         before: int = 5,
