@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["CoOccurrence"]
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +65,10 @@ class CoOccurrence:
         ids, weights = self.scores(np.array([item], dtype=np.int64), recent=1)
         return dict(zip(ids.tolist(), weights.tolist(), strict=True))
 
+    def kernel_state(self) -> tuple[Any, ...]:
+        """The rows as `kernels.links_of` reads them."""
+        return self._row_of, self._ids, self._weights, self._count, self._total
+
     def scores(
         self, history: npt.NDArray[np.int64], recent: int = 30, decay: float = 0.8
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
@@ -71,8 +76,5 @@ class CoOccurrence:
 
         Unaggregated: an item may occur several times; callers sum them.
         """
-        newest = np.ascontiguousarray(history[-recent:][::-1])
-        newest = newest[newest < len(self._row_of)]
-        return kernels.links_of(  # type: ignore[no-any-return]
-            newest, decay, self._row_of, self._ids, self._weights, self._count, self._total
-        )
+        newest = kernels.newest(history, recent, len(self._row_of))
+        return kernels.links_of(newest, decay, *self.kernel_state())  # type: ignore[no-any-return]

@@ -8,7 +8,17 @@ room in the arrays (`models.arrays.grown`) before a kernel may write past the en
 
 from __future__ import annotations
 
-__all__ = ["affinity_learn", "combine", "final_scores", "link", "links_of", "read_history", "sequence_scores"]
+__all__ = [
+    "affinity_learn",
+    "combine",
+    "final_scores",
+    "link",
+    "links_of",
+    "newest",
+    "rank",
+    "read_history",
+    "sequence_scores",
+]
 
 import numpy as np
 from numba import njit
@@ -325,3 +335,67 @@ def affinity_learn(  # type: ignore[no-untyped-def]
         personal[user, c] -= learning_rate * gradient
         for p in shared:
             common[p, c] -= learning_rate * gradient * scale
+
+
+@njit(cache=True, nogil=True)
+def newest(history, n, limit):  # type: ignore[no-untyped-def]
+    """The last ``n`` items of ``history``, newest first, without ids >= ``limit`` (no state yet)."""
+    out = np.empty(min(n, history.size), np.int64)
+    c = 0
+    for i in range(history.size - 1, history.size - 1 - out.size, -1):
+        if history[i] < limit:
+            out[c] = history[i]
+            c += 1
+    return out[:c]
+
+
+@njit(cache=True, nogil=True)
+def rank(  # type: ignore[no-untyped-def]
+    history, consumed, sequence_recent, sequence, co_recent, co_decay, cooccurrence,
+    transitions_recent, transitions_decay, transitions, blending, heads, final,
+):  # fmt: skip
+    """The whole candidate pipeline of one request: signals, blend, shortlist, final scores.
+
+    ``sequence`` is the `sequence_scores` state, ``cooccurrence`` and ``transitions`` the
+    `links_of` states, each read for its number of recent items. ``blending`` is (weights, sums,
+    totals, hidden, unavailable, shortlist); ``heads`` is what `combine` takes of popular lists;
+    ``final`` is (category probabilities, category matrix, popularity, popularity scale, positives,
+    seen, three weights). ``consumed`` items are hidden for the call. Returns (items, scores),
+    best first.
+    """
+    weights, sums, totals, hidden, unavailable, shortlist = blending
+    one_i, one_w = sequence_scores(newest(history, sequence_recent, sequence[2].size), *sequence)
+    two_i, two_w = links_of(newest(history, co_recent, cooccurrence[0].size), co_decay, *cooccurrence)
+    three_i, three_w = links_of(
+        newest(history, transitions_recent, transitions[0].size), transitions_decay, *transitions
+    )
+    bounds = np.array([0, one_i.size, one_i.size + two_i.size, one_i.size + two_i.size + three_i.size])
+    hidden[consumed] = True
+    items, scores = combine(
+        np.concatenate((one_i, two_i, three_i)), np.concatenate((one_w, two_w, three_w)), bounds,
+        weights, sums, totals, hidden, unavailable, shortlist, *heads,
+    )  # fmt: skip
+    hidden[consumed] = False
+    probabilities, category_matrix, popularity, scale, positives, seen, w_pop, w_quality, w_affinity = final
+    # Relative affinity per category id; the last two slots: the mean (items without a category
+    # point there) and -inf (padding).
+    relative = np.empty(probabilities.size + 2)
+    top = probabilities.max() if probabilities.size and probabilities.max() > 0 else 1.0
+    relative[:-2] = probabilities / top
+    relative[-2] = relative[:-2].mean() if probabilities.size else 0.0
+    relative[-1] = -np.inf
+    total = final_scores(
+        items,
+        scores,
+        relative,
+        category_matrix,
+        popularity,
+        scale,
+        positives,
+        seen,
+        w_pop,
+        w_quality,
+        w_affinity,
+    )
+    order = np.argsort(-total, kind="mergesort")
+    return items[order], total[order]

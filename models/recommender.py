@@ -219,63 +219,30 @@ class HybridRecommender:
             known = (self._items.get(i) for i in profile.recent[-RECENT:])
             history = np.array([i for i in known if i >= 0], dtype=np.int64)
         category_prob = self.affinity.predict_vector(profile.user_id, context, when)
-        b = self.blend
-        parts = (
-            self.sequence.scores(history, profile.user_id),
-            self.cooccurrence.scores(history, recent=15),
-            self.transitions.scores(history, recent=5),
-        )
-        sizes = [len(ids) for ids, _ in parts]
-        bounds = np.array([0, sizes[0], sizes[0] + sizes[1], sum(sizes)])
-        # What the user consumed (as far as the model remembers) or cannot get never takes a place.
-        self._hidden[consumed] = True
-        try:
-            candidates, scores = kernels.combine(
-                np.concatenate([ids for ids, _ in parts]), np.concatenate([w for _, w in parts]),
-                bounds, np.array([b.sequence, b.cooccurrence, b.transitions]), self._sums,
-                self._totals, self._hidden, self._unavailable, SHORTLIST,
-                *self._popular_heads(profile, n, category_prob),
-            )  # fmt: skip
-        finally:
-            self._hidden[consumed] = False
-        ranked = self._final(candidates, scores, profile, n, category_prob)
-        return self._explore(ranked, profile, n, category_prob)
-
-    def _final(
-        self,
-        candidates: npt.NDArray[np.int64],
-        scores: npt.NDArray[np.float64],
-        profile: UserProfile,
-        n: int,
-        category_prob: npt.NDArray[np.float64],
-    ) -> list[tuple[str, float]]:
-        """Add popularity, quality and (relative) category affinity; best n the user may see."""
-        b = self.blend
-        if not candidates.size or n <= 0:
+        if n <= 0:
             return []
-        # Relative affinity per category id; the last two slots: the mean (items without a
-        # category point there, see `learn_item`) and -inf (padding).
-        relative = np.empty(len(category_prob) + 2)
-        top = category_prob.max(initial=0.0) or 1.0
-        relative[:-2] = category_prob / top
-        relative[-2] = relative[:-2].mean() if len(category_prob) else 0.0
-        relative[-1] = -np.inf
+        b = self.blend
         popularity, scale = self.popularity.raw()
-        total = kernels.final_scores(
-            candidates, scores, relative, self._category_matrix, popularity, scale, self._positives,
-            self._seen, b.popularity, b.quality, b.affinity,
+        candidates, totals = kernels.rank(
+            history, consumed,
+            self.sequence.recent, self.sequence.kernel_state(profile.user_id),
+            15, 0.8, self.cooccurrence.kernel_state(),
+            5, 0.8, self.transitions.kernel_state(),
+            (np.array([b.sequence, b.cooccurrence, b.transitions]), self._sums, self._totals,
+             self._hidden, self._unavailable, SHORTLIST),
+            self._popular_heads(profile, n, category_prob),
+            (category_prob, self._category_matrix, popularity, scale, self._positives, self._seen,
+             b.popularity, b.quality, b.affinity),
         )  # fmt: skip
-        order = np.argsort(-total, kind="stable").tolist()
-        values, ids = total.tolist(), candidates.tolist()
         names, hidden = self._items.names, profile.consumed
-        out: list[tuple[str, float]] = []
-        for at in order:
-            name = names[ids[at]]
+        ranked: list[tuple[str, float]] = []
+        for item, value in zip(candidates.tolist(), totals.tolist(), strict=True):
+            name = names[item]
             if name not in hidden:
-                out.append((name, round(values[at], 6)))
-                if len(out) == n:
+                ranked.append((name, round(value, 6)))
+                if len(ranked) == n:
                     break
-        return out
+        return self._explore(ranked, profile, n, category_prob)
 
     def _popular_heads(
         self, profile: UserProfile, n: int, category_prob: npt.NDArray[np.float64]

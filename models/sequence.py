@@ -10,6 +10,8 @@ from __future__ import annotations
 
 __all__ = ["SequenceNeighbors"]
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -129,16 +131,18 @@ class SequenceNeighbors:
             # Moving start past every old position invalidates them; new items continue after.
             self._start[user] = self._end[user]
 
+    def kernel_state(self, user_id: str) -> tuple[Any, ...]:
+        """Everything `kernels.sequence_scores` needs besides the recent items, for this user."""
+        return (
+            self._users.get(user_id), self.decay, self._slab_of, self._occ_users, self._occ_positions,
+            self._occ_count, self._start, self._end, self._table, self._pages, self.neighbors,
+            self._offsets, self._after_weight, self._before_weight, self._sim, self._excluded,
+        )  # fmt: skip
+
     def scores(self, history: Ids, user_id: str) -> tuple[Ids, Weights]:
         """(item, weight) pairs from what similar users consumed around the same items.
 
         Unaggregated: an item may occur many times; callers sum them.
         """
-        recent = np.ascontiguousarray(history[-self.recent :][::-1])
-        recent = recent[recent < len(self._slab_of)]
-        return kernels.sequence_scores(  # type: ignore[no-any-return]
-            recent, self._users.get(user_id), self.decay, self._slab_of, self._occ_users,
-            self._occ_positions, self._occ_count, self._start, self._end, self._table, self._pages,
-            self.neighbors, self._offsets, self._after_weight, self._before_weight, self._sim,
-            self._excluded,
-        )  # fmt: skip
+        recent = kernels.newest(history, self.recent, len(self._slab_of))
+        return kernels.sequence_scores(recent, *self.kernel_state(user_id))  # type: ignore[no-any-return]
