@@ -313,7 +313,7 @@ def final_scores(  # type: ignore[no-untyped-def]
             if category == -1:
                 break
             affinity = max(affinity, relative[category])
-        known = popularity[item] * popularity_scale if item < popularity.size else 0.0
+        known = max(popularity[item], 0.0) * popularity_scale if item < popularity.size else 0.0
         quality = (positives[item] + 1.0) / (seen[item] + 2.0)
         total[i] = (
             scores[i] + popularity_weight * known + quality_weight * quality + affinity_weight * affinity

@@ -89,22 +89,22 @@ class DecayedPopularity(Generic[K]):
 
 
 class ItemPopularity:
-    """`DecayedPopularity` over dense integer item ids, held in numpy arrays for vectorised reads.
+    """`DecayedPopularity` over integer item ids, held in numpy arrays for vectorised reads.
 
-    Ids are meant to be dense (`models.arrays.Vocabulary`): every id below the largest one added is
-    a known item.
+    Only items added (or learned) are ranked; the arrays are as long as the largest id.
 
     >>> pop = ItemPopularity(half_life_ms=1000)
-    >>> pop.learn_one(3, 1.0, ts=0); pop.learn_one(1, 1.0, ts=1000)
-    >>> pop.scores(np.array([1, 3, 7])).tolist(), pop.top_ids(2).tolist()
-    ([1.0, 0.5, 0.0], [1, 3])
+    >>> pop.learn_one(3, 1.0, ts=0); pop.learn_one(1, 1.0, ts=1000); pop.add(5)
+    >>> pop.scores(np.array([1, 3, 7])).tolist(), pop.top_ids(5).tolist()
+    ([1.0, 0.5, 0.0], [1, 3, 5])
     """
 
     def __init__(self, half_life_ms: float = 6 * 3600 * 1000, refresh_every: int = 100) -> None:
         self.half_life_ms = half_life_ms
         self.refresh_every = refresh_every
-        self._scores = np.zeros(64)
-        self._size = 0
+        #: -1 marks ids that are not items of this list.
+        self._scores = np.full(64, -1.0)
+        self._known = 0
         self._reference_ts: float | None = None
         self._max = 0.0
         self._updates_since_refresh = 0
@@ -113,9 +113,10 @@ class ItemPopularity:
     def add(self, item: int) -> None:
         """Make an item known (ranked last until it gets interactions)."""
         if item >= len(self._scores):
-            self._scores = grown(self._scores, item + 1)
-        if item >= self._size:
-            self._size = item + 1
+            self._scores = grown(self._scores, item + 1, fill=-1.0)
+        if self._scores[item] < 0:
+            self._scores[item] = 0.0
+            self._known += 1
             self._updates_since_refresh += 1
 
     def learn_one(self, item: int, weight: float, ts: int) -> None:
@@ -124,8 +125,9 @@ class ItemPopularity:
             self._reference_ts = float(ts)
         exponent = (ts - self._reference_ts) / self.half_life_ms
         if exponent > _RESCALE_AT:
-            self._scores *= math.pow(2.0, -exponent)
-            self._max *= math.pow(2.0, -exponent)
+            factor = math.pow(2.0, -exponent)
+            np.multiply(self._scores, factor, out=self._scores, where=self._scores > 0)
+            self._max *= factor
             self._reference_ts += exponent * self.half_life_ms
             exponent = 0.0
         value = self._scores[item] + weight * math.pow(2.0, exponent)
@@ -134,22 +136,25 @@ class ItemPopularity:
         self._updates_since_refresh += 1
 
     def raw(self) -> tuple[npt.NDArray[np.float64], float]:
-        """The stored values and the factor that turns them into relative popularity (for kernels)."""
+        """The stored values (-1: not an item of this list) and the factor to relative popularity."""
         return self._scores, 1.0 / self._max if self._max > 0 else 0.0
 
     def scores(self, items: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """Relative popularity in [0, 1] of each item (1 = the most popular item now)."""
         inside = np.minimum(items, len(self._scores) - 1)
-        values = np.where(items < len(self._scores), self._scores[inside], 0.0)
+        values = np.where(items < len(self._scores), np.maximum(self._scores[inside], 0.0), 0.0)
         return values / self._max if self._max > 0 else values
 
     def top_ids(self, k: int) -> npt.NDArray[np.int64]:
         """The k most popular items, best first (ties: lower id first); refreshed every few updates."""
-        if self._updates_since_refresh >= self.refresh_every or len(self._ranked) < min(k, self._size):
-            depth = min(max(k, 2 * len(self._ranked), 500), self._size)
-            known = self._scores[: self._size]
-            best = np.argpartition(-known, depth - 1)[:depth] if depth < self._size else np.arange(self._size)
-            self._ranked = best[np.lexsort((best, -known[best]))]
+        if self._updates_since_refresh >= self.refresh_every or len(self._ranked) < min(k, self._known):
+            depth = min(max(k, 2 * len(self._ranked), 500), self._known)
+            values = self._scores
+            best = (
+                np.argpartition(-values, depth - 1)[:depth] if depth < len(values) else np.arange(len(values))
+            )
+            best = best[values[best] >= 0]
+            self._ranked = best[np.lexsort((best, -values[best]))]
             self._updates_since_refresh = 0
         return self._ranked[:k]
 
