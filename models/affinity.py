@@ -159,15 +159,10 @@ class CategoryAffinity:
         self, user_id: str, context: Context | None, ts: int | None
     ) -> npt.NDArray[np.float64]:
         """Probability of a positive for every known category, in the order of ``categories``."""
-        n = len(self.categories)
-        z = np.full(n, self._intercept[0])
-        user = self._users.get(user_id)
-        if user >= 0:
-            z += self._personal[user, :n]
-        shared = self._shared_ids(context, ts)
-        if shared.size:
-            z += CONTEXT_SCALE * self._shared[shared, :n].sum(axis=0)
-        return 1.0 / (1.0 + np.exp(-z))  # type: ignore[no-any-return]
+        return kernels.affinity_predict(  # type: ignore[no-any-return]
+            self._users.get(user_id), self._shared_ids(context, ts), self._personal, self._shared,
+            self._intercept, len(self.categories), CONTEXT_SCALE,
+        )  # fmt: skip
 
     def predict_many(
         self, user_id: str, categories: Iterable[str], context: Context | None, ts: int | None

@@ -46,7 +46,11 @@ class CoOccurrence:
 
     def learn_one(self, history: Sequence[int] | npt.NDArray[np.int64], item: int) -> None:
         """Relate ``item`` to the items just before it (``history`` is oldest first)."""
-        window = np.asarray(history[-self.window :], dtype=np.int64)
+        window = (
+            history[-self.window :]
+            if isinstance(history, np.ndarray)
+            else np.array(history[-self.window :], dtype=np.int64)
+        )
         while True:
             items, slabs = kernels.link(
                 window, item, self.symmetric, self._row_of, self._ids, self._weights, self._count,

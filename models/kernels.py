@@ -10,6 +10,8 @@ from __future__ import annotations
 
 __all__ = [
     "affinity_learn",
+    "affinity_predict",
+    "append",
     "combine",
     "final_scores",
     "link",
@@ -399,3 +401,40 @@ def rank(  # type: ignore[no-untyped-def]
     )
     order = np.argsort(-total, kind="mergesort")
     return items[order], total[order]
+
+
+@njit(cache=True, nogil=True)
+def affinity_predict(user, shared, personal, common, intercept, n, scale):  # type: ignore[no-untyped-def]
+    """P(positive) of the first ``n`` categories for ``user`` (-1: unknown) in a context."""
+    out = np.empty(n)
+    for c in range(n):
+        z = intercept[0] + (personal[user, c] if user >= 0 else 0.0)
+        for p in shared:
+            z += scale * common[p, c]
+        out[c] = 1.0 / (1.0 + np.exp(-z))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def append(user, item, start, end, table, pages, pages_used, slab_of, occ_users, occ_positions, occ_count):  # type: ignore[no-untyped-def]
+    """Add ``item`` to the user's history ring and to the item's occurrence ring.
+
+    Needs room for one more page and one more slab; ``pages_used`` is [pages taken, slabs taken].
+    """
+    position = end[user]
+    slot = position & (MAX_HISTORY - 1)
+    page = table[user, slot >> PAGE_BITS]
+    if page < 0:
+        page = table[user, slot >> PAGE_BITS] = pages_used[0]
+        pages_used[0] += 1
+    pages[page, slot & (PAGE - 1)] = item
+    end[user] = position + 1
+    start[user] = max(start[user], position + 1 - MAX_HISTORY)
+    slab = slab_of[item]
+    if slab < 0:
+        slab = slab_of[item] = pages_used[1]
+        pages_used[1] += 1
+    ring = occ_count[slab] % occ_users.shape[1]
+    occ_users[slab, ring] = user
+    occ_positions[slab, ring] = position
+    occ_count[slab] += 1

@@ -166,7 +166,7 @@ class HybridRecommender:
         self._positives[item] += signal.label
         self._seen[item] += 1
         if signal.consumed:
-            history = self.sequence.history(user, last=self.cooccurrence.window).tolist()
+            history = self.sequence.history(user, last=self.cooccurrence.window)
             self.cooccurrence.learn_one(history, item)
             self.transitions.learn_one(history, item)
             self.sequence.learn_one(user, item)

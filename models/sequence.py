@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from models import kernels
 from models.arrays import Vocabulary, grown
-from models.kernels import MAX_HISTORY, PAGE, PAGE_BITS, PAGES
+from models.kernels import MAX_HISTORY, PAGE, PAGES
 
 Ids = npt.NDArray[np.int64]
 Weights = npt.NDArray[np.float64]
@@ -67,13 +67,13 @@ class SequenceNeighbors:
         self._end = np.zeros(64, dtype=np.int64)
         self._table = np.full((64, PAGES), -1, dtype=np.int64)
         self._pages = np.zeros((64, PAGE), dtype=np.int64)
-        self._pages_used = 0
+        #: Pages and occurrence slabs taken.
+        self._used = np.zeros(2, dtype=np.int64)
         # Per item, a slab (row) holding its latest `occurrences` (user, position) pairs as a ring.
         self._slab_of = np.full(64, -1, dtype=np.int64)
         self._occ_users = np.zeros((64, occurrences), dtype=np.int64)
         self._occ_positions = np.zeros((64, occurrences), dtype=np.int64)
         self._occ_count = np.zeros(64, dtype=np.int64)
-        self._slabs_used = 0
         offsets = np.array([*range(1, after + 1), *range(-1, -before - 1, -1)], dtype=np.int64)
         distance = np.abs(offsets).astype(np.float64) ** -distance_power
         self._offsets = offsets
@@ -100,29 +100,19 @@ class SequenceNeighbors:
             self._table = grown(self._table, user + 1, fill=-1)
             self._sim = grown(self._sim, user + 1)
             self._excluded = grown(self._excluded, user + 1)
-        position = int(self._end[user])
-        slot = position & (MAX_HISTORY - 1)
-        page = self._table[user, slot >> PAGE_BITS]
-        if page < 0:
-            page = self._table[user, slot >> PAGE_BITS] = self._pages_used
-            self._pages_used += 1
-            self._pages = grown(self._pages, self._pages_used)
-        self._pages[page, slot & (PAGE - 1)] = item
-        self._end[user] = position + 1
-        self._start[user] = max(int(self._start[user]), position + 1 - MAX_HISTORY)
         if item >= len(self._slab_of):
             self._slab_of = grown(self._slab_of, item + 1, fill=-1)
-        slab = int(self._slab_of[item])
-        if slab < 0:
-            slab = self._slab_of[item] = self._slabs_used
-            self._slabs_used += 1
-            self._occ_users = grown(self._occ_users, self._slabs_used)
-            self._occ_positions = grown(self._occ_positions, self._slabs_used)
-            self._occ_count = grown(self._occ_count, self._slabs_used)
-        ring = int(self._occ_count[slab]) % self.occurrences
-        self._occ_users[slab, ring] = user
-        self._occ_positions[slab, ring] = position
-        self._occ_count[slab] += 1
+        pages, slabs = self._used.tolist()
+        if pages >= len(self._pages):
+            self._pages = grown(self._pages, pages + 1)
+        if slabs >= len(self._occ_count):
+            self._occ_users = grown(self._occ_users, slabs + 1)
+            self._occ_positions = grown(self._occ_positions, slabs + 1)
+            self._occ_count = grown(self._occ_count, slabs + 1)
+        kernels.append(
+            user, item, self._start, self._end, self._table, self._pages, self._used, self._slab_of,
+            self._occ_users, self._occ_positions, self._occ_count,
+        )  # fmt: skip
 
     def forget(self, user_id: str) -> None:
         """Empty the user's history; occurrences pointing into it no longer match anything."""
