@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from models import kernels
+from models import ranking_kernels
 from models.affinity import CategoryAffinity
 from models.arrays import Vocabulary, grown
 from models.cooccurrence import CoOccurrence
@@ -107,7 +107,7 @@ class HybridRecommender:
         #: Items in the catalog without any event yet, newest last: the exploration pool.
         self._fresh: dict[int, None] = {}
         self._rng = random.Random(seed)
-        #: Scratch for `kernels.combine` (all zero between calls).
+        #: Scratch for `ranking_kernels.combine` (all zero between calls).
         self._sums = np.zeros(64)
         self._totals = np.zeros(64)
 
@@ -223,7 +223,7 @@ class HybridRecommender:
             return []
         b = self.blend
         popularity, scale = self.popularity.raw()
-        candidates, totals = kernels.rank(
+        candidates, totals = ranking_kernels.rank(
             history, consumed,
             self.sequence.recent, self.sequence.kernel_state(profile.user_id),
             15, 0.8, self.cooccurrence.kernel_state(),
@@ -248,7 +248,7 @@ class HybridRecommender:
         self, profile: UserProfile, n: int, category_prob: npt.NDArray[np.float64]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Candidates beyond the user's sequence: heads of what is popular now, overall and in the
-        user's favourite categories, as (ids, bounds, how many to take) for `kernels.combine`."""
+        user's favourite categories, as (ids, bounds, how many to take) for `ranking_kernels.combine`."""
         depth = n + min(len(profile.consumed), MAX_SKIPPED)
         names = self.affinity.categories.names
         favourites = np.argsort(-category_prob, kind="stable")[:3].tolist()
