@@ -42,6 +42,7 @@ class DecayedPopularity(Generic[K]):
         self._reference_ts: float | None = None
         self._updates_since_refresh = 0
         self._ranked: list[tuple[K, float]] = []
+        self._depth = 500
         self._max = 0.0
 
     def __len__(self) -> int:
@@ -80,7 +81,8 @@ class DecayedPopularity(Generic[K]):
         """The k most popular items with their relative score, best first."""
         stale = self._updates_since_refresh >= self.refresh_every or len(self._ranked) < min(k, len(self))
         if stale:
-            depth = max(k, 2 * len(self._ranked), 500)
+            # As deep as the deepest list ever asked for (not doubling at every refresh).
+            depth = self._depth = max(self._depth, k)
             best = heapq.nlargest(depth, self._scores.items(), key=lambda kv: (kv[1], kv[0]))
             scale = self._max or 1.0
             self._ranked = [(item, value / scale) for item, value in best]
@@ -109,6 +111,7 @@ class ItemPopularity:
         self._max = 0.0
         self._updates_since_refresh = 0
         self._ranked = np.zeros(0, dtype=np.int64)
+        self._depth = 500
 
     def add(self, item: int) -> None:
         """Make an item known (ranked last until it gets interactions)."""
@@ -148,7 +151,9 @@ class ItemPopularity:
     def top_ids(self, k: int) -> npt.NDArray[np.int64]:
         """The k most popular items, best first (ties: lower id first); refreshed every few updates."""
         if self._updates_since_refresh >= self.refresh_every or len(self._ranked) < min(k, self._known):
-            depth = min(max(k, 2 * len(self._ranked), 500), self._known)
+            # As deep as the deepest list ever asked for (not doubling at every refresh).
+            self._depth = max(self._depth, k)
+            depth = min(self._depth, self._known)
             values = self._scores
             best = (
                 np.argpartition(-values, depth - 1)[:depth] if depth < len(values) else np.arange(len(values))

@@ -134,13 +134,15 @@ def final_scores(  # type: ignore[no-untyped-def]
     ``category_matrix``; -1 pads, -2 means no category and reads ``relative[-2]``).
     """
     total = np.empty(candidates.size)
+    width, no_category = category_matrix.shape[1], relative.size - 2
     for i in range(candidates.size):
         item = candidates[i]
         affinity = -np.inf
-        for category in category_matrix[item]:
+        for j in range(width):
+            category = category_matrix[item, j]
             if category == -1:
                 break
-            affinity = max(affinity, relative[category])
+            affinity = max(affinity, relative[no_category if category == -2 else category])
         known = max(popularity[item], 0.0) * popularity_scale if item < popularity.size else 0.0
         quality = (positives[item] + 1.0) / (seen[item] + 2.0)
         total[i] = (
