@@ -38,6 +38,7 @@ class CoOccurrence:
         # Rows live in slabs of 2 * max_neighbors + 1 links; a full row keeps its strongest half.
         width = 2 * max_neighbors + 1
         self._row_of = np.full(64, -1, dtype=np.int64)
+        self._slot = np.full(64, -1, dtype=np.int64)  # scratch for `kernels.link`
         self._ids = np.zeros((64, width), dtype=np.int32)
         self._weights = np.zeros((64, width), dtype=np.float32)
         self._count = np.zeros(64, dtype=np.int64)
@@ -54,11 +55,12 @@ class CoOccurrence:
         while True:
             items, slabs = kernels.link(
                 window, item, self.symmetric, self._row_of, self._ids, self._weights, self._count,
-                self._total, self._used, self.max_neighbors,
+                self._total, self._used, self.max_neighbors, self._slot,
             )  # fmt: skip
             if not items:
                 return
             self._row_of = grown(self._row_of, items, fill=-1)
+            self._slot = grown(self._slot, items, fill=-1)
             self._ids = grown(self._ids, slabs)
             self._weights = grown(self._weights, slabs)
             self._count = grown(self._count, slabs)

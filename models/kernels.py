@@ -120,50 +120,87 @@ def sequence_scores(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def link(window, item, symmetric, row_of, ids, weights, count, total, used, keep):  # type: ignore[no-untyped-def]
+def link(window, item, symmetric, row_of, ids, weights, count, total, used, keep, slot):  # type: ignore[no-untyped-def]
     """Count ``item`` as a neighbour of each item in ``window`` (and, symmetric, the reverse).
 
     Rows live in slabs: ``row_of[item]`` is the item's slab or -1; ``used[0]`` slabs are taken.
-    A row that fills its slab keeps its ``keep`` strongest links. Returns the ``row_of`` size and
-    slab count needed when they are too small (and changes nothing), else (0, 0).
+    A row that fills its slab keeps its ``keep`` strongest links. ``slot`` (per item, all -1 on
+    entry and exit) maps the links of ``item``'s own row while it takes the whole window. Returns
+    the ``row_of`` size and slab count needed when they are too small (and changes nothing), else
+    (0, 0).
     """
     top = item
     for other in window:
         top = max(top, other)
     if top >= row_of.size or used[0] + window.size + 1 > ids.shape[0]:
         return top + 1, used[0] + window.size + 1
+    mine = -1
+    if symmetric:
+        mine = row_of[item] if row_of[item] >= 0 else _new_row(item, row_of, used)
+        _map(mine, ids, count, slot, True)
     for other in window:
-        if other == item:
-            continue
-        _add(other, item, row_of, ids, weights, count, total, used, keep)
-        if symmetric:
-            _add(item, other, row_of, ids, weights, count, total, used, keep)
+        if other != item:
+            row = row_of[other] if row_of[other] >= 0 else _new_row(other, row_of, used)
+            _add(row, item, ids, weights, count, total, keep)
+            if symmetric:
+                _add_mapped(mine, other, ids, weights, count, total, keep, slot)
+    if symmetric:
+        _map(mine, ids, count, slot, False)
     return 0, 0
 
 
 @njit(cache=True, nogil=True)
-def _add(a, b, row_of, ids, weights, count, total, used, keep):  # type: ignore[no-untyped-def]
-    slab = row_of[a]
-    if slab < 0:
-        slab = used[0]
-        used[0] += 1
-        row_of[a] = slab
+def _map(row, ids, count, slot, on):  # type: ignore[no-untyped-def]
+    """Point ``slot`` at the positions of the row's links (or back to -1)."""
+    for i in range(count[row]):
+        slot[ids[row, i]] = i if on else -1
+
+
+@njit(cache=True, nogil=True)
+def _add_mapped(row, b, ids, weights, count, total, keep, slot):  # type: ignore[no-untyped-def]
+    """`_add` for the row whose links ``slot`` maps: no scan, and the map follows a pruning."""
+    if slot[b] >= 0:
+        weights[row, slot[b]] += 1.0
+        total[row] += 1.0
+        return
+    full = count[row] + 1 == ids.shape[1]  # this link fills the row: it will be pruned
+    if full:
+        _map(row, ids, count, slot, False)
+    _add(row, b, ids, weights, count, total, keep)
+    if full:
+        _map(row, ids, count, slot, True)
+    else:
+        slot[b] = count[row] - 1
+
+
+@njit(cache=True, nogil=True)
+def _new_row(item, row_of, used):  # type: ignore[no-untyped-def]
+    row_of[item] = used[0]
+    used[0] += 1
+    return row_of[item]
+
+
+@njit(cache=True, nogil=True)
+def _add(slab, b, ids, weights, count, total, keep):  # type: ignore[no-untyped-def]
+    """One more link slab -> b; True when the row filled up and was pruned to ``keep`` links."""
     total[slab] += 1.0
     n = count[slab]
     for i in range(n):
         if ids[slab, i] == b:
             weights[slab, i] += 1.0
-            return
+            return False
     ids[slab, n] = b
     weights[slab, n] = 1.0
     n += 1
-    if n == ids.shape[1]:
-        best = np.argsort(-weights[slab, :n], kind="mergesort")[:keep]
-        kept_ids, kept_weights = ids[slab, best], weights[slab, best]
-        ids[slab, :keep] = kept_ids
-        weights[slab, :keep] = kept_weights
-        n = keep
     count[slab] = n
+    if n < ids.shape[1]:
+        return False
+    best = np.argsort(-weights[slab, :n], kind="mergesort")[:keep]
+    kept_ids, kept_weights = ids[slab, best], weights[slab, best]
+    ids[slab, :keep] = kept_ids
+    weights[slab, :keep] = kept_weights
+    count[slab] = keep
+    return True
 
 
 @njit(cache=True, nogil=True)
