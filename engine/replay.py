@@ -11,7 +11,7 @@ __all__ = ["ReplayReport", "Scoreboard", "replay"]
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,7 +149,7 @@ class _Popular:
     def rank(self, k: int, rated: set[str]) -> list[str]:
         best: Iterable[str] = self.counts.order
         if self.decayed is not None:
-            best = map(self.ids.names.__getitem__, self.decayed.top_ids(k + len(rated)).tolist())
+            best = self._decayed(k + len(rated))
         out: list[str] = []
         for item in best:
             if item not in rated:
@@ -157,6 +157,13 @@ class _Popular:
                 if len(out) == k:
                     break
         return out
+
+    def _decayed(self, depth: int) -> Iterator[str]:
+        """The decayed top, read in chunks: most calls stop after the first few items."""
+        assert self.decayed is not None
+        ids, names = self.decayed.top_ids(depth), self.ids.names
+        for start in range(0, len(ids), 64):
+            yield from map(names.__getitem__, ids[start : start + 64].tolist())
 
 
 def replay(
