@@ -41,13 +41,20 @@ def read_history(user, first, last, table, pages):  # type: ignore[no-untyped-de
 
 
 @njit(cache=True, nogil=True)
+def _filled(items, slab_of, count, capacity):  # type: ignore[no-untyped-def]
+    """How many entries the slabs of ``items`` hold (at most ``capacity`` each; -1: no slab)."""
+    total = 0
+    for item in items:
+        if slab_of[item] >= 0:
+            total += min(count[slab_of[item]], capacity)
+    return total
+
+
+@njit(cache=True, nogil=True)
 def _matches(recent, me, decay, occ_slab, occ_users, occ_positions, occ_count, start):  # type: ignore[no-untyped-def]
     """(user, position, recency) of every occurrence of ``recent`` items in other users' histories."""
     capacity = occ_users.shape[1]
-    total = 0
-    for item in recent:
-        if occ_slab[item] >= 0:
-            total += min(occ_count[occ_slab[item]], capacity)
+    total = _filled(recent, occ_slab, occ_count, capacity)
     users = np.empty(total, np.int64)
     positions = np.empty(total, np.int64)
     recency = np.empty(total)
@@ -207,10 +214,7 @@ def _add(slab, b, ids, weights, count, total, keep):  # type: ignore[no-untyped-
 def links_of(recent, decay, row_of, ids, weights, count, total):  # type: ignore[no-untyped-def]
     """(item, weight) pairs: the rows of ``recent`` (newest first), each scaled to its share of the
     row's links and by ``decay ** age``."""
-    size = 0
-    for item in recent:
-        if row_of[item] >= 0:
-            size += count[row_of[item]]
+    size = _filled(recent, row_of, count, ids.shape[1])
     out_items = np.empty(size, np.int64)
     out_weights = np.empty(size)
     c = 0
