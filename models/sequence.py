@@ -115,10 +115,19 @@ class SequenceNeighbors:
         )  # fmt: skip
 
     def forget(self, user_id: str) -> None:
-        """Empty the user's history; occurrences pointing into it no longer match anything."""
+        """Erase the user's history; occurrences pointing into it no longer match anything.
+
+        >>> seq = SequenceNeighbors()
+        >>> seq.learn_one("u", 7); seq.forget("u"); seq.learn_one("u", 8)
+        >>> seq.history("u").tolist(), int((seq._pages == 7).sum())
+        ([8], 0)
+        """
         user = self._users.get(user_id)
         if user >= 0:
-            # Moving start past every old position invalidates them; new items continue after.
+            # The items are overwritten, and start moves past every old position, which invalidates
+            # the occurrences; new items continue after.
+            pages = self._table[user]
+            self._pages[pages[pages >= 0]] = -1
             self._start[user] = self._end[user]
 
     def kernel_state(self, user_id: str) -> tuple[Any, ...]:
