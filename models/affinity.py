@@ -167,7 +167,7 @@ class CategoryAffinity:
     def predict_many(
         self, user_id: str, categories: Iterable[str], context: Context | None, ts: int | None
     ) -> dict[str, float]:
-        """Probability of a positive per category (0.5 plus shared effects for an unknown one)."""
+        """Probability of a positive per category (the intercept alone for a category never learned)."""
         vector = self.predict_vector(user_id, context, ts).tolist()
         base = _sigmoid(self.intercept)
         return {c: vector[i] if (i := self.categories.get(c)) >= 0 else base for c in categories}
