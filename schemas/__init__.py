@@ -2,6 +2,8 @@
 
 from schemas import keys
 from schemas.errors import (
+    CheckpointError,
+    CheckpointVersionError,
     ConfigError,
     DataFormatError,
     DeliveryError,
@@ -27,6 +29,8 @@ from schemas.events import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "CheckpointError",
+    "CheckpointVersionError",
     "ConfigError",
     "Context",
     "DataFormatError",

@@ -10,12 +10,16 @@ imports nothing from the rest of the project so that every layer can raise these
     ├── StackError               the local Kafka/Redis stack cannot be installed or started
     │   └── ServiceUnavailableError  a service did not answer in time
     ├── DeliveryError            a record could not be written to Kafka or Redis
+    ├── CheckpointError          a model checkpoint cannot be written or read (has .path)
+    │   └── CheckpointVersionError   written by another format or model version: refused
     └── RequestRejectedError     the HTTP API refused a request (no or unknown API key, too large)
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CheckpointError",
+    "CheckpointVersionError",
     "ConfigError",
     "DataFormatError",
     "DeliveryError",
@@ -102,6 +106,23 @@ class DeliveryError(PersonalizeError):
     def __init__(self, target: str, detail: str) -> None:
         self.target = target
         super().__init__(f"could not deliver to {target}: {detail}")
+
+
+class CheckpointError(PersonalizeError):
+    """A model checkpoint that cannot be written or read (truncated, corrupt, not a checkpoint).
+
+    >>> str(CheckpointError("ckpt/1.ckpt", "checksum mismatch"))
+    'checkpoint ckpt/1.ckpt: checksum mismatch'
+    """
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(f"checkpoint {path}: {detail}")
+
+
+class CheckpointVersionError(CheckpointError):
+    """A checkpoint written by another checkpoint format or model version; it is refused, not loaded."""
 
 
 class RequestRejectedError(PersonalizeError):

@@ -1,0 +1,250 @@
+"""Model checkpoints on disk: one file each, written atomically (temp file, fsync, rename), the last few kept.
+
+A file is a magic line, a JSON header line (format and model version, Kafka offsets, checksum) and the
+pickled state; the header is read and checked before anything is unpickled. No Kafka, no Redis.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FORMAT_VERSION", "MAGIC", "Checkpoint", "CheckpointInfo", "CheckpointStore", "Offsets"]
+
+import asyncio
+import hashlib
+import logging
+import os
+import pickle
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from schemas.errors import CheckpointError, CheckpointVersionError
+
+log = logging.getLogger(__name__)
+
+#: First line of every checkpoint file.
+MAGIC = b"p13n-checkpoint\n"
+#: Layout of the file (magic, header, payload); bump when it changes, older files are then refused.
+FORMAT_VERSION = 1
+#: topic -> partition -> the next offset whose effect the state does not hold yet.
+Offsets = dict[str, dict[int, int]]
+
+_SUFFIX = ".ckpt"
+#: A temp file untouched this long belongs to a writer that died.
+_STALE_TEMP_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointInfo:
+    """What the header of one checkpoint file says (read without unpickling the state)."""
+
+    path: Path
+    format: int
+    model_version: str
+    namespace: str
+    created_ms: int
+    offsets: Offsets
+    size_bytes: int
+    payload_sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "format": self.format,
+            "model_version": self.model_version,
+            "namespace": self.namespace,
+            "created_ms": self.created_ms,
+            "offsets": {t: {str(p): o for p, o in parts.items()} for t, parts in self.offsets.items()},
+            "size_bytes": self.size_bytes,
+            "payload_sha256": self.payload_sha256,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A loaded checkpoint: its header and the unpickled state."""
+
+    info: CheckpointInfo
+    state: Any
+
+
+class CheckpointStore:
+    """Checkpoint files of one namespace in one folder, newest last by name (creation time first).
+
+    >>> import tempfile
+    >>> store = CheckpointStore(Path(tempfile.mkdtemp()), namespace="shop", keep=2)
+    >>> info = store.write({"w": [1, 2]}, model_version="m1", offsets={"events": {0: 5}})
+    >>> loaded = store.newest("m1")
+    >>> loaded.state, loaded.info.offsets
+    ({'w': [1, 2]}, {'events': {0: 5}})
+    >>> store.newest("m2") is None  # another model version is refused (and logged)
+    True
+    """
+
+    def __init__(self, folder: Path, namespace: str, keep: int = 3) -> None:
+        self.folder = folder
+        self.namespace = namespace
+        self.keep = keep
+        self._seq = 0
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def write(
+        self, state: Any, *, model_version: str, offsets: Offsets, created_ms: int | None = None
+    ) -> CheckpointInfo:
+        """Pickle ``state`` and write it with its header; visible under its final name only once complete."""
+        return self.write_payload(
+            pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL),
+            model_version=model_version,
+            offsets=offsets,
+            created_ms=created_ms,
+        )
+
+    def write_payload(
+        self, payload: bytes, *, model_version: str, offsets: Offsets, created_ms: int | None = None
+    ) -> CheckpointInfo:
+        """Write already pickled state (the worker pickles while nothing else runs, then writes here)."""
+        created = created_ms if created_ms is not None else time.time_ns() // 1_000_000
+        self._seq += 1
+        name = f"{created:013d}-{os.getpid()}-{self._seq:06d}{_SUFFIX}"
+        header = {
+            "format": FORMAT_VERSION,
+            "model_version": model_version,
+            "namespace": self.namespace,
+            "created_ms": created,
+            "offsets": {t: {str(p): o for p, o in parts.items()} for t, parts in offsets.items()},
+            "payload_bytes": len(payload),
+            "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        }
+        self.folder.mkdir(parents=True, exist_ok=True)
+        final = self.folder / name
+        tmp = self.folder / f".{name}.tmp"
+        try:
+            with tmp.open("wb") as out:
+                out.write(MAGIC)
+                out.write(orjson.dumps(header) + b"\n")
+                out.write(payload)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, final)
+            self._fsync_folder()
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise CheckpointError(str(final), f"cannot write: {exc}") from exc
+        return self._info(final)
+
+    def _fsync_folder(self) -> None:
+        fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the rename itself survives a power cut only once the folder is synced
+        finally:
+            os.close(fd)
+
+    def prune(self) -> list[Path]:
+        """Delete all but the ``keep`` newest checkpoints (and temp files of dead writers); returns them."""
+        files = self.paths()
+        doomed = files[: max(0, len(files) - self.keep)]
+        if self.folder.exists():
+            # Another process may be writing one right now: only temp files a crash left long ago.
+            stale = time.time() - _STALE_TEMP_S
+            doomed += [p for p in self.folder.glob(f".*{_SUFFIX}.tmp") if p.stat().st_mtime < stale]
+        for path in doomed:
+            path.unlink(missing_ok=True)
+        return doomed
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def paths(self) -> list[Path]:
+        """Checkpoint files, oldest first."""
+        return sorted(self.folder.glob(f"*{_SUFFIX}")) if self.folder.exists() else []
+
+    def infos(self) -> list[CheckpointInfo]:
+        """Headers of every readable checkpoint, newest first (unreadable files are logged and skipped)."""
+        found = []
+        for path in reversed(self.paths()):
+            try:
+                found.append(self._info(path))
+            except CheckpointError as exc:
+                log.warning("%s", exc)
+        return found
+
+    def _info(self, path: Path) -> CheckpointInfo:
+        try:
+            with path.open("rb") as f:
+                magic, line = f.readline(), f.readline()
+            size = path.stat().st_size
+        except OSError as exc:
+            raise CheckpointError(str(path), f"cannot read: {exc}") from exc
+        if magic != MAGIC:
+            raise CheckpointError(str(path), "not a checkpoint file (no magic line)")
+        try:
+            header = orjson.loads(line)
+            return CheckpointInfo(
+                path=path,
+                format=int(header["format"]),
+                model_version=str(header["model_version"]),
+                namespace=str(header.get("namespace", "")),
+                created_ms=int(header["created_ms"]),
+                offsets={
+                    str(t): {int(p): int(o) for p, o in parts.items()}
+                    for t, parts in header.get("offsets", {}).items()
+                },
+                size_bytes=size,
+                payload_sha256=str(header["payload_sha256"]),
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(str(path), f"unreadable header: {exc}") from exc
+
+    def load(self, info: CheckpointInfo, model_version: str) -> Checkpoint:
+        """Check versions and checksum, then unpickle (raises `CheckpointVersionError`, `CheckpointError`)."""
+        if info.format != FORMAT_VERSION:
+            raise CheckpointVersionError(
+                str(info.path), f"checkpoint format {info.format}, this engine reads {FORMAT_VERSION}"
+            )
+        if info.model_version != model_version:
+            raise CheckpointVersionError(
+                str(info.path), f"model version {info.model_version}, this worker runs {model_version}"
+            )
+        try:
+            with info.path.open("rb") as f:
+                f.readline()
+                f.readline()
+                payload = f.read()
+        except OSError as exc:
+            raise CheckpointError(str(info.path), f"cannot read: {exc}") from exc
+        if hashlib.sha256(payload).hexdigest() != info.payload_sha256:
+            raise CheckpointError(str(info.path), "checksum mismatch (truncated or corrupt)")
+        try:
+            state = pickle.loads(payload)
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure means this file is unusable
+            raise CheckpointError(str(info.path), f"cannot unpickle: {exc!r}") from exc
+        return Checkpoint(info, state)
+
+    def newest(self, model_version: str) -> Checkpoint | None:
+        """The newest checkpoint that loads for ``model_version``; each refused one is logged, not raised."""
+        for info in self.infos():
+            try:
+                return self.load(info, model_version)
+            except CheckpointVersionError as exc:
+                log.warning("refusing %s; trying an older checkpoint", exc)
+            except CheckpointError as exc:
+                log.warning("skipping %s; trying an older checkpoint", exc)
+        return None
+
+    # -- the worker's async entry points (file I/O in a thread, never on the event loop) ----------
+
+    async def awrite_payload(self, payload: bytes, *, model_version: str, offsets: Offsets) -> CheckpointInfo:
+        return await asyncio.to_thread(
+            self.write_payload, payload, model_version=model_version, offsets=offsets
+        )
+
+    async def aprune(self) -> list[Path]:
+        return await asyncio.to_thread(self.prune)
+
+    async def anewest(self, model_version: str) -> Checkpoint | None:
+        return await asyncio.to_thread(self.newest, model_version)
+
+    async def ainfos(self) -> list[CheckpointInfo]:
+        return await asyncio.to_thread(self.infos)
