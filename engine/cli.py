@@ -371,6 +371,19 @@ def api(
     http_api.run(settings)
 
 
+@app.command()
+def dashboard(
+    metrics_url: Annotated[
+        list[str] | None,
+        typer.Option(help="A worker's /metrics URL; repeat for several (default: from the settings)."),
+    ] = None,
+) -> None:
+    """Serve a live dashboard page: throughput, freshness, HR@k, drift events, experiment variants."""
+    from engine.dashboard import serve
+
+    serve(_settings(), metrics_url or [], log=lambda m: err.print(m, soft_wrap=True))
+
+
 @api_key_app.command("new")
 def api_key_new() -> None:
     """Mint an API key: the key goes to stdout, its sha256 (what the server keeps) to stderr."""

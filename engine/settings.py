@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
     api_max_batch: int = Field(500, ge=1, le=10_000)
     api_timeout_s: float = Field(5.0, gt=0.0, le=300.0)
+    #: `personalize dashboard` (engine/dashboard): where the live page is served.
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(8090, ge=0, le=65535)
     #: Serve-time rules and diversity (README, "Rules and diversity"): the rules file (YAML or JSON,
     #: re-read when it changes), the default diversity strength (0: order unchanged), candidates read
     #: per item served, and the window over which distinct served items (coverage) are counted.
