@@ -63,6 +63,8 @@ class Pipeline:
         self.top_n = top_n
         #: Prequential HR@k and drift detection (streams/quality.py); None in tests that don't need it.
         self.quality = quality
+        #: Called with the id of every event the model learns (the checkpointer remembers recent ones).
+        self.learned: Callable[[str], None] = lambda _event_id: None
 
     async def dead_letter(
         self,
@@ -124,14 +126,21 @@ class Pipeline:
         topic: str,
         partition: int,
         offset: int,
+        learn: bool = True,
     ) -> None:
-        """Handle one events-topic record; whatever goes wrong goes to the dead-letter topic, not up."""
+        """Handle one events-topic record; whatever goes wrong goes to the dead-letter topic, not up.
+
+        ``learn=False``: the model already holds this record (it is older than the restored checkpoint's
+        offset), so only the profile, Redis and the counters are updated.
+        """
         try:
-            await self.handle_event(raw or b"", key, profiles)
+            await self.handle_event(raw or b"", key, profiles, learn=learn)
         except Exception as error:  # noqa: BLE001 - input must never crash the worker
             await self.dead_letter(raw, error, topic=topic, partition=partition, offset=offset, key=key)
 
-    async def handle_event(self, raw: bytes, key: bytes | None, profiles: Profiles) -> str:
+    async def handle_event(
+        self, raw: bytes, key: bytes | None, profiles: Profiles, *, learn: bool = True
+    ) -> str:
         """Process one raw event; returns the outcome (learned, duplicate, rekeyed).
 
         Raises `InvalidEventError` for a record that breaks the contract.
@@ -139,7 +148,7 @@ class Pipeline:
         started = time.perf_counter()
         decoded = decode_object(raw)
         if decoded.get("type") in USER_RECORD_TYPES:
-            return await self.handle_user_record(parse_user_record(decoded), key, raw, profiles)
+            return await self.handle_user_record(parse_user_record(decoded), key, raw, profiles, learn=learn)
         event = parse_event(decoded)
         if key is None or key.decode("utf-8", "replace") != event.user_id:
             # Per-user state lives on the partition of the user_id key: move the event there.
@@ -151,9 +160,11 @@ class Pipeline:
         if profile.has_seen(event.event_id):
             self.metrics.events.labels(outcome="duplicate").inc()
             return "duplicate"
-        if self.quality is not None:
-            await self.quality.before_learn(event, profile)
-        self.model.learn_one(event, profile)
+        if learn:
+            if self.quality is not None:
+                await self.quality.before_learn(event, profile)
+            self.model.learn_one(event, profile)
+            self.learned(event.event_id)
         profile.observe(event, self.model.signal(event))
         profiles[event.user_id] = profile.to_dict()
         await self._publish(event, profile)
@@ -162,7 +173,13 @@ class Pipeline:
         return "learned"
 
     async def handle_user_record(
-        self, record: PreferencesRecord | ErasureRecord, key: bytes | None, raw: bytes, profiles: Profiles
+        self,
+        record: PreferencesRecord | ErasureRecord,
+        key: bytes | None,
+        raw: bytes,
+        profiles: Profiles,
+        *,
+        learn: bool = True,
     ) -> str:
         """Apply onboarding choices, "less like this", a reset or an erasure to the user's state."""
         user = record.user_id
@@ -175,29 +192,73 @@ class Pipeline:
         if profile.has_seen(record.event_id):
             self.metrics.events.labels(outcome="duplicate").inc()
             return "duplicate"
-        if isinstance(record, ErasureRecord) or record.reset:
-            self.model.forget_user(user)
-            profile = UserProfile(user, seen_ids=profile.seen_ids)
+        profile = self._apply_user_record(record, profile, learn=learn)
+        if learn:
+            self.learned(record.event_id)
         if isinstance(record, ErasureRecord):
             profiles.pop(user, None)
             self.metrics.events.labels(outcome="erased").inc()
             return "erased"
-        self.model.like_categories(user, record.liked_categories, record.ts)
+        profile.seen_ids[record.event_id] = None
+        profile.last_ts = max(profile.last_ts, record.ts)
+        profiles[user] = profile.to_dict()
+        if record.liked_categories or record.liked_items or record.hidden_items:
+            # A bare reset publishes nothing: the API has deleted the list, readers get trending.
+            await self._publish(record, profile)
+        self.metrics.events.labels(outcome="learned").inc()
+        return "learned"
+
+    def _apply_user_record(
+        self, record: PreferencesRecord | ErasureRecord, profile: UserProfile, *, learn: bool
+    ) -> UserProfile:
+        """The model's and the profile's side of a user record; returns the profile to keep."""
+        user = record.user_id
+        if isinstance(record, ErasureRecord) or record.reset:
+            if learn:
+                self.model.forget_user(user)
+            profile = UserProfile(user, seen_ids=profile.seen_ids)
+        if isinstance(record, ErasureRecord):
+            return profile
+        if learn:
+            self.model.like_categories(user, record.liked_categories, record.ts)
         implied = [(item, EventType.CLICK) for item in record.liked_items]
         implied += [(item, EventType.DISMISS) for item in record.hidden_items]
         for n, (item, kind) in enumerate(implied):
             event = Event(
                 event_id=f"{record.event_id}:{n}", user_id=user, item_id=item, type=kind, ts=record.ts
             )
-            self.model.learn_one(event, profile)
+            if learn:
+                self.model.learn_one(event, profile)
             profile.observe(event, self.model.signal(event))
-        profile.seen_ids[record.event_id] = None
-        profile.last_ts = max(profile.last_ts, record.ts)
-        profiles[user] = profile.to_dict()
-        if record.liked_categories or implied:
-            # A bare reset publishes nothing: the API has deleted the list, readers get trending.
-            await self._publish(record, profile)
-        self.metrics.events.labels(outcome="learned").inc()
+        return profile
+
+    def relearn(self, raw: bytes, key: bytes | None, profiles: Profiles, known: Callable[[str], bool]) -> str:
+        """Model-only replay of an events record the profile table already counts (after a restore).
+
+        The model learns it as the worker did the first time: not if it was re-keyed, invalid, or an
+        ``event_id`` for which ``known`` is true (learned before). Profiles, Redis and the drift monitors
+        are left alone. Returns the outcome (``learned``, ``duplicate``, ``rekeyed``, ``invalid``).
+        """
+        try:
+            decoded = decode_object(raw)
+            record: Event | PreferencesRecord | ErasureRecord = (
+                parse_user_record(decoded)
+                if decoded.get("type") in USER_RECORD_TYPES
+                else parse_event(decoded)
+            )
+        except InvalidEventError:
+            return "invalid"  # dead-lettered the first time
+        if key is None or key.decode("utf-8", "replace") != record.user_id:
+            return "rekeyed"
+        if known(record.event_id):
+            return "duplicate"
+        stored = profiles.get(record.user_id)  # read only: a scratch copy is what gets observed
+        profile = UserProfile.from_dict(stored) if stored is not None else UserProfile(record.user_id)
+        if isinstance(record, Event):
+            self.model.learn_one(record, profile)
+        else:
+            self._apply_user_record(record, profile, learn=True)
+        self.learned(record.event_id)
         return "learned"
 
     async def _publish(self, event: Event | PreferencesRecord, profile: UserProfile) -> None:
