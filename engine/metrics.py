@@ -38,6 +38,11 @@ class Metrics:
     freshness: Histogram
     process_seconds: Histogram
     users: Gauge
+    checkpoint_age: Gauge
+    checkpoint_bytes: Gauge
+    checkpoints: Gauge
+    checkpoint_writes: Counter
+    checkpoint_replayed: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, namespace: str, model_version: str) -> Metrics:
@@ -85,4 +90,28 @@ class Metrics:
                 registry=registry,
             ),
             users=Gauge("personalize_users", "Users with state in this worker.", registry=registry),
+            checkpoint_age=Gauge(
+                "personalize_checkpoint_age_seconds",
+                "Seconds since the model state was last checkpointed (or restored); -1 before either.",
+                registry=registry,
+            ),
+            checkpoint_bytes=Gauge(
+                "personalize_checkpoint_bytes", "Size of the newest model checkpoint file.", registry=registry
+            ),
+            checkpoints=Gauge(
+                "personalize_checkpoints", "Model checkpoint files kept on disk.", registry=registry
+            ),
+            checkpoint_writes=Counter(
+                "personalize_checkpoint_writes",
+                "Model checkpoints attempted, by outcome (written, failed).",
+                ["outcome"],
+                registry=registry,
+            ),
+            checkpoint_replayed=Counter(
+                "personalize_checkpoint_replayed",
+                "Records re-read after a restore to bring the model up to the profile table, by topic kind "
+                "(events, items); learned into the model only.",
+                ["topic"],
+                registry=registry,
+            ),
         )

@@ -87,6 +87,16 @@ class Settings(BaseSettings):
     drift_decay: float = Field(0.5, ge=0.0, le=1.0)
     drift_explore_slots: int = Field(3, ge=0, le=100)
     drift_cooldown_events: int = Field(2000, ge=1, le=10_000_000)
+    #: Model checkpoints (README, "Checkpoints"): the worker writes one after this many learned records
+    #: or this many seconds (0 turns a trigger off; both are checked every second) and on a clean
+    #: shutdown, keeps the newest ``checkpoint_keep`` in ``<checkpoint_dir>/<namespace>`` (default
+    #: ``checkpoint_dir``: ``<stack_dir>/checkpoints``) and on start restores the newest one of its
+    #: model version.
+    checkpoint_enabled: bool = True
+    checkpoint_dir: Path | None = None
+    checkpoint_every_events: int = Field(20_000, ge=0, le=100_000_000)
+    checkpoint_every_s: float = Field(60.0, ge=0.0, le=86_400.0)
+    checkpoint_keep: int = Field(3, ge=1, le=1000)
 
     @field_validator("api_key_hashes", mode="before")
     @classmethod
@@ -104,6 +114,15 @@ class Settings(BaseSettings):
     def redis(self) -> str:
         """Redis URL: ``redis_url`` or the local stack's server."""
         return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def checkpoint_folder(self) -> Path:
+        """Where this namespace's model checkpoints live (one folder per namespace).
+
+        >>> Settings(namespace="shop").checkpoint_folder
+        PosixPath('.stack/checkpoints/shop')
+        """
+        return (self.checkpoint_dir or self.stack_dir / "checkpoints") / self.namespace
 
     @property
     def app_id(self) -> str:

@@ -14,6 +14,7 @@ __all__ = [
     "MetaField",
     "PolicyField",
     "PreferenceKind",
+    "WorkerField",
     "drift",
     "experiment",
     "experiment_users",
@@ -46,6 +47,19 @@ class MetaField(StrEnum):
     LAST_EVENT_TS = "last_event_ts"
     MODEL_VERSION = "model_version"
     EVENTS_SEEN = "events_seen"
+
+
+class WorkerField(StrEnum):
+    """Fields of a worker's heartbeat hash (see `worker`)."""
+
+    PID = "pid"
+    STARTED_MS = "started_ms"
+    BEAT_MS = "beat_ms"
+    MODEL_VERSION = "model_version"
+    EVENTS = "events"
+    ITEMS = "items"
+    #: When the worker's model state was last checkpointed or restored (epoch ms); 0 before either.
+    CHECKPOINT_MS = "checkpoint_ms"
 
 
 class PolicyField(StrEnum):

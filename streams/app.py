@@ -9,26 +9,36 @@ from __future__ import annotations
 
 __all__ = ["create_app"]
 
+import logging
+import time
 from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry
 
+from engine.checkpoint_store import Checkpoint, CheckpointStore
 from engine.metrics import Metrics
 from engine.quality_metrics import QualityMetrics
 from engine.redis_store import RedisStore
 from engine.settings import Settings
-from models.recommender import MODEL_VERSION, HybridRecommender
+from models.recommender import MODEL_VERSION
 from streams import codecs
-from streams.gaps import GapReader, OffsetGuard, is_control
+from streams.catchup import CatchUp
+from streams.checkpointer import Checkpointer, model_from
+from streams.gaps import CONTROL_HEADER, GapReader, OffsetGuard, is_control
 from streams.heartbeat import HEARTBEAT_S, Heartbeat
 from streams.pipeline import Pipeline
 from streams.quality import Quality
 from streams.rewards import add_reward_agents
 
+log = logging.getLogger(__name__)
 
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> tuple[faust.App, Pipeline]:
-    """A ready-to-run Faust app and the pipeline behind its agents."""
+
+def create_app(
+    settings: Settings, registry: CollectorRegistry | None = None, restored: Checkpoint | None = None
+) -> tuple[faust.App, Pipeline]:
+    """A ready-to-run Faust app and the pipeline behind its agents; its model is ``restored``'s if given
+    (see `streams.checkpointer.restore`)."""
     codecs.register()
     app = faust.App(
         settings.app_id,
@@ -56,7 +66,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     registry = registry or CollectorRegistry()
     metrics = Metrics.create(registry, settings.namespace, MODEL_VERSION)
-    model = HybridRecommender()
+    model = model_from(restored)
     store = RedisStore.from_url(settings.redis, settings.namespace)
     quality_metrics = QualityMetrics.create(registry)
     pipeline = Pipeline(
@@ -70,32 +80,66 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         quality=Quality(model=model, store=store, metrics=quality_metrics, send=send, settings=settings),
     )
 
+    checkpointer = Checkpointer(
+        model=model,
+        store=CheckpointStore(settings.checkpoint_folder, settings.namespace, settings.checkpoint_keep),
+        metrics=metrics,
+        settings=settings,
+        flush=lambda: app.producer.flush(),
+        restored=restored,
+    )
+    pipeline.learned = checkpointer.learned
+
     async def process(partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        learn = catchup.should_learn(partition, offset)
         await pipeline.consume_event(
-            value, key, profiles, topic=settings.events_topic, partition=partition, offset=offset
+            value, key, profiles, topic=settings.events_topic, partition=partition, offset=offset, learn=learn
         )
+        checkpointer.advance(settings.events_topic, partition, offset + 1)
 
     guard = OffsetGuard(
         GapReader(settings.bootstrap, settings.events_topic, settings.app_id), profiles, process, metrics
     )
 
+    async def nudge(topic: str, partition: int) -> None:
+        await app.send(
+            topic, key=None, value=b"", partition=partition, headers=[(CONTROL_HEADER, b"catch-up")]
+        )
+
+    catchup = CatchUp(
+        checkpointer=checkpointer,
+        pipeline=pipeline,
+        guard=guard,
+        events_reader=GapReader(settings.bootstrap, settings.events_topic, settings.app_id),
+        items_reader=GapReader(settings.bootstrap, settings.items_topic, settings.app_id),
+        metrics=metrics,
+        nudge=nudge,
+    )
+
     async def consume_events(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            await guard.on_message(
-                message.partition, message.offset, event.key, event.value, is_control(message.headers)
-            )
+            # One record at a time under the lock: a checkpoint never sees half a record's effects.
+            async with checkpointer.lock:
+                await catchup.events(message.partition, profiles)
+                await guard.on_message(
+                    message.partition, message.offset, event.key, event.value, is_control(message.headers)
+                )
 
     async def consume_items(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            await pipeline.consume_item(
-                event.value,
-                event.key,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-            )
+            async with checkpointer.lock:
+                if not await catchup.items(message.partition, message.offset):
+                    continue  # the restored model holds this catalog record already
+                await pipeline.consume_item(
+                    event.value,
+                    event.key,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                )
+                checkpointer.advance(settings.items_topic, message.partition, message.offset + 1)
 
     app.agent(events_topic, name="events")(consume_events)
     app.agent(items_topic, name="items")(consume_items)
@@ -105,4 +149,20 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     heartbeat.lag = quality_metrics.lag
     app.timer(interval=HEARTBEAT_S)(heartbeat)
     app.on_before_shutdown.connect(heartbeat.farewell)
+    heartbeat.checkpointer = checkpointer
+
+    async def checkpoint_tick() -> None:
+        try:
+            owned = app.consumer.assignment()
+            events = [tp.partition for tp in owned if tp.topic == settings.events_topic]
+            await catchup.nudge_pending(events, time.monotonic())
+            await catchup.items_tail(tp.partition for tp in owned if tp.topic == settings.items_topic)
+            await checkpointer.tick()
+        except Exception:  # noqa: BLE001 - a failed round must not stop the timer; the next one retries
+            log.exception("checkpoint timer failed")
+
+    if settings.checkpoint_enabled:
+        app.timer(interval=1.0)(checkpoint_tick)
+        app.on_before_shutdown.connect(checkpointer.close)
+    app.on_before_shutdown.connect(catchup.close)
     return app, pipeline

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 import redis.exceptions
@@ -21,7 +21,11 @@ from prometheus_client import Gauge
 from engine.metrics import OUTCOMES, Metrics
 from engine.redis_store import RedisStore
 from models.recommender import MODEL_VERSION
+from schemas.keys import WorkerField
 from streams.gaps import CONTROL_HEADER, OffsetGuard, offset_key
+
+if TYPE_CHECKING:
+    from streams.checkpointer import Checkpointer
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,8 @@ class Heartbeat:
         self.started_ms = time.time_ns() // 1_000_000
         #: ``personalize_consumer_lag{partition}``, set each beat when the app wires it.
         self.lag: Gauge | None = None
+        #: Source of ``checkpoint_ms``, set when the app wires checkpoints.
+        self.checkpointer: Checkpointer | None = None
         self._lagging: set[int] = set()
 
     def processed(self) -> int:
@@ -64,13 +70,15 @@ class Heartbeat:
         self.metrics.users.set(
             len(self.profiles) - sum(offset_key(p) in self.profiles for p in self._partitions())
         )
+        checkpoint_ms = self.checkpointer.last_ms if self.checkpointer is not None else None
         fields: dict[str, int | str] = {
-            "pid": os.getpid(),
-            "started_ms": self.started_ms,
-            "beat_ms": time.time_ns() // 1_000_000,
-            "model_version": MODEL_VERSION,
-            "events": self.processed(),
-            "items": int(self.metrics.registry.get_sample_value("personalize_items_total") or 0),
+            WorkerField.PID: os.getpid(),
+            WorkerField.STARTED_MS: self.started_ms,
+            WorkerField.BEAT_MS: time.time_ns() // 1_000_000,
+            WorkerField.MODEL_VERSION: MODEL_VERSION,
+            WorkerField.EVENTS: self.processed(),
+            WorkerField.ITEMS: int(self.metrics.registry.get_sample_value("personalize_items_total") or 0),
+            WorkerField.CHECKPOINT_MS: checkpoint_ms or 0,
         }
         try:
             await self.store.heartbeat(self.worker_id, fields, ttl_s=int(HEARTBEAT_S * 5))

@@ -1,0 +1,182 @@
+"""The worker's model checkpoints: restore the newest on start, write one regularly and on a clean shutdown.
+
+The agents hold `Checkpointer.lock` around each record, so a snapshot (the pickled model plus the offsets
+it reflects) is taken between records, never halfway through one. Files: `engine.checkpoint_store`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LEARNED_IDS", "Checkpointer", "model_from", "restore"]
+
+import asyncio
+import copy
+import logging
+import pickle
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from engine.checkpoint_store import Checkpoint, CheckpointInfo, CheckpointStore, Offsets
+from engine.metrics import Metrics
+from engine.settings import Settings
+from models.recommender import MODEL_VERSION, HybridRecommender, warm_up
+from schemas.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+#: Event ids the model learned most recently, kept in the checkpoint: after a restore, a record replayed
+#: from Kafka whose id is among them was a duplicate the first time too and is not learned again.
+LEARNED_IDS = 50_000
+
+
+def _state(checkpoint: Checkpoint) -> tuple[HybridRecommender, list[str]] | None:
+    state = checkpoint.state
+    model = state.get("model") if isinstance(state, dict) else None
+    if not isinstance(model, HybridRecommender) or model.version != MODEL_VERSION:
+        return None
+    return model, [str(i) for i in state.get("learned_ids", [])]
+
+
+def model_from(restored: Checkpoint | None) -> HybridRecommender:
+    """The restored model (kernels warmed, as a new model's are), or a new one."""
+    state = _state(restored) if restored is not None else None
+    if state is None:
+        return HybridRecommender()
+    warm_up()
+    return state[0]
+
+
+async def restore(settings: Settings, say: Callable[[str], None] = log.info) -> Checkpoint | None:
+    """The newest usable checkpoint of the namespace for this model version, or None (a fresh model).
+
+    Checkpoints of another format or model version are refused with a log line each, never raised.
+    """
+    if not settings.checkpoint_enabled:
+        return None
+    store = CheckpointStore(settings.checkpoint_folder, settings.namespace, settings.checkpoint_keep)
+    found = await store.anewest(MODEL_VERSION)
+    if found is not None and _state(found) is None:
+        log.warning("refusing checkpoint %s: it holds no %s model", found.info.path, MODEL_VERSION)
+        found = None
+    if found is None:
+        say(f"no usable {MODEL_VERSION} checkpoint in {store.folder}: starting with an empty model")
+        return None
+    age_s = time.time() - found.info.created_ms / 1000
+    say(f"restored model state from {found.info.path} ({found.info.size_bytes} bytes, {age_s:.0f} s old)")
+    return found
+
+
+class Checkpointer:
+    """Tracks which input offsets the model holds, and checkpoints model and offsets together."""
+
+    def __init__(
+        self,
+        *,
+        model: HybridRecommender,
+        store: CheckpointStore,
+        metrics: Metrics,
+        settings: Settings,
+        flush: Callable[[], Awaitable[None]],
+        restored: Checkpoint | None = None,
+    ) -> None:
+        self.model = model
+        self.store = store
+        self.metrics = metrics
+        self.enabled = settings.checkpoint_enabled
+        self.every_events = settings.checkpoint_every_events
+        self.every_s = settings.checkpoint_every_s
+        #: Flushes the Kafka producer: the profile table's changelog must hold what a checkpoint relies on.
+        self.flush = flush
+        #: Held by the agents around each record and by `checkpoint` while it pickles.
+        self.lock = asyncio.Lock()
+        self._writing = asyncio.Lock()
+        #: Whether the model came from a checkpoint (decides where an unknown partition starts).
+        self.restored = restored is not None
+        self.offsets: Offsets = copy.deepcopy(restored.info.offsets) if restored else {}
+        state = _state(restored) if restored else None
+        self._learned_ids: dict[str, None] = dict.fromkeys(state[1] if state else [])
+        #: Records whose effect the model took since the last checkpoint.
+        self.pending = 0
+        #: When the state of the model was last checkpointed or restored (epoch ms), None before either.
+        self.last_ms: int | None = restored.info.created_ms if restored else None
+        self._last_at = time.monotonic()
+        metrics.checkpoint_age.set(-1)
+        if restored:
+            metrics.checkpoint_bytes.set(restored.info.size_bytes)
+
+    # -- what the model holds -------------------------------------------------------------------
+
+    def position(self, topic: str, partition: int) -> int | None:
+        """The next offset of the partition whose effect the model does not hold (None: unknown)."""
+        return self.offsets.get(topic, {}).get(partition)
+
+    def advance(self, topic: str, partition: int, next_offset: int, records: int = 1) -> None:
+        """The model holds the partition up to ``next_offset`` (exclusive)."""
+        parts = self.offsets.setdefault(topic, {})
+        parts[partition] = max(parts.get(partition, next_offset), next_offset)
+        self.pending += records
+
+    def learned(self, event_id: str) -> None:
+        """Remember an event id the model learned (`Pipeline.learned`)."""
+        ids = self._learned_ids
+        ids.pop(event_id, None)
+        ids[event_id] = None
+        if len(ids) > LEARNED_IDS:
+            del ids[next(iter(ids))]
+
+    def known(self, event_id: str) -> bool:
+        """Whether the model learned this event id recently (so a replayed copy is a duplicate)."""
+        return event_id in self._learned_ids
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def due(self) -> bool:
+        if not self.enabled or not self.pending:
+            return False
+        if self.every_events and self.pending >= self.every_events:
+            return True
+        return bool(self.every_s) and time.monotonic() - self._last_at >= self.every_s
+
+    async def tick(self) -> None:
+        """Every second: refresh the age metric, checkpoint when due."""
+        if self.last_ms is not None:
+            self.metrics.checkpoint_age.set(max(0.0, time.time() - self.last_ms / 1000))
+        if self.due():
+            await self.checkpoint()
+
+    async def checkpoint(self) -> CheckpointInfo | None:
+        """Snapshot model and offsets between two records, flush the changelog, write the file, prune.
+
+        A failure is logged and counted, never raised: the worker goes on and tries again when due.
+        """
+        async with self._writing:
+            async with self.lock:
+                state: dict[str, Any] = {"model": self.model, "learned_ids": list(self._learned_ids)}
+                payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+                offsets = copy.deepcopy(self.offsets)
+                taken, self.pending = self.pending, 0
+                self._last_at = time.monotonic()
+            try:
+                await self.flush()
+                info = await self.store.awrite_payload(payload, model_version=MODEL_VERSION, offsets=offsets)
+                await self.store.aprune()
+                kept = len(await asyncio.to_thread(self.store.paths))
+            except (CheckpointError, OSError, RuntimeError) as exc:
+                log.error("model checkpoint failed: %s", exc)
+                self.metrics.checkpoint_writes.labels(outcome="failed").inc()
+                self.pending += taken
+                return None
+        self.last_ms = info.created_ms
+        self.metrics.checkpoint_writes.labels(outcome="written").inc()
+        self.metrics.checkpoint_bytes.set(info.size_bytes)
+        self.metrics.checkpoints.set(kept)
+        self.metrics.checkpoint_age.set(0)
+        log.info(
+            "model checkpoint %s: %d bytes, %d records since the last", info.path, info.size_bytes, taken
+        )
+        return info
+
+    async def close(self, *_args: Any, **_kwargs: Any) -> None:
+        """On a clean shutdown: checkpoint whatever the model took since the last checkpoint."""
+        if self.enabled and self.pending:
+            await self.checkpoint()

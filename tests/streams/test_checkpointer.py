@@ -1,0 +1,228 @@
+"""Checkpoint, crash, restore, catch up: the model ends as if it had never stopped (no Kafka, no Redis)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from engine.checkpoint_store import CheckpointStore
+from engine.metrics import Metrics
+from engine.redis_store import RedisStore
+from engine.settings import Settings
+from models.recommender import MODEL_VERSION, HybridRecommender
+from schemas.events import Event, ItemRecord, encode
+from streams.catchup import CatchUp
+from streams.checkpointer import Checkpointer, model_from, restore
+from streams.gaps import GapReader, OffsetGuard, Record
+from streams.pipeline import Pipeline
+from tests.streams.model_state import differences
+from tests.streams.test_gaps import FakeReader
+from tests.streams.test_pipeline import FakeStore
+
+EVENTS, ITEMS = "p13n.t.events", "p13n.t.items"
+TS = 1_700_000_000_000
+
+
+def raw_event(n: int, event_id: str | None = None) -> bytes:
+    user = f"u{n % 3}"
+    item = f"i{(n * 5) % 9}"
+    return encode(Event(event_id=event_id or f"e{n}", user_id=user, item_id=item, type="click", ts=TS + n))
+
+
+def key_of(raw: bytes) -> bytes:
+    return b"u" + raw.split(b'"user_id":"u', 1)[1].split(b'"', 1)[0]
+
+
+class KeyedReader(FakeReader):
+    """FakeReader whose records carry their user id as the key, as producers send them."""
+
+    def __init__(self, values: list[bytes], topic: str) -> None:
+        super().__init__(values)
+        self.topic = topic
+
+    async def read(self, partition: int, start: int, end: int) -> list[Record]:
+        records = await super().read(partition, start, end)
+        return [Record(r.offset, key_of(r.value or b""), r.value, r.control) for r in records]
+
+
+class Worker:
+    """The app's wiring of guard, pipeline, checkpointer and catch-up over one events partition."""
+
+    def __init__(self, folder: Path, log: list[bytes], profiles: dict[str, Any], restored: bool) -> None:
+        settings = Settings(namespace="t", checkpoint_every_events=0, checkpoint_every_s=0)
+        self.store = CheckpointStore(folder, "t")
+        checkpoint = self.store.newest(MODEL_VERSION) if restored else None
+        self.model = model_from(checkpoint)
+        if checkpoint is None:
+            for n in range(9):
+                self.model.learn_item(ItemRecord(item_id=f"i{n}", categories=(f"c{n % 3}",)))
+        self.metrics = Metrics.create(CollectorRegistry(), "t", MODEL_VERSION)
+
+        async def send(topic: str, key: bytes | None, value: bytes) -> None:
+            return None
+
+        async def flush() -> None:
+            return None
+
+        self.pipeline = Pipeline(
+            model=self.model, store=cast(RedisStore, FakeStore()), metrics=self.metrics, send=send,
+            events_topic=EVENTS, dead_letter_topic="dead", top_n=5,
+        )  # fmt: skip
+        self.checkpointer = Checkpointer(
+            model=self.model, store=self.store, metrics=self.metrics, settings=settings, flush=flush,
+            restored=checkpoint,
+        )  # fmt: skip
+        self.pipeline.learned = self.checkpointer.learned
+        self.profiles = profiles
+        reader = KeyedReader(log, EVENTS)
+        self.guard = OffsetGuard(cast(GapReader, reader), profiles, self.process, self.metrics)
+        self.catchup = CatchUp(
+            checkpointer=self.checkpointer, pipeline=self.pipeline, guard=self.guard,
+            events_reader=cast(GapReader, reader), items_reader=cast(GapReader, KeyedReader([], ITEMS)),
+            metrics=self.metrics, nudge=send_nothing,
+        )  # fmt: skip
+
+    async def process(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        learn = self.catchup.should_learn(partition, offset)
+        await self.pipeline.consume_event(
+            value, key, self.profiles, topic=EVENTS, partition=partition, offset=offset, learn=learn
+        )
+        self.checkpointer.advance(EVENTS, partition, offset + 1)
+
+    async def on_message(self, offset: int, raw: bytes) -> None:
+        async with self.checkpointer.lock:
+            await self.catchup.events(0, self.profiles)
+            await self.guard.on_message(0, offset, key_of(raw), raw, control=False)
+
+
+async def send_nothing(topic: str, partition: int) -> None:
+    return None
+
+
+def history() -> list[bytes]:
+    log = [raw_event(n) for n in range(12)]
+    log[8] = raw_event(2)  # a client's retry of offset 2, after the checkpoint: a duplicate both times
+    return log
+
+
+async def test_events_after_the_checkpoint_are_learned_once_after_a_restore(tmp_path: Path) -> None:
+    log = history()
+    profiles: dict[str, Any] = {}
+    first = Worker(tmp_path, log, profiles, restored=False)
+    for offset in range(5):
+        await first.on_message(offset, log[offset])
+    info = await first.checkpointer.checkpoint()
+    assert info is not None and info.offsets == {EVENTS: {0: 5}}
+    for offset in range(5, 10):
+        await first.on_message(offset, log[offset])
+    assert first.metrics.registry.get_sample_value("personalize_events_total", {"outcome": "duplicate"}) == 1
+
+    # Crash: no checkpoint after offset 9; the profile table (changelog) holds everything up to 10.
+    second = Worker(tmp_path, log, copy.deepcopy(profiles), restored=True)
+    assert second.model is not first.model
+    users = ["u0", "u1", "u2"]
+    assert differences(second.model, first.model, users, TS) != []  # it misses offsets 5..9 ...
+    for offset in (8, 9, 10, 11):  # ... Faust redelivers two of them, then new ones come
+        await second.on_message(offset, log[offset])
+        await first.on_message(offset, log[offset])
+    assert differences(second.model, first.model, users, TS) == []
+    replayed = second.metrics.registry.get_sample_value(
+        "personalize_checkpoint_replayed_total", {"topic": "events"}
+    )
+    assert replayed == 5
+    assert second.checkpointer.position(EVENTS, 0) == 12
+
+
+async def test_records_the_checkpoint_holds_but_the_profiles_lost_update_profiles_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = history()
+    profiles: dict[str, Any] = {}
+    first = Worker(tmp_path, log, profiles, restored=False)
+    for offset in range(6):
+        await first.on_message(offset, log[offset])
+    before_crash = dict(profiles)  # what the changelog had flushed
+    for offset in range(6, 8):
+        await first.on_message(offset, log[offset])
+    await first.checkpointer.checkpoint()
+
+    lost = copy.deepcopy(before_crash)
+    second = Worker(tmp_path, log, lost, restored=True)
+    with caplog.at_level(logging.WARNING):
+        for offset in range(6, 10):
+            await second.on_message(offset, log[offset])
+    for offset in range(8, 10):
+        await first.on_message(offset, log[offset])
+    assert "update profiles only" in caplog.text
+    assert lost == profiles
+    assert differences(second.model, first.model, ["u0", "u1", "u2"], TS) == []
+
+
+async def test_catalog_records_after_the_checkpoint_are_applied_again_in_order(tmp_path: Path) -> None:
+    items = [encode(ItemRecord(item_id=f"n{n}", categories=("c1",))) for n in range(5)]
+    first = Worker(tmp_path, [], {}, restored=False)
+    for offset in range(2):
+        first.pipeline.apply_item(items[offset])
+        first.checkpointer.advance(ITEMS, 1, offset + 1)
+    await first.checkpointer.checkpoint()
+
+    second = Worker(tmp_path, [], {}, restored=True)
+    reader = FakeReader(items)
+    reader.topic = ITEMS  # catalog records: the key does not matter
+    second.catchup.items_reader = cast(GapReader, reader)
+    assert await second.catchup.items(1, 1) is False  # redelivered: the model has it
+    await second.catchup.items_tail([1])  # idle partition: the timer applies 2..4
+    assert second.checkpointer.position(ITEMS, 1) == 5
+    catalog = {item for item, _ in second.model.popular(50)}
+    assert {"n0", "n1", "n2", "n3", "n4"} <= catalog
+    assert "n4" not in {item for item, _ in first.model.popular(50)}
+    assert reader.reads == [(2, 5)]
+
+
+async def test_checkpoints_are_due_by_count_or_time_and_written_on_shutdown(tmp_path: Path) -> None:
+    worker = Worker(tmp_path, [], {}, restored=False)
+    cp = worker.checkpointer
+    cp.enabled, cp.every_events, cp.every_s = True, 3, 0
+    cp.advance(EVENTS, 0, 1, records=2)
+    assert not cp.due()
+    cp.advance(EVENTS, 0, 2)
+    assert cp.due()
+    await cp.tick()
+    assert len(worker.store.paths()) == 1 and cp.pending == 0 and cp.last_ms is not None
+    get = worker.metrics.registry.get_sample_value
+    assert get("personalize_checkpoint_writes_total", {"outcome": "written"}) == 1
+    assert get("personalize_checkpoints") == 1 and (get("personalize_checkpoint_bytes") or 0) > 1000
+    await cp.close()
+    assert len(worker.store.paths()) == 1  # nothing new since: no second file
+    cp.advance(EVENTS, 0, 3)
+
+    async def broken() -> None:
+        raise RuntimeError("producer gone")
+
+    cp.flush = broken
+    await cp.close()
+    assert get("personalize_checkpoint_writes_total", {"outcome": "failed"}) == 1 and cp.pending == 1
+
+
+async def test_restore_refuses_a_checkpoint_without_a_model_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(namespace="t", checkpoint_dir=tmp_path)
+    CheckpointStore(settings.checkpoint_folder, "t").write(
+        {"model": "?"}, model_version=MODEL_VERSION, offsets={}
+    )
+    said: list[str] = []
+    with caplog.at_level(logging.WARNING):
+        assert await restore(settings, said.append) is None
+    assert "holds no" in caplog.text and "empty model" in said[0]
+    good = HybridRecommender(seed=2)
+    CheckpointStore(settings.checkpoint_folder, "t").write(
+        {"model": good, "learned_ids": ["a"]}, model_version=MODEL_VERSION, offsets={}
+    )
+    found = await restore(settings, said.append)
+    assert found is not None and "restored model state" in said[-1]
