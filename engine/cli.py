@@ -25,8 +25,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from engine import checkpoint_cli, stack, workers
 from engine import produce as producing
-from engine import stack, workers
 from engine.redis_store import RedisStore
 from engine.settings import Settings, load
 from schemas.errors import PersonalizeError
@@ -38,6 +38,7 @@ api_key_app = typer.Typer(no_args_is_help=True, help="API keys of the HTTP API."
 app.add_typer(api_key_app, name="api-key")
 experiments_app = typer.Typer(no_args_is_help=True, help="A/B experiments of rank/reward.")
 app.add_typer(experiments_app, name="experiments")
+app.add_typer(checkpoint_cli.app, name="checkpoint")
 err = Console(stderr=True)
 
 
@@ -82,12 +83,14 @@ def worker() -> None:
     from prometheus_client import CollectorRegistry, start_http_server
 
     from streams.app import create_app
+    from streams.checkpointer import restore
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(producing.ensure_engine_topics(settings))
+    restored = loop.run_until_complete(restore(settings, say=lambda m: err.print(f"[dim]{m}[/]")))
     registry = CollectorRegistry()
-    faust_app, _ = create_app(settings, registry)
+    faust_app, _ = create_app(settings, registry, restored)
     workers.register(settings)
     if settings.metrics_port:
         try:
