@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -c 'import models.recommender as m; m.warm_up()'  # compiles the numba kernels once (~20 s)
 	touch $@
 
-# redis-server and promtool (package prometheus) from Debian when missing (as root); Java 17 and Maven are needed for the Kafka jars.
+# redis-server, promtool (package prometheus), chromium and chromedriver from Debian when missing (as root); Java 17 and Maven are needed for the Kafka jars.
 system-deps:
 	@command -v redis-server >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -26,6 +26,11 @@ system-deps:
 	    echo "installing promtool (apt-get prometheus; tests check deploy/prometheus with it)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	  else echo "promtool is missing: sudo apt-get install prometheus"; exit 1; fi; }
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium and chromium-driver (apt-get; tests drive the dashboard page headless)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "chromium is missing: sudo apt-get install chromium chromium-driver"; exit 1; fi; }
 	@command -v java >/dev/null || { echo "Java 17+ is missing: apt-get install openjdk-17-jre-headless"; exit 1; }
 	@command -v mvn >/dev/null || { echo "Maven is missing: apt-get install maven"; exit 1; }
 

@@ -16,8 +16,8 @@
       unit: "events/s",
       dashed: ["consumed/s"],
       series: (p) => ({
-        "consumed/s": p.consumed_per_s,
         "learned/s": p.learned_per_s,
+        "consumed/s": p.consumed_per_s,
         "dead letters/s": p.dead_letters_per_s,
       }),
     },
