@@ -52,6 +52,7 @@ class CatchUp:
         self.metrics = metrics
         self.nudge = nudge
         self._events_done: set[int] = set()
+        self._items_seen: set[int] = set()
         self._nudged: dict[int, float] = {}
 
     # -- events: called by the events agent, under the checkpointer's lock, after table recovery ----
@@ -96,7 +97,7 @@ class CatchUp:
 
         read = await self._replay(self.events_reader, partition, start, end, relearn)
         self.metrics.checkpoint_replayed.labels(topic="events").inc(read)
-        log.warning(
+        (log.warning if read else log.debug)(
             "%s[%d]: replayed offsets %d..%d into the restored model: %s",
             self.events_reader.topic, partition, start, end - 1, outcomes,
         )  # fmt: skip
@@ -109,6 +110,7 @@ class CatchUp:
         Returns False when the model already holds ``offset`` (it is older than the checkpoint's offset).
         """
         topic = self.items_reader.topic
+        self._items_seen.add(partition)
         start = self.checkpointer.position(topic, partition)
         if start is None:
             if not self.checkpointer.restored:
@@ -119,11 +121,13 @@ class CatchUp:
         return offset >= start
 
     async def items_tail(self, partitions: Iterable[int]) -> None:
-        """From the timer: catalog records of idle partitions after the checkpoint (the agent may never
-        see them: the consumer resumes after them)."""
+        """From the timer, once per partition after a restore: catalog records after the checkpoint's
+        offset that the agent will not see (the consumer resumes after them) are applied up to the tail.
+        From then on the agent goes on in order."""
+        if not self.checkpointer.restored:
+            return
         for partition in partitions:
-            start = self.checkpointer.position(self.items_reader.topic, partition)
-            if start is None and not self.checkpointer.restored:
+            if partition in self._items_seen:
                 continue
             _, high = await self.items_reader.watermarks(partition)
             async with self.checkpointer.lock:
@@ -140,7 +144,7 @@ class CatchUp:
 
         read = await self._replay(self.items_reader, partition, start, end, apply)
         self.metrics.checkpoint_replayed.labels(topic="items").inc(read)
-        log.warning(
+        (log.warning if read else log.debug)(
             "%s[%d]: applied catalog offsets %d..%d again", self.items_reader.topic, partition, start, end - 1
         )
 
@@ -149,7 +153,8 @@ class CatchUp:
     async def _replay(
         self, reader: GapReader, partition: int, start: int, end: int, handle: Callable[[Record], None]
     ) -> int:
-        """Read ``start <= offset < end`` in chunks and hand each record over; returns records read."""
+        """Read ``start <= offset < end`` in chunks and hand each record over (control records skipped);
+        returns how many were handed over."""
         low, _ = await reader.watermarks(partition)
         if low > start:
             log.error(
@@ -167,13 +172,13 @@ class CatchUp:
                     "%s[%d]: could not re-read offsets %d..%d", reader.topic, partition, first, last
                 )
                 records = []
-            for n, record in enumerate(records):
-                if not record.control:
-                    handle(record)
+            handled = [record for record in records if not record.control]
+            for n, record in enumerate(handled):
+                handle(record)
                 if n % 100 == 99:
                     await asyncio.sleep(0)  # learning is CPU work: let Kafka heartbeats and timers run
-            read += len(records)
-            self.checkpointer.advance(reader.topic, partition, last, records=len(records))
+            read += len(handled)
+            self.checkpointer.advance(reader.topic, partition, last, records=len(handled))
         self.checkpointer.advance(reader.topic, partition, end, records=0)
         return read
 

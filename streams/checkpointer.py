@@ -6,7 +6,7 @@ it reflects) is taken between records, never halfway through one. Files: `engine
 
 from __future__ import annotations
 
-__all__ = ["LEARNED_IDS", "Checkpointer", "model_from", "restore"]
+__all__ = ["LEARNED_IDS", "Checkpointer", "learned_key", "model_from", "restore"]
 
 import asyncio
 import copy
@@ -24,9 +24,14 @@ from schemas.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
-#: Event ids the model learned most recently, kept in the checkpoint: after a restore, a record replayed
-#: from Kafka whose id is among them was a duplicate the first time too and is not learned again.
+#: Events (user, event id) the model learned most recently, kept in the checkpoint: after a restore, a
+#: record replayed from Kafka that is among them was a duplicate the first time too: not learned again.
 LEARNED_IDS = 50_000
+
+
+def learned_key(user_id: str, event_id: str) -> str:
+    """How a learned event is remembered: per user, as the profiles deduplicate (NUL is in neither id)."""
+    return f"{user_id}\x00{event_id}"
 
 
 def _state(checkpoint: Checkpoint) -> tuple[HybridRecommender, list[str]] | None:
@@ -116,17 +121,17 @@ class Checkpointer:
         parts[partition] = max(parts.get(partition, next_offset), next_offset)
         self.pending += records
 
-    def learned(self, event_id: str) -> None:
-        """Remember an event id the model learned (`Pipeline.learned`)."""
-        ids = self._learned_ids
-        ids.pop(event_id, None)
-        ids[event_id] = None
+    def learned(self, user_id: str, event_id: str) -> None:
+        """Remember an event the model learned (`Pipeline.learned`)."""
+        ids, key = self._learned_ids, learned_key(user_id, event_id)
+        ids.pop(key, None)
+        ids[key] = None
         if len(ids) > LEARNED_IDS:
             del ids[next(iter(ids))]
 
-    def known(self, event_id: str) -> bool:
-        """Whether the model learned this event id recently (so a replayed copy is a duplicate)."""
-        return event_id in self._learned_ids
+    def known(self, user_id: str, event_id: str) -> bool:
+        """Whether the model learned this event of the user recently (so a replayed copy is a duplicate)."""
+        return learned_key(user_id, event_id) in self._learned_ids
 
     # -- writing --------------------------------------------------------------------------------
 

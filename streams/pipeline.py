@@ -63,8 +63,8 @@ class Pipeline:
         self.top_n = top_n
         #: Prequential HR@k and drift detection (streams/quality.py); None in tests that don't need it.
         self.quality = quality
-        #: Called with the id of every event the model learns (the checkpointer remembers recent ones).
-        self.learned: Callable[[str], None] = lambda _event_id: None
+        #: Called with (user_id, event_id) of every event the model learns (the checkpointer keeps them).
+        self.learned: Callable[[str, str], None] = lambda _user_id, _event_id: None
 
     async def dead_letter(
         self,
@@ -164,7 +164,7 @@ class Pipeline:
             if self.quality is not None:
                 await self.quality.before_learn(event, profile)
             self.model.learn_one(event, profile)
-            self.learned(event.event_id)
+            self.learned(event.user_id, event.event_id)
         profile.observe(event, self.model.signal(event))
         profiles[event.user_id] = profile.to_dict()
         await self._publish(event, profile)
@@ -194,7 +194,7 @@ class Pipeline:
             return "duplicate"
         profile = self._apply_user_record(record, profile, learn=learn)
         if learn:
-            self.learned(record.event_id)
+            self.learned(record.user_id, record.event_id)
         if isinstance(record, ErasureRecord):
             profiles.pop(user, None)
             self.metrics.events.labels(outcome="erased").inc()
@@ -232,12 +232,15 @@ class Pipeline:
             profile.observe(event, self.model.signal(event))
         return profile
 
-    def relearn(self, raw: bytes, key: bytes | None, profiles: Profiles, known: Callable[[str], bool]) -> str:
+    def relearn(
+        self, raw: bytes, key: bytes | None, profiles: Profiles, known: Callable[[str, str], bool]
+    ) -> str:
         """Model-only replay of an events record the profile table already counts (after a restore).
 
         The model learns it as the worker did the first time: not if it was re-keyed, invalid, or an
-        ``event_id`` for which ``known`` is true (learned before). Profiles, Redis and the drift monitors
-        are left alone. Returns the outcome (``learned``, ``duplicate``, ``rekeyed``, ``invalid``).
+        event for which ``known(user_id, event_id)`` is true (learned before). Profiles, Redis and the
+        drift monitors are left alone. Returns the outcome (``learned``, ``duplicate``, ``rekeyed``,
+        ``invalid``).
         """
         try:
             decoded = decode_object(raw)
@@ -250,7 +253,7 @@ class Pipeline:
             return "invalid"  # dead-lettered the first time
         if key is None or key.decode("utf-8", "replace") != record.user_id:
             return "rekeyed"
-        if known(record.event_id):
+        if known(record.user_id, record.event_id):
             return "duplicate"
         stored = profiles.get(record.user_id)  # read only: a scratch copy is what gets observed
         profile = UserProfile.from_dict(stored) if stored is not None else UserProfile(record.user_id)
@@ -258,7 +261,7 @@ class Pipeline:
             self.model.learn_one(record, profile)
         else:
             self._apply_user_record(record, profile, learn=True)
-        self.learned(record.event_id)
+        self.learned(record.user_id, record.event_id)
         return "learned"
 
     async def _publish(self, event: Event | PreferencesRecord, profile: UserProfile) -> None:

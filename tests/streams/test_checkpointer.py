@@ -175,9 +175,11 @@ async def test_catalog_records_after_the_checkpoint_are_applied_again_in_order(t
     reader = FakeReader(items)
     reader.topic = ITEMS  # catalog records: the key does not matter
     second.catchup.items_reader = cast(GapReader, reader)
-    assert await second.catchup.items(1, 1) is False  # redelivered: the model has it
     await second.catchup.items_tail([1])  # idle partition: the timer applies 2..4
     assert second.checkpointer.position(ITEMS, 1) == 5
+    assert await second.catchup.items(1, 1) is False  # redelivered: the model has it
+    assert await second.catchup.items(1, 5) is True  # the next new one
+    await second.catchup.items_tail([1])  # once only: from now on the agent goes on in order
     catalog = {item for item, _ in second.model.popular(50)}
     assert {"n0", "n1", "n2", "n3", "n4"} <= catalog
     assert "n4" not in {item for item, _ in first.model.popular(50)}
