@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 __all__ = [
+    "FEATURES",
     "combine",
-    "final_scores",
+    "features",
     "rank",
 ]
 
@@ -20,16 +21,20 @@ from models.kernels import links_of, newest, sequence_scores
 
 @njit(cache=True, nogil=True)
 def combine(  # type: ignore[no-untyped-def]
-    items, weights, bounds, blend, sums, totals, hidden, unavailable, shortlist,
+    items, weights, bounds, blend, values, totals, hidden, unavailable, shortlist,
     heads, head_bounds, head_sizes,
 ):  # fmt: skip
-    """Sum each signal's pairs per item, scale each signal to max 1 times its blend weight, add them.
+    """Sum each signal's pairs per item, scale each signal to max 1, blend them, keep the best.
 
-    Signal s is ``items[bounds[s]:bounds[s+1]]``. Items marked in ``hidden`` or ``unavailable`` are
-    dropped; the best ``shortlist`` remain, as (items, scores). Then, with score 0, from each ranked
-    list h in ``heads[head_bounds[h]:head_bounds[h+1]]`` (popular items) its first ``head_sizes[h]``
-    items not dropped, unless already there. ``sums`` and ``totals`` are per-item scratch arrays.
+    Signal s is ``items[bounds[s]:bounds[s+1]]``; an item's value of it lands in ``values[item, s]``
+    and ``blend[s]`` times that in its total. Items marked in ``hidden`` or ``unavailable`` are
+    dropped; the best ``shortlist`` by total remain. Then, with all values 0, from each ranked list
+    h in ``heads[head_bounds[h]:head_bounds[h+1]]`` (popular items) its first ``head_sizes[h]``
+    items not dropped, unless already there. Returns (items, their signal values). ``values``
+    (items x signals) and ``totals`` (per item) are scratch arrays.
     """
+    # Branch-free bookkeeping below: whether an item is new to a list is data, not control flow
+    # (the branches mispredict about half the time and cost more than the arithmetic).
     candidates = np.empty(items.size, np.int64)
     n = 0
     distinct = np.empty(items.size, np.int64)
@@ -37,34 +42,38 @@ def combine(  # type: ignore[no-untyped-def]
         d = 0
         for i in range(bounds[s], bounds[s + 1]):
             item = items[i]
-            if sums[item] == 0.0:
-                distinct[d] = item
-                d += 1
-            sums[item] += weights[i]
+            distinct[d] = item
+            d += values[item, s] == 0.0
+            values[item, s] += weights[i]
         top = 0.0
         for k in range(d):
-            top = max(top, sums[distinct[k]])
-        scale = blend[s] / top if top > 0.0 else 0.0
+            top = max(top, values[distinct[k], s])
+        scale = 1.0 / top if top > 0.0 else 0.0
         for k in range(d):
             item = distinct[k]
-            if scale > 0.0:
-                if totals[item] == 0.0:
-                    candidates[n] = item
-                    n += 1
-                totals[item] += sums[item] * scale
-            sums[item] = 0.0
-    kept_items = np.empty(n, np.int64)
-    kept_scores = np.empty(n)
+            candidates[n] = item
+            n += totals[item] == 0.0
+            values[item, s] *= scale
+            # A tiny floor keeps "is a candidate" readable from totals when a blend weight is 0.
+            totals[item] += max(blend[s] * values[item, s], 1e-12)
+    kept = np.empty(n, np.int64)
+    kept_totals = np.empty(n)
     k = 0
     for i in range(n):
         item = candidates[i]
-        if not hidden[item] and not unavailable[item]:
-            kept_items[k] = item
-            kept_scores[k] = totals[item]
-            k += 1
+        kept[k] = item
+        kept_totals[k] = totals[item]
+        k += not (hidden[item] or unavailable[item])
         totals[item] = 0.0
+    best = kept[_best(kept_totals[:k], shortlist)]
     extra = _visible_heads(heads, head_bounds, head_sizes, hidden, unavailable)
-    return _with_extra(kept_items[:k], kept_scores[:k], _best(kept_scores[:k], shortlist), extra, sums)
+    out = _with_extra(best, extra, totals)
+    signals = np.zeros((out.size, bounds.size - 1))
+    for i in range(best.size):
+        signals[i] = values[best[i]]
+    for i in range(n):
+        values[candidates[i]] = 0.0
+    return out, signals
 
 
 @njit(cache=True, nogil=True)
@@ -84,11 +93,41 @@ def _visible_heads(heads, bounds, sizes, hidden, unavailable):  # type: ignore[n
 
 
 @njit(cache=True, nogil=True)
+def _kth_largest(values, k):  # type: ignore[no-untyped-def]
+    """The k-th largest of ``values`` (1 <= k <= size), by quickselect on a copy.
+
+    Numba's ``np.partition`` took about twice as long on the few thousand scores of a request.
+    """
+    a = values.copy()
+    lo, hi, target = 0, a.size - 1, k - 1
+    while lo < hi:
+        x, y, z = a[lo], a[(lo + hi) >> 1], a[hi]
+        pivot = max(min(x, y), min(max(x, y), z))
+        i, j = lo, hi
+        while i <= j:
+            while a[i] > pivot:
+                i += 1
+            while a[j] < pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:
+            break
+    return a[target]
+
+
+@njit(cache=True, nogil=True)
 def _best(scores, k):  # type: ignore[no-untyped-def]
     """Indices of the ``k`` highest scores, in no particular order (ties: the earliest)."""
     if scores.size <= k:
         return np.arange(scores.size)
-    threshold = np.partition(scores, scores.size - k)[scores.size - k]
+    threshold = _kth_largest(scores, k)
     out = np.empty(k, np.int64)
     c = 0
     for i in range(scores.size):
@@ -105,36 +144,37 @@ def _best(scores, k):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _with_extra(items, scores, best, extra, mark):  # type: ignore[no-untyped-def]
-    """The ``best`` (items, scores), then the ``extra`` items not among them with score 0."""
-    out_items = np.empty(best.size + extra.size, np.int64)
-    out_scores = np.zeros(best.size + extra.size)
-    for i in range(best.size):
-        out_items[i] = items[best[i]]
-        out_scores[i] = scores[best[i]]
-        mark[out_items[i]] = 1.0
+def _with_extra(best, extra, mark):  # type: ignore[no-untyped-def]
+    """The ``best`` items, then the ``extra`` items not among them (``mark``: zero scratch)."""
+    out = np.empty(best.size + extra.size, np.int64)
+    out[: best.size] = best
+    mark[best] = 1.0
     c = best.size
     for item in extra:
-        if mark[item] == 0.0:
-            mark[item] = 1.0
-            out_items[c] = item
-            c += 1
-    mark[out_items[:c]] = 0.0
-    return out_items[:c], out_scores[:c]
+        out[c] = item
+        c += mark[item] == 0.0
+        mark[item] = 1.0
+    mark[out[:c]] = 0.0
+    return out[:c]
+
+
+#: Features of a candidate, in the order of the columns `rank` returns (and of the blend weights).
+FEATURES = ("sequence", "cooccurrence", "transitions", "popularity", "quality", "affinity")
 
 
 @njit(cache=True, nogil=True)
-def final_scores(  # type: ignore[no-untyped-def]
-    candidates, scores, relative, category_matrix, popularity, popularity_scale, positives, seen,
-    popularity_weight, quality_weight, affinity_weight,
+def features(  # type: ignore[no-untyped-def]
+    candidates, signals, relative, category_matrix, popularity, popularity_scale, positives, seen
 ):  # fmt: skip
-    """Candidate scores plus popularity, quality (smoothed share of positives) and category affinity.
+    """One row of `FEATURES` per candidate: its sequence signals, then popularity, quality
+    (smoothed share of positives) and category affinity.
 
     An item's affinity is the best ``relative`` value among its categories (row of
     ``category_matrix``; -1 pads, -2 means no category and reads ``relative[-2]``).
     """
-    total = np.empty(candidates.size)
-    width, no_category = category_matrix.shape[1], relative.size - 2
+    out = np.empty((candidates.size, signals.shape[1] + 3))
+    out[:, : signals.shape[1]] = signals
+    width, no_category, last = category_matrix.shape[1], relative.size - 2, signals.shape[1]
     for i in range(candidates.size):
         item = candidates[i]
         affinity = -np.inf
@@ -143,12 +183,10 @@ def final_scores(  # type: ignore[no-untyped-def]
             if category == -1:
                 break
             affinity = max(affinity, relative[no_category if category == -2 else category])
-        known = max(popularity[item], 0.0) * popularity_scale if item < popularity.size else 0.0
-        quality = (positives[item] + 1.0) / (seen[item] + 2.0)
-        total[i] = (
-            scores[i] + popularity_weight * known + quality_weight * quality + affinity_weight * affinity
-        )
-    return total
+        out[i, last] = max(popularity[item], 0.0) * popularity_scale if item < popularity.size else 0.0
+        out[i, last + 1] = (positives[item] + 1.0) / (seen[item] + 2.0)
+        out[i, last + 2] = affinity
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -156,16 +194,16 @@ def rank(  # type: ignore[no-untyped-def]
     history, consumed, sequence_recent, sequence, co_recent, co_decay, cooccurrence,
     transitions_recent, transitions_decay, transitions, blending, heads, final,
 ):  # fmt: skip
-    """The whole candidate pipeline of one request: signals, blend, shortlist, final scores.
+    """The whole candidate pipeline of one request: signals, blend, shortlist, features, scores.
 
     ``sequence`` is the `sequence_scores` state, ``cooccurrence`` and ``transitions`` the
-    `links_of` states, each read for its number of recent items. ``blending`` is (weights, sums,
-    totals, hidden, unavailable, shortlist); ``heads`` is what `combine` takes of popular lists;
-    ``final`` is (category probabilities, category matrix, popularity, popularity scale, positives,
-    seen, three weights). ``consumed`` items are hidden for the call. Returns (items, scores),
-    best first.
+    `links_of` states, each read for its number of recent items. ``blending`` is (weights of
+    `FEATURES`, values, totals, hidden, unavailable, shortlist); ``heads`` is what `combine` takes
+    of popular lists; ``final`` is (category probabilities, category matrix, popularity, popularity
+    scale, positives, seen). ``consumed`` items are hidden for the call. Returns (items, scores,
+    features), best first.
     """
-    weights, sums, totals, hidden, unavailable, shortlist = blending
+    weights, values, totals, hidden, unavailable, shortlist = blending
     one_i, one_w = sequence_scores(newest(history, sequence_recent, sequence[2].size), *sequence)
     two_i, two_w = links_of(newest(history, co_recent, cooccurrence[0].size), co_decay, *cooccurrence)
     three_i, three_w = links_of(
@@ -173,12 +211,12 @@ def rank(  # type: ignore[no-untyped-def]
     )
     bounds = np.array([0, one_i.size, one_i.size + two_i.size, one_i.size + two_i.size + three_i.size])
     hidden[consumed] = True
-    items, scores = combine(
+    items, signals = combine(
         np.concatenate((one_i, two_i, three_i)), np.concatenate((one_w, two_w, three_w)), bounds,
-        weights, sums, totals, hidden, unavailable, shortlist, *heads,
+        weights, values, totals, hidden, unavailable, shortlist, *heads,
     )  # fmt: skip
     hidden[consumed] = False
-    probabilities, category_matrix, popularity, scale, positives, seen, w_pop, w_quality, w_affinity = final
+    probabilities, category_matrix, popularity, scale, positives, seen = final
     # Relative affinity per category id; the last two slots: the mean (items without a category
     # point there) and -inf (padding).
     relative = np.empty(probabilities.size + 2)
@@ -186,18 +224,9 @@ def rank(  # type: ignore[no-untyped-def]
     relative[:-2] = probabilities / top
     relative[-2] = relative[:-2].mean() if probabilities.size else 0.0
     relative[-1] = -np.inf
-    total = final_scores(
-        items,
-        scores,
-        relative,
-        category_matrix,
-        popularity,
-        scale,
-        positives,
-        seen,
-        w_pop,
-        w_quality,
-        w_affinity,
-    )
+    table = features(items, signals, relative, category_matrix, popularity, scale, positives, seen)
+    total = np.zeros(items.size)
+    for j in range(weights.size):
+        total += weights[j] * table[:, j]
     order = np.argsort(-total, kind="mergesort")
-    return items[order], total[order]
+    return items[order], total[order], table[order]

@@ -11,7 +11,8 @@ __all__ = ["MODEL_VERSION", "Blend", "HybridRecommender", "warm_up"]
 
 import itertools
 import random
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import astuple, dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,7 @@ import numpy.typing as npt
 from models import ranking_kernels
 from models.affinity import CategoryAffinity
 from models.arrays import Vocabulary, grown
+from models.blend import OnlineBlend
 from models.cooccurrence import CoOccurrence
 from models.popularity import ItemPopularity
 from models.profile import UserProfile
@@ -26,7 +28,7 @@ from models.sequence import SequenceNeighbors
 from models.signals import signal_of
 from schemas.events import Context, Event, ItemRecord
 
-MODEL_VERSION = "hybrid-0.5"
+MODEL_VERSION = "hybrid-0.6"
 
 #: How many consumed items candidate generation looks past in popularity lists.
 MAX_SKIPPED = 500
@@ -34,16 +36,20 @@ MAX_SKIPPED = 500
 SHORTLIST = 300
 #: How many of the user's latest items the sequence signals read.
 RECENT = 15
+#: Candidates (with their features) kept from each user's latest ranking, to learn the blend from
+#: what the user takes next; and for how many users at most (the least recently ranked go first).
+REMEMBERED = 50
+REMEMBERED_USERS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
 class Blend:
-    """Weights of the signals in the final score; each signal is scaled to [0, 1] over the candidates.
+    """Prior weights of the features in the final score (`ranking_kernels.FEATURES` order), each in [0, 1].
 
     Chosen by replay on MovieLens (docs/models.md): sequence neighbours carry most of the signal,
     co-occurrence and transitions add to it, decayed popularity and the item's share of positive
     ratings (``quality``) break ties towards well-liked items; ``affinity`` is the context-aware
-    category model, which carries new users and new items.
+    category model, which carries new users and new items. `OnlineBlend` learns from here.
     """
 
     sequence: float = 1.0
@@ -83,6 +89,9 @@ class HybridRecommender:
     ) -> None:
         warm_up()
         self.blend = blend
+        #: The blend actually used: learned online from each user's next item, starting at ``blend``.
+        self.ranker = OnlineBlend(astuple(blend))
+        self._shown: OrderedDict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = OrderedDict()
         self.half_life_ms = half_life_ms
         self.explore_slots = explore_slots
         self.seed = seed
@@ -108,7 +117,7 @@ class HybridRecommender:
         self._fresh: dict[int, None] = {}
         self._rng = random.Random(seed)
         #: Scratch for `ranking_kernels.combine` (all zero between calls).
-        self._sums = np.zeros(64)
+        self._values = np.zeros((64, 3))
         self._totals = np.zeros(64)
 
     signal = staticmethod(signal_of)
@@ -125,7 +134,7 @@ class HybridRecommender:
             self._category_matrix[item, 0] = -2
             self._unavailable = grown(self._unavailable, size)
             self._hidden = grown(self._hidden, size)
-            self._sums = grown(self._sums, size)
+            self._values = grown(self._values, size)
             self._totals = grown(self._totals, size)
             self._positives = grown(self._positives, size)
             self._seen = grown(self._seen, size)
@@ -163,6 +172,11 @@ class HybridRecommender:
             return
         item, user = self._item(event.item_id), event.user_id
         self._fresh.pop(item, None)
+        shown = self._shown.pop(user, None) if signal.consumed else None
+        if shown is not None and signal.label == 1:
+            at = np.flatnonzero(shown[0] == item)
+            if at.size:
+                self.ranker.learn_one(shown[1], int(at[0]))
         self._positives[item] += signal.label
         self._seen[item] += 1
         if signal.consumed:
@@ -190,6 +204,7 @@ class HybridRecommender:
         """Drop what the model holds about one user (reset or erasure); shared item state stays."""
         self.sequence.forget(user_id)
         self.affinity.forget(user_id)
+        self._shown.pop(user_id, None)
 
     def _negative_category(self, positives: tuple[str, ...]) -> str | None:
         """One category the user did not pick, as the implicit negative of a positive event."""
@@ -221,28 +236,44 @@ class HybridRecommender:
         category_prob = self.affinity.predict_vector(profile.user_id, context, when)
         if n <= 0:
             return []
-        b = self.blend
         popularity, scale = self.popularity.raw()
-        candidates, totals = ranking_kernels.rank(
+        candidates, totals, table = ranking_kernels.rank(
             history, consumed,
             self.sequence.recent, self.sequence.kernel_state(profile.user_id),
             15, 0.8, self.cooccurrence.kernel_state(),
             5, 0.8, self.transitions.kernel_state(),
-            (np.array([b.sequence, b.cooccurrence, b.transitions]), self._sums, self._totals,
-             self._hidden, self._unavailable, SHORTLIST),
+            (self.ranker.weights, self._values, self._totals, self._hidden, self._unavailable, SHORTLIST),
             self._popular_heads(profile, n, category_prob),
-            (category_prob, self._category_matrix, popularity, scale, self._positives, self._seen,
-             b.popularity, b.quality, b.affinity),
+            (category_prob, self._category_matrix, popularity, scale, self._positives, self._seen),
         )  # fmt: skip
+        self._remember(profile.user_id, candidates, table)
         names, hidden = self._items.names, profile.consumed
         ranked: list[tuple[str, float]] = []
-        for item, value in zip(candidates.tolist(), totals.tolist(), strict=True):
-            name = names[item]
-            if name not in hidden:
-                ranked.append((name, round(value, 6)))
-                if len(ranked) == n:
-                    break
+        # Candidates are best first and the model's history is already hidden; what is left to
+        # skip (items consumed before the model kept a history) is rare, so read a little past n.
+        for start in range(0, len(candidates), 2 * n):
+            top = zip(
+                candidates[start : start + 2 * n].tolist(),
+                totals[start : start + 2 * n].tolist(),
+                strict=True,
+            )
+            for item, value in top:
+                name = names[item]
+                if name not in hidden:
+                    ranked.append((name, round(value, 6)))
+                    if len(ranked) == n:
+                        return self._explore(ranked, profile, n, category_prob)
         return self._explore(ranked, profile, n, category_prob)
+
+    def _remember(
+        self, user_id: str, candidates: npt.NDArray[np.int64], table: npt.NDArray[np.float64]
+    ) -> None:
+        """Keep the head of this ranking until the user's next event teaches the blend."""
+        # Copies: views would keep the whole request's arrays alive.
+        self._shown[user_id] = (candidates[:REMEMBERED].copy(), table[:REMEMBERED].astype(np.float32))
+        self._shown.move_to_end(user_id)
+        if len(self._shown) > REMEMBERED_USERS:
+            self._shown.popitem(last=False)
 
     def _popular_heads(
         self, profile: UserProfile, n: int, category_prob: npt.NDArray[np.float64]

@@ -1,0 +1,66 @@
+"""The learned blend: pairwise updates towards the taken item, bounded by the prior."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.blend import OnlineBlend
+from models.profile import UserProfile
+from models.recommender import HybridRecommender
+from schemas.events import Event, ItemRecord
+
+SHOWN = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+
+
+def test_taking_a_lower_item_moves_weight_to_its_features() -> None:
+    blend = OnlineBlend([1.0, 1.0], learning_rate=0.5, pull=0.0)
+    for _ in range(10):
+        assert blend.learn_one(SHOWN, taken=2)
+    first, second = blend.weights.tolist()
+    assert second > 1.0 > first
+
+
+def test_weights_stay_non_negative_and_reset_returns_to_the_prior() -> None:
+    blend = OnlineBlend([0.1, 1.0], learning_rate=5.0, pull=0.0)
+    for _ in range(50):
+        blend.learn_one(SHOWN, taken=2)
+    assert blend.weights.min() == 0.0
+    blend.reset()
+    assert blend.weights.tolist() == [0.1, 1.0]
+
+
+def test_the_pull_keeps_weights_near_the_prior() -> None:
+    loose = OnlineBlend([1.0, 1.0], learning_rate=0.5, pull=0.0)
+    held = OnlineBlend([1.0, 1.0], learning_rate=0.5, pull=1.0)
+    for _ in range(200):
+        loose.learn_one(SHOWN, taken=2)
+        held.learn_one(SHOWN, taken=2)
+    assert abs(held.weights - 1.0).max() < abs(loose.weights - 1.0).max()
+
+
+def test_nothing_is_learned_from_an_item_that_was_not_a_candidate() -> None:
+    blend = OnlineBlend([1.0, 1.0])
+    assert not blend.learn_one(SHOWN, taken=7)
+    assert not blend.learn_one(SHOWN[:1], taken=0)
+    assert blend.updates == 0
+
+
+def test_the_recommender_learns_its_blend_from_the_users_next_item() -> None:
+    rec = HybridRecommender(seed=3)
+    profiles: dict[str, UserProfile] = {}
+    items = [f"i{n}" for n in range(12)]
+    for item in items:
+        rec.learn_item(ItemRecord(item_id=item, categories=("c" + item[-1],)))
+    ts = 10**12
+    for round_ in range(6):
+        for u in range(8):
+            user = f"u{u}"
+            profile = profiles.setdefault(user, UserProfile(user))
+            rec.recommend(profile, 5)
+            item = items[(u + round_ * 3) % len(items)]
+            event = Event(event_id=f"{user}-{round_}", user_id=user, item_id=item, type="purchase", ts=ts)
+            ts += 1000
+            rec.learn_one(event, profile)
+            profile.observe(event, rec.signal(event))
+    assert rec.ranker.updates > 0
+    assert not np.array_equal(rec.ranker.weights, np.array(rec.ranker.prior))
