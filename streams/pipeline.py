@@ -257,10 +257,18 @@ class Pipeline:
             return "duplicate"
         stored = profiles.get(record.user_id)  # read only: a scratch copy is what gets observed
         profile = UserProfile.from_dict(stored) if stored is not None else UserProfile(record.user_id)
+        # The first pass ranked for the user after each learned record, and the model learns its blend
+        # from the user's next item against that ranking: rank again (the list itself is not needed).
+        # The profile is the stored one, after the whole gap; ranking reads only its length then.
         if isinstance(record, Event):
             self.model.learn_one(record, profile)
+            self.model.recommend(profile, self.top_n, record.context, record.ts)
         else:
-            self._apply_user_record(record, profile, learn=True)
+            profile = self._apply_user_record(record, profile, learn=True)
+            if isinstance(record, PreferencesRecord) and (
+                record.liked_categories or record.liked_items or record.hidden_items
+            ):
+                self.model.recommend(profile, self.top_n, None, record.ts)
         self.learned(record.user_id, record.event_id)
         return "learned"
 

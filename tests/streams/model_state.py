@@ -28,6 +28,7 @@ def differences(a: HybridRecommender, b: HybridRecommender, users: Iterable[str]
         "popularity": (a.popularity.raw(), b.popularity.raw()),
         "cooccurrence": (a.cooccurrence.kernel_state(), b.cooccurrence.kernel_state()),
         "transitions": (a.transitions.kernel_state(), b.transitions.kernel_state()),
+        "blend": (a.ranker.weights, b.ranker.weights),
     }
     for user in users:
         parts[f"history {user}"] = (a.sequence.history(user), b.sequence.history(user))
