@@ -148,6 +148,16 @@ class ItemPopularity:
         values = np.where(items < len(self._scores), np.maximum(self._scores[inside], 0.0), 0.0)
         return values / self._max if self._max > 0 else values
 
+    @property
+    def known(self) -> int:
+        """How many items the list ranks."""
+        return self._known
+
+    @property
+    def stale(self) -> bool:
+        """Whether the next `top_ids` re-ranks (enough updates since the last ranking)."""
+        return self._updates_since_refresh >= self.refresh_every
+
     def top_ids(self, k: int) -> npt.NDArray[np.int64]:
         """The k most popular items, best first (ties: lower id first); refreshed every few updates."""
         if self._updates_since_refresh >= self.refresh_every or len(self._ranked) < min(k, self._known):

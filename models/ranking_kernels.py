@@ -10,6 +10,7 @@ __all__ = [
     "FEATURES",
     "combine",
     "features",
+    "popular",
     "rank",
 ]
 
@@ -21,16 +22,14 @@ from models.kernels import links_of, newest, sequence_scores
 
 @njit(cache=True, nogil=True)
 def combine(  # type: ignore[no-untyped-def]
-    items, weights, bounds, blend, values, totals, hidden, unavailable, shortlist,
-    heads, head_bounds, head_sizes,
+    items, weights, bounds, blend, values, totals, hidden, unavailable, shortlist, extra,
 ):  # fmt: skip
     """Sum each signal's pairs per item, scale each signal to max 1, blend them, keep the best.
 
     Signal s is ``items[bounds[s]:bounds[s+1]]``; an item's value of it lands in ``values[item, s]``
     and ``blend[s]`` times that in its total. Items marked in ``hidden`` or ``unavailable`` are
-    dropped; the best ``shortlist`` by total remain. Then, with all values 0, from each ranked list
-    h in ``heads[head_bounds[h]:head_bounds[h+1]]`` (popular items) its first ``head_sizes[h]``
-    items not dropped, unless already there. Returns (items, their signal values). ``values``
+    dropped; the best ``shortlist`` by total remain. Then, with all values 0, the ``extra`` items
+    (popular ones) not already there. Returns (items, their signal values). ``values``
     (items x signals) and ``totals`` (per item) are scratch arrays.
     """
     # Branch-free bookkeeping below: whether an item is new to a list is data, not control flow
@@ -66,7 +65,6 @@ def combine(  # type: ignore[no-untyped-def]
         k += not (hidden[item] or unavailable[item])
         totals[item] = 0.0
     best = kept[_best(kept_totals[:k], shortlist)]
-    extra = _visible_heads(heads, head_bounds, head_sizes, hidden, unavailable)
     out = _with_extra(best, extra, totals)
     signals = np.zeros((out.size, bounds.size - 1))
     for i in range(best.size):
@@ -77,18 +75,30 @@ def combine(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _visible_heads(heads, bounds, sizes, hidden, unavailable):  # type: ignore[no-untyped-def]
-    out = np.empty(heads.size, np.int64)
-    c = 0
-    for h in range(bounds.size - 1):
-        taken = 0
-        for i in range(bounds[h], bounds[h + 1]):
-            if taken == sizes[h]:
-                break
-            if not hidden[heads[i]] and not unavailable[heads[i]]:
-                out[c] = heads[i]
-                c += 1
-                taken += 1
+def _visible(head, take, hidden, unavailable, out, c):  # type: ignore[no-untyped-def]
+    """Append to ``out`` from ``c`` on the first ``take`` items of ``head`` (-1 ends it) that are
+    neither hidden nor unavailable; returns the new end."""
+    taken = 0
+    for item in head:
+        if item < 0 or taken == take:
+            break
+        if not (hidden[item] or unavailable[item]):
+            out[c] = item
+            c += 1
+            taken += 1
+    return c
+
+
+@njit(cache=True, nogil=True)
+def popular(overall, by_category, probabilities, n, hidden, unavailable):  # type: ignore[no-untyped-def]
+    """Popular candidates: the first ``n`` visible items of the ``overall`` head, and ``n // 2 + 1``
+    of the heads (rows of ``by_category``) of the three categories the user likes best."""
+    rows = min(by_category.shape[0], probabilities.size)
+    favourites = np.argsort(-probabilities[:rows], kind="mergesort")[:3]
+    out = np.empty(n + favourites.size * (n // 2 + 1), np.int64)
+    c = _visible(overall, n, hidden, unavailable, out, 0)
+    for category in favourites:
+        c = _visible(by_category[category], n // 2 + 1, hidden, unavailable, out, c)
     return out[:c]
 
 
@@ -159,7 +169,7 @@ def _with_extra(best, extra, mark):  # type: ignore[no-untyped-def]
 
 
 #: Features of a candidate, in the order of the columns `rank` returns (and of the blend weights).
-FEATURES = ("sequence", "cooccurrence", "transitions", "popularity", "quality", "affinity")
+FEATURES = ("sequence", "cooccurrence", "transitions", "content", "popularity", "quality", "affinity")
 
 
 @njit(cache=True, nogil=True)
@@ -192,15 +202,17 @@ def features(  # type: ignore[no-untyped-def]
 @njit(cache=True, nogil=True)
 def rank(  # type: ignore[no-untyped-def]
     history, consumed, sequence_recent, sequence, co_recent, co_decay, cooccurrence,
-    transitions_recent, transitions_decay, transitions, blending, heads, final,
+    transitions_recent, transitions_decay, transitions, content_recent, content_decay, content,
+    blending, heads, final,
 ):  # fmt: skip
     """The whole candidate pipeline of one request: signals, blend, shortlist, features, scores.
 
-    ``sequence`` is the `sequence_scores` state, ``cooccurrence`` and ``transitions`` the
-    `links_of` states, each read for its number of recent items. ``blending`` is (weights of
-    `FEATURES`, values, totals, hidden, unavailable, shortlist); ``heads`` is what `combine` takes
-    of popular lists; ``final`` is (category probabilities, category matrix, popularity, popularity
-    scale, positives, seen). ``consumed`` items are hidden for the call. Returns (items, scores,
+    ``sequence`` is the `sequence_scores` state, ``cooccurrence``, ``transitions`` and ``content``
+    the `links_of` states, each read for its number of recent items. ``blending`` is (weights of
+    `FEATURES`, values, totals, hidden, unavailable, shortlist); ``heads`` is (overall head, heads
+    by category, n) for `popular`; ``final`` is (category probabilities, category matrix,
+    popularity, popularity scale, positives, seen). ``consumed`` items are hidden for the call.
+    Returns (items, scores,
     features), best first.
     """
     weights, values, totals, hidden, unavailable, shortlist = blending
@@ -209,14 +221,18 @@ def rank(  # type: ignore[no-untyped-def]
     three_i, three_w = links_of(
         newest(history, transitions_recent, transitions[0].size), transitions_decay, *transitions
     )
-    bounds = np.array([0, one_i.size, one_i.size + two_i.size, one_i.size + two_i.size + three_i.size])
+    four_i, four_w = links_of(newest(history, content_recent, content[0].size), content_decay, *content)
+    bounds = np.cumsum(np.array([0, one_i.size, two_i.size, three_i.size, four_i.size]))
+    probabilities, category_matrix, popularity, scale, positives, seen = final
     hidden[consumed] = True
+    overall, by_category, n = heads
+    extra = popular(overall, by_category, probabilities, n, hidden, unavailable)
     items, signals = combine(
-        np.concatenate((one_i, two_i, three_i)), np.concatenate((one_w, two_w, three_w)), bounds,
-        weights, values, totals, hidden, unavailable, shortlist, *heads,
+        np.concatenate((one_i, two_i, three_i, four_i)), np.concatenate((one_w, two_w, three_w, four_w)),
+        bounds,
+        weights, values, totals, hidden, unavailable, shortlist, extra,
     )  # fmt: skip
     hidden[consumed] = False
-    probabilities, category_matrix, popularity, scale, positives, seen = final
     # Relative affinity per category id; the last two slots: the mean (items without a category
     # point there) and -inf (padding).
     relative = np.empty(probabilities.size + 2)

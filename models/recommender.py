@@ -21,8 +21,9 @@ from models import ranking_kernels
 from models.affinity import CategoryAffinity
 from models.arrays import Vocabulary, grown
 from models.blend import OnlineBlend
+from models.content import ContentLinks
 from models.cooccurrence import CoOccurrence
-from models.popularity import ItemPopularity
+from models.popular_heads import PopularHeads
 from models.profile import UserProfile
 from models.sequence import SequenceNeighbors
 from models.signals import signal_of
@@ -30,8 +31,8 @@ from schemas.events import Context, Event, ItemRecord
 
 MODEL_VERSION = "hybrid-0.6"
 
-#: How many consumed items candidate generation looks past in popularity lists.
-MAX_SKIPPED = 500
+#: How deep popularity lists are kept for candidate generation (consumed items are skipped there).
+POPULAR_DEPTH = 550
 #: Candidates from the sequence signals kept for the full blend (the rest cannot reach the top n).
 SHORTLIST = 300
 #: How many of the user's latest items the sequence signals read.
@@ -39,6 +40,8 @@ RECENT = 15
 #: Candidates (with their features) kept from each user's latest ranking, to learn the blend from
 #: what the user takes next; and for how many users at most (the least recently ranked go first).
 REMEMBERED = 50
+#: How many of the user's latest items content similarity (shared tags) starts from.
+CONTENT_RECENT = 5
 REMEMBERED_USERS = 20_000
 
 
@@ -55,6 +58,7 @@ class Blend:
     sequence: float = 1.0
     cooccurrence: float = 0.3
     transitions: float = 0.3
+    content: float = 0.2
     popularity: float = 0.2
     quality: float = 0.8
     affinity: float = 0.6
@@ -97,16 +101,17 @@ class HybridRecommender:
         self.seed = seed
         # Items and categories get dense integer ids; the signals score arrays of ids.
         self._items = Vocabulary()
-        self.popularity = ItemPopularity(half_life_ms)
+        self.heads = PopularHeads(half_life_ms, POPULAR_DEPTH)
+        self.popularity = self.heads.overall
         self.cooccurrence = CoOccurrence(window=20)
         self.transitions = CoOccurrence(window=1, symmetric=False)
         self.sequence = SequenceNeighbors()
+        self.content = ContentLinks()
         self.affinity = CategoryAffinity()
         self._categories: list[tuple[str, ...]] = []
         #: Per item, its category ids padded with -1 (one row per item, as wide as the widest);
         #: [-2, -1, ...] for an item without a category.
         self._category_matrix = np.full((64, 1), -2, dtype=np.int64)
-        self._by_category: dict[str, ItemPopularity] = {}
         self._unavailable = np.zeros(64, dtype=bool)
         #: Scratch: set at the consumed items of the user being ranked, cleared after.
         self._hidden = np.zeros(64, dtype=bool)
@@ -117,7 +122,7 @@ class HybridRecommender:
         self._fresh: dict[int, None] = {}
         self._rng = random.Random(seed)
         #: Scratch for `ranking_kernels.combine` (all zero between calls).
-        self._values = np.zeros((64, 3))
+        self._values = np.zeros((64, 4))
         self._totals = np.zeros(64)
 
     signal = staticmethod(signal_of)
@@ -142,12 +147,10 @@ class HybridRecommender:
 
     def _category(self, name: str) -> int:
         """The category's id; categories share their ids with the affinity model."""
-        if name not in self._by_category:
-            self._by_category[name] = ItemPopularity(self.half_life_ms)
         return self.affinity.category_id(name)
 
     def learn_item(self, record: ItemRecord) -> None:
-        """Take a catalog update: categories and availability; a new item joins the exploration pool."""
+        """Take a catalog update: categories, tags and availability; a new item joins the exploration pool."""
         known = record.item_id in self._items
         item = self._item(record.item_id)
         if not known:
@@ -160,10 +163,9 @@ class HybridRecommender:
             self._category_matrix = wider
         self._category_matrix[item] = -1
         self._category_matrix[item, : len(ids)] = ids or [-2]
-        self.popularity.add(item)
-        for category in record.categories:
-            self._by_category[category].add(item)
+        self.heads.add(item, ids)
         self._unavailable[item] = not record.available
+        self.content.learn_item(item, record.tags)
 
     def learn_one(self, event: Event, profile: UserProfile) -> None:
         """Learn one event; ``profile`` is the user's state *before* this event."""
@@ -187,9 +189,7 @@ class HybridRecommender:
         categories = self._categories[item]
         self.affinity.learn_one(user, categories, signal.label, event.context, event.ts)
         if signal.label == 1:
-            self.popularity.learn_one(item, signal.weight, event.ts)
-            for category in categories:
-                self._by_category[category].learn_one(item, signal.weight, event.ts)
+            self.heads.learn_one(item, self._category_ids(item), signal.weight, event.ts)
             negative = self._negative_category(categories)
             if negative is not None:
                 self.affinity.learn_one(user, [negative], 0, event.context, event.ts)
@@ -242,8 +242,9 @@ class HybridRecommender:
             self.sequence.recent, self.sequence.kernel_state(profile.user_id),
             15, 0.8, self.cooccurrence.kernel_state(),
             5, 0.8, self.transitions.kernel_state(),
+            CONTENT_RECENT, 0.8, self.content.kernel_state(),
             (self.ranker.weights, self._values, self._totals, self._hidden, self._unavailable, SHORTLIST),
-            self._popular_heads(profile, n, category_prob),
+            (*self.heads.kernel_state(), n),
             (category_prob, self._category_matrix, popularity, scale, self._positives, self._seen),
         )  # fmt: skip
         self._remember(profile.user_id, candidates, table)
@@ -275,21 +276,9 @@ class HybridRecommender:
         if len(self._shown) > REMEMBERED_USERS:
             self._shown.popitem(last=False)
 
-    def _popular_heads(
-        self, profile: UserProfile, n: int, category_prob: npt.NDArray[np.float64]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Candidates beyond the user's sequence: heads of what is popular now, overall and in the
-        user's favourite categories, as (ids, bounds, how many to take) for `ranking_kernels.combine`."""
-        depth = n + min(len(profile.consumed), MAX_SKIPPED)
-        names = self.affinity.categories.names
-        favourites = np.argsort(-category_prob, kind="stable")[:3].tolist()
-        heads = [self.popularity.top_ids(depth)]
-        heads += [
-            self._by_category[names[c]].top_ids(depth) for c in favourites if names[c] in self._by_category
-        ]
-        sizes = [n] + [n // 2 + 1] * (len(heads) - 1)
-        bounds = np.cumsum([0] + [len(h) for h in heads])
-        return np.concatenate(heads), bounds, np.array(sizes, dtype=np.int64)
+    def _category_ids(self, item: int) -> list[int]:
+        """The item's category ids (from its row of the category matrix)."""
+        return [c for c in self._category_matrix[item].tolist() if c >= 0]
 
     def _explore(
         self,

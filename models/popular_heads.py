@@ -1,0 +1,85 @@
+"""What is popular now, overall and per category, kept as ranked heads the ranking kernel reads.
+
+Each list is an `ItemPopularity`; whenever one re-ranks, its head (the best ``depth`` items) is
+copied into one row of a matrix, so a request reads the heads of the user's favourite categories
+without a Python call per category.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PopularHeads"]
+
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+from models.arrays import grown
+from models.popularity import ItemPopularity
+
+Ids = npt.NDArray[np.int64]
+
+
+class PopularHeads:
+    """Decayed popularity overall and per category id, with their heads as int arrays (-1 pads).
+
+    >>> heads = PopularHeads(half_life_ms=1000, depth=3, refresh_every=1)
+    >>> heads.add(1, [0]); heads.add(2, [0, 1]); heads.add(3, [1])
+    >>> heads.learn_one(3, [1], 1.0, ts=0); heads.learn_one(2, [0, 1], 2.0, ts=0)
+    >>> overall, by_category = heads.kernel_state()
+    >>> overall.tolist(), by_category.tolist()
+    ([2, 3, 1], [[2, 1, -1], [2, 3, -1]])
+    """
+
+    def __init__(self, half_life_ms: float, depth: int = 550, refresh_every: int = 100) -> None:
+        self.half_life_ms = half_life_ms
+        self.depth = depth
+        self.refresh_every = refresh_every
+        self.overall = ItemPopularity(half_life_ms, refresh_every)
+        self._lists: list[ItemPopularity] = []
+        self._overall_head = np.full(depth, -1, dtype=np.int64)
+        self._heads = np.full((0, depth), -1, dtype=np.int64)
+        #: Per category: how many items its head holds.
+        self._filled = np.zeros(0, dtype=np.int64)
+        self._overall_filled = 0
+
+    def _list(self, category: int) -> ItemPopularity:
+        while category >= len(self._lists):
+            self._lists.append(ItemPopularity(self.half_life_ms, self.refresh_every))
+        if category >= len(self._heads):
+            self._heads = grown(self._heads, category + 1, fill=-1)
+            self._filled = grown(self._filled, category + 1)
+        return self._lists[category]
+
+    def add(self, item: int, categories: Iterable[int]) -> None:
+        """Make a catalog item known to the overall list and its categories' lists."""
+        self.overall.add(item)
+        self._sync_overall()
+        for category in categories:
+            self._list(category).add(item)
+            self._sync(category)
+
+    def learn_one(self, item: int, categories: Iterable[int], weight: float, ts: int) -> None:
+        """One positive interaction with ``item``."""
+        self.overall.learn_one(item, weight, ts)
+        self._sync_overall()
+        for category in categories:
+            self._list(category).learn_one(item, weight, ts)
+            self._sync(category)
+
+    def _sync_overall(self) -> None:
+        if self.overall.stale or self._overall_filled < min(self.depth, self.overall.known):
+            head = self.overall.top_ids(self.depth)
+            self._overall_head[: head.size] = head
+            self._overall_filled = head.size
+
+    def _sync(self, category: int) -> None:
+        ranked = self._lists[category]
+        if ranked.stale or self._filled[category] < min(self.depth, ranked.known):
+            head = ranked.top_ids(self.depth)
+            self._heads[category, : head.size] = head
+            self._filled[category] = head.size
+
+    def kernel_state(self) -> tuple[Ids, Ids]:
+        """(overall head, one head per category id), best first, -1 after the last item."""
+        return self._overall_head, self._heads
