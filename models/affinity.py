@@ -135,12 +135,24 @@ class CategoryAffinity:
         weight: float = 1.0,
     ) -> None:
         ids = np.array([self.category_id(name) for name in categories], dtype=np.int64)
+        self.learn_ids(user_id, ids, np.full(ids.size, float(label)), context, ts, weight)
+
+    def learn_ids(
+        self,
+        user_id: str,
+        ids: npt.NDArray[np.int64],
+        labels: npt.NDArray[np.float64],
+        context: Context | None,
+        ts: int | None,
+        weight: float = 1.0,
+    ) -> None:
+        """`learn_one` by category ids (from `category_id`), each with its own label, in order."""
         shared = self._shared_ids(context, ts)
         user = self._users.id(user_id)
         if user >= len(self._personal):
             self._personal = grown(self._personal, user + 1)
         kernels.affinity_learn(
-            user, ids, shared, float(label), weight, self._personal, self._shared, self._intercept,
+            user, ids, labels, shared, weight, self._personal, self._shared, self._intercept,
             self.learning_rate, self.intercept_lr, CONTEXT_SCALE,
         )  # fmt: skip
 

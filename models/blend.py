@@ -9,7 +9,6 @@ from __future__ import annotations
 
 __all__ = ["OnlineBlend"]
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,10 +58,9 @@ class OnlineBlend:
         if not 0 <= taken < len(shown) or len(shown) < 2:
             return False
         others = shown[max(taken - self.pairs, 0) : taken] if taken else shown[1:2]
-        gradient = np.zeros_like(self.weights)
-        for difference in shown[taken] - others:
-            margin = float(difference @ self.weights)
-            gradient += difference / (1.0 + math.exp(min(margin, 50.0)))
+        differences = shown[taken] - others
+        margins = np.minimum(differences @ self.weights, 50.0)
+        gradient = (1.0 / (1.0 + np.exp(margins))) @ differences
         step = gradient / len(others) - self.pull * (self.weights - self._prior)
         np.maximum(self.weights + self.learning_rate * step, 0.0, out=self.weights)
         self.updates += 1

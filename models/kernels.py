@@ -233,14 +233,17 @@ def links_of(recent, decay, row_of, ids, weights, count, total):  # type: ignore
 
 @njit(cache=True, nogil=True)
 def affinity_learn(  # type: ignore[no-untyped-def]
-    user, categories, shared, label, weight, personal, common, intercept, learning_rate, intercept_lr, scale,
+    user, categories, labels, shared, weight, personal, common, intercept, learning_rate, intercept_lr,
+    scale,
 ):  # fmt: skip
-    """One SGD step of the logistic category affinity (`models.affinity`) per category."""
-    for c in categories:
+    """One SGD step of the logistic category affinity (`models.affinity`) per category, in order;
+    ``labels[i]`` is the label of ``categories[i]``."""
+    for i in range(categories.size):
+        c = categories[i]
         z = intercept[0] + personal[user, c]
         for p in shared:
             z += scale * common[p, c]
-        gradient = (1.0 / (1.0 + np.exp(-z)) - label) * weight
+        gradient = (1.0 / (1.0 + np.exp(-z)) - labels[i]) * weight
         intercept[0] -= intercept_lr * gradient
         personal[user, c] -= learning_rate * gradient
         for p in shared:

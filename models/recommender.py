@@ -95,7 +95,7 @@ class HybridRecommender:
         self.blend = blend
         #: The blend actually used: learned online from each user's next item, starting at ``blend``.
         self.ranker = OnlineBlend(astuple(blend))
-        self._shown: OrderedDict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = OrderedDict()
+        self._shown: OrderedDict[str, tuple[list[int], npt.NDArray[np.float32]]] = OrderedDict()
         self.half_life_ms = half_life_ms
         self.explore_slots = explore_slots
         self.seed = seed
@@ -176,9 +176,9 @@ class HybridRecommender:
         self._fresh.pop(item, None)
         shown = self._shown.pop(user, None) if signal.consumed else None
         if shown is not None and signal.label == 1:
-            at = np.flatnonzero(shown[0] == item)
-            if at.size:
-                self.ranker.learn_one(shown[1], int(at[0]))
+            ids, table = shown
+            if item in ids:
+                self.ranker.learn_one(table, ids.index(item))
         self._positives[item] += signal.label
         self._seen[item] += 1
         if signal.consumed:
@@ -186,13 +186,19 @@ class HybridRecommender:
             self.cooccurrence.learn_one(history, item)
             self.transitions.learn_one(history, item)
             self.sequence.learn_one(user, item)
-        categories = self._categories[item]
-        self.affinity.learn_one(user, categories, signal.label, event.context, event.ts)
+        ids = self._category_ids(item)
+        labels = [float(signal.label)] * len(ids)
         if signal.label == 1:
-            self.heads.learn_one(item, self._category_ids(item), signal.weight, event.ts)
-            negative = self._negative_category(categories)
-            if negative is not None:
-                self.affinity.learn_one(user, [negative], 0, event.context, event.ts)
+            self.heads.learn_one(item, ids, signal.weight, event.ts)
+            # One category the user did not pick, as the implicit negative of a positive event.
+            if ids and len(self.affinity.categories) > len(ids):
+                negative = ids[0]
+                while negative in ids:
+                    negative = self._rng.randrange(len(self.affinity.categories))
+                ids.append(negative)
+                labels.append(0.0)
+        if ids:
+            self.affinity.learn_ids(user, np.array(ids), np.array(labels), event.context, event.ts)
 
     def like_categories(self, user_id: str, categories: tuple[str, ...], ts: int) -> None:
         """Onboarding: the user says they like these categories (before any event)."""
@@ -205,16 +211,6 @@ class HybridRecommender:
         self.sequence.forget(user_id)
         self.affinity.forget(user_id)
         self._shown.pop(user_id, None)
-
-    def _negative_category(self, positives: tuple[str, ...]) -> str | None:
-        """One category the user did not pick, as the implicit negative of a positive event."""
-        names = self.affinity.categories.names
-        if not positives or len(names) <= len(positives):
-            return None
-        while True:
-            category = self._rng.choice(names)
-            if category not in positives:
-                return category
 
     # -- ranking --------------------------------------------------------------------------------
 
@@ -261,7 +257,7 @@ class HybridRecommender:
             for item, value in top:
                 name = names[item]
                 if name not in hidden:
-                    ranked.append((name, round(value, 6)))
+                    ranked.append((name, value))
                     if len(ranked) == n:
                         return self._explore(ranked, profile, n, category_prob)
         return self._explore(ranked, profile, n, category_prob)
@@ -271,7 +267,7 @@ class HybridRecommender:
     ) -> None:
         """Keep the head of this ranking until the user's next event teaches the blend."""
         # Copies: views would keep the whole request's arrays alive.
-        self._shown[user_id] = (candidates[:REMEMBERED].copy(), table[:REMEMBERED].astype(np.float32))
+        self._shown[user_id] = (candidates[:REMEMBERED].tolist(), table[:REMEMBERED].astype(np.float32))
         self._shown.move_to_end(user_id)
         if len(self._shown) > REMEMBERED_USERS:
             self._shown.popitem(last=False)
