@@ -239,7 +239,8 @@ def replay(
         raise typer.Exit(2)
     events, items = replaying.load_movielens(ratings, movies, tags)
     since = None if from_ts is None else (from_ts * 1000 if from_ts < 10**11 else from_ts)
-    with Progress(console=err, transient=True) as bar:
+    # Two refreshes a second: the bar's thread competes for the GIL with the replay it times.
+    with Progress(console=err, transient=True, refresh_per_second=2) as bar:
         task = bar.add_task("replaying", total=len(events))
         report = replaying.replay(
             events, items, k=k, from_ts=since, progress=lambda n: bar.advance(task, n)
