@@ -23,6 +23,7 @@ from models.arrays import Vocabulary, grown
 from models.blend import OnlineBlend
 from models.content import ContentLinks
 from models.cooccurrence import CoOccurrence
+from models.explain import EXPLORING, Explanation, anchors, explain_row
 from models.popular_heads import PopularHeads
 from models.profile import UserProfile
 from models.sequence import SequenceNeighbors
@@ -265,6 +266,35 @@ class HybridRecommender:
                         return self._explore(ranked, profile, n, category_prob)
         return self._explore(ranked, profile, n, category_prob)
 
+    def explain(
+        self, profile: UserProfile, items: list[str], context: Context | None = None, ts: int | None = None
+    ) -> list[Explanation]:
+        """Why each of ``items`` (the user's latest `recommend` result) was recommended.
+
+        Reads the features kept from that ranking; items not among them were exploration places.
+        """
+        ids, table = self._shown.get(profile.user_id, ([], None))
+        wanted = np.array([self._items.get(i) for i in items], dtype=np.int64)
+        recent = self.sequence.history(profile.user_id, last=CO_RECENT)[::-1].copy()
+        row_of, links, _, count, _ = self.cooccurrence.kernel_state()
+        linked = anchors(wanted, recent, row_of, links, count)
+        unlinked = linked < 0
+        if unlinked.any():
+            row_of, links, _, count, _ = self.content.kernel_state()
+            linked[unlinked] = anchors(wanted[unlinked], recent, row_of, links, count)
+        when = ts if ts is not None else (profile.last_ts or None)
+        category_prob = self.affinity.predict_vector(profile.user_id, context, when)
+        names, out = self._items.names, []
+        for item, at in zip(wanted.tolist(), linked.tolist(), strict=True):
+            if table is None or item not in ids:
+                out.append(EXPLORING)
+                continue
+            best = max(self._category_ids(item), key=lambda c: category_prob[c], default=-1)
+            category = self.affinity.categories.names[best] if best >= 0 else None
+            anchor = names[int(recent[at])] if at >= 0 else None
+            out.append(explain_row(table[ids.index(item)], self.ranker.weights, anchor, category))
+        return out
+
     def _remember(
         self, user_id: str, candidates: npt.NDArray[np.int64], table: npt.NDArray[np.float64]
     ) -> None:
@@ -327,4 +357,4 @@ def warm_up() -> None:
         event = Event(event_id=f"w{n}", user_id=user, item_id=item, type="click", ts=10**12 + n)
         model.learn_one(event, profiles[user])
         profiles[user].observe(event, model.signal(event))
-        model.recommend(profiles[user], 5)
+        model.explain(profiles[user], [item for item, _ in model.recommend(profiles[user], 5)])
