@@ -66,6 +66,24 @@ class CoOccurrence:
             self._count = grown(self._count, slabs)
             self._total = grown(self._total, slabs)
 
+    def reserve(self, items: int) -> None:
+        """Make room for links among item ids below ``items`` from one more event (`kernels.consume`)."""
+        self._row_of = grown(self._row_of, items, fill=-1)
+        self._slot = grown(self._slot, items, fill=-1)
+        slabs = int(self._used[0]) + self.window + 1
+        if slabs > len(self._ids):
+            self._ids = grown(self._ids, slabs)
+            self._weights = grown(self._weights, slabs)
+            self._count = grown(self._count, slabs)
+            self._total = grown(self._total, slabs)
+
+    def link_state(self) -> tuple[Any, ...]:
+        """What `kernels.consume` takes for this relation."""
+        return (
+            self.window, self.symmetric, self._row_of, self._ids, self._weights, self._count, self._total,
+            self._used, self.max_neighbors, self._slot,
+        )  # fmt: skip
+
     def neighbors(self, item: int) -> dict[int, float]:
         """Related items with their share of ``item``'s links (empty for an unknown item)."""
         ids, weights = self.scores(np.array([item], dtype=np.int64), recent=1)

@@ -13,6 +13,7 @@ __all__ = [
     "affinity_learn",
     "affinity_predict",
     "append",
+    "consume",
     "link",
     "links_of",
     "newest",
@@ -297,3 +298,25 @@ def newest(history, n, limit):  # type: ignore[no-untyped-def]
             out[c] = history[i]
             c += 1
     return out[:c]
+
+
+@njit(cache=True, nogil=True)
+def consume(user, item, sequence, cooccurrence, transitions):  # type: ignore[no-untyped-def]
+    """One consumed item, in one call: link it to the user's latest items (co-occurrence over its
+    window, transitions from the last one), then append it to the user's history.
+
+    ``sequence`` is the `append` state after (user, item); ``cooccurrence`` and ``transitions`` are
+    (window, symmetric, then the `link` state after ``symmetric``). Callers make room first
+    (`CoOccurrence.reserve`, `SequenceNeighbors.reserve`); returns False (and may have linked some)
+    if that was not done.
+    """
+    start, end, table, pages = sequence[0], sequence[1], sequence[2], sequence[3]
+    for links in (cooccurrence, transitions):
+        window, symmetric = links[0], links[1]
+        first = max(start[user], end[user] - window)
+        history = read_history(user, first, end[user], table, pages)
+        grow = link(history, item, symmetric, *links[2:])
+        if grow[0] != 0:
+            return False
+    append(user, item, *sequence)
+    return True

@@ -17,7 +17,7 @@ from dataclasses import astuple, dataclass
 import numpy as np
 import numpy.typing as npt
 
-from models import ranking_kernels
+from models import kernels, ranking_kernels
 from models.affinity import CategoryAffinity
 from models.arrays import Vocabulary, grown
 from models.blend import OnlineBlend
@@ -186,10 +186,15 @@ class HybridRecommender:
         self._positives[item] += signal.label
         self._seen[item] += 1
         if signal.consumed:
-            history = self.sequence.history(user, last=self.cooccurrence.window)
-            self.cooccurrence.learn_one(history, item)
-            self.transitions.learn_one(history, item)
-            self.sequence.learn_one(user, item)
+            user_id = self.sequence.reserve(user, item)
+            self.cooccurrence.reserve(len(self._categories))
+            self.transitions.reserve(len(self._categories))
+            done = kernels.consume(
+                user_id, item, self.sequence.append_state(), self.cooccurrence.link_state(),
+                self.transitions.link_state(),
+            )  # fmt: skip
+            if not done:  # a bug, not bad input: the reserve calls above size every array
+                raise RuntimeError(f"no room reserved to learn item {event.item_id!r}")
         ids = self._category_ids(item)
         labels = [float(signal.label)] * len(ids)
         if signal.label == 1:

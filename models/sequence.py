@@ -93,6 +93,10 @@ class SequenceNeighbors:
         return items
 
     def learn_one(self, user_id: str, item: int) -> None:
+        kernels.append(self.reserve(user_id, item), item, *self.append_state())
+
+    def reserve(self, user_id: str, item: int) -> int:
+        """Make room for one more item of the user (and of ``item``); returns the user's id."""
         user = self._users.id(user_id)
         if user >= len(self._start):
             self._start = grown(self._start, user + 1)
@@ -109,8 +113,12 @@ class SequenceNeighbors:
             self._occ_users = grown(self._occ_users, slabs + 1)
             self._occ_positions = grown(self._occ_positions, slabs + 1)
             self._occ_count = grown(self._occ_count, slabs + 1)
-        kernels.append(
-            user, item, self._start, self._end, self._table, self._pages, self._used, self._slab_of,
+        return user
+
+    def append_state(self) -> tuple[Any, ...]:
+        """What `kernels.append` takes after (user, item)."""
+        return (
+            self._start, self._end, self._table, self._pages, self._used, self._slab_of,
             self._occ_users, self._occ_positions, self._occ_count,
         )  # fmt: skip
 
