@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 import pytest_asyncio
 
@@ -25,6 +26,18 @@ from engine.redis_store import RedisStore
 from engine.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+#: One experiment on the home surface with two equal variants (`PERSONALIZE_EXPERIMENTS`).
+EXPERIMENTS = orjson.dumps(
+    {
+        "experiments": [
+            {
+                "name": "home",
+                "surfaces": ["home"],
+                "variants": [{"name": "control", "weight": 1}, {"name": "explore", "weight": 1}],
+            }
+        ]
+    }
+).decode()
 
 
 def make_settings(namespace: str) -> Settings:

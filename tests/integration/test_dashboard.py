@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -29,24 +28,21 @@ from selenium.webdriver.chrome.service import Service
 from engine.api import hash_key
 from engine.client import Client
 from engine.settings import Settings
-from tests.integration.conftest import ROOT, Worker, api_server, child_env, free_port, make_settings
+from tests.integration.conftest import (
+    EXPERIMENTS,
+    ROOT,
+    Worker,
+    api_server,
+    child_env,
+    free_port,
+    make_settings,
+)
 
 pytestmark = pytest.mark.integration
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 KEY = f"p13n_it-{uuid.uuid4().hex}"
 CHARTS = ("throughput", "freshness", "quality", "drift", "experiments")
-EXPERIMENTS = orjson.dumps(
-    {
-        "experiments": [
-            {
-                "name": "home",
-                "surfaces": ["home"],
-                "variants": [{"name": "control", "weight": 1}, {"name": "explore", "weight": 1}],
-            }
-        ]
-    }
-).decode()
 #: Loose drift detectors (so a taste change in 2,000 events is detected) and a short reward window.
 TUNING = {
     "PERSONALIZE_DRIFT_ADWIN_DELTA": "0.3",

@@ -22,7 +22,7 @@ from engine.api import hash_key
 from engine.client import AsyncClient, Client
 from engine.settings import Settings
 from schemas import keys
-from tests.integration.conftest import Worker, api_server, make_settings
+from tests.integration.conftest import EXPERIMENTS, Worker, api_server, make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -30,17 +30,6 @@ KEY = f"p13n_it-{uuid.uuid4().hex}"
 AUTH = {"X-API-Key": KEY}
 CONTEXT = {"device": "mobile", "hour": 7}
 ACTIONS: list[dict[str, Any]] = [{"id": f"a{i}", "features": {"price": float(i)}} for i in range(4)]
-EXPERIMENTS = orjson.dumps(
-    {
-        "experiments": [
-            {
-                "name": "home",
-                "surfaces": ["home"],
-                "variants": [{"name": "control", "weight": 1}, {"name": "explore", "weight": 1}],
-            }
-        ]
-    }
-).decode()
 TUNING = {
     "PERSONALIZE_REWARD_WAIT_S": "3",
     "PERSONALIZE_POLICY_PUBLISH_S": "0.5",
