@@ -90,4 +90,11 @@ def serve(settings: Settings, metrics_urls: list[str], log: Callable[[str], None
         f"dashboard of namespace {settings.namespace} on http://{settings.dashboard_host}:{settings.dashboard_port}/"
         f" (scraping {', '.join(urls)})"
     )
-    uvicorn.run(app, host=settings.dashboard_host, port=settings.dashboard_port, log_level="warning")
+    # Browsers keep polling connections open; without a bound, a stop waits for them indefinitely.
+    uvicorn.run(
+        app,
+        host=settings.dashboard_host,
+        port=settings.dashboard_port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )

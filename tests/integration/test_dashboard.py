@@ -94,7 +94,12 @@ def _dashboard(settings: Settings, metrics_url: str, log: Path) -> Iterator[str]
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+            raise
 
 
 def _answers(url: str) -> bool:
