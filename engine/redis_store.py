@@ -1,7 +1,7 @@
 """Writes and reads users' recommendations in Redis, following the key contract in `schemas.keys`.
 
-A write replaces the sorted set and the metadata hash in one MULTI/EXEC, so a reader never sees a
-half-written list. Async only.
+A write replaces the sorted set and the metadata hash (with the list's reasons) in one MULTI/EXEC, so a
+reader never sees a half-written list nor reasons of another list. Async only.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ __all__ = ["Recommendations", "RedisStore"]
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -20,6 +20,9 @@ from engine.preferences import Preferences
 from schemas import keys
 from schemas.events import ItemRecord
 from schemas.keys import MetaField
+from schemas.reasons import Reason, reason_json
+from schemas.reasons import decode as decode_reasons
+from schemas.reasons import encode as encode_reasons
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +35,16 @@ class Recommendations:
     model_version: str | None
     events_seen: int | None
     last_event_ts: int | None
+    #: Why each item is listed, by item id (stored with the list; items without one are missing).
+    reasons: dict[str, Reason] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {
             "user_id": self.user_id,
-            "items": [{"item_id": item, "score": score} for item, score in self.items],
+            "items": [
+                {"item_id": item, "score": score, **reason_json(self.reasons.get(item))}
+                for item, score in self.items
+            ],
             "updated_ms": self.updated_ms,
             "model_version": self.model_version,
             "events_seen": self.events_seen,
@@ -46,6 +54,27 @@ class Recommendations:
 
 def _int(value: str | None) -> int | None:
     return int(value) if value is not None else None
+
+
+def _recommendations(user_id: str, ranked: list[Any], meta: dict[str, str]) -> Recommendations:
+    items = [(str(item), float(score)) for item, score in ranked]
+    return Recommendations(
+        user_id=user_id,
+        items=items,
+        updated_ms=_int(meta.get(MetaField.UPDATED_MS)),
+        model_version=meta.get(MetaField.MODEL_VERSION),
+        events_seen=_int(meta.get(MetaField.EVENTS_SEEN)),
+        last_event_ts=_int(meta.get(MetaField.LAST_EVENT_TS)),
+        reasons=decode_reasons(meta.get(MetaField.REASONS), [item for item, _ in items]),
+    )
+
+
+def _zrevrange_order(items: Sequence[tuple[str, float]], why: Sequence[Reason | None]) -> list[Reason | None]:
+    """``why`` (aligned with ``items``) in the order ZREVRANGE returns the items: score descending,
+    equal scores by member bytes descending (Redis compares members with memcmp)."""
+    scores = dict(items)  # as ZADD of a mapping: the last score of a repeated item wins
+    of = dict(zip((item for item, _ in items), why, strict=True))
+    return [of[item] for item in sorted(scores, key=lambda i: (scores[i], i.encode()), reverse=True)]
 
 
 class RedisStore:
@@ -76,23 +105,27 @@ class RedisStore:
         model_version: str,
         last_event_ts: int,
         events_seen: int,
+        reasons: Sequence[Reason | None] | None = None,
     ) -> int:
-        """Replace the user's recommendations; returns the ``updated_ms`` written."""
-        recs_key = keys.recs(self.namespace, user_id)
+        """Replace the user's recommendations and, with ``reasons`` (one reason or None per item, aligned
+        with ``items``), their reasons; returns the ``updated_ms`` written."""
+        recs_key, meta_key = keys.recs(self.namespace, user_id), keys.meta(self.namespace, user_id)
         updated_ms = time.time_ns() // 1_000_000
+        fields: dict[Any, Any] = {
+            MetaField.UPDATED_MS: updated_ms,
+            MetaField.LAST_EVENT_TS: last_event_ts,
+            MetaField.MODEL_VERSION: model_version,
+            MetaField.EVENTS_SEEN: events_seen,
+        }
+        if items and reasons is not None:
+            fields[MetaField.REASONS] = encode_reasons(_zrevrange_order(items, reasons))
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(recs_key)
             if items:
                 pipe.zadd(recs_key, dict(items))
-            pipe.hset(
-                keys.meta(self.namespace, user_id),
-                mapping={
-                    MetaField.UPDATED_MS: updated_ms,
-                    MetaField.LAST_EVENT_TS: last_event_ts,
-                    MetaField.MODEL_VERSION: model_version,
-                    MetaField.EVENTS_SEEN: events_seen,
-                },
-            )
+            pipe.hset(meta_key, mapping=fields)
+            if MetaField.REASONS not in fields:
+                pipe.hdel(meta_key, MetaField.REASONS)  # never leave the reasons of an older list
             await pipe.execute()
         return updated_ms
 
@@ -134,19 +167,13 @@ class RedisStore:
         return found
 
     async def read(self, user_id: str, n: int = 50) -> Recommendations:
-        """The user's current top-n, best first (empty with None metadata for an unknown user)."""
+        """The user's current top-n, best first, with their reasons (empty with None metadata for an
+        unknown user); the reasons come with the meta hash, so no extra round trip."""
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.zrevrange(keys.recs(self.namespace, user_id), 0, n - 1, withscores=True)
             pipe.hgetall(keys.meta(self.namespace, user_id))
             ranked, meta = await pipe.execute()
-        return Recommendations(
-            user_id=user_id,
-            items=[(str(item), float(score)) for item, score in ranked],
-            updated_ms=_int(meta.get(MetaField.UPDATED_MS)),
-            model_version=meta.get(MetaField.MODEL_VERSION),
-            events_seen=_int(meta.get(MetaField.EVENTS_SEEN)),
-            last_event_ts=_int(meta.get(MetaField.LAST_EVENT_TS)),
-        )
+        return _recommendations(user_id, ranked, meta)
 
     async def read_with_preferences(self, user_id: str, n: int) -> tuple[Recommendations, Preferences]:
         """The user's top-n and their explicit preferences, in one round trip."""
@@ -155,15 +182,7 @@ class RedisStore:
             pipe.hgetall(keys.meta(self.namespace, user_id))
             pipe.hgetall(keys.preferences(self.namespace, user_id))
             ranked, meta, prefs = await pipe.execute()
-        recs = Recommendations(
-            user_id=user_id,
-            items=[(str(item), float(score)) for item, score in ranked],
-            updated_ms=_int(meta.get(MetaField.UPDATED_MS)),
-            model_version=meta.get(MetaField.MODEL_VERSION),
-            events_seen=_int(meta.get(MetaField.EVENTS_SEEN)),
-            last_event_ts=_int(meta.get(MetaField.LAST_EVENT_TS)),
-        )
-        return recs, Preferences.from_hash(prefs)
+        return _recommendations(user_id, ranked, meta), Preferences.from_hash(prefs)
 
     async def publish_items(self, records: Sequence[ItemRecord]) -> None:
         """Replace the metadata hashes of catalog items (what serve-time rules filter and boost on)."""

@@ -47,6 +47,9 @@ class MetaField(StrEnum):
     LAST_EVENT_TS = "last_event_ts"
     MODEL_VERSION = "model_version"
     EVENTS_SEEN = "events_seen"
+    #: Why each listed item is there, in `schemas.reasons`' compact form (one token per item, in the
+    #: sorted set's ZREVRANGE order); written with the list, absent when the model gives no reasons.
+    REASONS = "reasons"
 
 
 class WorkerField(StrEnum):

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 
 from engine.redis_store import Recommendations, RedisStore
 from schemas.keys import MetaField
+from schemas.reasons import Reason
 
 
 @dataclass
@@ -63,10 +64,16 @@ def test_to_json_shape() -> None:
         model_version="hybrid-0.1",
         events_seen=4,
         last_event_ts=1_700_000_000_000,
+        reasons={"i1": Reason("item", "i0", ("cooccurrence",))},
     )
+    because = {"reason": "because you liked i0", "reason_code": "item", "anchor": "i0"}
+    unknown: dict[str, object] = {"reason": None, "reason_code": None, "anchor": None, "signals": []}
     assert recs.to_json() == {
         "user_id": "u1",
-        "items": [{"item_id": "i1", "score": 0.9}, {"item_id": "i2", "score": 0.5}],
+        "items": [
+            {"item_id": "i1", "score": 0.9, **because, "signals": ["cooccurrence"]},
+            {"item_id": "i2", "score": 0.5, **unknown},
+        ],
         "updated_ms": 1_700_000_000_123,
         "model_version": "hybrid-0.1",
         "events_seen": 4,
@@ -94,7 +101,7 @@ async def test_publish_replaces_list_and_metadata_in_one_transaction() -> None:
     [pipe] = client.pipelines
     assert pipe.transaction and pipe.executed
     names = [name for name, _, _ in pipe.commands]
-    assert names == ["delete", "zadd", "hset"]
+    assert names == ["delete", "zadd", "hset", "hdel"]  # no reasons given: an older list's are dropped
     assert pipe.commands[0][1] == ("p13n:v1:shop:recs:u1",)
     assert pipe.commands[1][1] == ("p13n:v1:shop:recs:u1", {"i1": 0.9, "i2": 0.4})
     name, args, kwargs = pipe.commands[2]
@@ -111,7 +118,32 @@ async def test_publish_replaces_list_and_metadata_in_one_transaction() -> None:
 async def test_publish_of_no_items_only_clears_the_list() -> None:
     client = FakeClient()
     await _store(client).publish("u1", [], model_version="m1", last_event_ts=1, events_seen=1)
-    assert [name for name, _, _ in client.pipelines[0].commands] == ["delete", "hset"]
+    assert [name for name, _, _ in client.pipelines[0].commands] == ["delete", "hset", "hdel"]
+
+
+async def test_publish_stores_the_reasons_in_the_same_transaction_in_zrevrange_order() -> None:
+    client = FakeClient()
+    items = [("b", 0.5), ("a", 0.9), ("c", 0.5), ("d", 0.1)]
+    why = [Reason("exploring"), Reason("item", "i0", ("sequence", "cooccurrence")), Reason("popular"), None]
+    await _store(client).publish("u1", items, model_version="m1", last_event_ts=1, events_seen=1, reasons=why)
+    [pipe] = client.pipelines
+    assert pipe.transaction and [name for name, _, _ in pipe.commands] == ["delete", "zadd", "hset"]
+    stored = pipe.commands[2][2]["mapping"][MetaField.REASONS]
+    # ZREVRANGE: a (0.9), then the tie at 0.5 by member descending (c before b), then d.
+    assert stored == '{"r":"Isc0 P E -","a":["i0"]}'
+    assert len(stored) < len(items) * 10
+
+
+async def test_read_pairs_the_stored_reasons_with_the_list() -> None:
+    meta = {"updated_ms": "1", "model_version": "m1", "reasons": '{"r":"Isc0 P E -","a":["i0"]}'}
+    client = FakeClient(results=[[("a", 0.9), ("c", 0.5), ("b", 0.5)], meta, {}])
+    recs, _ = await _store(client).read_with_preferences("u1", 3)
+    assert recs.reasons == {
+        "a": Reason("item", "i0", ("sequence", "cooccurrence")),
+        "c": Reason("popular"),
+        "b": Reason("exploring"),
+    }
+    assert len(client.pipelines) == 1  # the reasons come with the meta hash: no extra round trip
 
 
 async def test_read_converts_types() -> None:

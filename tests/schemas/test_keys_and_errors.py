@@ -40,6 +40,7 @@ def test_meta_fields_are_the_documented_strings() -> None:
         "last_event_ts",
         "model_version",
         "events_seen",
+        "reasons",
     ]
 
 

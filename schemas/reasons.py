@@ -1,0 +1,170 @@
+"""Why an item is recommended, as stored in Redis and as served: reason codes, signal names, the compact
+per-list form kept in the user's meta hash (`keys.MetaField.REASONS`) and the short human text.
+
+Contract only: no I/O, no model imports. Decoding never raises; a malformed entry means "no reason".
+"""
+
+from __future__ import annotations
+
+__all__ = ["REASON_CODES", "SIGNALS", "Reason", "decode", "encode", "reason_json"]
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+#: Reasons the worker stores (model reasons), with their letter in the stored form.
+_STORED = {
+    "item": "I",
+    "category": "C",
+    "popular": "P",
+    "well_rated": "W",
+    "similar_users": "U",
+    "exploring": "E",
+}
+_STORED_CODE = {letter: code for code, letter in _STORED.items()}
+#: Every reason code a reader can get: the stored ones, then those serving adds (never stored).
+REASON_CODES = (*_STORED, "pinned", "promoted", "trending")
+
+#: Signal name (the model's ranking features) -> its letter in the stored form.
+SIGNALS = {
+    "sequence": "s",
+    "cooccurrence": "c",
+    "transitions": "t",
+    "content": "g",
+    "popularity": "p",
+    "quality": "q",
+    "affinity": "a",
+}
+_SIGNAL_NAME = {letter: name for name, letter in SIGNALS.items()}
+
+#: One item: reason letter, signal letters (strongest first), optional anchor index; ``-`` = none.
+_TOKEN = re.compile(r"([A-Z])([a-z]*)(\d*)")
+
+_FIXED_TEXT = {
+    "popular": "popular right now",
+    "well_rated": "well rated",
+    "similar_users": "popular with people like you",
+    "exploring": "new, exploring",
+    "pinned": "pinned",
+    "promoted": "promoted",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why one item is in a list: ``code`` (see `REASON_CODES`), what it points at (``anchor``: the
+    user's item for ``item``, the category for ``category``, the locale for ``trending``) and the
+    strongest model signals, strongest first.
+
+    >>> Reason("item", "Toy Story", ("sequence", "cooccurrence")).text
+    'because you liked Toy Story'
+    >>> Reason("trending", "en-GB").to_json()
+    {'reason': 'popular in your region', 'reason_code': 'trending', 'anchor': 'en-GB', 'signals': []}
+    """
+
+    code: str
+    anchor: str | None = None
+    signals: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The short human reason (the item id stands for its title: the engine knows no titles)."""
+        if self.code == "item":
+            return f"because you liked {self.anchor}" if self.anchor else "because of what you liked"
+        if self.code == "category":
+            return f"because you like {self.anchor}" if self.anchor else "based on your tastes"
+        if self.code == "trending":
+            if not self.anchor:
+                return "trending now"
+            has_region = len(self.anchor.replace("_", "-").split("-")) > 1
+            return "popular in your region" if has_region else "popular in your language"
+        return _FIXED_TEXT.get(self.code, self.code.replace("_", " "))
+
+    def to_json(self) -> dict[str, object]:
+        """The reason fields of one served item (see `reason_json` for an item without one)."""
+        return {
+            "reason": self.text,
+            "reason_code": self.code,
+            "anchor": self.anchor,
+            "signals": list(self.signals),
+        }
+
+    @classmethod
+    def from_json(cls, item: dict[str, object]) -> Reason | None:
+        """The reason of one served item's JSON (None when it has none).
+
+        >>> Reason.from_json(Reason("category", "jazz", ("affinity",)).to_json())
+        Reason(code='category', anchor='jazz', signals=('affinity',))
+        """
+        code, anchor, signals = item.get("reason_code"), item.get("anchor"), item.get("signals") or []
+        if not isinstance(code, str) or not isinstance(signals, list):
+            return None
+        return cls(code, anchor if isinstance(anchor, str) else None, tuple(str(s) for s in signals))
+
+
+def reason_json(reason: Reason | None) -> dict[str, object]:
+    """The reason fields of one served item; all null (and no signals) for an item without a reason.
+
+    >>> reason_json(None)
+    {'reason': None, 'reason_code': None, 'anchor': None, 'signals': []}
+    """
+    if reason is None:
+        return {"reason": None, "reason_code": None, "anchor": None, "signals": []}
+    return reason.to_json()
+
+
+def _token(reason: Reason | None, anchors: dict[str, int]) -> str:
+    letter = _STORED.get(reason.code) if reason is not None else None
+    if reason is None or letter is None:
+        return "-"
+    signals = "".join(SIGNALS[s] for s in reason.signals if s in SIGNALS)
+    if reason.anchor is None:
+        return letter + signals
+    return letter + signals + str(anchors.setdefault(reason.anchor, len(anchors)))
+
+
+def encode(reasons: Sequence[Reason | None]) -> str:
+    """The stored form of a list's reasons, one per item in the sorted set's ``ZREVRANGE`` order.
+
+    JSON ``{"r": "<token> <token> ...", "a": [anchors]}``; a token is the reason letter, the signal
+    letters, then the anchor's index in ``a`` if it has one (``-``: no reason). Serve-time reasons
+    and unknown signals are not stored.
+
+    >>> encode([Reason("item", "i3", ("sequence", "cooccurrence")), Reason("popular"), None,
+    ...         Reason("category", "jazz", ("affinity",)), Reason("item", "i3", ("content",))])
+    '{"r":"Isc0 P - Ca1 Ig0","a":["i3","jazz"]}'
+    """
+    anchors: dict[str, int] = {}
+    tokens = " ".join(_token(reason, anchors) for reason in reasons)
+    return json.dumps({"r": tokens, "a": list(anchors)}, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode(stored: str | None, items: Sequence[str]) -> dict[str, Reason]:
+    """Item -> reason from the stored form, pairing tokens with ``items`` (the list as ``ZREVRANGE``
+    returns it, or its head); items without a valid token are left out.
+
+    >>> got = decode('{"r":"Isc0 P - Ca1","a":["i3","jazz"]}', ["x", "y", "z"])
+    >>> got["x"], got["y"].code, "z" in got
+    (Reason(code='item', anchor='i3', signals=('sequence', 'cooccurrence')), 'popular', False)
+    >>> decode("not json", ["x"]), decode(None, ["x"])
+    ({}, {})
+    """
+    if not stored:
+        return {}
+    try:
+        data = json.loads(stored)
+        tokens, anchors = str(data["r"]).split(" "), [str(a) for a in data["a"]]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    out: dict[str, Reason] = {}
+    for item, token in zip(items, tokens, strict=False):
+        match = _TOKEN.fullmatch(token)
+        if match is None or match[1] not in _STORED_CODE:
+            continue
+        letter, signals, at = match.groups()
+        if at and int(at) >= len(anchors):
+            continue
+        names = tuple(_SIGNAL_NAME[s] for s in signals if s in _SIGNAL_NAME)
+        out[item] = Reason(_STORED_CODE[letter], anchors[int(at)] if at else None, names)
+    return out
