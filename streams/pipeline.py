@@ -6,7 +6,7 @@ record that cannot be handled is sent to the dead-letter topic with its reason a
 
 from __future__ import annotations
 
-__all__ = ["Pipeline", "Profiles", "Sender"]
+__all__ = ["POPULAR", "Pipeline", "Profiles", "Sender", "reasons_of"]
 
 import logging
 import time
@@ -19,8 +19,10 @@ from engine.metrics import Metrics
 from engine.redis_store import RedisStore
 from models.profile import UserProfile
 from models.recommender import HybridRecommender
+from models.registry import PopularRecommender
 from schemas.errors import InvalidEventError
-from schemas.events import Event, EventType, decode_object, parse_event, parse_item
+from schemas.events import Context, Event, EventType, decode_object, parse_event, parse_item
+from schemas.reasons import Reason
 from schemas.users import ErasureRecord, PreferencesRecord, parse_user_record
 from streams import deadletter
 
@@ -37,6 +39,22 @@ Profiles = MutableMapping[str, Any]
 
 #: Record types on the events topic that are about the user rather than an item.
 USER_RECORD_TYPES = frozenset({"preferences", "erasure"})
+
+#: What the popular tier's items are there for (it has no `explain` of its own).
+POPULAR = Reason("popular", None, ("popularity",))
+
+
+def reasons_of(
+    model: object, profile: UserProfile, items: list[tuple[str, float]], context: Context | None, ts: int
+) -> list[Reason | None] | None:
+    """Why each of ``items`` (the model's latest ranking for the user) is there, or None if the model
+    cannot say. Must run right after that `recommend`: the model explains from that ranking's features."""
+    if isinstance(model, HybridRecommender):
+        found = model.explain(profile, [item for item, _ in items], context, ts)
+        return [Reason(e.reason, e.anchor, e.signals) for e in found]
+    if isinstance(model, PopularRecommender):
+        return [POPULAR] * len(items)
+    return None
 
 
 class Pipeline:
@@ -275,6 +293,7 @@ class Pipeline:
     async def _publish(self, event: Event | PreferencesRecord, profile: UserProfile) -> None:
         context = event.context if isinstance(event, Event) else None
         items = self.model.recommend(profile, self.top_n, context, event.ts)
+        reasons = reasons_of(self.model, profile, items, context, event.ts)
         if self.quality is not None:
             self.quality.remember(profile.user_id, items)
         try:
@@ -284,6 +303,7 @@ class Pipeline:
                 model_version=self.model.version,
                 last_event_ts=profile.last_ts,
                 events_seen=profile.events_seen,
+                reasons=reasons,
             )
         except (redis.exceptions.RedisError, OSError):
             # The model has learned the event; the list is rebuilt on the user's next event.

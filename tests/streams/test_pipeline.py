@@ -16,9 +16,11 @@ from engine.metrics import Metrics
 from engine.redis_store import RedisStore
 from models.profile import UserProfile
 from models.recommender import MODEL_VERSION, HybridRecommender
+from models.registry import PopularRecommender
 from schemas.errors import InvalidEventError
 from schemas.events import Event, ItemRecord, encode
-from streams.pipeline import Pipeline
+from schemas.reasons import Reason
+from streams.pipeline import POPULAR, Pipeline, reasons_of
 
 EVENTS, DEAD = "p13n.t.events", "p13n.t.dead-letter"
 TS = 1_700_000_000_000
@@ -32,6 +34,7 @@ class Publish:
     model_version: str
     last_event_ts: int
     events_seen: int
+    reasons: list[Reason | None] | None = None
 
 
 @dataclass
@@ -49,10 +52,12 @@ class FakeStore:
         model_version: str,
         last_event_ts: int,
         events_seen: int,
+        reasons: Sequence[Reason | None] | None = None,
     ) -> int:
         if self.error is not None:
             raise self.error
-        self.calls.append(Publish(user_id, list(items), model_version, last_event_ts, events_seen))
+        why = list(reasons) if reasons is not None else None
+        self.calls.append(Publish(user_id, list(items), model_version, last_event_ts, events_seen, why))
         return UPDATED_MS
 
 
@@ -116,6 +121,42 @@ async def test_learned_event_publishes_that_users_recommendations(harness: Harne
     assert harness.sample("personalize_freshness_seconds_sum") == pytest.approx(3 * 2.5 - 0.01)
     assert harness.sample("personalize_process_seconds_count") == 3.0
     assert harness.sent == []
+
+
+async def test_the_published_list_carries_a_reason_per_item(harness: Harness) -> None:
+    # Co-consumption: bob took i3 then i4; u1 takes i3, so i4 comes "because you liked i3".
+    for n, item in enumerate(["i3", "i4"]):
+        await harness.pipeline.handle_event(_raw(f"b{n}", "bob", item, ts=TS + n), b"bob", harness.profiles)
+    await harness.pipeline.handle_event(_raw("e1", "u1", "i3", ts=TS + 10), b"u1", harness.profiles)
+    call = harness.store.calls[-1]
+    assert call.reasons is not None and len(call.reasons) == len(call.items)
+    why = dict(zip([item for item, _ in call.items], call.reasons, strict=True))
+    linked = why["i4"]
+    assert linked is not None and (linked.code, linked.anchor) == ("item", "i3")
+    assert linked.signals and linked.signals[0] in {"sequence", "cooccurrence", "transitions"}
+    assert all(r is not None and r.code != "item" for item, r in why.items() if item != "i4")
+
+
+async def test_the_popular_tier_publishes_popular_reasons_and_unknown_models_none() -> None:
+    store = FakeStore()
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> None:
+        return None
+
+    pipeline = Pipeline(
+        model=cast(HybridRecommender, PopularRecommender()),
+        store=cast(RedisStore, store),
+        metrics=Metrics.create(CollectorRegistry(), "t", "m"),
+        send=send,
+        events_topic=EVENTS,
+        dead_letter_topic=DEAD,
+        top_n=5,
+    )
+    for n, (user, item) in enumerate([("bob", "i1"), ("bob", "i2"), ("u1", "i1")]):
+        await pipeline.handle_event(_raw(f"e{n}", user, item, ts=TS + n), user.encode(), {})
+    call = store.calls[-1]
+    assert call.items and call.reasons == [POPULAR] * len(call.items)
+    assert reasons_of(object(), UserProfile("u1"), call.items, None, TS) is None
 
 
 async def test_duplicate_event_is_skipped_and_not_counted_twice(harness: Harness) -> None:
