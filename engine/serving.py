@@ -14,10 +14,12 @@ from typing import Any
 
 from engine import rules as business_rules
 from engine.diversity import intra_list_diversity
+from engine.item_meta import ItemMeta
 from engine.preferences import Preferences
 from engine.redis_store import RedisStore
-from engine.rules import RuleSet
+from engine.rules import RuleSet, SurfaceRules
 from engine.rules_file import DEFAULT_RULES
+from schemas.reasons import Reason, reason_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +27,13 @@ class Served:
     """What a caller gets for one user, and where it came from.
 
     ``source`` is ``personalized`` (the user's own list), ``trending:<locale>`` (trending in the
-    caller's locale or its language), ``trending`` (trending everywhere) or ``none``.
+    caller's locale or its language), ``trending`` (trending everywhere) or ``none``. ``reasons``
+    says why each item is there, by item id (an item without one has null reason fields).
 
-    >>> Served("u1", [("i1", 0.5)], "trending:en", None, None).to_json()["items"]
-    [{'item_id': 'i1', 'score': 0.5}]
+    >>> why = {"i1": Reason("trending", "en")}
+    >>> Served("u1", [("i1", 0.5)], "trending:en", None, None, reasons=why).to_json()["items"]
+    [{'item_id': 'i1', 'score': 0.5, 'reason': 'popular in your language', 'reason_code': 'trending',
+      'anchor': 'en', 'signals': []}]
     """
 
     user_id: str
@@ -38,11 +43,15 @@ class Served:
     model_version: str | None
     #: Intra-list diversity of ``items`` (see `engine.diversity`), for metrics; not part of the answer.
     diversity: float | None = field(default=None, compare=False)
+    reasons: dict[str, Reason] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "user_id": self.user_id,
-            "items": [{"item_id": item, "score": score} for item, score in self.items],
+            "items": [
+                {"item_id": item, "score": score, **reason_json(self.reasons.get(item))}
+                for item, score in self.items
+            ],
             "source": self.source,
             "updated_ms": self.updated_ms,
             "model_version": self.model_version,
@@ -52,16 +61,19 @@ class Served:
     def from_json(cls, data: dict[str, Any]) -> Served:
         """The inverse of `to_json` (what the SDK does with the API's answer).
 
-        >>> s = Served("u1", [("i1", 0.5)], "personalized", 17, "m1")
+        >>> s = Served("u1", [("i1", 0.5), ("i2", 0.4)], "personalized", 17, "m1",
+        ...            reasons={"i1": Reason("item", "i0", ("sequence",))})
         >>> Served.from_json(s.to_json()) == s
         True
         """
+        why = {str(e["item_id"]): Reason.from_json(e) for e in data["items"]}
         return cls(
             user_id=str(data["user_id"]),
             items=[(str(e["item_id"]), float(e["score"])) for e in data["items"]],
             source=str(data["source"]),
             updated_ms=data.get("updated_ms"),
             model_version=data.get("model_version"),
+            reasons={item: reason for item, reason in why.items() if reason is not None},
         )
 
 
@@ -115,12 +127,47 @@ class _Request:
     policy: ServingPolicy
 
 
+def _promoted(item: str, meta: ItemMeta, rules: SurfaceRules) -> bool:
+    """Whether the surface's boosts raise the item's score (a boost may also lower it)."""
+    score = 1.0
+    for boost in rules.boost:
+        if boost.matches(item, meta):
+            score = score * boost.multiply + boost.add
+    return score > 1.0
+
+
+def _explained(
+    items: list[tuple[str, float]],
+    metas: dict[str, ItemMeta],
+    rules: SurfaceRules,
+    known: dict[str, Reason],
+    default: Reason | None,
+) -> dict[str, Reason]:
+    """Why each served item is there: a pin, then a business boost (with the model's signals), then the
+    stored reason (``known``), else ``default`` (the fallback's)."""
+    pinned = {p.item for p in rules.pin}
+    out: dict[str, Reason] = {}
+    for item, _ in items:
+        reason = known.get(item, default)
+        if item in pinned:
+            out[item] = Reason("pinned")
+        elif item in metas and _promoted(item, metas[item], rules):
+            out[item] = Reason("promoted", None, reason.signals if reason is not None else ())
+        elif reason is not None:
+            out[item] = reason
+    return out
+
+
 async def _shaped(
-    req: _Request, candidates: Sequence[tuple[str, float]]
-) -> tuple[list[tuple[str, float]], float | None]:
-    """Candidates through the surface's rules, with the metadata of all of them read in one round trip."""
+    req: _Request,
+    candidates: Sequence[tuple[str, float]],
+    known: dict[str, Reason],
+    default: Reason | None = None,
+) -> tuple[list[tuple[str, float]], float | None, dict[str, Reason]]:
+    """Candidates through the surface's rules, with the metadata of all of them read in one round trip,
+    and why each served item is there (`_explained`)."""
     if not candidates:
-        return [], None
+        return [], None, {}
     rules = req.policy.rules.for_surface(req.surface)
     ids = list(dict.fromkeys([item for item, _ in candidates] + [p.item for p in rules.pin]))
     metas = await req.store.read_items(ids)
@@ -134,7 +181,8 @@ async def _shaped(
         language=req.language,
         prefs=req.prefs,
     )
-    return items, intra_list_diversity([metas[item].categories for item, _ in items if item in metas])
+    diversity = intra_list_diversity([metas[item].categories for item, _ in items if item in metas])
+    return items, diversity, _explained(items, metas, rules, known, default)
 
 
 async def recommend(
@@ -148,7 +196,8 @@ async def recommend(
     policy: ServingPolicy = DEFAULT_POLICY,
 ) -> Served:
     """The user's top-n after the surface's rules and the user's preferences; for a user without a
-    list (or whose list the rules empty), trending in their locale, then globally, else empty.
+    list (or whose list the rules empty), trending in their locale, then globally, else empty. Each
+    item keeps the reason stored with it; pins, boosts and the trending fallback have their own.
 
     ``region`` defaults to the locale's region subtag. An empty answer is the last resort, never an error.
     """
@@ -156,12 +205,13 @@ async def recommend(
     recs, prefs = await store.read_with_preferences(user_id, depth)
     language = locale.replace("_", "-").split("-", 1)[0] if locale else None
     req = _Request(store, n, surface, region or region_of(locale), language, prefs, policy)
-    items, diversity = await _shaped(req, recs.items)
+    items, diversity, why = await _shaped(req, recs.items, recs.reasons)
     if items:
-        return Served(user_id, items, "personalized", recs.updated_ms, recs.model_version, diversity)
+        return Served(user_id, items, "personalized", recs.updated_ms, recs.model_version, diversity, why)
     for scope in locale_scopes(locale):
-        items, diversity = await _shaped(req, await store.read_trending(depth, scope))
+        trending = await store.read_trending(depth, scope)
+        items, diversity, why = await _shaped(req, trending, {}, Reason("trending", scope))
         if items:
-            return Served(user_id, items, f"trending:{scope}", None, None, diversity)
-    items, diversity = await _shaped(req, await store.read_trending(depth))
-    return Served(user_id, items, "trending" if items else "none", None, None, diversity)
+            return Served(user_id, items, f"trending:{scope}", None, None, diversity, why)
+    items, diversity, why = await _shaped(req, await store.read_trending(depth), {}, Reason("trending"))
+    return Served(user_id, items, "trending" if items else "none", None, None, diversity, why)

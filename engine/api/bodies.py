@@ -57,8 +57,30 @@ class Accepted(BaseModel):
 
 
 class ItemScore(BaseModel):
+    """One recommended item, with why it is there (null reason fields: no reason is known)."""
+
     item_id: str
     score: float
+    reason: str | None = Field(
+        description="short human text; an item is named by its id (the engine knows no titles)",
+        examples=["because you liked i42", "because you like Comedy", "popular in your region"],
+    )
+    reason_code: str | None = Field(
+        description="machine-readable reason: `item`, `category`, `popular`, `well_rated`, "
+        "`similar_users`, `exploring` (from the model); `pinned`, `promoted`, `trending` (added at serve "
+        "time by pins, boosts and the trending fallback)",
+        examples=["item", "category", "trending"],
+    )
+    anchor: str | None = Field(
+        description="what the reason points at: the user's item (`item`), the category (`category`), "
+        "the locale or language (`trending`); else null",
+        examples=["i42", "Comedy", "en-GB"],
+    )
+    signals: list[str] = Field(
+        description="the model's strongest contributing signals, strongest first: `sequence`, "
+        "`cooccurrence`, `transitions`, `content`, `popularity`, `quality`, `affinity`",
+        examples=[["cooccurrence", "sequence"]],
+    )
 
 
 class RecommendationsBody(BaseModel):

@@ -1,4 +1,5 @@
-"""A tiny in-memory Redis with the commands the policy store and experiment counters use (str values)."""
+"""A tiny in-memory Redis with the commands the policy store, experiment counters and the recommendation
+store use (str values; sorted sets ordered as Redis orders them)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,35 @@ from typing import Any
 
 
 class FakeRedis:
-    """Hashes and sets in dicts; pipelines queue calls and run them on ``execute``."""
+    """Hashes, sets and sorted sets in dicts; pipelines queue calls and run them on ``execute``."""
 
     def __init__(self) -> None:
         self.hashes: dict[str, dict[str, str]] = {}
         self.sets: dict[str, set[str]] = {}
+        self.zsets: dict[str, dict[str, float]] = {}
+
+    async def delete(self, *keys: str) -> int:
+        stores: tuple[dict[str, Any], ...] = (self.hashes, self.sets, self.zsets)
+        return sum(any(s.pop(k, None) is not None for s in stores) for k in keys)
+
+    async def zadd(self, key: str, mapping: dict[str, float]) -> int:
+        zset = self.zsets.setdefault(key, {})
+        added = len(set(mapping) - set(zset))
+        zset.update({str(m): float(v) for m, v in mapping.items()})
+        return added
+
+    async def zrevrange(
+        self, key: str, start: int, end: int, withscores: bool = False
+    ) -> list[tuple[str, float]] | list[str]:
+        """Score descending, equal scores by member bytes descending (as Redis)."""
+        zset = self.zsets.get(key, {})
+        ranked = sorted(zset.items(), key=lambda pair: (pair[1], pair[0].encode()), reverse=True)
+        window = ranked[start : None if end == -1 else end + 1]
+        return window if withscores else [member for member, _ in window]
+
+    async def hdel(self, key: str, *fields: str) -> int:
+        found = self.hashes.get(key, {})
+        return sum(found.pop(str(f), None) is not None for f in fields)
 
     async def hget(self, key: str, field: str) -> str | None:
         return self.hashes.get(key, {}).get(str(field))

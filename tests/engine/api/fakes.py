@@ -20,6 +20,7 @@ from engine.preferences import Preferences
 from engine.redis_store import Recommendations, RedisStore
 from engine.settings import Settings
 from schemas.errors import DeliveryError, ServiceUnavailableError
+from schemas.reasons import Reason
 
 KEY = "p13n_unit-test-key"
 
@@ -39,6 +40,8 @@ class FakeStore:
     """The reads `engine.serving.recommend` makes, from dicts."""
 
     recs: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    #: user -> item -> the reason stored with the user's list
+    reasons: dict[str, dict[str, Reason]] = field(default_factory=dict)
     trending: dict[str | None, list[tuple[str, float]]] = field(default_factory=dict)
     items: dict[str, ItemMeta] = field(default_factory=dict)
     prefs: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -50,7 +53,10 @@ class FakeStore:
         if not self.client.up:
             raise RedisConnectionError("down")
         items = self.recs.get(user_id, [])[:n]
-        return Recommendations(user_id, items, 1 if items else None, "m1" if items else None, None, None)
+        why = {i: r for i, r in self.reasons.get(user_id, {}).items() if i in dict(items)}
+        return Recommendations(
+            user_id, items, 1 if items else None, "m1" if items else None, None, None, reasons=why
+        )
 
     async def read_trending(self, n: int, locale: str | None = None) -> list[tuple[str, float]]:
         return self.trending.get(locale, [])[:n]
