@@ -208,12 +208,13 @@ def recs(
         "#",
         "item",
         "score",
+        "why",
         title=f"{user}: {result['events_seen'] or 0} events seen, "
         f"model {result['model_version']}, updated_ms {result['updated_ms']}",
     )
     entries: list[dict[str, Any]] = result["items"]  # type: ignore[assignment]
     for rank, entry in enumerate(entries, 1):
-        table.add_row(str(rank), entry["item_id"], f"{entry['score']:.4f}")
+        table.add_row(str(rank), entry["item_id"], f"{entry['score']:.4f}", entry["reason"] or "")
     Console().print(table)
 
 

@@ -130,7 +130,13 @@ async def test_recommendations_read_what_the_store_published(api_url: str, store
     async with httpx.AsyncClient(base_url=api_url) as http:
         body = (await http.get("/v1/recommendations/api-known", params={"n": 5, "surface": "home"})).json()
     assert body["source"] == "personalized" and body["model_version"] == "m-it"
-    assert body["items"] == [{"item_id": "i1", "score": 0.9}, {"item_id": "i3", "score": 0.3}]
+    none: dict[str, object] = {
+        "reason": None,
+        "reason_code": None,
+        "anchor": None,
+        "signals": [],
+    }  # published without reasons
+    assert body["items"] == [{"item_id": "i1", "score": 0.9, **none}, {"item_id": "i3", "score": 0.3, **none}]
 
 
 async def test_unknown_users_get_locale_then_global_trending_then_nothing(

@@ -57,7 +57,9 @@ async def test_recs_json_prints_the_contract_shape(
     assert set(data) >= {"user_id", "items", "updated_ms", "model_version", "events_seen"}
     assert data["user_id"] == "cli-user" and data["events_seen"] == 3
     assert data["updated_ms"] >= ts
-    assert all(set(entry) == {"item_id", "score"} for entry in data["items"])
+    fields = {"item_id", "score", "reason", "reason_code", "anchor", "signals"}
+    assert all(set(entry) == fields for entry in data["items"])
+    assert all(entry["reason_code"] is not None for entry in data["items"])  # the worker stored them
 
 
 def test_recs_of_an_unknown_user_is_empty_not_an_error(settings: Settings) -> None:

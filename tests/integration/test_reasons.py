@@ -1,0 +1,105 @@
+"""Explanations through the real services: events in Kafka -> worker -> list and reasons in one Redis write
+-> ``GET /v1/recommendations`` and the SDK, each item with why it is there."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from engine.client import AsyncClient
+from engine.kafka_io import AsyncProducer
+from engine.redis_store import RedisStore
+from engine.settings import Settings
+from schemas import keys
+from schemas.events import Event, ItemRecord, encode
+from schemas.keys import MetaField
+from schemas.reasons import Reason
+from tests.integration.conftest import Worker, api_server, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+RUN = uuid.uuid4().hex[:6]
+
+
+@pytest.fixture(scope="module")
+def api_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with api_server(settings, tmp_path_factory.mktemp("api-reasons") / "api.log") as url:
+        yield url
+
+
+async def test_a_co_consumed_item_arrives_because_the_user_liked_its_partner(
+    settings: Settings, ready_worker: Worker, store: RedisStore, api_url: str
+) -> None:
+    film, sequel = f"{RUN}-film", f"{RUN}-sequel"
+    others = [f"{RUN}-i{n}" for n in range(8)]
+    fans, user = [f"{RUN}-fan{n}" for n in range(4)], f"{RUN}-user"
+    ts = time.time_ns() // 1_000_000
+    events: list[Event] = []
+    for n, fan in enumerate(fans):  # every fan watches the film, then its sequel
+        for k, item in enumerate((film, sequel, others[n])):
+            events.append(Event(event_id=f"{fan}-{k}", user_id=fan, item_id=item, type="click", ts=ts + k))
+    events.append(Event(event_id=f"{user}-0", user_id=user, item_id=film, type="click", ts=ts + 10))
+    async with AsyncProducer(settings.bootstrap) as producer:
+        for item in (film, sequel, *others):
+            record = ItemRecord(item_id=item, categories=["drama"])
+            await producer.send(settings.items_topic, encode(record), item.encode())
+        for fan_event in events[:-1]:
+            await producer.send(settings.events_topic, encode(fan_event), fan_event.user_id.encode())
+
+        async def fans_learned() -> bool:
+            return [(await store.read(fan)).events_seen for fan in fans] == [3] * len(fans)
+
+        await wait_for(fans_learned, 90, "the fans' events learned")
+        await producer.send(settings.events_topic, encode(events[-1]), user.encode())
+
+    async def listed() -> bool:
+        return (await store.read(user)).events_seen == 1
+
+    await wait_for(listed, 60, "the user's list published")
+    recs = await store.read(user, settings.top_n)
+    assert recs.items and set(recs.reasons) == {item for item, _ in recs.items}  # every item explained
+    assert recs.reasons[sequel].code == "item" and recs.reasons[sequel].anchor == film
+
+    async with httpx.AsyncClient(base_url=api_url) as http:
+        body = (await http.get(f"/v1/recommendations/{user}", params={"n": 20})).json()
+    by_id = {item["item_id"]: item for item in body["items"]}
+    assert body["source"] == "personalized"
+    assert by_id[sequel]["reason"] == f"because you liked {film}"
+    assert (by_id[sequel]["reason_code"], by_id[sequel]["anchor"]) == ("item", film)
+    assert by_id[sequel]["signals"] and set(by_id[sequel]["signals"]) <= {
+        "sequence",
+        "cooccurrence",
+        "transitions",
+        "content",
+        "popularity",
+        "quality",
+        "affinity",
+    }
+    assert all(item["reason_code"] is not None for item in body["items"])
+
+    async with AsyncClient(redis_url=settings.redis, namespace=settings.namespace) as sdk:
+        direct = await sdk.recommend(user, n=20)
+    assert direct.reasons[sequel] == recs.reasons[sequel]
+
+
+async def test_reasons_pair_with_redis_own_order_of_tied_scores(
+    settings: Settings, store: RedisStore
+) -> None:
+    """The store orders the reasons as ZREVRANGE returns the members; checked against the real server."""
+    user = f"{RUN}-ties"
+    items = [("b", 0.5), ("a", 0.5), ("B", 0.5), ("ab", 0.5), ("z", 0.9), ("é", 0.5)]
+    why = [Reason("item", f"for-{item}") for item, _ in items]
+    await store.publish(user, items, model_version="m", last_event_ts=1, events_seen=1, reasons=why)
+    recs = await store.read(user, 10)
+    assert {item: r.anchor for item, r in recs.reasons.items()} == {item: f"for-{item}" for item, _ in items}
+    client = aioredis.Redis.from_url(settings.redis)
+    try:
+        stored = await client.hget(keys.meta(settings.namespace, user), MetaField.REASONS)
+    finally:
+        await client.aclose()
+    assert isinstance(stored, bytes) and len(stored) < 120
