@@ -7,7 +7,7 @@ few microseconds per item and can be stored with every list.
 
 from __future__ import annotations
 
-__all__ = ["Explanation", "anchors", "explain_row"]
+__all__ = ["Explanation", "anchors", "explain_rows"]
 
 from dataclasses import dataclass
 
@@ -46,36 +46,48 @@ class Explanation:
 EXPLORING = Explanation("exploring", None, ())
 
 
-def explain_row(
-    features: npt.NDArray[np.floating],
+def explain_rows(
+    table: npt.NDArray[np.floating],
+    rows: list[int],
     weights: npt.NDArray[np.float64],
-    anchor: str | None,
-    category: str | None,
-) -> Explanation:
-    """The explanation of one candidate from its feature row (`FEATURES` order) and the blend.
+    anchors: list[str | None],
+    categories: list[str | None],
+) -> list[Explanation]:
+    """Explanations of the candidates at ``rows`` of ``table`` (features in `FEATURES` order, one
+    row per candidate of the ranking), with each one's linked item of the user and best category.
 
-    ``anchor`` is the user's item the candidate is linked to (or None), ``category`` the user's
-    best-liked category among the item's.
+    A signal explains an item by how much it lifts the item above the average candidate (its
+    weighted value minus the mean over the table): a signal every candidate shares, such as a high
+    quality, explains none of them.
 
     >>> w = np.array([1.0, 0.3, 0.3, 0.2, 0.2, 0.8, 0.6])
-    >>> explain_row(np.array([0.0, 0.9, 0.0, 0.0, 0.1, 0.5, 0.2]), w, "i3", "jazz")
-    Explanation(reason='well_rated', anchor=None, signals=('quality', 'cooccurrence'))
-    >>> explain_row(np.array([0.9, 0.9, 0.0, 0.0, 0.1, 0.5, 0.2]), w, "i3", "jazz").reason
-    'item'
+    >>> table = np.array(
+    ...     [[0.9, 0.9, 0, 0, 0.1, 0.8, 0.2], [0.1, 0, 0, 0, 0.1, 0.8, 0.9], [0.2, 0, 0, 0, 0.9, 0.8, 0.2]]
+    ... )
+    >>> [e.reason for e in explain_rows(table, [0, 1, 2], w, ["i3", None, None], [None, "jazz", None])]
+    ['item', 'category', 'popular']
     """
-    contributions = np.asarray(features, dtype=np.float64) * weights
-    order = np.argsort(-contributions, kind="stable")
-    signals = tuple(FEATURES[i] for i in order[:2].tolist() if contributions[i] > 0)
-    top = signals[0] if signals else "popularity"
-    if top in ITEM_SIGNALS:
-        if anchor is not None:
-            return Explanation("item", anchor, signals)
-        return Explanation("similar_users", None, signals)
-    if top == "affinity" and category is not None:
-        return Explanation("category", category, signals)
-    if top == "quality":
-        return Explanation("well_rated", None, signals)
-    return Explanation("popular", None, signals)
+    data = np.asarray(table, dtype=np.float64)
+    lift = (data[rows] - data.mean(axis=0)) * weights
+    order = np.argsort(-lift, axis=1, kind="stable")[:, :2]
+    out = []
+    for i, (first, second) in enumerate(order.tolist()):
+        signals = tuple(FEATURES[j] for j in (first, second) if lift[i, j] > 0)
+        top = signals[0] if signals else "popularity"
+        if top in ITEM_SIGNALS:
+            reason = (
+                Explanation("item", anchors[i], signals)
+                if anchors[i]
+                else Explanation("similar_users", None, signals)
+            )
+        elif top == "affinity" and categories[i] is not None:
+            reason = Explanation("category", categories[i], signals)
+        elif top == "quality":
+            reason = Explanation("well_rated", None, signals)
+        else:
+            reason = Explanation("popular", None, signals)
+        out.append(reason)
+    return out
 
 
 @njit(cache=True, nogil=True)

@@ -1,8 +1,9 @@
 """What is popular now, overall and per category, kept as ranked heads the ranking kernel reads.
 
-Each list is an `ItemPopularity`; whenever one re-ranks, its head (the best ``depth`` items) is
-copied into one row of a matrix, so a request reads the heads of the user's favourite categories
-without a Python call per category.
+Each list is an `ItemPopularity`; a list that changed enough to re-rank is re-ranked when the
+heads are next read, and its head (the best ``depth`` items) copied into one row of a matrix, so a
+request reads the heads of the user's favourite categories without a Python call per category, and
+loading a large catalog re-ranks nothing until the first request.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class PopularHeads:
         #: Per category: how many items its head holds.
         self._filled = np.zeros(0, dtype=np.int64)
         self._overall_filled = 0
+        #: Lists to re-rank at the next read (category ids; -1 is the overall list).
+        self._stale: set[int] = set()
 
     def _list(self, category: int) -> ItemPopularity:
         while category >= len(self._lists):
@@ -54,32 +57,43 @@ class PopularHeads:
     def add(self, item: int, categories: Iterable[int]) -> None:
         """Make a catalog item known to the overall list and its categories' lists."""
         self.overall.add(item)
-        self._sync_overall()
+        self._check(-1)
         for category in categories:
             self._list(category).add(item)
-            self._sync(category)
+            self._check(category)
 
     def learn_one(self, item: int, categories: Iterable[int], weight: float, ts: int) -> None:
         """One positive interaction with ``item``."""
         self.overall.learn_one(item, weight, ts)
-        self._sync_overall()
+        self._check(-1)
         for category in categories:
             self._list(category).learn_one(item, weight, ts)
-            self._sync(category)
+            self._check(category)
 
-    def _sync_overall(self) -> None:
-        if self.overall.stale or self._overall_filled < min(self.depth, self.overall.known):
-            head = self.overall.top_ids(self.depth)
-            self._overall_head[: head.size] = head
-            self._overall_filled = head.size
+    def _check(self, category: int) -> None:
+        """Note the list for re-ranking if it is due, or its head is not as full as it can be."""
+        ranked, filled = (
+            (self.overall, self._overall_filled)
+            if category < 0
+            else (self._lists[category], self._filled[category])
+        )
+        if ranked.stale or filled < min(self.depth, ranked.known):
+            self._stale.add(category)
 
-    def _sync(self, category: int) -> None:
-        ranked = self._lists[category]
-        if ranked.stale or self._filled[category] < min(self.depth, ranked.known):
+    def _sync(self) -> None:
+        for category in self._stale:
+            ranked = self.overall if category < 0 else self._lists[category]
             head = ranked.top_ids(self.depth)
-            self._heads[category, : head.size] = head
-            self._filled[category] = head.size
+            if category < 0:
+                self._overall_head[: head.size] = head
+                self._overall_filled = head.size
+            else:
+                self._heads[category, : head.size] = head
+                self._filled[category] = head.size
+        self._stale.clear()
 
     def kernel_state(self) -> tuple[Ids, Ids]:
         """(overall head, one head per category id), best first, -1 after the last item."""
+        if self._stale:
+            self._sync()
         return self._overall_head, self._heads

@@ -23,7 +23,7 @@ from models.arrays import Vocabulary, grown
 from models.blend import OnlineBlend
 from models.content import ContentLinks
 from models.cooccurrence import CoOccurrence
-from models.explain import EXPLORING, Explanation, anchors, explain_row
+from models.explain import EXPLORING, Explanation, anchors, explain_rows
 from models.popular_heads import PopularHeads
 from models.profile import UserProfile
 from models.sequence import SequenceNeighbors
@@ -38,8 +38,9 @@ POPULAR_DEPTH = 550
 SHORTLIST = 300
 #: How many of the user's latest items the sequence signals read.
 RECENT = 15
-#: Candidates (with their features) kept from each user's latest ranking, to learn the blend from
-#: what the user takes next; and for how many users at most (the least recently ranked go first).
+#: Candidates (with their features) kept from each user's latest ranking beyond the n asked for, to
+#: learn the blend from what the user takes next and to explain the list; and for how many users at
+#: most (the least recently ranked go first).
 REMEMBERED = 50
 #: How many of the user's latest items co-occurrence, transitions and content similarity (shared
 #: tags) start from (co-occurrence 15 -> 10 read a third fewer links and gave HR@10 0.1698 -> 0.1702).
@@ -166,7 +167,7 @@ class HybridRecommender:
             wider[:, : self._category_matrix.shape[1]] = self._category_matrix
             self._category_matrix = wider
         self._category_matrix[item] = -1
-        self._category_matrix[item, : len(ids)] = ids or [-2]
+        self._category_matrix[item, : max(len(ids), 1)] = ids or [-2]
         self.heads.add(item, ids)
         self._unavailable[item] = not record.available
         self.content.learn_item(item, record.tags)
@@ -252,7 +253,7 @@ class HybridRecommender:
             (*self.heads.kernel_state(), n),
             (category_prob, self._category_matrix, popularity, scale, self._positives, self._seen),
         )  # fmt: skip
-        self._remember(profile.user_id, candidates, table)
+        self._remember(profile.user_id, candidates, table, n)
         names, hidden = self._items.names, profile.consumed
         ranked: list[tuple[str, float]] = []
         # Candidates are best first and the model's history is already hidden; what is left to
@@ -289,23 +290,29 @@ class HybridRecommender:
             linked[unlinked] = anchors(wanted[unlinked], recent, row_of, links, count)
         when = ts if ts is not None else (profile.last_ts or None)
         category_prob = self.affinity.predict_vector(profile.user_id, context, when)
-        names, out = self._items.names, []
-        for item, at in zip(wanted.tolist(), linked.tolist(), strict=True):
+        names, out = self._items.names, [EXPLORING] * len(items)
+        rows, places, linked_names, best_categories = [], [], [], []
+        for place, (item, at) in enumerate(zip(wanted.tolist(), linked.tolist(), strict=True)):
             if table is None or item not in ids:
-                out.append(EXPLORING)
                 continue
             best = max(self._category_ids(item), key=lambda c: category_prob[c], default=-1)
-            category = self.affinity.categories.names[best] if best >= 0 else None
-            anchor = names[int(recent[at])] if at >= 0 else None
-            out.append(explain_row(table[ids.index(item)], self.ranker.weights, anchor, category))
+            rows.append(ids.index(item))
+            places.append(place)
+            linked_names.append(names[int(recent[at])] if at >= 0 else None)
+            best_categories.append(self.affinity.categories.names[best] if best >= 0 else None)
+        if rows and table is not None:
+            explained = explain_rows(table, rows, self.ranker.weights, linked_names, best_categories)
+            for place, explanation in zip(places, explained, strict=True):
+                out[place] = explanation
         return out
 
     def _remember(
-        self, user_id: str, candidates: npt.NDArray[np.int64], table: npt.NDArray[np.float64]
+        self, user_id: str, candidates: npt.NDArray[np.int64], table: npt.NDArray[np.float64], n: int
     ) -> None:
         """Keep the head of this ranking until the user's next event teaches the blend."""
         # Copies: views would keep the whole request's arrays alive.
-        self._shown[user_id] = (candidates[:REMEMBERED].tolist(), table[:REMEMBERED].astype(np.float32))
+        keep = REMEMBERED + n
+        self._shown[user_id] = (candidates[:keep].tolist(), table[:keep].astype(np.float32))
         self._shown.move_to_end(user_id)
         if len(self._shown) > REMEMBERED_USERS:
             self._shown.popitem(last=False)

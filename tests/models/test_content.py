@@ -49,3 +49,17 @@ def test_category_heads_follow_the_lists_after_each_refresh() -> None:
     overall, by_category = heads.kernel_state()
     assert overall[0] == 3
     assert by_category[0, 0] == 3
+
+
+def test_an_item_without_categories_competes_on_its_other_signals() -> None:
+    rec = HybridRecommender(seed=0, explore_slots=0)
+    rec.learn_item(ItemRecord(item_id="seen", tags=("noir",)))
+    rec.learn_item(ItemRecord(item_id="plain", categories=("x",)))
+    rec.learn_item(ItemRecord(item_id="bare", tags=("noir",)))
+    profile = UserProfile("u")
+    event = Event(event_id="e1", user_id="u", item_id="seen", type="click", ts=10**12)
+    rec.learn_one(event, profile)
+    profile.observe(event, rec.signal(event))
+    ranked = rec.recommend(profile, 2)
+    assert ranked[0][0] == "bare"
+    assert all(score > float("-inf") for _, score in ranked)
