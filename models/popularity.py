@@ -7,7 +7,6 @@ from __future__ import annotations
 
 __all__ = ["DecayedPopularity", "ItemPopularity"]
 
-import heapq
 import math
 from collections.abc import Hashable
 from typing import Generic, TypeVar
@@ -27,6 +26,8 @@ _RESCALE_AT = 256.0
 class DecayedPopularity(Generic[K]):
     """Popularity with a half-life (milliseconds of event time), keyed by item id (any hashable).
 
+    `ItemPopularity` over the ids of a vocabulary; ties rank the item seen first first.
+
     >>> pop = DecayedPopularity(half_life_ms=1000)
     >>> pop.learn_one("a", 1.0, ts=0); pop.learn_one("b", 1.0, ts=1000)
     >>> round(pop.score("a") / pop.score("b"), 3)
@@ -38,56 +39,35 @@ class DecayedPopularity(Generic[K]):
     def __init__(self, half_life_ms: float = 6 * 3600 * 1000, refresh_every: int = 100) -> None:
         self.half_life_ms = half_life_ms
         self.refresh_every = refresh_every
-        self._scores: dict[K, float] = {}
-        self._reference_ts: float | None = None
-        self._updates_since_refresh = 0
-        self._ranked: list[tuple[K, float]] = []
-        self._depth = 500
-        self._max = 0.0
+        self._ids: dict[K, int] = {}
+        self._keys: list[K] = []
+        self._items = ItemPopularity(half_life_ms, refresh_every)
 
     def __len__(self) -> int:
-        return len(self._scores)
+        return len(self._keys)
+
+    def _id(self, item_id: K) -> int:
+        found = self._ids.get(item_id)
+        if found is None:
+            found = self._ids[item_id] = len(self._keys)
+            self._keys.append(item_id)
+        return found
 
     def add(self, item_id: K) -> None:
         """Make an item known (ranked last until it gets interactions)."""
-        if self._scores.setdefault(item_id, 0.0) == 0.0:
-            self._updates_since_refresh += 1
+        self._items.add(self._id(item_id))
 
     def learn_one(self, item_id: K, weight: float, ts: int) -> None:
-        if self._reference_ts is None:
-            self._reference_ts = float(ts)
-        exponent = (ts - self._reference_ts) / self.half_life_ms
-        if exponent > _RESCALE_AT:
-            self._rescale(exponent)
-            exponent = 0.0
-        value = self._scores.get(item_id, 0.0) + weight * math.pow(2.0, exponent)
-        self._scores[item_id] = value
-        self._max = max(self._max, value)
-        self._updates_since_refresh += 1
-
-    def _rescale(self, exponent: float) -> None:
-        factor = math.pow(2.0, -exponent)
-        self._scores = {item: score * factor for item, score in self._scores.items()}
-        self._max *= factor
-        assert self._reference_ts is not None
-        self._reference_ts += exponent * self.half_life_ms
-        self._ranked = []
+        self._items.learn_one(self._id(item_id), weight, ts)
 
     def score(self, item_id: K) -> float:
         """Relative popularity in [0, 1] (1 = the most popular item now)."""
-        return self._scores.get(item_id, 0.0) / self._max if self._max > 0 else 0.0
+        found = self._ids.get(item_id)
+        return 0.0 if found is None else float(self._items.scores(np.array([found]))[0])
 
     def top(self, k: int) -> list[tuple[K, float]]:
         """The k most popular items with their relative score, best first."""
-        stale = self._updates_since_refresh >= self.refresh_every or len(self._ranked) < min(k, len(self))
-        if stale:
-            # As deep as the deepest list ever asked for (not doubling at every refresh).
-            depth = self._depth = max(self._depth, k)
-            best = heapq.nlargest(depth, self._scores.items(), key=lambda kv: (kv[1], kv[0]))
-            scale = self._max or 1.0
-            self._ranked = [(item, value / scale) for item, value in best]
-            self._updates_since_refresh = 0
-        return self._ranked[:k]
+        return [(self._keys[item], score) for item, score in self._items.top(k)]
 
 
 class ItemPopularity:
