@@ -91,10 +91,14 @@ def explain_rows(
 
 
 @njit(cache=True, nogil=True)
-def anchors(candidates, recent, row_of, ids, count):  # type: ignore[no-untyped-def]
+def anchors(candidates, recent, row_of, ids, count, mark):  # type: ignore[no-untyped-def]
     """Per candidate, the index in ``recent`` (newest first) of the first item whose link row
-    holds it, or -1; rows as in `models.kernels.links_of`."""
+    holds it, or -1; rows as in `models.kernels.links_of`. ``mark`` is a per-item float scratch
+    array, all zero on entry and on exit."""
     out = np.full(candidates.size, -1, np.int64)
+    for c in range(candidates.size):
+        if 0 <= candidates[c] < mark.size:
+            mark[candidates[c]] = c + 1
     for r in range(recent.size):
         item = recent[r]
         if item < 0 or item >= row_of.size or row_of[item] < 0:
@@ -102,7 +106,11 @@ def anchors(candidates, recent, row_of, ids, count):  # type: ignore[no-untyped-
         row = row_of[item]
         for j in range(count[row]):
             linked = ids[row, j]
-            for c in range(candidates.size):
-                if out[c] < 0 and candidates[c] == linked:
+            if linked < mark.size and mark[linked] > 0:
+                c = int(mark[linked]) - 1
+                if out[c] < 0:
                     out[c] = r
+    for c in range(candidates.size):
+        if 0 <= candidates[c] < mark.size:
+            mark[candidates[c]] = 0.0
     return out

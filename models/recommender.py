@@ -283,23 +283,28 @@ class HybridRecommender:
         wanted = np.array([self._items.get(i) for i in items], dtype=np.int64)
         recent = self.sequence.history(profile.user_id, last=CO_RECENT)[::-1].copy()
         row_of, links, _, count, _ = self.cooccurrence.kernel_state()
-        linked = anchors(wanted, recent, row_of, links, count)
+        linked = anchors(wanted, recent, row_of, links, count, self._totals)
         unlinked = linked < 0
         if unlinked.any():
             row_of, links, _, count, _ = self.content.kernel_state()
-            linked[unlinked] = anchors(wanted[unlinked], recent, row_of, links, count)
+            linked[unlinked] = anchors(wanted[unlinked], recent, row_of, links, count, self._totals)
         when = ts if ts is not None else (profile.last_ts or None)
         category_prob = self.affinity.predict_vector(profile.user_id, context, when)
         names, out = self._items.names, [EXPLORING] * len(items)
-        rows, places, linked_names, best_categories = [], [], [], []
-        for place, (item, at) in enumerate(zip(wanted.tolist(), linked.tolist(), strict=True)):
-            if table is None or item not in ids:
-                continue
-            best = max(self._category_ids(item), key=lambda c: category_prob[c], default=-1)
-            rows.append(ids.index(item))
-            places.append(place)
-            linked_names.append(names[int(recent[at])] if at >= 0 else None)
-            best_categories.append(self.affinity.categories.names[best] if best >= 0 else None)
+        row_at = {item: row for row, item in enumerate(ids)}
+        known = [place for place, item in enumerate(wanted.tolist()) if item in row_at]
+        rows = [row_at[item] for item in wanted[known].tolist()]
+        linked_names = [names[int(recent[at])] if at >= 0 else None for at in linked[known].tolist()]
+        # Each item's best-liked category: the argmax of the user's probabilities over its row.
+        matrix = self._category_matrix[wanted[known]]
+        if category_prob.size and len(known):
+            liked = np.where(matrix >= 0, category_prob[np.clip(matrix, 0, category_prob.size - 1)], -1.0)
+            best = matrix[np.arange(len(known)), np.argmax(liked, axis=1)]
+        else:
+            best = np.full(len(known), -1)
+        category_names = self.affinity.categories.names
+        best_categories = [category_names[c] if c >= 0 else None for c in best.tolist()]
+        places = known
         if rows and table is not None:
             explained = explain_rows(table, rows, self.ranker.weights, linked_names, best_categories)
             for place, explanation in zip(places, explained, strict=True):

@@ -60,3 +60,16 @@ def test_an_unknown_user_gets_an_explanation_per_item() -> None:
     why = rec.explain(nobody, items)
     assert [w.reason for w in why][0] in {"popular", "well_rated", "category"}
     assert all(w.anchor is None or w.reason == "category" for w in why)
+
+
+def test_items_without_any_category_are_explained() -> None:
+    rec = HybridRecommender(seed=0, explore_slots=0)
+    for n in range(4):
+        rec.learn_item(ItemRecord(item_id=f"i{n}"))
+    users = [UserProfile(f"u{n}") for n in range(3)]
+    for n in range(6):
+        _learn(rec, users[n % 3], f"i{n % 4}", n)
+    items = [item for item, _ in rec.recommend(users[0], 3)]
+    why = rec.explain(users[0], items)
+    assert len(why) == len(items)
+    assert all(w.reason != "category" for w in why)
