@@ -16,6 +16,7 @@ __all__ = ["CategoryAffinity"]
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -171,7 +172,11 @@ class CategoryAffinity:
         self, user_id: str, context: Context | None, ts: int | None
     ) -> npt.NDArray[np.float64]:
         """Probability of a positive for every known category, in the order of ``categories``."""
-        return kernels.affinity_predict(  # type: ignore[no-any-return]
+        return kernels.affinity_predict(*self.predict_state(user_id, context, ts))  # type: ignore[no-any-return]
+
+    def predict_state(self, user_id: str, context: Context | None, ts: int | None) -> tuple[Any, ...]:
+        """The arguments of `kernels.affinity_predict` for this user and context."""
+        return (
             self._users.get(user_id), self._shared_ids(context, ts), self._personal, self._shared,
             self._intercept, len(self.categories), CONTEXT_SCALE,
         )  # fmt: skip

@@ -17,7 +17,7 @@ __all__ = [
 import numpy as np
 from numba import njit
 
-from models.kernels import links_of, newest, sequence_scores
+from models.kernels import affinity_predict, links_of, newest, read_history, sequence_scores
 
 
 @njit(cache=True, nogil=True)
@@ -201,21 +201,26 @@ def features(  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def rank(  # type: ignore[no-untyped-def]
-    history, consumed, sequence_recent, sequence, co_recent, co_decay, cooccurrence,
+    recent, fallback, sequence_recent, sequence, co_recent, co_decay, cooccurrence,
     transitions_recent, transitions_decay, transitions, content_recent, content_decay, content,
     blending, heads, final,
 ):  # fmt: skip
     """The whole candidate pipeline of one request: signals, blend, shortlist, features, scores.
 
+    The signals start from the user's ``recent`` latest items (``fallback`` when the model has none).
     ``sequence`` is the `sequence_scores` state, ``cooccurrence``, ``transitions`` and ``content``
     the `links_of` states, each read for its number of recent items. ``blending`` is (weights of
     `FEATURES`, values, totals, hidden, unavailable, shortlist); ``heads`` is (overall head, heads
-    by category, n) for `popular`; ``final`` is (category probabilities, category matrix,
-    popularity, popularity scale, positives, seen). ``consumed`` items are hidden for the call.
-    Returns (items, scores,
-    features), best first.
+    by category, n) for `popular`; ``final`` is (the `affinity_predict` arguments, category matrix,
+    popularity, popularity scale, positives, seen). The user's consumed items are hidden for the
+    call. Returns (items, scores, features), best first.
     """
     weights, values, totals, hidden, unavailable, shortlist = blending
+    # The user's consumed items (hidden from the ranking) and latest ``recent`` of them (the signals'
+    # starting points), read from the sequence state; ``fallback`` when the model has no history yet.
+    me, start, end, table, pages = sequence[0], sequence[6], sequence[7], sequence[8], sequence[9]
+    consumed = read_history(me, start[me], end[me], table, pages) if me >= 0 else np.empty(0, np.int64)
+    history = consumed[max(consumed.size - recent, 0) :].copy() if consumed.size else fallback
     one_i, one_w = sequence_scores(newest(history, sequence_recent, sequence[2].size), *sequence)
     two_i, two_w = links_of(newest(history, co_recent, cooccurrence[0].size), co_decay, *cooccurrence)
     three_i, three_w = links_of(
@@ -223,7 +228,8 @@ def rank(  # type: ignore[no-untyped-def]
     )
     four_i, four_w = links_of(newest(history, content_recent, content[0].size), content_decay, *content)
     bounds = np.cumsum(np.array([0, one_i.size, two_i.size, three_i.size, four_i.size]))
-    probabilities, category_matrix, popularity, scale, positives, seen = final
+    affinity, category_matrix, popularity, scale, positives, seen = final
+    probabilities = affinity_predict(*affinity)
     hidden[consumed] = True
     overall, by_category, n = heads
     extra = popular(overall, by_category, probabilities, n, hidden, unavailable)

@@ -233,25 +233,24 @@ class HybridRecommender:
         self, profile: UserProfile, n: int, context: Context | None = None, ts: int | None = None
     ) -> list[tuple[str, float]]:
         """Top-n (item_id, score) for the user, best first, without items the user consumed."""
-        when = ts if ts is not None else (profile.last_ts or None)
-        consumed = self.sequence.history(profile.user_id)
-        history = consumed[-RECENT:]
-        if not history.size:
-            known = (self._items.get(i) for i in profile.recent[-RECENT:])
-            history = np.array([i for i in known if i >= 0], dtype=np.int64)
-        category_prob = self.affinity.predict_vector(profile.user_id, context, when)
         if n <= 0:
             return []
+        when = ts if ts is not None else (profile.last_ts or None)
+        fallback = np.zeros(0, dtype=np.int64)
+        if not self.sequence.has_history(profile.user_id):
+            known = (self._items.get(i) for i in profile.recent[-RECENT:])
+            fallback = np.array([i for i in known if i >= 0], dtype=np.int64)
         popularity, scale = self.popularity.raw()
         candidates, totals, table = ranking_kernels.rank(
-            history, consumed,
+            RECENT, fallback,
             self.sequence.recent, self.sequence.kernel_state(profile.user_id),
             CO_RECENT, 0.8, self.cooccurrence.kernel_state(),
             TRANSITIONS_RECENT, 0.8, self.transitions.kernel_state(),
             CONTENT_RECENT, 0.8, self.content.kernel_state(),
             (self.ranker.weights, self._values, self._totals, self._hidden, self._unavailable, SHORTLIST),
             (*self.heads.kernel_state(), n),
-            (category_prob, self._category_matrix, popularity, scale, self._positives, self._seen),
+            (self.affinity.predict_state(profile.user_id, context, when), self._category_matrix, popularity,
+             scale, self._positives, self._seen),
         )  # fmt: skip
         self._remember(profile.user_id, candidates, table, n)
         names, hidden = self._items.names, profile.consumed
@@ -269,8 +268,8 @@ class HybridRecommender:
                 if name not in hidden:
                     ranked.append((name, value))
                     if len(ranked) == n:
-                        return self._explore(ranked, profile, n, category_prob)
-        return self._explore(ranked, profile, n, category_prob)
+                        return self._explore(ranked, profile, n, context, when)
+        return self._explore(ranked, profile, n, context, when)
 
     def explain(
         self, profile: UserProfile, items: list[str], context: Context | None = None, ts: int | None = None
@@ -331,7 +330,8 @@ class HybridRecommender:
         ranked: list[tuple[str, float]],
         profile: UserProfile,
         n: int,
-        category_prob: npt.NDArray[np.float64],
+        context: Context | None,
+        when: int | None,
     ) -> list[tuple[str, float]]:
         """Give the last ``explore_slots`` places to fresh items (no events yet), best category first."""
         if not self._fresh or not ranked or self.explore_slots <= 0 or n < 5:
@@ -346,6 +346,7 @@ class HybridRecommender:
         if not pool:
             return ranked
         category = self.affinity.categories.get
+        category_prob = self.affinity.predict_vector(profile.user_id, context, when)
         pool.sort(
             key=lambda i: -max((float(category_prob[category(c)]) for c in self._categories[i]), default=0)
         )

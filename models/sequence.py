@@ -92,6 +92,11 @@ class SequenceNeighbors:
         items: Ids = kernels.read_history(user, first, end, self._table, self._pages)
         return items
 
+    def has_history(self, user_id: str) -> bool:
+        """Whether the model holds any item of the user."""
+        user = self._users.get(user_id)
+        return user >= 0 and bool(self._end[user] > self._start[user])
+
     def learn_one(self, user_id: str, item: int) -> None:
         kernels.append(self.reserve(user_id, item), item, *self.append_state())
 
