@@ -73,7 +73,9 @@ class DecayedPopularity(Generic[K]):
 class ItemPopularity:
     """`DecayedPopularity` over integer item ids, held in numpy arrays for vectorised reads.
 
-    Only items added (or learned) are ranked; the arrays are as long as the largest id.
+    Only items added (or learned) are ranked; the arrays are as long as the largest id, but a
+    re-ranking reads only the items that ever had interactions (and a few without), so its cost
+    follows the active items, not the catalog.
 
     >>> pop = ItemPopularity(half_life_ms=1000)
     >>> pop.learn_one(3, 1.0, ts=0); pop.learn_one(1, 1.0, ts=1000); pop.add(5)
@@ -92,6 +94,9 @@ class ItemPopularity:
         self._updates_since_refresh = 0
         self._ranked = np.zeros(0, dtype=np.int64)
         self._depth = 500
+        #: Items that ever had a positive score, and the first items added (to fill a short list).
+        self._active: list[int] = []
+        self._first: list[int] = []
 
     def add(self, item: int) -> None:
         """Make an item known (ranked last until it gets interactions)."""
@@ -101,6 +106,8 @@ class ItemPopularity:
             self._scores[item] = 0.0
             self._known += 1
             self._updates_since_refresh += 1
+            if len(self._first) < 2 * self._depth:
+                self._first.append(item)
 
     def learn_one(self, item: int, weight: float, ts: int) -> None:
         self.add(item)
@@ -113,7 +120,10 @@ class ItemPopularity:
             self._max *= factor
             self._reference_ts += exponent * self.half_life_ms
             exponent = 0.0
-        value = self._scores[item] + weight * math.pow(2.0, exponent)
+        before = self._scores[item]
+        value = before + weight * math.pow(2.0, exponent)
+        if before == 0.0 and value > 0.0:
+            self._active.append(item)
         self._scores[item] = value
         self._max = max(self._max, value)
         self._updates_since_refresh += 1
@@ -145,10 +155,15 @@ class ItemPopularity:
             self._depth = max(self._depth, k)
             depth = min(self._depth, self._known)
             values = self._scores
-            best = (
-                np.argpartition(-values, depth - 1)[:depth] if depth < len(values) else np.arange(len(values))
-            )
-            best = best[values[best] >= 0]
+            pool = np.array(self._active, dtype=np.int64)
+            if pool.size < depth:
+                # Not enough active items: fill with items without interactions, lowest ids first.
+                first = np.array(self._first, dtype=np.int64)
+                spare = np.sort(first[values[first] == 0.0])
+                if pool.size + spare.size < depth:  # the first ones took interactions: scan them all
+                    spare = np.flatnonzero(values == 0.0)
+                pool = np.concatenate((pool, spare[: depth - pool.size]))
+            best = pool[np.argpartition(-values[pool], depth - 1)[:depth]] if depth < pool.size else pool
             self._ranked = best[np.lexsort((best, -values[best]))]
             self._updates_since_refresh = 0
         return self._ranked[:k]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from models.popularity import DecayedPopularity
+from models.popularity import DecayedPopularity, ItemPopularity
 
 HALF = 1_000
 
@@ -104,3 +105,20 @@ def test_empty_popularity() -> None:
     assert len(pop) == 0 and pop.top(3) == [] and pop.score("x") == 0.0
     pop.add("x")
     assert pop.top(3) == [("x", 0.0)] and pop.score("x") == 0.0
+
+
+def test_item_popularity_ranks_like_a_full_sort_of_the_known_items() -> None:
+    rng = np.random.default_rng(7)
+    pop = ItemPopularity(half_life_ms=10**9, refresh_every=1)
+    pop._depth = 30  # a short head, so that items without interactions fill part of it
+    known: set[int] = set()
+    for step in range(400):
+        item = int(rng.integers(0, 200))
+        if rng.random() < 0.5:
+            pop.add(item)
+        else:
+            pop.learn_one(item, float(rng.random()) + 0.1, ts=step)
+        known.add(item)
+        values = pop.raw()[0]
+        expected = sorted(known, key=lambda i: (-values[i], i))[:30]
+        assert pop.top_ids(30).tolist() == expected
