@@ -181,17 +181,17 @@ class HybridRecommender:
         self._fresh.pop(item, None)
         shown = self._shown.pop(user, None) if signal.consumed else None
         if shown is not None and signal.label == 1:
-            ids, table = shown
-            if item in ids:
-                self.ranker.learn_one(table, ids.index(item))
+            candidates, table = shown
+            if item in candidates:
+                self.ranker.learn_one(table, candidates.index(item))
         self._positives[item] += signal.label
         self._seen[item] += 1
         if signal.consumed:
-            user_id = self.sequence.reserve(user, item)
+            user_row = self.sequence.reserve(user, item)
             self.cooccurrence.reserve(len(self._categories))
             self.transitions.reserve(len(self._categories))
             done = kernels.consume(
-                user_id, item, self.sequence.append_state(), self.cooccurrence.link_state(),
+                user_row, item, self.sequence.append_state(), self.cooccurrence.link_state(),
                 self.transitions.link_state(),
             )  # fmt: skip
             if not done:  # a bug, not bad input: the reserve calls above size every array
