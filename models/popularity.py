@@ -8,23 +8,19 @@ from __future__ import annotations
 __all__ = ["DecayedPopularity", "ItemPopularity"]
 
 import math
-from collections.abc import Hashable
-from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from models.arrays import grown
-
-K = TypeVar("K", bound=Hashable)
+from models.arrays import Vocabulary, grown
 
 # Scores are stored as weight * 2**((ts - reference) / half_life) so an update touches one item;
 # when the exponent gets large every score is rescaled and the reference moves forward.
 _RESCALE_AT = 256.0
 
 
-class DecayedPopularity(Generic[K]):
-    """Popularity with a half-life (milliseconds of event time), keyed by item id (any hashable).
+class DecayedPopularity:
+    """Popularity with a half-life (milliseconds of event time), keyed by item id.
 
     `ItemPopularity` over the ids of a vocabulary; ties rank the item seen first first.
 
@@ -39,35 +35,27 @@ class DecayedPopularity(Generic[K]):
     def __init__(self, half_life_ms: float = 6 * 3600 * 1000, refresh_every: int = 100) -> None:
         self.half_life_ms = half_life_ms
         self.refresh_every = refresh_every
-        self._ids: dict[K, int] = {}
-        self._keys: list[K] = []
+        self._ids = Vocabulary()
         self._items = ItemPopularity(half_life_ms, refresh_every)
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._ids)
 
-    def _id(self, item_id: K) -> int:
-        found = self._ids.get(item_id)
-        if found is None:
-            found = self._ids[item_id] = len(self._keys)
-            self._keys.append(item_id)
-        return found
-
-    def add(self, item_id: K) -> None:
+    def add(self, item_id: str) -> None:
         """Make an item known (ranked last until it gets interactions)."""
-        self._items.add(self._id(item_id))
+        self._items.add(self._ids.id(item_id))
 
-    def learn_one(self, item_id: K, weight: float, ts: int) -> None:
-        self._items.learn_one(self._id(item_id), weight, ts)
+    def learn_one(self, item_id: str, weight: float, ts: int) -> None:
+        self._items.learn_one(self._ids.id(item_id), weight, ts)
 
-    def score(self, item_id: K) -> float:
+    def score(self, item_id: str) -> float:
         """Relative popularity in [0, 1] (1 = the most popular item now)."""
         found = self._ids.get(item_id)
-        return 0.0 if found is None else float(self._items.scores(np.array([found]))[0])
+        return 0.0 if found < 0 else float(self._items.scores(np.array([found]))[0])
 
-    def top(self, k: int) -> list[tuple[K, float]]:
+    def top(self, k: int) -> list[tuple[str, float]]:
         """The k most popular items with their relative score, best first."""
-        return [(self._keys[item], score) for item, score in self._items.top(k)]
+        return [(self._ids.names[item], score) for item, score in self._items.top(k)]
 
 
 class ItemPopularity:

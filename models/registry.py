@@ -49,7 +49,7 @@ class PopularRecommender:
     def __init__(self, *, half_life_ms: float = 6 * 3600 * 1000, seed: int = 0) -> None:
         self.half_life_ms = half_life_ms
         self.seed = seed
-        self.popularity: DecayedPopularity[str] = DecayedPopularity(half_life_ms)
+        self.popularity: DecayedPopularity = DecayedPopularity(half_life_ms)
         self._unavailable: set[str] = set()
 
     signal = staticmethod(signal_of)

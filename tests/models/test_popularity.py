@@ -13,7 +13,7 @@ HALF = 1_000
 
 
 def test_score_halves_per_half_life() -> None:
-    pop: DecayedPopularity[str] = DecayedPopularity(half_life_ms=HALF)
+    pop: DecayedPopularity = DecayedPopularity(half_life_ms=HALF)
     pop.learn_one("old", 1.0, ts=0)
     pop.learn_one("mid", 1.0, ts=HALF)
     pop.learn_one("new", 1.0, ts=3 * HALF)
@@ -23,7 +23,7 @@ def test_score_halves_per_half_life() -> None:
 
 
 def test_weights_add_up_within_an_item() -> None:
-    pop: DecayedPopularity[str] = DecayedPopularity(half_life_ms=HALF)
+    pop: DecayedPopularity = DecayedPopularity(half_life_ms=HALF)
     pop.learn_one("a", 1.0, ts=0)
     pop.learn_one("a", 1.0, ts=HALF)  # 0.5 + 1.0 in today's terms
     pop.learn_one("b", 2.0, ts=HALF)
@@ -31,7 +31,7 @@ def test_weights_add_up_within_an_item() -> None:
 
 
 def test_rescale_keeps_ratios_over_very_long_spans() -> None:
-    pop: DecayedPopularity[str] = DecayedPopularity(half_life_ms=HALF)
+    pop: DecayedPopularity = DecayedPopularity(half_life_ms=HALF)
     # 10,000 half-lives: 2**10000 would overflow a float without rescaling.
     for step in range(101):
         ts = step * 100 * HALF
@@ -47,21 +47,21 @@ def test_rescale_keeps_ratios_over_very_long_spans() -> None:
 
 
 def test_a_single_huge_jump_forgets_the_past() -> None:
-    pop: DecayedPopularity[str] = DecayedPopularity(half_life_ms=HALF)
+    pop: DecayedPopularity = DecayedPopularity(half_life_ms=HALF)
     pop.learn_one("a", 5.0, ts=0)
     pop.learn_one("b", 1.0, ts=5_000 * HALF)
     assert pop.score("b") == 1.0 and pop.score("a") == 0.0
 
 
 def test_out_of_order_events_count_less() -> None:
-    pop: DecayedPopularity[str] = DecayedPopularity(half_life_ms=HALF)
+    pop: DecayedPopularity = DecayedPopularity(half_life_ms=HALF)
     pop.learn_one("now", 1.0, ts=10 * HALF)
     pop.learn_one("earlier", 1.0, ts=9 * HALF)
     assert pop.score("earlier") == pytest.approx(0.5)
 
 
 def test_top_is_ordered_and_relative() -> None:
-    pop: DecayedPopularity[str] = DecayedPopularity(half_life_ms=HALF, refresh_every=1)
+    pop: DecayedPopularity = DecayedPopularity(half_life_ms=HALF, refresh_every=1)
     for item, weight in [("a", 1.0), ("b", 4.0), ("c", 2.0)]:
         pop.learn_one(item, weight, ts=0)
     assert pop.top(3) == [("b", 1.0), ("c", 0.5), ("a", 0.25)]
@@ -70,7 +70,7 @@ def test_top_is_ordered_and_relative() -> None:
 
 
 def test_top_cache_is_refreshed_after_refresh_every_updates() -> None:
-    pop: DecayedPopularity[str] = DecayedPopularity(half_life_ms=10**12, refresh_every=3)
+    pop: DecayedPopularity = DecayedPopularity(half_life_ms=10**12, refresh_every=3)
     pop.learn_one("a", 1.0, ts=0)
     pop.learn_one("b", 2.0, ts=0)
     assert [item for item, _ in pop.top(2)] == ["b", "a"]
@@ -83,7 +83,7 @@ def test_top_cache_is_refreshed_after_refresh_every_updates() -> None:
 
 
 def test_top_refreshes_when_more_items_are_asked_than_cached() -> None:
-    pop: DecayedPopularity[str] = DecayedPopularity(half_life_ms=HALF, refresh_every=1_000)
+    pop: DecayedPopularity = DecayedPopularity(half_life_ms=HALF, refresh_every=1_000)
     pop.learn_one("a", 1.0, ts=0)
     assert pop.top(5) == [("a", 1.0)]
     pop.learn_one("b", 2.0, ts=0)
@@ -91,7 +91,7 @@ def test_top_refreshes_when_more_items_are_asked_than_cached() -> None:
 
 
 def test_add_makes_cold_items_known_and_ranked_last() -> None:
-    pop: DecayedPopularity[str] = DecayedPopularity(half_life_ms=HALF)
+    pop: DecayedPopularity = DecayedPopularity(half_life_ms=HALF)
     pop.learn_one("hot", 1.0, ts=0)
     pop.add("cold")
     pop.add("hot")  # known already: its score stays
@@ -101,7 +101,7 @@ def test_add_makes_cold_items_known_and_ranked_last() -> None:
 
 
 def test_empty_popularity() -> None:
-    pop: DecayedPopularity[str] = DecayedPopularity()
+    pop: DecayedPopularity = DecayedPopularity()
     assert len(pop) == 0 and pop.top(3) == [] and pop.score("x") == 0.0
     pop.add("x")
     assert pop.top(3) == [("x", 0.0)] and pop.score("x") == 0.0
