@@ -52,22 +52,11 @@ class CoOccurrence:
             if isinstance(history, np.ndarray)
             else np.array(history[-self.window :], dtype=np.int64)
         )
-        while True:
-            items, slabs = kernels.link(
-                window, item, self.symmetric, self._row_of, self._ids, self._weights, self._count,
-                self._total, self._used, self.max_neighbors, self._slot,
-            )  # fmt: skip
-            if not items:
-                return
-            self._row_of = grown(self._row_of, items, fill=-1)
-            self._slot = grown(self._slot, items, fill=-1)
-            self._ids = grown(self._ids, slabs)
-            self._weights = grown(self._weights, slabs)
-            self._count = grown(self._count, slabs)
-            self._total = grown(self._total, slabs)
+        self.reserve(max(item, int(window.max()) if window.size else 0) + 1)
+        kernels.link(window, item, *self.link_state()[1:])
 
     def reserve(self, items: int) -> None:
-        """Make room for links among item ids below ``items`` from one more event (`kernels.consume`)."""
+        """Make room for links among item ids below ``items`` from one more event (`kernels.link`)."""
         self._row_of = grown(self._row_of, items, fill=-1)
         self._slot = grown(self._slot, items, fill=-1)
         slabs = int(self._used[0]) + self.window + 1
