@@ -1,7 +1,8 @@
 """All Prometheus metrics of the engine in one typed container, built against an explicit registry.
 
-Tests create their own registry so that nothing leaks between them; the worker exposes its registry
-on ``PERSONALIZE_METRICS_PORT``. One process serves one namespace, named in ``personalize_info``.
+The worker and the HTTP API each create it on their own registry and serve that registry; the families a
+process does not use stay empty (labelled ones) or at their start value. Tests use a fresh registry.
+One process serves one namespace, named in ``personalize_info`` (``personalize_api_info`` for the API).
 """
 
 from __future__ import annotations
@@ -10,25 +11,35 @@ __all__ = ["OUTCOMES", "Metrics"]
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
 
 #: Label values of ``personalize_events_total``.
 OUTCOMES = ("learned", "duplicate", "redelivered", "rekeyed", "dead_letter")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_API_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
 class Metrics:
-    """The engine's metrics.
+    """The engine's metrics: worker pipeline, online quality and drift, rank/reward learning, HTTP API.
 
     >>> m = Metrics.create(CollectorRegistry(), namespace="test", model_version="m1")
     >>> m.events.labels(outcome="learned").inc()
     >>> m.registry.get_sample_value("personalize_events_total", {"outcome": "learned"})
     1.0
+    >>> m.drift_detections.labels(signal="hit_rate", detector="adwin").inc()
+    >>> m.registry.get_sample_value(
+    ...     "personalize_drift_detections_total", {"signal": "hit_rate", "detector": "adwin"})
+    1.0
+    >>> api = Metrics.create(CollectorRegistry(), namespace="test")
+    >>> api.registry.get_sample_value("personalize_api_info", {"namespace": "test"})
+    1.0
     """
 
     registry: CollectorRegistry
+    # The worker's pipeline.
     events: Counter
     items: Counter
     dead_letters: Counter
@@ -38,80 +49,230 @@ class Metrics:
     freshness: Histogram
     process_seconds: Histogram
     users: Gauge
+    consumer_lag: Gauge
     checkpoint_age: Gauge
     checkpoint_bytes: Gauge
     checkpoints: Gauge
     checkpoint_writes: Counter
     checkpoint_replayed: Counter
+    # Online quality and drift (streams/quality.py).
+    event_types: Counter
+    prequential_hits: Counter
+    prequential_scored: Counter
+    prequential_hit_rate: Gauge
+    ranker_log_loss: Summary
+    slate_events: Counter
+    drift_detections: Counter
+    drift_responses: Counter
+    # Rank/reward learning in the worker (streams/rewards.py, streams/learner.py).
+    bandit_joins: Counter
+    bandit_learned: Counter
+    bandit_explored: Counter
+    bandit_rewards: Summary
+    bandit_snapshots: Counter
+    bandit_snapshot_errors: Counter
+    # The HTTP API (engine/api/).
+    api_requests: Counter
+    api_latency: Histogram
+    api_diversity: Histogram
+    api_coverage: Gauge
+    api_rules_reloads: Counter
+    api_events: Counter
+    api_served: Counter
+    api_decisions: Counter
+    api_rewards: Counter
 
     @classmethod
-    def create(cls, registry: CollectorRegistry, namespace: str, model_version: str) -> Metrics:
-        info = Info("personalize", "Which namespace and model this process serves.", registry=registry)
-        info.info({"namespace": namespace, "model_version": model_version})
+    def create(cls, registry: CollectorRegistry, namespace: str, model_version: str | None = None) -> Metrics:
+        """Register every family on ``registry``. The worker passes its ``model_version``; the API runs no
+        model, passes none and is named in ``personalize_api_info`` instead."""
+        if model_version is None:
+            info = Info("personalize_api", "Which namespace this API process serves.", registry=registry)
+            info.info({"namespace": namespace})
+        else:
+            info = Info("personalize", "Which namespace and model this process serves.", registry=registry)
+            info.info({"namespace": namespace, "model_version": model_version})
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(f"personalize_{name}", doc, labels, registry=registry)
+
+        def gauge(name: str, doc: str, *labels: str) -> Gauge:
+            return Gauge(f"personalize_{name}", doc, labels, registry=registry)
+
+        def summary(name: str, doc: str, *labels: str) -> Summary:
+            return Summary(f"personalize_{name}", doc, labels, registry=registry)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...], *labels: str) -> Histogram:
+            return Histogram(f"personalize_{name}", doc, labels, buckets=buckets, registry=registry)
+
+        checkpoint_age = gauge(
+            "checkpoint_age_seconds",
+            "Seconds since the model state was last checkpointed (or restored); -1 before either.",
+        )
+        checkpoint_age.set(-1)
         return cls(
             registry=registry,
-            events=Counter(
-                "personalize_events",
+            events=counter(
+                "events",
                 "Event records consumed, by outcome (learned, duplicate event_id, redelivered offset, "
                 "rekeyed, dead_letter).",
-                ["outcome"],
-                registry=registry,
+                "outcome",
             ),
-            items=Counter("personalize_items", "Catalog records applied.", registry=registry),
-            dead_letters=Counter(
-                "personalize_dead_letters",
-                "Records sent to the dead-letter topic, by kind (invalid, internal).",
-                ["kind"],
-                registry=registry,
+            items=counter("items", "Catalog records applied."),
+            dead_letters=counter(
+                "dead_letters", "Records sent to the dead-letter topic, by kind (invalid, internal).", "kind"
             ),
-            publish_errors=Counter(
-                "personalize_publish_errors", "Failed Redis publications.", registry=registry
+            publish_errors=counter("publish_errors", "Failed Redis publications."),
+            gap_repairs=counter(
+                "gap_repairs", "Event records re-read from Kafka because the consumer skipped their offsets."
             ),
-            gap_repairs=Counter(
-                "personalize_gap_repairs",
-                "Event records re-read from Kafka because the consumer skipped their offsets.",
-                registry=registry,
-            ),
-            nudges=Counter(
-                "personalize_nudges",
+            nudges=counter(
+                "nudges",
                 "Control records sent to partitions whose consumption stalled behind the high watermark.",
-                registry=registry,
             ),
-            freshness=Histogram(
-                "personalize_freshness_seconds",
+            freshness=histogram(
+                "freshness_seconds",
                 "From the event's timestamp to the user's scores written in Redis.",
-                buckets=_LATENCY_BUCKETS,
-                registry=registry,
+                _LATENCY_BUCKETS,
             ),
-            process_seconds=Histogram(
-                "personalize_process_seconds",
-                "Worker time per event, from decode to Redis written.",
-                buckets=_LATENCY_BUCKETS,
-                registry=registry,
+            process_seconds=histogram(
+                "process_seconds", "Worker time per event, from decode to Redis written.", _LATENCY_BUCKETS
             ),
-            users=Gauge("personalize_users", "Users with state in this worker.", registry=registry),
-            checkpoint_age=Gauge(
-                "personalize_checkpoint_age_seconds",
-                "Seconds since the model state was last checkpointed (or restored); -1 before either.",
-                registry=registry,
+            users=gauge("users", "Users with state in this worker."),
+            consumer_lag=gauge(
+                "consumer_lag",
+                "Event records behind the high watermark, per events partition this worker owns.",
+                "partition",
             ),
-            checkpoint_bytes=Gauge(
-                "personalize_checkpoint_bytes", "Size of the newest model checkpoint file.", registry=registry
+            checkpoint_age=checkpoint_age,
+            checkpoint_bytes=gauge("checkpoint_bytes", "Size of the newest model checkpoint file."),
+            checkpoints=gauge("checkpoints", "Model checkpoint files kept on disk."),
+            checkpoint_writes=counter(
+                "checkpoint_writes", "Model checkpoints attempted, by outcome (written, failed).", "outcome"
             ),
-            checkpoints=Gauge(
-                "personalize_checkpoints", "Model checkpoint files kept on disk.", registry=registry
-            ),
-            checkpoint_writes=Counter(
-                "personalize_checkpoint_writes",
-                "Model checkpoints attempted, by outcome (written, failed).",
-                ["outcome"],
-                registry=registry,
-            ),
-            checkpoint_replayed=Counter(
-                "personalize_checkpoint_replayed",
+            checkpoint_replayed=counter(
+                "checkpoint_replayed",
                 "Records re-read after a restore to bring the model up to the profile table, by topic kind "
                 "(events, items); learned into the model only.",
-                ["topic"],
-                registry=registry,
+                "topic",
             ),
+            event_types=counter("event_types", "Valid events learned, by event type.", "type"),
+            prequential_hits=counter(
+                "prequential_hits",
+                "Positive events on an item the user had not consumed that was in the user's last "
+                "published top-k, counted before the model learned the event.",
+                "model_version",
+            ),
+            prequential_scored=counter(
+                "prequential_scored",
+                "Positive events on an item the user had not consumed, scored against the user's last "
+                "published top-k.",
+                "model_version",
+            ),
+            prequential_hit_rate=gauge(
+                "prequential_hit_rate",
+                "HR@k over the most recent scored events (PERSONALIZE_DRIFT_WINDOW of them).",
+                "model_version",
+            ),
+            ranker_log_loss=summary(
+                "ranker_log_loss",
+                "Prequential hits only: -ln of the probability the ranker gave the taken item, a softmax of "
+                "the published scores over the user's top-k (ln k is chance).",
+                "model_version",
+            ),
+            slate_events=counter(
+                "slate_events",
+                "Impressions and clicks learned, by surface, experiment and variant (`none` when the event "
+                "has none; `other` past the first 200 label sets); CTR = click / impression.",
+                "type",
+                "surface",
+                "experiment",
+                "variant",
+            ),
+            drift_detections=counter(
+                "drift_detections",
+                "Drift detections by signal (hit_rate, category_mix) and detector (adwin, page_hinkley, "
+                "kswin).",
+                "signal",
+                "detector",
+            ),
+            drift_responses=counter(
+                "drift_responses",
+                "Responses applied to the model after a detection (reset_affinity, boost_exploration).",
+                "response",
+            ),
+            bandit_joins=counter(
+                "bandit_joins",
+                "Decision and reward records by join outcome (joined, waiting, duplicate, late, expired, "
+                "orphan, dead_letter).",
+                "outcome",
+            ),
+            bandit_learned=counter(
+                "bandit_learned",
+                "Examples a policy learned, by policy id and reward source (rewarded, default).",
+                "policy",
+                "source",
+            ),
+            bandit_explored=counter(
+                "bandit_explored",
+                "Examples learned whose chosen action had a lower probability than the policy's most "
+                "probable action (exploration rate = explored / learned), by policy id.",
+                "policy",
+            ),
+            bandit_rewards=summary(
+                "bandit_reward",
+                "Rewards learned per experiment variant (`none` outside experiments), defaults included.",
+                "experiment",
+                "variant",
+            ),
+            bandit_snapshots=counter(
+                "bandit_snapshots", "Policy snapshots published to Redis, by policy id.", "policy"
+            ),
+            bandit_snapshot_errors=counter("bandit_snapshot_errors", "Failed snapshot publications."),
+            api_requests=counter(
+                "api_requests",
+                "HTTP requests by method, route template (`unmatched` for unknown paths) and status.",
+                "method",
+                "route",
+                "status",
+            ),
+            api_latency=histogram(
+                "api_request_seconds",
+                "HTTP request time in the server, from the first byte read to the last byte sent.",
+                _API_BUCKETS,
+                "method",
+                "route",
+            ),
+            api_diversity=histogram(
+                "api_list_diversity",
+                "Intra-list diversity of served lists: 1 - mean pairwise Jaccard of the items' categories.",
+                _SHARES,
+            ),
+            api_coverage=gauge(
+                "api_catalog_coverage_items",
+                "Distinct items served by all API processes of the namespace over the coverage window "
+                "(PERSONALIZE_COVERAGE_WINDOW_HOURS; HyperLogLog estimate).",
+            ),
+            api_rules_reloads=counter(
+                "api_rules_reloads",
+                "Rules file versions seen, by outcome (loaded; rejected: the last good one stays).",
+                "outcome",
+            ),
+            api_events=counter(
+                "api_events",
+                "Events received over HTTP, by outcome (accepted: confirmed by Kafka; rejected: invalid).",
+                "outcome",
+            ),
+            api_served=counter(
+                "api_recommendations",
+                "Recommendation lists served, by source (personalized, trending_locale, trending, none).",
+                "source",
+            ),
+            api_decisions=counter(
+                "api_decisions",
+                "Rank decisions logged, by experiment and variant (`none` outside experiments).",
+                "experiment",
+                "variant",
+            ),
+            api_rewards=counter("api_rewards", "Rewards accepted (confirmed by Kafka)."),
         )

@@ -18,7 +18,6 @@ from prometheus_client import CollectorRegistry
 
 from engine.checkpoint_store import Checkpoint, CheckpointStore
 from engine.metrics import Metrics
-from engine.quality_metrics import QualityMetrics
 from engine.redis_store import RedisStore
 from engine.settings import Settings
 from models.recommender import MODEL_VERSION
@@ -68,7 +67,6 @@ def create_app(
     metrics = Metrics.create(registry, settings.namespace, MODEL_VERSION)
     model = model_from(restored)
     store = RedisStore.from_url(settings.redis, settings.namespace)
-    quality_metrics = QualityMetrics.create(registry)
     pipeline = Pipeline(
         model=model,
         store=store,
@@ -77,7 +75,7 @@ def create_app(
         events_topic=settings.events_topic,
         dead_letter_topic=settings.dead_letter_topic,
         top_n=settings.top_n,
-        quality=Quality(model=model, store=store, metrics=quality_metrics, send=send, settings=settings),
+        quality=Quality(model=model, store=store, metrics=metrics, send=send, settings=settings),
     )
 
     checkpointer = Checkpointer(
@@ -146,7 +144,6 @@ def create_app(
     add_reward_agents(app, settings, metrics, pipeline.store)
 
     heartbeat = Heartbeat(app, settings.events_topic, guard, profiles, pipeline.store, metrics)
-    heartbeat.lag = quality_metrics.lag
     app.timer(interval=HEARTBEAT_S)(heartbeat)
     app.on_before_shutdown.connect(heartbeat.farewell)
     heartbeat.checkpointer = checkpointer

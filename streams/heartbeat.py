@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 import redis.exceptions
-from prometheus_client import Gauge
 
 from engine.metrics import OUTCOMES, Metrics
 from engine.redis_store import RedisStore
@@ -53,8 +52,6 @@ class Heartbeat:
         self.metrics = metrics
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self.started_ms = time.time_ns() // 1_000_000
-        #: ``personalize_consumer_lag{partition}``, set each beat when the app wires it.
-        self.lag: Gauge | None = None
         #: Source of ``checkpoint_ms``, set when the app wires checkpoints.
         self.checkpointer: Checkpointer | None = None
         self._lagging: set[int] = set()
@@ -99,11 +96,9 @@ class Heartbeat:
 
     async def _measure_lag(self) -> None:
         """Records between the next offset each owned partition must deliver and its high watermark."""
-        if self.lag is None:
-            return
         owned = set(self._partitions())
         for partition in self._lagging - owned:
-            self.lag.remove(str(partition))
+            self.metrics.consumer_lag.remove(str(partition))
         for partition in owned:
             try:
                 _, high = await self.guard.reader.watermarks(partition)
@@ -111,7 +106,7 @@ class Heartbeat:
             except Exception:  # noqa: BLE001 - a missed measurement must not stop the heartbeat
                 log.debug("no lag for partition %d", partition, exc_info=True)
                 continue
-            self.lag.labels(partition=str(partition)).set(max(0, high - expected))
+            self.metrics.consumer_lag.labels(partition=str(partition)).set(max(0, high - expected))
         self._lagging = owned
 
     async def _nudge_stalled(self) -> None:

@@ -16,8 +16,8 @@ from typing import Any
 
 import redis.exceptions
 
-from engine.bandit_metrics import BanditMetrics
 from engine.experiment_stats import ExperimentStats
+from engine.metrics import Metrics
 from engine.policy_store import PolicyStore
 from models.bandit_features import action_matrix, hash_features
 from models.bandit_snapshot import AnyPolicy, dumps
@@ -45,7 +45,7 @@ class Learner:
         self,
         store: PolicyStore,
         stats: ExperimentStats,
-        metrics: BanditMetrics,
+        metrics: Metrics,
         *,
         publish_every: int,
         publish_s: float,
@@ -93,9 +93,9 @@ class Learner:
             learned.first_unpublished = time.monotonic()
         learned.unpublished += 1
         source = "default" if example.get("outcome") == "expired" else "rewarded"
-        self.metrics.learned.labels(policy=decision.policy.id, source=source).inc()
+        self.metrics.bandit_learned.labels(policy=decision.policy.id, source=source).inc()
         experiment, variant = decision.experiment or "none", decision.variant or "none"
-        self.metrics.rewards.labels(experiment=experiment, variant=variant).observe(reward)
+        self.metrics.bandit_rewards.labels(experiment=experiment, variant=variant).observe(reward)
         if decision.experiment is not None and decision.variant is not None:
             count, total = self._tally.get((experiment, variant), (0, 0.0))
             self._tally[(experiment, variant)] = (count + 1, total + reward)
@@ -120,10 +120,10 @@ class Learner:
                 await self.store.publish(policy_id, blob, learned.rewards)
             except (redis.exceptions.RedisError, OSError):
                 log.exception("could not publish the snapshot of policy %s", policy_id)
-                self.metrics.publish_errors.inc()
+                self.metrics.bandit_snapshot_errors.inc()
                 continue
             learned.unpublished = 0
-            self.metrics.publishes.labels(policy=policy_id).inc()
+            self.metrics.bandit_snapshots.labels(policy=policy_id).inc()
         tally, self._tally = self._tally, {}
         try:
             await self.stats.add_rewards(tally)

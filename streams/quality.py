@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import orjson
 import redis.exceptions
 
-from engine.quality_metrics import QualityMetrics
+from engine.metrics import Metrics
 from engine.redis_store import RedisStore
 from engine.settings import Settings
 from models.drift import DriftMonitor, DriftRecord
@@ -43,7 +43,7 @@ class Quality:
         *,
         model: HybridRecommender,
         store: RedisStore,
-        metrics: QualityMetrics,
+        metrics: Metrics,
         send: Sender,
         settings: Settings,
     ) -> None:
@@ -66,9 +66,9 @@ class Quality:
         self._top: dict[str, frozenset[str]] = {}
         self._categories: dict[str, tuple[str, ...]] = {}
         self._recent: deque[int] = deque(maxlen=settings.drift_window)
-        self._hits = metrics.hits.labels(model_version=model.version)
-        self._scored = metrics.scored.labels(model_version=model.version)
-        self._rate = metrics.hit_rate.labels(model_version=model.version)
+        self._hits = metrics.prequential_hits.labels(model_version=model.version)
+        self._scored = metrics.prequential_scored.labels(model_version=model.version)
+        self._rate = metrics.prequential_hit_rate.labels(model_version=model.version)
 
     def learn_item(self, record: ItemRecord) -> None:
         self._categories[record.item_id] = record.categories
@@ -104,11 +104,11 @@ class Quality:
     async def _detected(self, record: DriftRecord) -> None:
         self.records.append(record)
         del self.records[:-100]
-        self.metrics.detections.labels(signal=record.signal, detector=record.detector).inc()
+        self.metrics.drift_detections.labels(signal=record.signal, detector=record.detector).inc()
         body = orjson.dumps({**record.to_dict(), "events": self.events})
         log.warning("drift detected: %s", body.decode())
         if self.responder.respond(self.events):
-            self.metrics.responses.labels(response=self.responder.response).inc()
+            self.metrics.drift_responses.labels(response=self.responder.response).inc()
             log.warning("drift response %s applied at event %d", self.responder.response, self.events)
         try:
             await self.send(self.topic, record.signal.encode(), body)

@@ -17,7 +17,6 @@ from typing import Any
 import faust
 import orjson
 
-from engine.bandit_metrics import BanditMetrics
 from engine.experiment_stats import ExperimentStats
 from engine.metrics import Metrics
 from engine.policy_store import PolicyStore
@@ -43,17 +42,14 @@ def _now_ms() -> int:
 
 
 class _JoinAgent:
-    def __init__(
-        self, settings: Settings, join: RewardJoin, metrics: Metrics, bandit: BanditMetrics, send: Send
-    ) -> None:
+    def __init__(self, settings: Settings, join: RewardJoin, metrics: Metrics, send: Send) -> None:
         self.settings = settings
         self.join = join
         self.metrics = metrics
-        self.bandit = bandit
         self.send = send
 
     async def _emit(self, outcome: JoinOutcome, example: Example | None) -> None:
-        self.bandit.joins.labels(outcome=outcome.value).inc()
+        self.metrics.bandit_joins.labels(outcome=outcome.value).inc()
         if example is not None:
             key = example.decision.policy.id.encode()
             await self.send(self.settings.bandit_examples_topic, key, orjson.dumps(example.to_json()))
@@ -84,12 +80,11 @@ class _JoinAgent:
         )
         await self.send(self.settings.dead_letter_topic, key, value)
         self.metrics.dead_letters.labels(kind=kind).inc()
-        self.bandit.joins.labels(outcome="dead_letter").inc()
+        self.metrics.bandit_joins.labels(outcome="dead_letter").inc()
 
 
 def add_reward_agents(app: faust.App, settings: Settings, metrics: Metrics, store: RedisStore) -> Learner:
     """Add the join and learner agents, the pending-decisions table and the tick/publish timers."""
-    bandit = BanditMetrics.create(metrics.registry)
     pending = app.Table(
         "decisions-pending",
         partitions=settings.partitions,
@@ -103,14 +98,14 @@ def add_reward_agents(app: faust.App, settings: Settings, metrics: Metrics, stor
     async def send(topic: str, key: bytes | None, value: bytes) -> Any:
         return await app.send(topic, key=key, value=value)
 
-    join_agent = _JoinAgent(settings, join, metrics, bandit, send)
+    join_agent = _JoinAgent(settings, join, metrics, send)
     both = app.topic(settings.decisions_topic, settings.rewards_topic, partitions=settings.partitions)
     app.agent(both, name="decision-rewards")(join_agent)
 
     learner = Learner(
         PolicyStore(store.client, settings.namespace),
         ExperimentStats(store.client, settings.namespace),
-        bandit,
+        metrics,
         publish_every=settings.policy_publish_every,
         publish_s=settings.policy_publish_s,
     )

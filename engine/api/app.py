@@ -24,7 +24,6 @@ from starlette.exceptions import HTTPException
 
 from engine.api.bodies import error_code
 from engine.api.events import events_router
-from engine.api.metrics import ApiMetrics
 from engine.api.middleware import BodyLimit, RequestMetrics
 from engine.api.openapi import event_components
 from engine.api.ops import ops_router
@@ -34,6 +33,7 @@ from engine.api.services import Services
 from engine.api.users import users_router
 from engine.experiments import load_experiments
 from engine.kafka_io import AsyncProducer
+from engine.metrics import Metrics
 from engine.produce import ensure_engine_topics
 from engine.redis_store import RedisStore
 from engine.settings import Settings
@@ -108,7 +108,7 @@ def _with_event_schemas(app: FastAPI) -> Callable[[], dict[str, Any]]:
 
 async def _open_services(
     settings: Settings,
-    metrics: ApiMetrics,
+    metrics: Metrics,
     stack: AsyncExitStack,
     store: RedisStore | None,
     producer: AsyncProducer | None,
@@ -146,7 +146,7 @@ def create_api(
     ``store`` and ``producer`` replace the connections the app would open (tests); metrics register on
     ``registry``.
     """
-    metrics = ApiMetrics.create(registry, settings.namespace)
+    metrics = Metrics.create(registry, settings.namespace)
     if not settings.api_key_hashes:
         log.warning("no API keys configured (PERSONALIZE_API_KEY_HASHES): every write will be refused")
 

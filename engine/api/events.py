@@ -94,12 +94,12 @@ def events_router(max_batch: int, experiments: Experiments | None = None) -> API
         try:
             events = parse_batch(await request.body(), max_batch)
         except InvalidEventError:
-            svc.metrics.events.labels(outcome="rejected").inc()
+            svc.metrics.api_events.labels(outcome="rejected").inc()
             raise
         if experiments is not None and experiments.experiments:
             events = stamp_events(events, experiments)
         await _deliver(svc, events)
-        svc.metrics.events.labels(outcome="accepted").inc(len(events))
+        svc.metrics.api_events.labels(outcome="accepted").inc(len(events))
         return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])
 
     return router

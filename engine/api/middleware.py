@@ -14,7 +14,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.api.bodies import error_code
-from engine.api.metrics import ApiMetrics
+from engine.metrics import Metrics
 from schemas.errors import RequestRejectedError
 
 
@@ -70,7 +70,7 @@ class BodyLimit:
 class RequestMetrics:
     """Count requests and time them by method, route template and status."""
 
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
 
@@ -93,5 +93,7 @@ class RequestMetrics:
             route = scope.get("route")
             template = getattr(route, "path_format", None) or "unmatched"
             method = scope["method"]
-            self.metrics.requests.labels(method=method, route=template, status=str(status)).inc()
-            self.metrics.latency.labels(method=method, route=template).observe(time.perf_counter() - started)
+            self.metrics.api_requests.labels(method=method, route=template, status=str(status)).inc()
+            self.metrics.api_latency.labels(method=method, route=template).observe(
+                time.perf_counter() - started
+            )

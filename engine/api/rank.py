@@ -113,7 +113,7 @@ def rank_router(experiments: Experiments, read_auth: bool) -> APIRouter:
         """
         decision = await ranker(svc).decide(body)
         await _produce(svc, svc.settings.decisions_topic, decision.decision_id, encode(decision))
-        svc.metrics.decisions.labels(
+        svc.metrics.api_decisions.labels(
             experiment=decision.experiment or "none", variant=decision.variant or "none"
         ).inc()
         probability = dict(zip([a.id for a in decision.actions], decision.probabilities, strict=True))
@@ -144,7 +144,7 @@ def rank_router(experiments: Experiments, read_auth: bool) -> APIRouter:
         now_ms = time.time_ns() // 1_000_000
         record = RewardRecord(decision_id=body.decision_id, reward=body.reward, ts=now_ms)
         await _produce(svc, svc.settings.rewards_topic, record.decision_id, encode(record))
-        svc.metrics.rewards.inc()
+        svc.metrics.api_rewards.inc()
         return RewardAccepted(decision_id=body.decision_id)
 
     @router.get(

@@ -15,10 +15,10 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from engine.api.auth import require_key
 from engine.api.bodies import ErrorBody, RecommendationsBody
-from engine.api.metrics import ApiMetrics
 from engine.api.openapi import ID_PATTERN
 from engine.api.services import Services, services
 from engine.coverage import Coverage
+from engine.metrics import Metrics
 from engine.rules_file import RulesSource
 from engine.serving import Served, ServingPolicy, recommend
 from engine.settings import Settings
@@ -39,11 +39,11 @@ class ServingState:
     coverage: Coverage
 
     @classmethod
-    def create(cls, settings: Settings, metrics: ApiMetrics) -> ServingState:
+    def create(cls, settings: Settings, metrics: Metrics) -> ServingState:
         """Reads the rules file now: an API does not start with rules it cannot use (`DataFormatError`)."""
 
         def reloaded(outcome: str) -> None:
-            metrics.rules_reloads.labels(outcome=outcome).inc()
+            metrics.api_rules_reloads.labels(outcome=outcome).inc()
 
         rules = RulesSource(settings.rules_file, on_reload=reloaded)
         rules.load()
@@ -59,11 +59,11 @@ class ServingState:
     async def observe(self, served: Served, svc: Services) -> None:
         """Diversity of this list; coverage counted in Redis at most once a second (see `Coverage`)."""
         if served.diversity is not None:
-            svc.metrics.diversity.observe(served.diversity)
+            svc.metrics.api_diversity.observe(served.diversity)
         self.coverage.observe(item for item, _ in served.items)
         distinct = await self.coverage.maybe_flush(svc.store)
         if distinct is not None:
-            svc.metrics.coverage.set(distinct)
+            svc.metrics.api_coverage.set(distinct)
 
 
 def recommendations_router(read_auth: bool, state: ServingState) -> APIRouter:
@@ -109,7 +109,9 @@ def recommendations_router(read_auth: bool, state: ServingState) -> APIRouter:
         """
         policy = await state.policy()
         served = await recommend(svc.store, user_id, n, locale, surface=surface, region=region, policy=policy)
-        svc.metrics.served.labels(source="trending_locale" if ":" in served.source else served.source).inc()
+        svc.metrics.api_served.labels(
+            source="trending_locale" if ":" in served.source else served.source
+        ).inc()
         await state.observe(served, svc)
         # Serialised here rather than through the response model: this is the hot read path.
         return Response(orjson.dumps(served.to_json()), media_type="application/json")

@@ -13,8 +13,8 @@ from typing import cast
 
 from fastapi import Request
 
-from engine.api.metrics import ApiMetrics
 from engine.kafka_io import AsyncProducer
+from engine.metrics import Metrics
 from engine.redis_store import RedisStore
 from engine.settings import Settings
 
@@ -24,7 +24,7 @@ class Services:
     settings: Settings
     store: RedisStore
     producer: AsyncProducer
-    metrics: ApiMetrics
+    metrics: Metrics
 
 
 async def services(request: Request) -> Services:

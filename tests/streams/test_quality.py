@@ -11,7 +11,6 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from engine.metrics import Metrics
-from engine.quality_metrics import QualityMetrics
 from engine.redis_store import RedisStore
 from engine.settings import Settings
 from models.drift import DriftRecord, SideStats
@@ -62,19 +61,19 @@ def _setup(response: str = "reset_affinity") -> tuple[Pipeline, FakeStore, list[
 
     model = HybridRecommender(seed=1)
     settings = Settings(namespace="t", drift_hr_k=3, drift_response=response, drift_decay=0.0)
-    registry = CollectorRegistry()
+    metrics = Metrics.create(CollectorRegistry(), "t", MODEL_VERSION)
     store = FakeStore()
     quality = Quality(
         model=model,
         store=cast(RedisStore, store),
-        metrics=QualityMetrics.create(registry),
+        metrics=metrics,
         send=send,
         settings=settings,
     )
     pipeline = Pipeline(
         model=model,
         store=cast(RedisStore, store),
-        metrics=Metrics.create(registry, "t", MODEL_VERSION),
+        metrics=metrics,
         send=send,
         events_topic=settings.events_topic,
         dead_letter_topic=settings.dead_letter_topic,

@@ -6,9 +6,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from engine.bandit_metrics import BanditMetrics
 from engine.experiment_stats import ExperimentStats
 from engine.experiments import Experiment, Variant
+from engine.metrics import Metrics
 from engine.policy_store import PolicyStore
 from models.bandit_features import action_matrix, hash_features
 from schemas.decisions import Action, DecisionRecord, PolicySpec, RewardRecord
@@ -101,7 +101,9 @@ async def test_the_learner_raises_the_rewarded_actions_probability_and_publishes
     redis = FakeRedis()
     store = PolicyStore(redis, "unit")  # type: ignore[arg-type]
     stats = ExperimentStats(redis, "unit")  # type: ignore[arg-type]
-    learner = Learner(store, stats, BanditMetrics.create(CollectorRegistry()), publish_every=10, publish_s=60)
+    learner = Learner(
+        store, stats, Metrics.create(CollectorRegistry(), "t", "m"), publish_every=10, publish_s=60
+    )
     actions = [Action(id=f"a{i}") for i in range(4)]
     x = hash_features({"hour": 7}, 4)
     matrix = action_matrix([(a.id, a.features) for a in actions], 8)

@@ -7,21 +7,17 @@ import math
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from engine.bandit_metrics import BanditMetrics
 from engine.dashboard.points import point
 from engine.dashboard.scrape import Scrape, parse, quantile
 from engine.metrics import Metrics
-from engine.quality_metrics import QualityMetrics
 
 
 class _Worker:
-    """The worker's real metric containers on one registry, exposed as the worker serves them."""
+    """The worker's real metrics container on one registry, exposed as the worker serves it."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.m = Metrics.create(self.registry, "shop", "hybrid-9")
-        self.q = QualityMetrics.create(self.registry)
-        self.b = BanditMetrics.create(self.registry)
 
     def scrape(self, t: float) -> Scrape:
         return Scrape.combine(t, [parse(generate_latest(self.registry).decode())])
@@ -30,16 +26,16 @@ class _Worker:
 def test_rates_freshness_and_hit_rate_over_the_interval() -> None:
     w = _Worker()
     w.m.events.labels(outcome="learned").inc(100)
-    w.q.scored.labels(model_version="hybrid-9").inc(100)
-    w.q.hits.labels(model_version="hybrid-9").inc(50)
+    w.m.prequential_scored.labels(model_version="hybrid-9").inc(100)
+    w.m.prequential_hits.labels(model_version="hybrid-9").inc(50)
     old = w.scrape(10.0)
     w.m.events.labels(outcome="learned").inc(40)
     w.m.events.labels(outcome="duplicate").inc(10)
     for _ in range(99):
         w.m.freshness.observe(0.02)
     w.m.freshness.observe(3.0)
-    w.q.scored.labels(model_version="hybrid-9").inc(100)
-    w.q.hits.labels(model_version="hybrid-9").inc(10)
+    w.m.prequential_scored.labels(model_version="hybrid-9").inc(100)
+    w.m.prequential_hits.labels(model_version="hybrid-9").inc(10)
     p = point(w.scrape(15.0), old, old)
     assert p.up == 1 and p.model_versions == ("hybrid-9",)
     assert p.learned_per_s == pytest.approx(8.0) and p.consumed_per_s == pytest.approx(10.0)
@@ -56,10 +52,10 @@ def test_a_restarted_worker_counts_from_zero_instead_of_going_negative() -> None
 
 def test_drift_and_variants_come_from_the_counters_and_the_reward_summary() -> None:
     w = _Worker()
-    w.q.detections.labels(signal="hit_rate", detector="adwin").inc()
-    w.q.detections.labels(signal="category_mix", detector="kswin").inc(2)
+    w.m.drift_detections.labels(signal="hit_rate", detector="adwin").inc()
+    w.m.drift_detections.labels(signal="category_mix", detector="kswin").inc(2)
     for reward in (1.0, 0.0, 1.0, 1.0):
-        w.b.rewards.labels(experiment="home", variant="control").observe(reward)
+        w.m.bandit_rewards.labels(experiment="home", variant="control").observe(reward)
     p = point(w.scrape(1.0), None, None)
     assert p.drift == {"category_mix": 2.0, "hit_rate": 1.0}
     assert p.variants == {"home/control": {"rewards": 4.0, "mean_reward": 0.75}}
