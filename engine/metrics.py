@@ -191,8 +191,8 @@ class Metrics:
             ),
             drift_detections=counter(
                 "drift_detections",
-                "Drift detections by signal (hit_rate, category_mix) and detector (adwin, page_hinkley, "
-                "kswin).",
+                "Drift detections by signal (hit_rate, taste, category_mix) and detector (adwin, "
+                "page_hinkley, kswin).",
                 "signal",
                 "detector",
             ),

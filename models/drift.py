@@ -1,14 +1,17 @@
 """Concept-drift detection over the worker's streams with River's detectors (ADWIN, Page-Hinkley, KSWIN).
 
-Two signals: ``hit_rate`` (the prequential miss stream; it drifts when the model stops predicting what
-users take next) and ``category_mix`` (which categories positive events fall in). Pure: no I/O.
+Three signals. ``hit_rate`` (the prequential miss stream: the model stops predicting what users take next)
+and ``taste`` (users take items outside their usual categories) are concept drift, reported only when they
+get worse; ``category_mix`` (which categories positive events fall in) is input drift, in both directions,
+and also moves with ordinary cycles such as the time of day. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-__all__ = ["DriftMonitor", "DriftRecord", "SideStats"]
+__all__ = ["CONCEPT_SIGNALS", "DriftMonitor", "DriftRecord", "SideStats", "taste_miss"]
 
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -16,6 +19,24 @@ from river import drift
 
 #: Most categories that get their own detector; later ones are ignored (bounded cost per event).
 MAX_CATEGORIES = 32
+#: Signals that say the model's picture of users went stale (the worker responds to these only).
+CONCEPT_SIGNALS = frozenset({"hit_rate", "taste"})
+
+
+def taste_miss(category: str, history: Iterable[str], *, top: int = 3, min_history: int = 5) -> bool | None:
+    """Whether a positive in ``category`` falls outside the ``top`` most frequent categories of the user's
+    ``history`` (primary categories of their recent positives); None while the history is shorter than
+    ``min_history``. Ties go to the category seen first.
+
+    >>> taste_miss("jazz", ["rock", "rock", "jazz", "pop", "folk"], top=2)
+    False
+    >>> taste_miss("folk", ["rock", "rock", "jazz", "pop", "folk"], top=2), taste_miss("jazz", ["jazz"])
+    (True, None)
+    """
+    counts = Counter(history)
+    if counts.total() < min_history:
+        return None
+    return category not in {c for c, _ in counts.most_common(top)}
 
 
 class _Detector(Protocol):
@@ -83,9 +104,11 @@ class _Stream:
 class DriftMonitor:
     """Feeds the signals to their detectors and returns a `DriftRecord` per detection.
 
-    ADWIN and Page-Hinkley (upward) watch the miss rate; one ADWIN per category watches that category's
-    share of positive events, and KSWIN compares the distribution of category codes (every
-    ``kswin_stride``-th positive, as KSWIN costs ~0.5 ms per update).
+    ADWIN and Page-Hinkley (upward) watch the prequential miss rate and ADWIN the taste-miss rate; a
+    change of either is reported only when the recent window is worse than before (ADWIN also finds the
+    slow improvement of a model that is still learning, which is no reason to act). One ADWIN per
+    category watches that category's share of positive events, and KSWIN compares the distribution of
+    category codes (every ``kswin_stride``-th positive, as KSWIN costs ~0.5 ms per update).
 
     >>> import random
     >>> rng, mon = random.Random(3), DriftMonitor(seed=3)
@@ -121,27 +144,25 @@ class DriftMonitor:
                 min_instances=100, delta=ph_delta, threshold=ph_threshold, mode="up"
             ),
         }
+        self._taste = _Stream(window)
+        self._taste_detectors = {"adwin": _adwin(adwin_delta)}
         self._categories: dict[str, tuple[_Stream, _Detector]] = {}
         self._codes: dict[str, int] = {}
         self._kswin: _Detector = drift.KSWIN(alpha=kswin_alpha, window_size=500, stat_size=150, seed=seed)
         self._kswin_stream = _Stream(window)
         self._positives = 0
         self.hits_seen = 0
+        self.tastes_seen = 0
 
     def hit(self, hit: bool, ts: int) -> list[DriftRecord]:
         """One prequential outcome: was the positive event's item in the user's current top-k?"""
         self.hits_seen += 1
-        miss = 0.0 if hit else 1.0
-        self._miss.add(miss)
-        found = []
-        for name, detector in self._miss_detectors.items():
-            detector.update(miss)
-            if detector.drift_detected:
-                before, after = self._miss.split()
-                found.append(DriftRecord("hit_rate", name, self.hits_seen, ts, before, after))
-        if found:
-            self._miss.reset()
-        return found
+        return _worse("hit_rate", self._miss, self._miss_detectors, not hit, self.hits_seen, ts)
+
+    def taste(self, miss: bool, ts: int) -> list[DriftRecord]:
+        """One positive event scored by `taste_miss`: was it outside the user's usual categories?"""
+        self.tastes_seen += 1
+        return _worse("taste", self._taste, self._taste_detectors, miss, self.tastes_seen, ts)
 
     def category(self, categories: tuple[str, ...], ts: int) -> list[DriftRecord]:
         """One positive event in these categories (the first is its primary category)."""
@@ -169,3 +190,20 @@ class DriftMonitor:
                 self._kswin_stream.reset()
                 found.append(DriftRecord("category_mix", "kswin", self._positives, ts, before, after))
         return found
+
+
+def _worse(
+    signal: str, stream: _Stream, detectors: dict[str, _Detector], miss: bool, at: int, ts: int
+) -> list[DriftRecord]:
+    """Feed one miss (1) or hit (0) to the detectors; a detection counts when misses went up."""
+    x = 1.0 if miss else 0.0
+    stream.add(x)
+    found = []
+    for name, detector in detectors.items():
+        detector.update(x)
+        if detector.drift_detected:
+            before, after = stream.split()
+            found.append(DriftRecord(signal, name, at, ts, before, after))
+    if found:
+        stream.reset()
+    return [r for r in found if r.after.mean > r.before.mean]

@@ -94,6 +94,9 @@ class Learner:
         learned.unpublished += 1
         source = "default" if example.get("outcome") == "expired" else "rewarded"
         self.metrics.bandit_learned.labels(policy=decision.policy.id, source=source).inc()
+        if decision.propensity < max(decision.probabilities):
+            # Not the policy's most probable action: an exploration (never counted for a uniform policy).
+            self.metrics.bandit_explored.labels(policy=decision.policy.id).inc()
         experiment, variant = decision.experiment or "none", decision.variant or "none"
         self.metrics.bandit_rewards.labels(experiment=experiment, variant=variant).observe(reward)
         if decision.experiment is not None and decision.variant is not None:

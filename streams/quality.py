@@ -1,4 +1,4 @@
-"""Online quality and drift in the worker: prequential HR@k, drift detection, records and the response.
+"""Online quality and drift in the worker: prequential HR@k and log-loss, slate CTR, drift detection.
 
 Before the model learns a positive event, the item is checked against the user's last published
 top-k (kept in memory: a restarted worker scores a user again from their next list). Never raises
@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["Quality"]
 
 import logging
+import math
 from collections import deque
 from collections.abc import Sequence
 
@@ -19,12 +20,12 @@ import redis.exceptions
 from engine.metrics import Metrics
 from engine.redis_store import RedisStore
 from engine.settings import Settings
-from models.drift import DriftMonitor, DriftRecord
+from models.drift import CONCEPT_SIGNALS, DriftMonitor, DriftRecord, taste_miss
 from models.drift_response import DriftResponder
 from models.profile import UserProfile
 from models.recommender import HybridRecommender
 from schemas import keys
-from schemas.events import Event, ItemRecord
+from schemas.events import Event, EventType, ItemRecord
 from streams.pipeline import Sender
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,25 @@ log = logging.getLogger(__name__)
 MAX_USERS = 200_000
 #: Drift records kept in the Redis stream (approximately: XADD MAXLEN ~).
 STREAM_MAXLEN = 1000
+#: Distinct (surface, experiment, variant) label sets of the slate counter; later ones count as `other`.
+MAX_SLATES = 200
+_SLATE_TYPES = frozenset({EventType.IMPRESSION, EventType.CLICK})
+
+
+def log_softmax(items: Sequence[tuple[str, float]]) -> dict[str, float]:
+    """Each item's log-probability of being the one taken, a softmax of the list's scores.
+
+    The ranker learns its scores pairwise (``P(a before b) = sigmoid(s_a - s_b)``, models/blend.py);
+    the softmax is the first choice of the Plackett-Luce model with those pairwise odds.
+
+    >>> {k: round(v, 3) for k, v in log_softmax([("a", 2.0), ("b", 1.0), ("c", 1.0)]).items()}
+    {'a': -0.551, 'b': -1.551, 'c': -1.551}
+    """
+    if not items:
+        return {}
+    top = max(score for _, score in items)
+    log_z = top + math.log(sum(math.exp(score - top) for _, score in items))
+    return {item: score - log_z for item, score in items}
 
 
 class Quality:
@@ -63,12 +83,15 @@ class Quality:
         )
         self.events = 0
         self.records: list[DriftRecord] = []
-        self._top: dict[str, frozenset[str]] = {}
+        #: user -> {item of the last published top-k: its log-probability}.
+        self._top: dict[str, dict[str, float]] = {}
+        self._slates: set[tuple[str, str, str]] = set()
         self._categories: dict[str, tuple[str, ...]] = {}
         self._recent: deque[int] = deque(maxlen=settings.drift_window)
         self._hits = metrics.prequential_hits.labels(model_version=model.version)
         self._scored = metrics.prequential_scored.labels(model_version=model.version)
         self._rate = metrics.prequential_hit_rate.labels(model_version=model.version)
+        self._log_loss = metrics.ranker_log_loss.labels(model_version=model.version)
 
     def learn_item(self, record: ItemRecord) -> None:
         self._categories[record.item_id] = record.categories
@@ -76,7 +99,7 @@ class Quality:
     def remember(self, user_id: str, items: Sequence[tuple[str, float]]) -> None:
         """The list just published for the user: the next positive is scored against its top k."""
         self._top.pop(user_id, None)
-        self._top[user_id] = frozenset(item for item, _ in items[: self.k])
+        self._top[user_id] = log_softmax(items[: self.k])
         if len(self._top) > MAX_USERS:
             del self._top[next(iter(self._top))]
 
@@ -86,20 +109,44 @@ class Quality:
         self.metrics.event_types.labels(type=event.type.value).inc()
         if self.responder.tick(self.events):
             log.info("drift response %s ended after %d events", self.responder.response, self.events)
+        if event.type in _SLATE_TYPES:
+            self._count_slate(event)
         if self.model.signal(event).label != 1:
             return
-        found = self.monitor.category(self._categories.get(event.item_id, ()), event.ts)
+        categories = self._categories.get(event.item_id, ())
+        found = self.monitor.category(categories, event.ts)
+        if categories:
+            history = (self._categories.get(item, ("",))[0] for item in profile.recent)
+            miss = taste_miss(categories[0], history)
+            if miss is not None:
+                found += self.monitor.taste(miss, event.ts)
         top = self._top.get(event.user_id)
         if top is not None and not profile.has_consumed(event.item_id):
-            hit = event.item_id in top
+            log_p = top.get(event.item_id)
             self._scored.inc()
-            self._recent.append(int(hit))
-            if hit:
+            self._recent.append(int(log_p is not None))
+            if log_p is not None:
                 self._hits.inc()
+                self._log_loss.observe(-log_p)
             self._rate.set(sum(self._recent) / len(self._recent))
-            found += self.monitor.hit(hit, event.ts)
+            found += self.monitor.hit(log_p is not None, event.ts)
         for record in found:
             await self._detected(record)
+
+    def _count_slate(self, event: Event) -> None:
+        """An impression or click of a served slate: one carrying a decision, a surface or a variant."""
+        context = event.context
+        if event.decision_id is None and context.surface is None and context.variant is None:
+            return
+        labels = (context.surface or "none", context.experiment or "none", context.variant or "none")
+        if labels not in self._slates:
+            if len(self._slates) >= MAX_SLATES:
+                labels = ("other", "other", "other")
+            self._slates.add(labels)
+        surface, experiment, variant = labels
+        self.metrics.slate_events.labels(
+            type=event.type.value, surface=surface, experiment=experiment, variant=variant
+        ).inc()
 
     async def _detected(self, record: DriftRecord) -> None:
         self.records.append(record)
@@ -107,7 +154,8 @@ class Quality:
         self.metrics.drift_detections.labels(signal=record.signal, detector=record.detector).inc()
         body = orjson.dumps({**record.to_dict(), "events": self.events})
         log.warning("drift detected: %s", body.decode())
-        if self.responder.respond(self.events):
+        # Input drift alone (category_mix) is reported but not answered: a daily cycle moves it too.
+        if record.signal in CONCEPT_SIGNALS and self.responder.respond(self.events):
             self.metrics.drift_responses.labels(response=self.responder.response).inc()
             log.warning("drift response %s applied at event %d", self.responder.response, self.events)
         try:

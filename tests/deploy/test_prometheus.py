@@ -37,5 +37,8 @@ def test_dashboard_is_json_with_the_promised_panels() -> None:
         "personalize_prequential_hits_total",
         "personalize_drift_detections_total",
         "personalize_info",
+        "personalize_ranker_log_loss_sum",
+        "personalize_slate_events_total",
+        "personalize_bandit_explored_total",
     ):
         assert metric in exprs

@@ -74,3 +74,17 @@ def test_unknown_response_is_refused_and_none_does_nothing() -> None:
     with pytest.raises(ValueError, match="unknown drift response"):
         DriftResponder(HybridRecommender(), "retrain")
     assert not DriftResponder(HybridRecommender(), "none").respond(at=1)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_taste_reports_users_leaving_their_categories_and_not_settling_into_them(seed: int) -> None:
+    rng = random.Random(seed)
+    worse, better = DriftMonitor(seed=seed), DriftMonitor(seed=seed)
+    worse_found, better_found = [], []
+    for t in range(N):
+        worse_found += worse.taste(rng.random() < (0.25 if t < CHANGE else 0.45), t)
+        better_found += better.taste(rng.random() < (0.45 if t < CHANGE else 0.25), t)
+    assert better_found == []  # fewer misses is no reason to act
+    assert [r.signal for r in worse_found][:1] == ["taste"]
+    assert CHANGE < worse_found[0].at <= CHANGE + 500
+    assert all(r.at > CHANGE for r in worse_found)

@@ -3,11 +3,13 @@ event-type counts, and a detection's record (Kafka topic, Redis stream), metric 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
+import pytest
 from prometheus_client import CollectorRegistry
 
 from engine.metrics import Metrics
@@ -16,7 +18,7 @@ from engine.settings import Settings
 from models.drift import DriftRecord, SideStats
 from models.recommender import MODEL_VERSION, HybridRecommender
 from schemas import keys
-from schemas.events import Event, ItemRecord, encode
+from schemas.events import Context, Event, ItemRecord, encode
 from streams.pipeline import Pipeline
 from streams.quality import Quality
 
@@ -40,6 +42,11 @@ class FakeStore:
 
     async def publish(self, user_id: str, items: Sequence[tuple[str, float]], **_: Any) -> int:
         self.lists[user_id] = [item for item, _ in items]
+        return TS
+
+    async def publish_lists(self, lists: Sequence[Any]) -> int:
+        for one in lists:
+            await self.publish(one.user_id, one.items)
         return TS
 
 
@@ -128,3 +135,51 @@ async def test_a_detection_is_recorded_counted_and_answered_once_per_cooldown() 
     assert [name for name, _ in store.client.streams] == [keys.drift("t")] * 2
     personal = {k: v for k, v in pipeline.model.affinity.weights.items() if k[:2] == "u="}
     assert personal and set(personal.values()) != {0.0}  # learned again after the reset
+
+
+async def test_a_hit_costs_the_log_loss_of_the_softmax_over_the_top_k_scores() -> None:
+    pipeline, _, _, quality = _setup()
+    quality.remember("u1", [("i3", 2.0), ("i5", 1.0), ("i7", 1.0), ("i9", 5.0)])  # k = 3: i9 is out
+    await _event(pipeline, 0, "u1", "i5")
+    loss = -(1.0 - math.log(math.exp(2.0) + 2 * math.exp(1.0)))
+    version = {"model_version": MODEL_VERSION}
+    assert _sample(quality, "personalize_ranker_log_loss_count", version) == 1.0
+    assert _sample(quality, "personalize_ranker_log_loss_sum", version) == pytest.approx(loss)
+    quality.remember("u1", [("i3", 2.0)])
+    await _event(pipeline, 1, "u1", "i9")  # a miss: scored for HR, no log-loss
+    assert _sample(quality, "personalize_ranker_log_loss_count", version) == 1.0
+    assert _sample(quality, "personalize_prequential_scored_total", version) == 2.0
+
+
+async def test_impressions_and_clicks_of_served_slates_count_by_surface_and_variant() -> None:
+    pipeline, _, _, quality = _setup()
+    home = Context(surface="home", experiment="e", variant="b")
+    events: list[tuple[str, Context, str | None]] = [("impression", home, None), ("impression", home, None)]
+    events.append(("click", home, None))
+    events += [("click", Context(), "d-1"), ("click", Context(), None), ("view", home, None)]
+    for n, (kind, context, decision) in enumerate(events):
+        event = Event(
+            event_id=f"e{n}", user_id="u1", item_id="i1", type=kind, ts=TS + n, context=context,
+            decision_id=decision,
+        )  # fmt: skip
+        assert await pipeline.handle_event(encode(event), b"u1", {}) == "learned"
+    slate = {"surface": "home", "experiment": "e", "variant": "b"}
+    assert _sample(quality, "personalize_slate_events_total", {"type": "impression", **slate}) == 2.0
+    assert _sample(quality, "personalize_slate_events_total", {"type": "click", **slate}) == 1.0
+    bare = {"type": "click", "surface": "none", "experiment": "none", "variant": "none"}
+    assert _sample(quality, "personalize_slate_events_total", bare) == 1.0  # the decision's; not the bare one
+
+
+async def test_taste_drift_is_answered_and_category_mix_drift_only_reported() -> None:
+    pipeline, _, _, quality = _setup()
+    found = [
+        DriftRecord("category_mix", "adwin", 1, TS, SideStats(0.5, 10), SideStats(0.1, 5), "a"),
+        DriftRecord("taste", "adwin", 1, TS, SideStats(0.2, 10), SideStats(0.6, 5)),
+    ]
+    for n, record in enumerate(found):
+        await quality._detected(record)
+        responses = _sample(quality, "personalize_drift_responses_total", {"response": "reset_affinity"})
+        assert responses == n
+    assert (
+        _sample(quality, "personalize_drift_detections_total", {"signal": "taste", "detector": "adwin"}) == 1
+    )

@@ -122,3 +122,19 @@ async def test_the_learner_raises_the_rewarded_actions_probability_and_publishes
     experiment = Experiment(name="home", variants=(Variant(name="b", weight=1),))
     report = await stats.report_one(experiment)
     assert report["variants"][0]["rewards"] == 40 and report["variants"][0]["mean_reward"] == 0.25
+
+
+async def test_the_learner_counts_choices_of_a_less_probable_action_as_exploration() -> None:
+    metrics = Metrics.create(CollectorRegistry(), "t", "m")
+    redis = FakeRedis()
+    store = PolicyStore(redis, "u")  # type: ignore[arg-type]
+    stats = ExperimentStats(redis, "u")  # type: ignore[arg-type]
+    learner = Learner(store, stats, metrics, publish_every=99, publish_s=60)
+    greedy = decision("d1")  # chose b at 0.75
+    explored = decision("d2").model_copy(update={"chosen": "a", "ranking": ["a", "b"]})
+    tied = decision("d3").model_copy(update={"probabilities": [0.5, 0.5]})
+    for record in (greedy, explored, tied):
+        await learner.learn({"decision": record.model_dump(mode="json"), "reward": 0.0})
+    get = metrics.registry.get_sample_value
+    assert get("personalize_bandit_explored_total", {"policy": SPEC.id}) == 1.0
+    assert get("personalize_bandit_learned_total", {"policy": SPEC.id, "source": "rewarded"}) == 3.0
