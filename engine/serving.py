@@ -14,6 +14,7 @@ from typing import Any
 
 from engine import rules as business_rules
 from engine.diversity import intra_list_diversity
+from engine.item_cache import ItemCache
 from engine.item_meta import ItemMeta
 from engine.preferences import Preferences
 from engine.redis_store import RedisStore
@@ -111,6 +112,8 @@ class ServingPolicy:
     rules: RuleSet = DEFAULT_RULES
     strength: float = 0.3
     candidates_factor: int = 3
+    #: Where item metadata is read through: None reads Redis on every request (the SDK's direct mode).
+    items: ItemCache | None = None
 
 
 DEFAULT_POLICY = ServingPolicy()
@@ -170,7 +173,8 @@ async def _shaped(
         return [], None, {}
     rules = req.policy.rules.for_surface(req.surface)
     ids = list(dict.fromkeys([item for item, _ in candidates] + [p.item for p in rules.pin]))
-    metas = await req.store.read_items(ids)
+    cache = req.policy.items
+    metas = await (req.store.read_items(ids) if cache is None else cache.read(req.store.read_items, ids))
     items = business_rules.apply(
         candidates,
         metas,

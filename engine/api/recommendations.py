@@ -18,6 +18,7 @@ from engine.api.bodies import ErrorBody, RecommendationsBody
 from engine.api.openapi import ID_PATTERN
 from engine.api.services import Services, services
 from engine.coverage import Coverage
+from engine.item_cache import ItemCache
 from engine.metrics import Metrics
 from engine.rules_file import RulesSource
 from engine.serving import Served, ServingPolicy, recommend
@@ -32,11 +33,13 @@ Label = Annotated[str | None, Query(min_length=1, max_length=128, pattern=ID_PAT
 
 @dataclass(frozen=True, slots=True)
 class ServingState:
-    """What the route keeps per process: the (hot-reloaded) rules and the coverage counter."""
+    """What the route keeps per process: the (hot-reloaded) rules, the coverage counter and the items'
+    metadata (see `ItemCache`: a change to an item reaches the answers within seconds)."""
 
     settings: Settings
     rules: RulesSource
     coverage: Coverage
+    items: ItemCache
 
     @classmethod
     def create(cls, settings: Settings, metrics: Metrics) -> ServingState:
@@ -47,13 +50,14 @@ class ServingState:
 
         rules = RulesSource(settings.rules_file, on_reload=reloaded)
         rules.load()
-        return cls(settings, rules, Coverage(settings.coverage_window_hours))
+        return cls(settings, rules, Coverage(settings.coverage_window_hours), ItemCache())
 
     async def policy(self) -> ServingPolicy:
         return ServingPolicy(
             await self.rules.current(),
             self.settings.diversity_strength,
             self.settings.serve_candidates_factor,
+            self.items,
         )
 
     async def observe(self, served: Served, svc: Services) -> None:
