@@ -31,6 +31,7 @@ def api(
     port: Annotated[
         int | None, typer.Option(min=0, max=65535, help="Port (default PERSONALIZE_API_PORT).")
     ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Processes serving the port.")] = 1,
 ) -> None:
     """Serve the HTTP API: events to Kafka, recommendations from Redis, OpenAPI at /openapi.json."""
     from engine import api as http_api
@@ -39,7 +40,7 @@ def api(
     overrides = {k: v for k, v in {"api_host": host, "api_port": port}.items() if v is not None}
     settings = settings.model_copy(update=overrides)
     err.print(f"serving namespace {settings.namespace} on http://{settings.api_host}:{settings.api_port}")
-    http_api.run(settings)
+    http_api.run(settings, workers)
 
 
 @app.command()
