@@ -345,11 +345,14 @@ class HybridRecommender:
         ]
         if not pool:
             return ranked
-        category = self.affinity.categories.get
+        # Best liked category first: per item, the max of the user's probabilities over its matrix row
+        # (0 for padding and for items without categories); a stable sort keeps newest first on ties.
         category_prob = self.affinity.predict_vector(profile.user_id, context, when)
-        pool.sort(
-            key=lambda i: -max((float(category_prob[category(c)]) for c in self._categories[i]), default=0)
-        )
+        matrix = self._category_matrix[np.array(pool, dtype=np.int64)]
+        if category_prob.size:
+            top = category_prob.size - 1
+            liked = np.where(matrix >= 0, category_prob[np.clip(matrix, 0, top)], 0.0).max(axis=1)
+            pool = [pool[i] for i in np.argsort(-liked, kind="stable").tolist()]
         keep = ranked[: max(len(ranked) - self.explore_slots, n - self.explore_slots)]
         floor = keep[-1][1] if keep else 0.0
         return keep + [(names[item], floor) for item in pool[: n - len(keep)]]

@@ -226,3 +226,17 @@ def test_a_heavy_user_still_gets_a_full_list() -> None:
     for n in (5, 10):
         recs = _ids(model.recommend(heavy, n))
         assert len(recs) == n and not set(recs) & set(heavy.consumed)
+
+
+def test_the_exploration_place_goes_to_a_fresh_item_of_the_users_best_liked_category(world: World) -> None:
+    model = world.model()
+    user = sorted(world.profiles)[0]
+    profile = world.profile(user)
+    probs = model.affinity.predict_vector(user, None, world.last_ts).tolist()
+    names = model.affinity.categories.names
+    best, worst = names[probs.index(max(probs))], names[probs.index(min(probs))]
+    assert best != worst
+    model.learn_item(ItemRecord(item_id="fresh-best", categories=(best,)))
+    model.learn_item(ItemRecord(item_id="fresh-worst", categories=(worst,)))  # newest: first unsorted
+    recs = _ids(model.recommend(profile, 10, None, world.last_ts))
+    assert recs[-1] == "fresh-best" and "fresh-worst" not in recs
