@@ -1,12 +1,13 @@
 """Writes and reads users' recommendations in Redis, following the key contract in `schemas.keys`.
 
 A write replaces the sorted set and the metadata hash (with the list's reasons) in one MULTI/EXEC, so a
-reader never sees a half-written list nor reasons of another list. Async only.
+reader never sees a half-written list nor reasons of another list; the worker writes the lists of a whole
+batch of events in one such transaction (one round trip). Async only.
 """
 
 from __future__ import annotations
 
-__all__ = ["Recommendations", "RedisStore"]
+__all__ = ["Recommendations", "RedisStore", "UserList"]
 
 import time
 from collections.abc import Sequence
@@ -50,6 +51,18 @@ class Recommendations:
             "events_seen": self.events_seen,
             "last_event_ts": self.last_event_ts,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class UserList:
+    """One user's list as the worker writes it: items best first, one reason (or None) per item."""
+
+    user_id: str
+    items: Sequence[tuple[str, float]]
+    model_version: str
+    last_event_ts: int
+    events_seen: int
+    reasons: Sequence[Reason | None] | None = None
 
 
 def _int(value: str | None) -> int | None:
@@ -107,25 +120,32 @@ class RedisStore:
         events_seen: int,
         reasons: Sequence[Reason | None] | None = None,
     ) -> int:
-        """Replace the user's recommendations and, with ``reasons`` (one reason or None per item, aligned
-        with ``items``), their reasons; returns the ``updated_ms`` written."""
-        recs_key, meta_key = keys.recs(self.namespace, user_id), keys.meta(self.namespace, user_id)
+        """Replace one user's recommendations (see `publish_lists`); returns the ``updated_ms`` written."""
+        one = UserList(user_id, items, model_version, last_event_ts, events_seen, reasons)
+        return await self.publish_lists([one])
+
+    async def publish_lists(self, lists: Sequence[UserList]) -> int:
+        """Replace the recommendations (and reasons) of every user in ``lists`` in one MULTI/EXEC, one
+        round trip; returns the ``updated_ms`` written to all of them."""
         updated_ms = time.time_ns() // 1_000_000
-        fields: dict[Any, Any] = {
-            MetaField.UPDATED_MS: updated_ms,
-            MetaField.LAST_EVENT_TS: last_event_ts,
-            MetaField.MODEL_VERSION: model_version,
-            MetaField.EVENTS_SEEN: events_seen,
-        }
-        if items and reasons is not None:
-            fields[MetaField.REASONS] = encode_reasons(_zrevrange_order(items, reasons))
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(recs_key)
-            if items:
-                pipe.zadd(recs_key, dict(items))
-            pipe.hset(meta_key, mapping=fields)
-            if MetaField.REASONS not in fields:
-                pipe.hdel(meta_key, MetaField.REASONS)  # never leave the reasons of an older list
+            for one in lists:
+                recs_key = keys.recs(self.namespace, one.user_id)
+                meta_key = keys.meta(self.namespace, one.user_id)
+                fields: dict[Any, Any] = {
+                    MetaField.UPDATED_MS: updated_ms,
+                    MetaField.LAST_EVENT_TS: one.last_event_ts,
+                    MetaField.MODEL_VERSION: one.model_version,
+                    MetaField.EVENTS_SEEN: one.events_seen,
+                }
+                if one.items and one.reasons is not None:
+                    fields[MetaField.REASONS] = encode_reasons(_zrevrange_order(one.items, one.reasons))
+                pipe.delete(recs_key)
+                if one.items:
+                    pipe.zadd(recs_key, dict(one.items))
+                pipe.hset(meta_key, mapping=fields)
+                if MetaField.REASONS not in fields:
+                    pipe.hdel(meta_key, MetaField.REASONS)  # never leave the reasons of an older list
             await pipe.execute()
         return updated_ms
 

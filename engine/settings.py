@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 19093
     redis_port: int = 16379
     kafka_heap: str = "768m"
+    #: The worker takes events in batches of up to ``batch_max`` records, waiting at most
+    #: ``batch_within_s`` for a batch to fill: one Redis write and one changelog record per user per batch.
+    batch_max: int = Field(500, ge=1, le=100_000)
+    batch_within_s: float = Field(0.02, gt=0.0, le=10.0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=0, le=65535)
     #: sha256 hex digests of the accepted API keys (`personalize api-key new`); comma-separated in

@@ -11,7 +11,8 @@ __all__ = ["create_app"]
 
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import faust
 from prometheus_client import CollectorRegistry
@@ -21,7 +22,7 @@ from engine.metrics import Metrics
 from engine.redis_store import RedisStore
 from engine.settings import Settings
 from models.recommender import MODEL_VERSION
-from streams import codecs
+from streams import changelog, codecs
 from streams.catchup import CatchUp
 from streams.checkpointer import Checkpointer, model_from
 from streams.gaps import CONTROL_HEADER, GapReader, OffsetGuard, is_control
@@ -31,6 +32,24 @@ from streams.quality import Quality
 from streams.rewards import add_reward_agents
 
 log = logging.getLogger(__name__)
+
+
+def _checkpoint_tick(
+    app: faust.App, settings: Settings, catchup: CatchUp, checkpointer: Checkpointer
+) -> Callable[[], Awaitable[None]]:
+    """The checkpoint timer's body: catch-up nudges, the catalog tail, then a checkpoint if one is due."""
+
+    async def tick() -> None:
+        try:
+            owned = app.consumer.assignment()
+            events = [tp.partition for tp in owned if tp.topic == settings.events_topic]
+            await catchup.nudge_pending(events, time.monotonic())
+            await catchup.items_tail(tp.partition for tp in owned if tp.topic == settings.items_topic)
+            await checkpointer.tick()
+        except Exception:  # noqa: BLE001 - a failed round must not stop the timer; the next one retries
+            log.exception("checkpoint timer failed")
+
+    return tick
 
 
 def create_app(
@@ -88,15 +107,17 @@ def create_app(
     )
     pipeline.learned = checkpointer.learned
 
+    writes = changelog.BatchWrites(profiles)
+
     async def process(partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
         learn = catchup.should_learn(partition, offset)
         await pipeline.consume_event(
-            value, key, profiles, topic=settings.events_topic, partition=partition, offset=offset, learn=learn
+            value, key, writes, topic=settings.events_topic, partition=partition, offset=offset, learn=learn
         )
         checkpointer.advance(settings.events_topic, partition, offset + 1)
 
     guard = OffsetGuard(
-        GapReader(settings.bootstrap, settings.events_topic, settings.app_id), profiles, process, metrics
+        GapReader(settings.bootstrap, settings.events_topic, settings.app_id), writes, process, metrics
     )
 
     async def nudge(topic: str, partition: int) -> None:
@@ -115,14 +136,20 @@ def create_app(
     )
 
     async def consume_events(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            # One record at a time under the lock: a checkpoint never sees half a record's effects.
+        # Faust acks a batch's records once this loop asks for the next batch, i.e. after the flush.
+        batches = cast(faust.Stream[bytes], stream).take_events  # StreamT does not declare it
+        async for batch in batches(settings.batch_max, within=settings.batch_within_s):
+            # The whole batch under the lock: a checkpoint never sees half a batch's effects.
             async with checkpointer.lock:
-                await catchup.events(message.partition, profiles)
-                await guard.on_message(
-                    message.partition, message.offset, event.key, event.value, is_control(message.headers)
-                )
+                for event in batch:
+                    message = event.message
+                    writes.partition = message.partition
+                    await catchup.events(message.partition, writes)
+                    await guard.on_message(
+                        message.partition, message.offset, event.key, event.value, is_control(message.headers)
+                    )
+                await pipeline.flush()
+                writes.flush()
 
     async def consume_items(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -148,18 +175,8 @@ def create_app(
     app.on_before_shutdown.connect(heartbeat.farewell)
     heartbeat.checkpointer = checkpointer
 
-    async def checkpoint_tick() -> None:
-        try:
-            owned = app.consumer.assignment()
-            events = [tp.partition for tp in owned if tp.topic == settings.events_topic]
-            await catchup.nudge_pending(events, time.monotonic())
-            await catchup.items_tail(tp.partition for tp in owned if tp.topic == settings.items_topic)
-            await checkpointer.tick()
-        except Exception:  # noqa: BLE001 - a failed round must not stop the timer; the next one retries
-            log.exception("checkpoint timer failed")
-
     if settings.checkpoint_enabled:
-        app.timer(interval=1.0)(checkpoint_tick)
+        app.timer(interval=1.0)(_checkpoint_tick(app, settings, catchup, checkpointer))
         app.on_before_shutdown.connect(checkpointer.close)
     app.on_before_shutdown.connect(catchup.close)
     return app, pipeline

@@ -2,6 +2,10 @@
 
 Kept apart from the Faust wiring so it can be driven directly in tests. Never raises on input: a
 record that cannot be handled is sent to the dead-letter topic with its reason and original bytes.
+
+Records come in batches (``stream.take_events``): each event is learned and ranked for at once, in
+order, but the lists are written to Redis at `Pipeline.flush`, after the batch: each user's latest list
+once (explained then), all users' in one transaction.
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ __all__ = ["POPULAR", "Pipeline", "Profiles", "Sender", "reasons_of"]
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 
 from engine.metrics import Metrics
-from engine.redis_store import RedisStore
+from engine.redis_store import RedisStore, UserList
 from models.profile import UserProfile
 from models.recommender import HybridRecommender
 from models.registry import PopularRecommender
@@ -57,6 +62,18 @@ def reasons_of(
     return None
 
 
+@dataclass(slots=True)
+class _Staged:
+    """A user's latest list of the batch, waiting for `Pipeline.flush`."""
+
+    profile: UserProfile
+    items: list[tuple[str, float]]
+    context: Context | None
+    ts: int
+    #: Timestamps of the user's events of this batch (the freshness of each).
+    event_ts: list[int] = field(default_factory=list)
+
+
 class Pipeline:
     """Per-record logic of the worker for one namespace."""
 
@@ -83,6 +100,7 @@ class Pipeline:
         self.quality = quality
         #: Called with (user_id, event_id) of every event the model learns (the checkpointer keeps them).
         self.learned: Callable[[str, str], None] = lambda _user_id, _event_id: None
+        self._staged: dict[str, _Staged] = {}
 
     async def dead_letter(
         self,
@@ -146,20 +164,32 @@ class Pipeline:
         offset: int,
         learn: bool = True,
     ) -> None:
-        """Handle one events-topic record; whatever goes wrong goes to the dead-letter topic, not up.
+        """Handle one events-topic record of a batch (call `flush` after the batch); whatever goes wrong
+        goes to the dead-letter topic, not up.
 
         ``learn=False``: the model already holds this record (it is older than the restored checkpoint's
         offset), so only the profile, Redis and the counters are updated.
         """
         try:
-            await self.handle_event(raw or b"", key, profiles, learn=learn)
+            await self.stage_event(raw or b"", key, profiles, learn=learn)
         except Exception as error:  # noqa: BLE001 - input must never crash the worker
             await self.dead_letter(raw, error, topic=topic, partition=partition, offset=offset, key=key)
 
     async def handle_event(
         self, raw: bytes, key: bytes | None, profiles: Profiles, *, learn: bool = True
     ) -> str:
-        """Process one raw event; returns the outcome (learned, duplicate, rekeyed).
+        """Process one raw event as a batch of its own (`stage_event`, then `flush`); returns the outcome
+        (learned, duplicate, rekeyed, erased). Raises `InvalidEventError` for a record that breaks the
+        contract."""
+        try:
+            return await self.stage_event(raw, key, profiles, learn=learn)
+        finally:
+            await self.flush()
+
+    async def stage_event(
+        self, raw: bytes, key: bytes | None, profiles: Profiles, *, learn: bool = True
+    ) -> str:
+        """Learn one raw event and rank for its user; the list waits for `flush`. Returns the outcome.
 
         Raises `InvalidEventError` for a record that breaks the contract.
         """
@@ -185,7 +215,7 @@ class Pipeline:
             self.learned(event.user_id, event.event_id)
         profile.observe(event, self.model.signal(event))
         profiles[event.user_id] = profile.to_dict()
-        await self._publish(event, profile)
+        self._stage(event, profile)
         self.metrics.events.labels(outcome="learned").inc()
         self.metrics.process_seconds.observe(time.perf_counter() - started)
         return "learned"
@@ -213,6 +243,8 @@ class Pipeline:
         profile = self._apply_user_record(record, profile, learn=learn)
         if learn:
             self.learned(record.user_id, record.event_id)
+        if isinstance(record, ErasureRecord) or record.reset:
+            self._staged.pop(user, None)  # a list ranked before the erasure or reset must not be written
         if isinstance(record, ErasureRecord):
             profiles.pop(user, None)
             self.metrics.events.labels(outcome="erased").inc()
@@ -222,7 +254,7 @@ class Pipeline:
         profiles[user] = profile.to_dict()
         if record.liked_categories or record.liked_items or record.hidden_items:
             # A bare reset publishes nothing: the API has deleted the list, readers get trending.
-            await self._publish(record, profile)
+            self._stage(record, profile)
         self.metrics.events.labels(outcome="learned").inc()
         return "learned"
 
@@ -290,24 +322,45 @@ class Pipeline:
         self.learned(record.user_id, record.event_id)
         return "learned"
 
-    async def _publish(self, event: Event | PreferencesRecord, profile: UserProfile) -> None:
+    def _stage(self, event: Event | PreferencesRecord, profile: UserProfile) -> None:
+        """Rank for the user now (the model learns its blend from this ranking) and stage the list."""
         context = event.context if isinstance(event, Event) else None
         items = self.model.recommend(profile, self.top_n, context, event.ts)
-        reasons = reasons_of(self.model, profile, items, context, event.ts)
         if self.quality is not None:
             self.quality.remember(profile.user_id, items)
-        try:
-            updated_ms = await self.store.publish(
-                profile.user_id,
-                items,
-                model_version=self.model.version,
-                last_event_ts=profile.last_ts,
-                events_seen=profile.events_seen,
-                reasons=reasons,
-            )
-        except (redis.exceptions.RedisError, OSError):
-            # The model has learned the event; the list is rebuilt on the user's next event.
-            log.exception("could not publish recommendations of %s", profile.user_id)
-            self.metrics.publish_errors.inc()
+        earlier = self._staged.get(profile.user_id)
+        staged = _Staged(profile, items, context, event.ts, earlier.event_ts if earlier is not None else [])
+        staged.event_ts.append(event.ts)
+        self._staged[profile.user_id] = staged
+
+    async def flush(self) -> None:
+        """Write the staged lists, with their reasons, in one Redis transaction.
+
+        Each list is explained here, from the features its ranking kept: nothing of the user has been
+        ranked since (a later event of theirs would have replaced the staged list). A failed write is
+        logged and counted; the model has learned the events and the lists are rebuilt on the users'
+        next events.
+        """
+        staged, self._staged = self._staged, {}
+        if not staged:
             return
-        self.metrics.freshness.observe(max(0.0, (updated_ms - event.ts) / 1000.0))
+        lists = [
+            UserList(
+                user_id,
+                one.items,
+                self.model.version,
+                one.profile.last_ts,
+                one.profile.events_seen,
+                reasons_of(self.model, one.profile, one.items, one.context, one.ts),
+            )
+            for user_id, one in staged.items()
+        ]
+        try:
+            updated_ms = await self.store.publish_lists(lists)
+        except (redis.exceptions.RedisError, OSError):
+            log.exception("could not publish the recommendations of %d user(s)", len(lists))
+            self.metrics.publish_errors.inc(len(lists))
+            return
+        for one in staged.values():
+            for ts in one.event_ts:
+                self.metrics.freshness.observe(max(0.0, (updated_ms - ts) / 1000.0))

@@ -13,7 +13,7 @@ import redis.exceptions
 from prometheus_client import CollectorRegistry
 
 from engine.metrics import Metrics
-from engine.redis_store import RedisStore
+from engine.redis_store import RedisStore, UserList
 from models.profile import UserProfile
 from models.recommender import MODEL_VERSION, HybridRecommender
 from models.registry import PopularRecommender
@@ -39,25 +39,20 @@ class Publish:
 
 @dataclass
 class FakeStore:
-    """RedisStore's `publish` signature; records calls, or raises ``error`` when set."""
+    """RedisStore's `publish_lists` signature; records each list, or raises ``error`` when set."""
 
     calls: list[Publish] = field(default_factory=list)
     error: Exception | None = None
 
-    async def publish(
-        self,
-        user_id: str,
-        items: Sequence[tuple[str, float]],
-        *,
-        model_version: str,
-        last_event_ts: int,
-        events_seen: int,
-        reasons: Sequence[Reason | None] | None = None,
-    ) -> int:
+    async def publish_lists(self, lists: Sequence[UserList]) -> int:
         if self.error is not None:
             raise self.error
-        why = list(reasons) if reasons is not None else None
-        self.calls.append(Publish(user_id, list(items), model_version, last_event_ts, events_seen, why))
+        for one in lists:
+            why = list(one.reasons) if one.reasons is not None else None
+            items = list(one.items)
+            self.calls.append(
+                Publish(one.user_id, items, one.model_version, one.last_event_ts, one.events_seen, why)
+            )
         return UPDATED_MS
 
 
@@ -288,3 +283,36 @@ async def test_invalid_user_record_is_an_invalid_event(harness: Harness) -> None
     with pytest.raises(InvalidEventError):
         bad = _user_record(type="preferences", reset="yes")
         await harness.pipeline.handle_event(bad, b"u1", harness.profiles)
+
+
+async def test_a_batch_writes_each_users_latest_list_once(harness: Harness) -> None:
+    pipeline, profiles = harness.pipeline, harness.profiles
+    for n, (user, item) in enumerate([("u1", "i1"), ("bob", "i3"), ("u1", "i2")]):
+        await pipeline.stage_event(_raw(f"e{n}", user, item, ts=TS + n), user.encode(), profiles)
+    assert harness.store.calls == []  # nothing written before the flush
+    await pipeline.flush()
+    calls = {call.user_id: call for call in harness.store.calls}
+    assert len(harness.store.calls) == 2 and set(calls) == {"u1", "bob"}
+    u1 = calls["u1"]
+    assert (u1.events_seen, u1.last_event_ts) == (2, TS + 2)  # after both of u1's events
+    assert "i1" not in [item for item, _ in u1.items] and "i2" not in [item for item, _ in u1.items]
+    assert u1.reasons is not None and len(u1.reasons) == len(u1.items)
+    assert harness.sample("personalize_freshness_seconds_count") == 3.0  # every event's freshness
+    await pipeline.flush()
+    assert len(harness.store.calls) == 2  # a flush writes what was staged since the last one only
+
+
+async def test_a_list_staged_before_an_erasure_in_the_same_batch_is_never_written(harness: Harness) -> None:
+    await harness.pipeline.stage_event(_raw(), b"u1", harness.profiles)
+    erase = _user_record(type="erasure", event_id="x1")
+    assert await harness.pipeline.stage_event(erase, b"u1", harness.profiles) == "erased"
+    await harness.pipeline.flush()
+    assert harness.store.calls == []
+
+
+async def test_a_failed_batch_write_counts_every_user_it_held(harness: Harness) -> None:
+    harness.store.error = redis.exceptions.ConnectionError("refused")
+    for user in ("u1", "u2", "u3"):
+        await harness.pipeline.stage_event(_raw(f"e-{user}", user), user.encode(), harness.profiles)
+    await harness.pipeline.flush()
+    assert harness.sample("personalize_publish_errors_total") == 3.0

@@ -1,0 +1,109 @@
+"""Table writes of one batch of records, sent to the changelog once per key when the batch ends.
+
+A Faust table sends a changelog record for every assignment, to the partition of the event being
+processed. A batch (``stream.take_events``) holds records of several partitions, and a busy user's
+profile is rewritten by each of their events: `BatchWrites` applies every write to the table's data at
+once (later reads see it) but sends each key's final value once, at `flush`, to the partition of the
+record that wrote it. Keys starting with NUL (the offset guard's next-offset keys, see
+`streams.gaps.offset_key`) are sent after the rest, so a crash in the middle of a flush can leave a
+partition's offset behind its profiles (records replayed, deduplicated by event id) but never ahead.
+
+>>> table = FakeTable()
+>>> writes = BatchWrites(table)
+>>> writes.partition = 1
+>>> writes["\\x00next-offset:1"] = 8
+>>> writes["u1"] = {"events_seen": 1}
+>>> writes["u1"] = {"events_seen": 2}
+>>> writes["u1"], table.sent
+({'events_seen': 2}, [])
+>>> writes.flush()
+2
+>>> table.sent
+[(1, 'u1', {'events_seen': 2}), (1, '\\x00next-offset:1', 8)]
+"""
+
+from __future__ import annotations
+
+__all__ = ["BatchWrites", "ChangelogTable", "FakeTable"]
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any, Protocol
+
+#: Stands for a deleted key among the pending writes.
+_DELETED = object()
+
+
+class ChangelogTable(Protocol):
+    """What `BatchWrites` needs of a Faust table (`faust.Table` has both)."""
+
+    @property
+    def data(self) -> MutableMapping[Any, Any]: ...
+
+    def send_changelog(
+        self,
+        partition: int | None,
+        key: Any,
+        value: Any,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+    ) -> Any: ...
+
+
+class FakeTable:
+    """An in-memory `ChangelogTable` that records what it sends (for examples and tests)."""
+
+    def __init__(self) -> None:
+        self.data: dict[Any, Any] = {}
+        self.sent: list[tuple[int | None, Any, Any]] = []
+
+    def send_changelog(
+        self,
+        partition: int | None,
+        key: Any,
+        value: Any,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+    ) -> None:
+        self.sent.append((partition, key, value))
+
+
+class BatchWrites(MutableMapping[str, Any]):
+    """The table as a mapping whose writes reach the changelog at `flush`, each key once.
+
+    ``partition`` must be set to the partition of the record being handled before it writes.
+    """
+
+    def __init__(self, table: ChangelogTable) -> None:
+        self.table = table
+        self.partition = 0
+        self._pending: dict[str, int] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        return self.table.data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table.data[key] = value
+        self._pending[key] = self.partition
+
+    def __delitem__(self, key: str) -> None:
+        del self.table.data[key]
+        self._pending[key] = self.partition
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table.data)
+
+    def __len__(self) -> int:
+        return len(self.table.data)
+
+    def flush(self) -> int:
+        """Send the final value (or the deletion) of every key written since the last flush; returns
+        how many changelog records were sent."""
+        pending, self._pending = self._pending, {}
+        ordered = sorted(pending.items(), key=lambda kv: kv[0].startswith("\x00"))  # stable: offsets last
+        for key, partition in ordered:
+            value = self.table.data.get(key, _DELETED)
+            if value is _DELETED:
+                self.table.send_changelog(partition, key, None, value_serializer="raw")
+            else:
+                self.table.send_changelog(partition, key, value)
+        return len(ordered)
