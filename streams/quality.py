@@ -131,7 +131,7 @@ class Quality:
             self._rate.set(sum(self._recent) / len(self._recent))
             found += self.monitor.hit(log_p is not None, event.ts)
         for record in found:
-            await self._detected(record)
+            await self._detected(record, event.event_id)
 
     def _count_slate(self, event: Event) -> None:
         """An impression or click of a served slate: one carrying a decision, a surface or a variant."""
@@ -148,11 +148,11 @@ class Quality:
             type=event.type.value, surface=surface, experiment=experiment, variant=variant
         ).inc()
 
-    async def _detected(self, record: DriftRecord) -> None:
+    async def _detected(self, record: DriftRecord, event_id: str) -> None:
         self.records.append(record)
         del self.records[:-100]
         self.metrics.drift_detections.labels(signal=record.signal, detector=record.detector).inc()
-        body = orjson.dumps({**record.to_dict(), "events": self.events})
+        body = orjson.dumps({**record.to_dict(), "events": self.events, "event_id": event_id})
         log.warning("drift detected: %s", body.decode())
         # Input drift alone (category_mix) is reported but not answered: a daily cycle moves it too.
         if record.signal in CONCEPT_SIGNALS and self.responder.respond(self.events):

@@ -132,6 +132,7 @@ async def test_a_detection_is_recorded_counted_and_answered_once_per_cooldown() 
     drift = [orjson.loads(v) for topic, v in sent if topic == "p13n.t.drift"]
     assert [d["signal"] for d in drift] == ["hit_rate", "hit_rate"]
     assert drift[0]["before"] == {"mean": 0.5, "n": 10} and drift[0]["events"] == 2
+    assert drift[0]["event_id"] == "e1"  # the event that tipped the detector
     assert [name for name, _ in store.client.streams] == [keys.drift("t")] * 2
     personal = {k: v for k, v in pipeline.model.affinity.weights.items() if k[:2] == "u="}
     assert personal and set(personal.values()) != {0.0}  # learned again after the reset
@@ -177,7 +178,7 @@ async def test_taste_drift_is_answered_and_category_mix_drift_only_reported() ->
         DriftRecord("taste", "adwin", 1, TS, SideStats(0.2, 10), SideStats(0.6, 5)),
     ]
     for n, record in enumerate(found):
-        await quality._detected(record)
+        await quality._detected(record, f"e{n}")
         responses = _sample(quality, "personalize_drift_responses_total", {"response": "reset_affinity"})
         assert responses == n
     assert (
