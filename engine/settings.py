@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     diversity_strength: float = Field(0.3, ge=0.0, le=1.0)
     serve_candidates_factor: int = Field(3, ge=1, le=20)
     coverage_window_hours: int = Field(24, ge=1, le=720)
+    #: Seconds between the worker's trending lists (`streams.trending`); 0: the worker publishes none.
+    trending_interval_s: float = Field(5.0, ge=0.0, le=3600.0)
     #: Rank/reward (Personalizer-style): how long a decision waits for its reward before it is learned
     #: with ``default_reward``; which policy ranks when no experiment applies; the hashed feature sizes.
     reward_wait_s: float = Field(60.0, gt=0.0, le=86_400.0)

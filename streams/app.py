@@ -30,6 +30,7 @@ from streams.heartbeat import HEARTBEAT_S, Heartbeat
 from streams.pipeline import Pipeline
 from streams.quality import Quality
 from streams.rewards import add_reward_agents
+from streams.trending import Trending
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,10 @@ def create_app(
     app.timer(interval=HEARTBEAT_S)(heartbeat)
     app.on_before_shutdown.connect(heartbeat.farewell)
     heartbeat.checkpointer = checkpointer
+    if settings.trending_interval_s > 0:
+        trending = Trending(settings, pipeline.store)
+        app.timer(interval=settings.trending_interval_s)(trending)
+        app.on_before_shutdown.connect(trending.close)
 
     if settings.checkpoint_enabled:
         app.timer(interval=1.0)(_checkpoint_tick(app, settings, catchup, checkpointer))

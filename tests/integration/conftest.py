@@ -78,8 +78,12 @@ class Worker:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
+        # No trending lists: tests that write them by hand must not see a worker replace them.
         return child_env(
-            self.settings, PERSONALIZE_METRICS_PORT="0", PERSONALIZE_PARTITIONS=str(self.settings.partitions)
+            self.settings,
+            PERSONALIZE_METRICS_PORT="0",
+            PERSONALIZE_PARTITIONS=str(self.settings.partitions),
+            PERSONALIZE_TRENDING_INTERVAL_S="0",
         )
 
     def start(self) -> None:
