@@ -13,9 +13,7 @@ from rich.console import Console
 from engine.bench import BenchConfig, run
 from engine.settings import Settings
 
-# Out of the default run: in the full suite its bare-consumer phase read 0 records (ZeroDivisionError
-# in the ratio), see the session note; run it with `pytest -m bench`.
-pytestmark = [pytest.mark.integration, pytest.mark.bench]
+pytestmark = pytest.mark.integration
 
 FIELDS = (
     "events_per_s",
@@ -25,7 +23,6 @@ FIELDS = (
     "us_per_event_10k_items",
     "us_per_event_1m_items",
     "redis_bytes_per_user",
-    "rss_mb_per_100k_users",
 )
 
 
@@ -44,6 +41,8 @@ def test_smoke_bench_reports_every_field(settings: Settings, tmp_path: Path) -> 
     report = run(settings, config, console=Console(stderr=True, quiet=True), log_dir=tmp_path)
     for field in FIELDS:
         assert report[field] > 0, field
+    # The worker's RSS growth over 30 users can be nothing (or negative, reported as 0).
+    assert report["rss_mb_per_100k_users"] >= 0
     for field in ("freshness_ms", "lookup_ms"):
         assert report[field]["p50"] > 0 and report[field]["p99"] >= report[field]["p50"], field
     assert report["machine"]["cores"] >= 1 and report["settings"]["events"] == 300
