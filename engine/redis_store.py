@@ -7,7 +7,7 @@ batch of events in one such transaction (one round trip). Async only.
 
 from __future__ import annotations
 
-__all__ = ["Recommendations", "RedisStore", "UserList"]
+__all__ = ["Recommendations", "RedisStore", "UserList", "compact_score"]
 
 import time
 from collections.abc import Sequence
@@ -63,6 +63,16 @@ class UserList:
     last_event_ts: int
     events_seen: int
     reasons: Sequence[Reason | None] | None = None
+
+
+def compact_score(score: float) -> float:
+    """``score`` to 5 significant digits: Redis keeps a sorted set's scores as their shortest decimal
+    text, and 5 digits instead of 17 save about 130 bytes per list of 20 (enough to order a list).
+
+    >>> compact_score(0.123456789), compact_score(1234567.0), compact_score(0.0)
+    (0.12346, 1234600.0, 0.0)
+    """
+    return float(f"{score:.5g}")
 
 
 def _int(value: str | None) -> int | None:
@@ -138,11 +148,12 @@ class RedisStore:
                     MetaField.MODEL_VERSION: one.model_version,
                     MetaField.EVENTS_SEEN: one.events_seen,
                 }
-                if one.items and one.reasons is not None:
-                    fields[MetaField.REASONS] = encode_reasons(_zrevrange_order(one.items, one.reasons))
+                items = [(item, compact_score(score)) for item, score in one.items]
+                if items and one.reasons is not None:
+                    fields[MetaField.REASONS] = encode_reasons(_zrevrange_order(items, one.reasons))
                 pipe.delete(recs_key)
-                if one.items:
-                    pipe.zadd(recs_key, dict(one.items))
+                if items:
+                    pipe.zadd(recs_key, dict(items))
                 pipe.hset(meta_key, mapping=fields)
                 if MetaField.REASONS not in fields:
                     pipe.hdel(meta_key, MetaField.REASONS)  # never leave the reasons of an older list
