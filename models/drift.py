@@ -195,15 +195,23 @@ class DriftMonitor:
 def _worse(
     signal: str, stream: _Stream, detectors: dict[str, _Detector], miss: bool, at: int, ts: int
 ) -> list[DriftRecord]:
-    """Feed one miss (1) or hit (0) to the detectors; a detection counts when misses went up."""
+    """Feed one miss (1) or hit (0) to the detectors; a detection counts when misses went up.
+
+    Up or down is ADWIN's own verdict: the mean of the window it keeps against the window before the cut
+    (Page-Hinkley runs in mode ``up``, so its detections are all up).
+    """
     x = 1.0 if miss else 0.0
     stream.add(x)
-    found = []
+    found, detected = [], False
     for name, detector in detectors.items():
+        old = getattr(detector, "estimation", None)
         detector.update(x)
         if detector.drift_detected:
-            before, after = stream.split()
-            found.append(DriftRecord(signal, name, at, ts, before, after))
-    if found:
+            detected = True
+            new = getattr(detector, "estimation", None)
+            if old is None or new is None or new > old:
+                before, after = stream.split()
+                found.append(DriftRecord(signal, name, at, ts, before, after))
+    if detected:
         stream.reset()
-    return [r for r in found if r.after.mean > r.before.mean]
+    return found
