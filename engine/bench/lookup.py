@@ -1,17 +1,24 @@
-"""Read-side load: many concurrent clients reading users' top-20 (ZREVRANGE) straight from Redis.
+"""Read-side load: concurrent clients reading users' top-20 (ZREVRANGE) straight from Redis.
 
-Several processes (so the client is not the one-core bottleneck), each an asyncio loop with concurrent
-tasks sharing a few connections. Latency is per command as the client sees it (connection wait included).
+Two clients. `measure`: several Python processes (so the client is not the one-core bottleneck), each an
+asyncio loop with concurrent tasks sharing a few connections, on random users: what a Python service
+sees, client CPU included. `measure_native`: ``redis-benchmark`` (C, from Debian's redis-tools, installed
+with redis-server) on one user's key: what Redis itself serves to an efficient client; every user's key
+is the same size, so one key stands for all. Latency is per command as the client sees it.
 """
 
 from __future__ import annotations
 
-__all__ = ["LookupResult", "measure"]
+__all__ = ["LookupResult", "measure", "measure_native", "parse_benchmark_csv"]
 
 import asyncio
+import csv
 import multiprocessing
 import random
+import shutil
+import subprocess
 import time
+import urllib.parse
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -95,3 +102,54 @@ def measure(
         lookups=len(latencies),
         empty=sum(e for _, e, _ in results),
     )
+
+
+def parse_benchmark_csv(text: str) -> LookupResult:
+    """The result of ``redis-benchmark --csv`` (one test).
+
+    >>> head = '"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",'
+    >>> head += '"p99_latency_ms","max_latency_ms"'
+    >>> row = '"ZREVRANGE","74266.62","0.179","0.064","0.175","0.263","0.359","3.919"'
+    >>> out = "\\n".join([head, row])
+    >>> parse_benchmark_csv(out)
+    LookupResult(p50_ms=0.175, p99_ms=0.359, per_s=74266.62, lookups=0, empty=0)
+    """
+    rows = list(csv.DictReader(line for line in text.splitlines() if line.startswith('"')))
+    if not rows:
+        raise ValueError(f"no result in redis-benchmark's output: {text[-200:]!r}")
+    row = rows[-1]
+    return LookupResult(
+        p50_ms=float(row["p50_latency_ms"]),
+        p99_ms=float(row["p99_latency_ms"]),
+        per_s=float(row["rps"]),
+        lookups=0,
+        empty=0,
+    )
+
+
+def measure_native(
+    url: str, key: str, *, n: int = 20, clients: int = 16, requests: int = 100_000
+) -> LookupResult | None:
+    """``redis-benchmark`` reading ``key``'s top-n with ``clients`` connections; None without the tool."""
+    tool = shutil.which("redis-benchmark")
+    if tool is None:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    command = [tool, "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 6379)]
+    if parts.password:
+        command += ["-a", urllib.parse.unquote(parts.password), "--no-auth-warning"]
+    command += [
+        "-c",
+        str(clients),
+        "-n",
+        str(requests),
+        "--csv",
+        "ZREVRANGE",
+        key,
+        "0",
+        str(n - 1),
+        "WITHSCORES",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    result = parse_benchmark_csv(done.stdout)
+    return LookupResult(result.p50_ms, result.p99_ms, result.per_s, requests, 0)

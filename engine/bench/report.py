@@ -58,6 +58,9 @@ def table(report: dict[str, Any]) -> Table:
     t.add_row("raw_consume_per_s", f"{report['raw_consume_per_s']:,.0f}", "", "")
     t.add_row("freshness_ms.p50", f"{report['freshness_ms']['p50']:,.1f}", "", "")
     t.add_row("lookup_ms.p50", f"{report['lookup_ms']['p50']:,.3f}", "", "")
+    t.add_row("lookup client", report["lookup_client"], "", "")
+    python = report["lookup_python"]
+    t.add_row("lookup_python p99 / rate", f"{python['p99_ms']:,.3f} ms / {python['per_s']:,.0f}/s", "", "")
     t.add_row("us_per_event_10k_items", f"{report['us_per_event_10k_items']:,.0f}", "", "")
     t.add_row("us_per_event_1m_items", f"{report['us_per_event_1m_items']:,.0f}", "", "")
     t.add_row("rss_mb_per_100k_users", f"{report['rss_mb_per_100k_users']:,.1f}", "", "")

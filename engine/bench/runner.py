@@ -51,6 +51,8 @@ class BenchConfig:
     lookup_processes: int = 2
     lookup_tasks: int = 16
     lookup_connections: int = 2
+    lookup_native_clients: int = 16
+    lookup_native_requests: int = 100_000
     scaling_items: tuple[int, int] = (10_000, 1_000_000)
     scaling_warm_events: int = 500
     scaling_events: int = 300
@@ -138,21 +140,8 @@ async def _live(settings: Settings, config: BenchConfig, log: Log, log_dir: Path
             "users": len(fresh),
         }
         out["freshness_rate_per_s"] = rate
-        log(f"lookups: {config.lookup_processes} processes x {config.lookup_tasks} tasks")
         with_recs = [u for u in users if await store.client.exists(keys.recs(settings.namespace, u))]
-        result = await asyncio.to_thread(
-            lookup.measure,
-            settings.redis,
-            settings.namespace,
-            with_recs,
-            n=config.top_n,
-            processes=config.lookup_processes,
-            tasks=config.lookup_tasks,
-            connections=config.lookup_connections,
-            seconds=config.lookup_s,
-        )
-        out["lookup_ms"] = {"p50": result.p50_ms, "p99": result.p99_ms}
-        out["lookups_per_s"] = result.per_s
+        out.update(await _lookups(settings, config, with_recs, log))
         out["redis_bytes_per_user"] = await _redis_bytes_per_user(store, with_recs[: config.memory_sample])
         return out
     finally:
@@ -163,6 +152,47 @@ async def _live(settings: Settings, config: BenchConfig, log: Log, log_dir: Path
             f"removed namespace {settings.namespace}: "
             f"{removed['redis_keys']} keys, {removed['topics']} topics"
         )
+
+
+async def _lookups(settings: Settings, config: BenchConfig, users: list[str], log: Log) -> dict[str, Any]:
+    """Lookup latency and rate: redis-benchmark (C) when installed, and the Python client always."""
+    log(f"lookups: redis-benchmark, {config.lookup_native_clients} connections")
+    native = await asyncio.to_thread(
+        lookup.measure_native,
+        settings.redis,
+        keys.recs(settings.namespace, users[0]),
+        n=config.top_n,
+        clients=config.lookup_native_clients,
+        requests=config.lookup_native_requests,
+    )
+    log(f"lookups: Python, {config.lookup_processes} processes x {config.lookup_tasks} tasks")
+    python = await asyncio.to_thread(
+        lookup.measure,
+        settings.redis,
+        settings.namespace,
+        users,
+        n=config.top_n,
+        processes=config.lookup_processes,
+        tasks=config.lookup_tasks,
+        connections=config.lookup_connections,
+        seconds=config.lookup_s,
+    )
+    python_client = (
+        f"redis-py asyncio + hiredis, {config.lookup_processes} processes x {config.lookup_tasks} tasks, "
+        "random users"
+    )
+    main, client = (
+        (native, f"redis-benchmark (C), {config.lookup_native_clients} connections, one user's key")
+        if native is not None
+        else (python, python_client)
+    )
+    return {
+        "lookup_ms": {"p50": main.p50_ms, "p99": main.p99_ms},
+        "lookups_per_s": main.per_s,
+        "lookup_client": client,
+        "lookup_python": {"p50_ms": python.p50_ms, "p99_ms": python.p99_ms, "per_s": python.per_s},
+        "lookup_python_client": python_client,
+    }
 
 
 async def _progress_until(

@@ -34,6 +34,7 @@ def test_smoke_bench_reports_every_field(settings: Settings, tmp_path: Path) -> 
         freshness_s=2.0,
         lookup_s=1.0,
         lookup_processes=1,
+        lookup_native_requests=2_000,
         scaling_items=(200, 1_000),
         scaling_warm_events=30,
         scaling_events=20,
@@ -45,5 +46,6 @@ def test_smoke_bench_reports_every_field(settings: Settings, tmp_path: Path) -> 
     assert report["rss_mb_per_100k_users"] >= 0
     for field in ("freshness_ms", "lookup_ms"):
         assert report[field]["p50"] > 0 and report[field]["p99"] >= report[field]["p50"], field
+    assert report["lookup_python"]["per_s"] > 0 and report["lookup_client"]
     assert report["machine"]["cores"] >= 1 and report["settings"]["events"] == 300
     assert set(report["targets"]) and all("met" in v for v in report["targets"].values())
