@@ -192,7 +192,7 @@ class Metrics:
             drift_detections=counter(
                 "drift_detections",
                 "Drift detections by signal (hit_rate, taste, category_mix) and detector (adwin, "
-                "page_hinkley, kswin).",
+                "page_hinkley).",
                 "signal",
                 "detector",
             ),

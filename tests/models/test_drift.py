@@ -23,7 +23,7 @@ def _hits(seed: int, before: float, after: float) -> list[bool]:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_adwin_detects_an_abrupt_drop_in_hit_rate_within_a_bounded_delay(seed: int) -> None:
-    monitor = DriftMonitor(seed=seed)
+    monitor = DriftMonitor()
     found = [r for t, hit in enumerate(_hits(seed, 0.3, 0.15)) for r in monitor.hit(hit, t)]
     adwin = [r for r in found if r.detector == "adwin" and r.signal == "hit_rate"]
     assert adwin, "no ADWIN detection"
@@ -34,7 +34,7 @@ def test_adwin_detects_an_abrupt_drop_in_hit_rate_within_a_bounded_delay(seed: i
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_no_detection_on_a_stationary_stream_of_the_same_length(seed: int) -> None:
-    monitor = DriftMonitor(seed=seed)
+    monitor = DriftMonitor()
     found = [r for t, hit in enumerate(_hits(seed, 0.3, 0.3)) for r in monitor.hit(hit, t)]
     assert found == []
 
@@ -43,14 +43,14 @@ def test_category_mix_detects_a_change_of_favourite_categories_and_not_a_stable_
     cats = [f"c{c}" for c in range(12)]
     stable, moved = [8, 4, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 4, 8]
     rng = random.Random(5)
-    calm, shifted = DriftMonitor(seed=5), DriftMonitor(seed=5)
+    calm, shifted = DriftMonitor(), DriftMonitor()
     calm_found, shifted_found = [], []
     for t in range(N):
         calm_found += calm.category((rng.choices(cats, stable)[0],), t)
         weights = stable if t < CHANGE else moved
         shifted_found += shifted.category((rng.choices(cats, weights)[0],), t)
     assert calm_found == []
-    assert {r.detector for r in shifted_found} == {"adwin", "kswin"}
+    assert {r.detector for r in shifted_found} == {"adwin"}
     first = min(r.at for r in shifted_found)
     assert CHANGE < first < CHANGE + 500
     c0 = next(r for r in shifted_found if r.category == "c0")
@@ -79,7 +79,7 @@ def test_unknown_response_is_refused_and_none_does_nothing() -> None:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_taste_reports_users_leaving_their_categories_and_not_settling_into_them(seed: int) -> None:
     rng = random.Random(seed)
-    worse, better = DriftMonitor(seed=seed), DriftMonitor(seed=seed)
+    worse, better = DriftMonitor(), DriftMonitor()
     worse_found, better_found = [], []
     for t in range(N):
         worse_found += worse.taste(rng.random() < (0.25 if t < CHANGE else 0.45), t)
