@@ -70,9 +70,14 @@ def explain_rows(
     data = np.asarray(table, dtype=np.float64)
     lift = (data[rows] - data.mean(axis=0)) * weights
     order = np.argsort(-lift, axis=1, kind="stable")[:, :2]
+    # Python lists from here: indexing numpy scalars one at a time costs more than the whole sort.
+    best = np.take_along_axis(lift, order, axis=1).tolist()
     out = []
-    for i, (first, second) in enumerate(order.tolist()):
-        signals = tuple(FEATURES[j] for j in (first, second) if lift[i, j] > 0)
+    for i, ((first, second), (lift1, lift2)) in enumerate(zip(order.tolist(), best, strict=True)):
+        if lift2 > 0:
+            signals: tuple[str, ...] = (FEATURES[first], FEATURES[second])
+        else:
+            signals = (FEATURES[first],) if lift1 > 0 else ()
         top = signals[0] if signals else "popularity"
         if top in ITEM_SIGNALS:
             reason = (

@@ -297,7 +297,7 @@ class HybridRecommender:
         # Each item's best-liked category: the argmax of the user's probabilities over its row.
         matrix = self._category_matrix[wanted[known]]
         if category_prob.size and len(known):
-            liked = np.where(matrix >= 0, category_prob[np.clip(matrix, 0, category_prob.size - 1)], -1.0)
+            liked = np.where(matrix >= 0, np.take(category_prob, matrix, mode="clip"), -1.0)
             best = matrix[np.arange(len(known)), np.argmax(liked, axis=1)]
         else:
             best = np.full(len(known), -1)
@@ -339,9 +339,12 @@ class HybridRecommender:
         shown = {item for item, _ in ranked}
         names, hidden = self._items.names, profile.consumed
         # The newest 50 fresh items, read from the end: cost must not grow with the catalog.
-        newest = itertools.islice(reversed(self._fresh), 50)
+        newest = list(itertools.islice(reversed(self._fresh), 50))
+        available = np.logical_not(self._unavailable[np.array(newest, dtype=np.int64)]).tolist()
         pool = [
-            i for i in newest if names[i] not in shown and names[i] not in hidden and not self._unavailable[i]
+            i
+            for i, ok in zip(newest, available, strict=True)
+            if ok and names[i] not in shown and names[i] not in hidden
         ]
         if not pool:
             return ranked
@@ -350,8 +353,7 @@ class HybridRecommender:
         category_prob = self.affinity.predict_vector(profile.user_id, context, when)
         matrix = self._category_matrix[np.array(pool, dtype=np.int64)]
         if category_prob.size:
-            top = category_prob.size - 1
-            liked = np.where(matrix >= 0, category_prob[np.clip(matrix, 0, top)], 0.0).max(axis=1)
+            liked = np.where(matrix >= 0, np.take(category_prob, matrix, mode="clip"), 0.0).max(axis=1)
             pool = [pool[i] for i in np.argsort(-liked, kind="stable").tolist()]
         keep = ranked[: max(len(ranked) - self.explore_slots, n - self.explore_slots)]
         floor = keep[-1][1] if keep else 0.0
