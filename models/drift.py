@@ -10,10 +10,10 @@ from __future__ import annotations
 
 __all__ = ["CONCEPT_SIGNALS", "DriftMonitor", "DriftRecord", "SideStats", "taste_miss"]
 
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from river import drift
 
@@ -39,17 +39,6 @@ def taste_miss(category: str, history: Iterable[str], *, top: int = 3, min_histo
     return category not in {c for c, _ in counts.most_common(top)}
 
 
-class _Detector(Protocol):
-    @property
-    def drift_detected(self) -> bool: ...
-
-    def update(self, x: float) -> None: ...
-
-
-def _adwin(delta: float) -> _Detector:
-    return drift.ADWIN(delta=delta)  # type: ignore[no-untyped-call]
-
-
 @dataclass(frozen=True, slots=True)
 class SideStats:
     """Mean of one stream's values on one side of a detection, and how many values it covers."""
@@ -62,8 +51,9 @@ class SideStats:
 class DriftRecord:
     """One detection: which signal and detector, when (values observed, event time), before and after.
 
-    ``before`` covers the values since the previous detection of the signal up to the recent window,
-    ``after`` the recent window. For ``category_mix`` the means are the category's share of positives.
+    ``before`` and ``after`` are the two sides of the detector's cut: for ADWIN the values it dropped and
+    the window it kept, for Page-Hinkley the values up to and after the lowest point of its statistic.
+    For ``category_mix`` the means are the category's share of positives.
     """
 
     signal: str
@@ -78,70 +68,94 @@ class DriftRecord:
         return asdict(self)
 
 
-class _Stream:
-    """Running statistics of one value stream: since the last detection, and a recent window."""
+Sides = tuple[SideStats, SideStats]
 
-    def __init__(self, window: int) -> None:
-        self.recent: deque[float] = deque(maxlen=window)
-        self.total = 0.0
-        self.count = 0
 
-    def add(self, x: float) -> None:
-        self.recent.append(x)
+def _sides(n_before: int, sum_before: float, n_after: int, sum_after: float) -> Sides:
+    before = SideStats(sum_before / n_before if n_before else 0.0, n_before)
+    return before, SideStats(sum_after / n_after if n_after else 0.0, n_after)
+
+
+class _Adwin:
+    """River's ADWIN; a detection's sides are the values it dropped and the window it kept.
+
+    River's ADWIN forgets its whole window on the update after a detection, so the values seen since
+    then are the window it cut; counting them here costs less than asking the detector per update.
+    """
+
+    def __init__(self, delta: float) -> None:
+        self.detector = drift.ADWIN(delta=delta)  # type: ignore[no-untyped-call]
+        self.n, self.total = 0, 0.0
+
+    def update(self, x: float) -> Sides | None:
+        if self.detector.drift_detected:
+            self.n, self.total = 0, 0.0
+        self.detector.update(x)  # type: ignore[no-untyped-call]
+        self.n += 1
         self.total += x
-        self.count += 1
+        if not self.detector.drift_detected:
+            return None
+        kept_n, kept_total = int(self.detector.width), self.detector.total
+        return _sides(self.n - kept_n, self.total - kept_total, kept_n, kept_total)
 
-    def split(self) -> tuple[SideStats, SideStats]:
-        recent_sum, n_recent = sum(self.recent), len(self.recent)
-        n_before = self.count - n_recent
-        before = SideStats((self.total - recent_sum) / n_before if n_before else 0.0, n_before)
-        return before, SideStats(recent_sum / n_recent if n_recent else 0.0, n_recent)
 
-    def reset(self) -> None:
-        self.total, self.count = sum(self.recent), len(self.recent)
+class _PageHinkley:
+    """River's Page-Hinkley (upward); a detection's sides split where its cumulative statistic was lowest.
+
+    That lowest point is Page-Hinkley's own estimate of where the change began. River keeps the
+    statistic and its minimum as private attributes (read, never written, here).
+    """
+
+    def __init__(self, delta: float, threshold: float) -> None:
+        self.detector = drift.PageHinkley(min_instances=100, delta=delta, threshold=threshold, mode="up")
+        self.n, self.total, self.cut = 0, 0.0, (0, 0.0)
+
+    def update(self, x: float) -> Sides | None:
+        if self.detector.drift_detected:
+            self.n, self.total, self.cut = 0, 0.0, (0, 0.0)
+        self.detector.update(x)  # type: ignore[no-untyped-call]
+        self.n += 1
+        self.total += x
+        if self.detector._sum_increase <= self.detector._min_increase:
+            self.cut = (self.n, self.total)
+        if not self.detector.drift_detected:
+            return None
+        n, total = self.cut
+        return _sides(n, total, self.n - n, self.total - total)
 
 
 class DriftMonitor:
     """Feeds the signals to their detectors and returns a `DriftRecord` per detection.
 
     ADWIN and Page-Hinkley (upward) watch the prequential miss rate and ADWIN the taste-miss rate; a
-    change of either is reported only when the recent window is worse than before (ADWIN also finds the
-    slow improvement of a model that is still learning, which is no reason to act). One ADWIN per
-    category watches that category's share of positive events: a change of the category mix is a change
-    of some category's share. (A KSWIN over category codes once ran beside them: a KS test on arbitrary
-    codes, ~0.5 ms per update, and it found nothing the per-category ADWINs missed.)
+    change of either is reported only when it got worse (ADWIN also finds the slow improvement of a
+    model that is still learning, which is no reason to act). One ADWIN per category watches that
+    category's share of positive events: a change of the category mix is a change of some category's
+    share. (A KSWIN over category codes once ran beside them: a KS test on arbitrary codes, ~0.5 ms per
+    update, and it found nothing the per-category ADWINs missed.) Picklable, so a checkpoint keeps it.
 
     >>> import random
     >>> rng, mon = random.Random(3), DriftMonitor()
     >>> found = [r for t in range(6000) for r in mon.hit(rng.random() < (0.6 if t < 3000 else 0.2), t)]
     >>> found[0].signal, 3000 < found[0].at < 3500, sorted({r.detector for r in found})
     ('hit_rate', True, ['adwin', 'page_hinkley'])
-    >>> round(found[0].before.mean, 1), found[0].after.mean > found[0].before.mean
-    (0.4, True)
+    >>> first = found[0]  # ADWIN: the 2,688 values it dropped, the 384 it kept (72 after the change)
+    >>> first.detector, round(first.before.mean, 2), first.before.n, round(first.after.mean, 2), first.after.n
+    ('adwin', 0.39, 2688, 0.47, 384)
     """
 
     def __init__(
-        self,
-        *,
-        adwin_delta: float = 0.002,
-        ph_threshold: float = 100.0,
-        ph_delta: float = 0.01,
-        window: int = 500,
+        self, *, adwin_delta: float = 0.002, ph_threshold: float = 100.0, ph_delta: float = 0.01
     ) -> None:
         self.adwin_delta = adwin_delta
         self.ph_threshold = ph_threshold
         self.ph_delta = ph_delta
-        self.window = window
-        self._miss = _Stream(window)
-        self._miss_detectors: dict[str, _Detector] = {
-            "adwin": _adwin(adwin_delta),
-            "page_hinkley": drift.PageHinkley(
-                min_instances=100, delta=ph_delta, threshold=ph_threshold, mode="up"
-            ),
+        self._miss_detectors: dict[str, _Adwin | _PageHinkley] = {
+            "adwin": _Adwin(adwin_delta),
+            "page_hinkley": _PageHinkley(ph_delta, ph_threshold),
         }
-        self._taste = _Stream(window)
-        self._taste_detectors = {"adwin": _adwin(adwin_delta)}
-        self._categories: dict[str, tuple[_Stream, _Detector]] = {}
+        self._taste_detectors: dict[str, _Adwin | _PageHinkley] = {"adwin": _Adwin(adwin_delta)}
+        self._categories: dict[str, _Adwin] = {}
         self._positives = 0
         self.hits_seen = 0
         self.tastes_seen = 0
@@ -149,12 +163,12 @@ class DriftMonitor:
     def hit(self, hit: bool, ts: int) -> list[DriftRecord]:
         """One prequential outcome: was the positive event's item in the user's current top-k?"""
         self.hits_seen += 1
-        return _worse("hit_rate", self._miss, self._miss_detectors, not hit, self.hits_seen, ts)
+        return _worse("hit_rate", self._miss_detectors, not hit, self.hits_seen, ts)
 
     def taste(self, miss: bool, ts: int) -> list[DriftRecord]:
         """One positive event scored by `taste_miss`: was it outside the user's usual categories?"""
         self.tastes_seen += 1
-        return _worse("taste", self._taste, self._taste_detectors, miss, self.tastes_seen, ts)
+        return _worse("taste", self._taste_detectors, miss, self.tastes_seen, ts)
 
     def category(self, categories: tuple[str, ...], ts: int) -> list[DriftRecord]:
         """One positive event in these categories (the first is its primary category)."""
@@ -163,39 +177,27 @@ class DriftMonitor:
         self._positives += 1
         for c in categories:
             if c not in self._categories and len(self._categories) < MAX_CATEGORIES:
-                self._categories[c] = (_Stream(self.window), _adwin(self.adwin_delta))
+                self._categories[c] = _Adwin(self.adwin_delta)
         found = []
-        for name, (stream, detector) in self._categories.items():
-            x = 1.0 if name in categories else 0.0
-            stream.add(x)
-            detector.update(x)
-            if detector.drift_detected:
-                before, after = stream.split()
-                stream.reset()
-                found.append(DriftRecord("category_mix", "adwin", self._positives, ts, before, after, name))
+        for name, detector in self._categories.items():
+            sides = detector.update(1.0 if name in categories else 0.0)
+            if sides is not None:
+                found.append(DriftRecord("category_mix", "adwin", self._positives, ts, *sides, name))
         return found
 
 
 def _worse(
-    signal: str, stream: _Stream, detectors: dict[str, _Detector], miss: bool, at: int, ts: int
+    signal: str, detectors: dict[str, _Adwin | _PageHinkley], miss: bool, at: int, ts: int
 ) -> list[DriftRecord]:
     """Feed one miss (1) or hit (0) to the detectors; a detection counts when misses went up.
 
-    Up or down is ADWIN's own verdict: the mean of the window it keeps against the window before the cut
+    Up or down is the detector's own verdict: the mean after its cut against the mean before it
     (Page-Hinkley runs in mode ``up``, so its detections are all up).
     """
     x = 1.0 if miss else 0.0
-    stream.add(x)
-    found, detected = [], False
+    found = []
     for name, detector in detectors.items():
-        old = getattr(detector, "estimation", None)
-        detector.update(x)
-        if detector.drift_detected:
-            detected = True
-            new = getattr(detector, "estimation", None)
-            if old is None or new is None or new > old:
-                before, after = stream.split()
-                found.append(DriftRecord(signal, name, at, ts, before, after))
-    if detected:
-        stream.reset()
+        sides = detector.update(x)
+        if sides is not None and sides[1].mean > sides[0].mean:
+            found.append(DriftRecord(signal, name, at, ts, *sides))
     return found

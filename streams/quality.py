@@ -73,7 +73,7 @@ class Quality:
         self.send = send
         self.topic = settings.drift_topic
         self.k = settings.drift_hr_k
-        self.monitor = DriftMonitor(adwin_delta=settings.drift_adwin_delta, window=settings.drift_window)
+        self.monitor = DriftMonitor(adwin_delta=settings.drift_adwin_delta)
         self.responder = DriftResponder(
             model,
             settings.drift_response,

@@ -88,3 +88,19 @@ def test_taste_reports_users_leaving_their_categories_and_not_settling_into_them
     assert [r.signal for r in worse_found][:1] == ["taste"]
     assert CHANGE < worse_found[0].at <= CHANGE + 500
     assert all(r.at > CHANGE for r in worse_found)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_detection_reports_the_two_sides_of_the_detectors_cut(seed: int) -> None:
+    monitor = DriftMonitor()
+    found = [r for t, hit in enumerate(_hits(seed, 0.3, 0.15)) for r in monitor.hit(hit, t)]
+    adwin = next(r for r in found if r.detector == "adwin")
+    # ADWIN's first cut covers every value so far: the ones it dropped and the window it kept.
+    assert adwin.before.n + adwin.after.n == adwin.at
+    assert adwin.before.mean == pytest.approx(0.7, abs=0.03)  # the miss rate before the change
+    # The kept window reaches back before the change (ADWIN drops only what its test tells apart), so
+    # after is between the two rates: higher, not the new 0.85.
+    assert adwin.before.mean < adwin.after.mean < 0.85
+    for record in found:  # Page-Hinkley's sides split at the lowest point of its statistic
+        assert record.before.n + record.after.n <= record.at
+        assert record.after.mean > record.before.mean
