@@ -1,7 +1,8 @@
 """Item metadata kept in the API process for a few seconds, so a request reads Redis only once.
 
-An entry older than ``refresh_s`` is still served but re-read in the background (one pipelined batch for
-all such items); only items never seen, or not seen for ``max_age_s``, are read while the request waits.
+An entry older than ``refresh_s`` is still served but re-read in the background (all such items, a few
+hundred per script call); only items never seen, or not seen for ``max_age_s``, are read while the request
+waits.
 Reads only, and never raises for a failed background refresh: the entries just stay until ``max_age_s``.
 """
 

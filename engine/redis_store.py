@@ -16,7 +16,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from engine.item_meta import FIELDS, ItemMeta, from_hash, to_hash
+from engine import redis_scripts
+from engine.item_meta import ItemMeta, from_hash, to_hash
 from engine.preferences import Preferences
 from schemas import keys
 from schemas.events import ItemRecord
@@ -207,13 +208,19 @@ class RedisStore:
         return _recommendations(user_id, ranked, meta)
 
     async def read_with_preferences(self, user_id: str, n: int) -> tuple[Recommendations, Preferences]:
-        """The user's top-n and their explicit preferences, in one round trip."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.zrevrange(keys.recs(self.namespace, user_id), 0, n - 1, withscores=True)
-            pipe.hgetall(keys.meta(self.namespace, user_id))
-            pipe.hgetall(keys.preferences(self.namespace, user_id))
-            ranked, meta, prefs = await pipe.execute()
-        return _recommendations(user_id, ranked, meta), Preferences.from_hash(prefs)
+        """The user's top-n and their explicit preferences, in one round trip (one script call)."""
+        ns = self.namespace
+        user_keys = (keys.recs(ns, user_id), keys.meta(ns, user_id), keys.preferences(ns, user_id))
+        flat, values, prefs = await redis_scripts.run(
+            self.client, redis_scripts.READ_USER, user_keys, [str(n - 1)]
+        )
+        meta = {
+            name: value
+            for name, value in zip(redis_scripts.META_FIELDS, values, strict=True)
+            if value is not None
+        }
+        ranked = list(zip(flat[::2], flat[1::2], strict=True))
+        return _recommendations(user_id, ranked, meta), Preferences.from_hash(dict.fromkeys(prefs, ""))
 
     async def publish_items(self, records: Sequence[ItemRecord]) -> None:
         """Replace the metadata hashes of catalog items (what serve-time rules filter and boost on)."""
@@ -226,14 +233,15 @@ class RedisStore:
             await pipe.execute()
 
     async def read_items(self, item_ids: Sequence[str]) -> dict[str, ItemMeta]:
-        """Metadata of the given items in one round trip (`item_meta.UNKNOWN` for items without a hash)."""
-        if not item_ids:
-            return {}
-        async with self.client.pipeline(transaction=False) as pipe:
-            for item_id in item_ids:
-                pipe.hmget(keys.item(self.namespace, item_id), list(FIELDS))
-            answers = await pipe.execute()
-        return {item_id: from_hash(values) for item_id, values in zip(item_ids, answers, strict=True)}
+        """Metadata of the given items (`item_meta.UNKNOWN` for items without a hash): one script call per
+        `redis_scripts.ITEMS_PER_CALL` items, so up to that many in one round trip."""
+        found: dict[str, ItemMeta] = {}
+        for start in range(0, len(item_ids), redis_scripts.ITEMS_PER_CALL):
+            chunk = item_ids[start : start + redis_scripts.ITEMS_PER_CALL]
+            item_keys = [keys.item(self.namespace, item_id) for item_id in chunk]
+            answers = await redis_scripts.run(self.client, redis_scripts.READ_ITEMS, item_keys)
+            found.update((item_id, from_hash(values)) for item_id, values in zip(chunk, answers, strict=True))
+        return found
 
     async def read_preferences(self, user_id: str) -> Preferences:
         fields: dict[Any, Any] = await self.client.hgetall(keys.preferences(self.namespace, user_id))

@@ -6,6 +6,9 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
+from engine.item_meta import FIELDS
+from engine.redis_scripts import META_FIELDS, READ_ITEMS, READ_USER, Script
+
 
 class FakeRedis:
     """Hashes, sets and sorted sets in dicts; pipelines queue calls and run them on ``execute``."""
@@ -71,6 +74,19 @@ class FakeRedis:
 
     async def ping(self) -> bool:
         return True
+
+    async def script_load(self, text: str) -> str:
+        return Script(text).sha
+
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: str) -> list[Any]:
+        """The store's read scripts (`engine.redis_scripts`), answered as Redis would."""
+        keys, args = keys_and_args[:numkeys], keys_and_args[numkeys:]
+        if sha == READ_ITEMS.sha:
+            return [await self.hmget(key, list(FIELDS)) for key in keys]
+        assert sha == READ_USER.sha, sha
+        ranked = await self.zrevrange(keys[0], 0, int(args[0]), withscores=True)
+        flat = [str(value) for pair in ranked for value in pair]
+        return [flat, await self.hmget(keys[1], list(META_FIELDS)), list(self.hashes.get(keys[2], {}))]
 
     async def aclose(self) -> None:
         return None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
+from engine.redis_scripts import ITEMS_PER_CALL, READ_ITEMS, READ_USER
 from engine.redis_store import Recommendations, RedisStore
 from schemas.keys import MetaField
 from schemas.reasons import Reason
@@ -134,16 +137,62 @@ async def test_publish_stores_the_reasons_in_the_same_transaction_in_zrevrange_o
     assert len(stored) < len(items) * 10
 
 
-async def test_read_pairs_the_stored_reasons_with_the_list() -> None:
-    meta = {"updated_ms": "1", "model_version": "m1", "reasons": '{"r":"Isc0 P E -","a":["i0"]}'}
-    client = FakeClient(results=[[("a", 0.9), ("c", 0.5), ("b", 0.5)], meta, {}])
-    recs, _ = await _store(client).read_with_preferences("u1", 3)
+@dataclass
+class ScriptClient(FakeClient):
+    """Answers EVALSHA with ``reply``; NOSCRIPT until SCRIPT LOAD when ``loaded`` is False."""
+
+    reply: Any = None
+    loaded: bool = True
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+
+    async def evalsha(self, *args: Any) -> Any:
+        self.calls.append(("evalsha", *args))
+        if not self.loaded:
+            raise NoScriptError("NOSCRIPT No matching script.")
+        return self.reply
+
+    async def script_load(self, text: str) -> str:
+        self.calls.append(("script_load", text))
+        self.loaded = True
+        return hashlib.sha1(text.encode()).hexdigest()
+
+
+async def test_read_with_preferences_is_one_script_call_pairing_the_stored_reasons_with_the_list() -> None:
+    meta = ["1", None, "m1", None, '{"r":"Isc0 P E -","a":["i0"]}']  # as META_FIELDS, None: no field
+    client = ScriptClient(reply=[["a", "0.9", "c", "0.5", "b", "0.5"], meta, ["muted_category:jazz"]])
+    recs, prefs = await _store(client).read_with_preferences("u1", 3)
+    assert recs.items == [("a", 0.9), ("c", 0.5), ("b", 0.5)]
+    assert (recs.updated_ms, recs.model_version, recs.events_seen) == (1, "m1", None)
     assert recs.reasons == {
         "a": Reason("item", "i0", ("sequence", "cooccurrence")),
         "c": Reason("popular"),
         "b": Reason("exploring"),
     }
-    assert len(client.pipelines) == 1  # the reasons come with the meta hash: no extra round trip
+    assert prefs.muted_categories == frozenset({"jazz"})
+    user_keys = ("p13n:v1:shop:recs:u1", "p13n:v1:shop:meta:u1", "p13n:v1:shop:prefs:u1")
+    assert client.calls == [("evalsha", READ_USER.sha, 3, *user_keys, "2")]
+
+
+async def test_a_script_the_server_does_not_know_is_loaded_and_run_again() -> None:
+    client = ScriptClient(reply=[[], [None] * 5, []], loaded=False)
+    recs, _ = await _store(client).read_with_preferences("nobody", 10)
+    assert recs == Recommendations("nobody", [], None, None, None, None)
+    assert [call[0] for call in client.calls] == ["evalsha", "script_load", "evalsha"]
+    assert client.calls[1][1] == READ_USER.text
+
+
+async def test_read_items_is_one_script_call_per_chunk() -> None:
+    class Client(ScriptClient):
+        async def evalsha(self, *args: Any) -> Any:
+            await super().evalsha(*args)
+            return [['["jazz"]', "[]", "0", None, None]] * args[1]  # one HMGET answer per key
+
+    client = Client()
+    metas = await _store(client).read_items([f"i{n}" for n in range(ITEMS_PER_CALL + 1)])
+    assert len(metas) == ITEMS_PER_CALL + 1 and not metas["i0"].available
+    assert [call[2] for call in client.calls] == [ITEMS_PER_CALL, 1]  # keys declared per call
+    assert client.calls[1][1:4] == (READ_ITEMS.sha, 1, f"p13n:v1:shop:item:i{ITEMS_PER_CALL}")
+    assert await _store(client).read_items([]) == {}
 
 
 async def test_read_converts_types() -> None:
