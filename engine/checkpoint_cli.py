@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from engine.checkpoint_store import FORMAT_VERSION, CheckpointInfo, CheckpointStore
+from engine.checkpoint_store import READS, CheckpointInfo, CheckpointStore
 from engine.settings import load
 from models.recommender import MODEL_VERSION
 
@@ -29,7 +29,7 @@ def _store() -> CheckpointStore:
 
 
 def _usable(info: CheckpointInfo) -> bool:
-    return info.format == FORMAT_VERSION and info.model_version == MODEL_VERSION
+    return info.format in READS and info.model_version == MODEL_VERSION
 
 
 @app.command("list")

@@ -6,7 +6,7 @@ pickled state; the header is read and checked before anything is unpickled. No K
 
 from __future__ import annotations
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "Checkpoint", "CheckpointInfo", "CheckpointStore", "Offsets"]
+__all__ = ["FORMAT_VERSION", "MAGIC", "READS", "Checkpoint", "CheckpointInfo", "CheckpointStore", "Offsets"]
 
 import asyncio
 import hashlib
@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 
 #: First line of every checkpoint file.
 MAGIC = b"p13n-checkpoint\n"
-#: Layout of the file (magic, header, payload); bump when it changes, older files are then refused.
-FORMAT_VERSION = 1
+#: Layout of the file (magic, header, payload) and of the state it holds; bump when either changes.
+#: 2: the state holds the drift detectors beside the model (1: the model only).
+FORMAT_VERSION = 2
+#: Formats this engine loads; a format 1 file restores the model, and the drift detectors start afresh.
+READS = frozenset({1, 2})
 #: topic -> partition -> the next offset whose effect the state does not hold yet.
 Offsets = dict[str, dict[int, int]]
 
@@ -199,9 +202,10 @@ class CheckpointStore:
 
     def load(self, info: CheckpointInfo, model_version: str) -> Checkpoint:
         """Check versions and checksum, then unpickle (raises `CheckpointVersionError`, `CheckpointError`)."""
-        if info.format != FORMAT_VERSION:
+        if info.format not in READS:
+            known = ", ".join(str(f) for f in sorted(READS))
             raise CheckpointVersionError(
-                str(info.path), f"checkpoint format {info.format}, this engine reads {FORMAT_VERSION}"
+                str(info.path), f"checkpoint format {info.format}, this engine reads {known}"
             )
         if info.model_version != model_version:
             raise CheckpointVersionError(

@@ -48,24 +48,26 @@ class DriftResponder:
         self.decay = decay
         self.explore_slots = explore_slots
         self.cooldown = cooldown
-        self._last: int | None = None
-        self._saved_slots: int | None = None
+        #: Event count of the last response, and the explore slots a temporary boost replaced (a
+        #: checkpoint keeps both: the restored model may still hold the boost).
+        self.last: int | None = None
+        self.saved_slots: int | None = None
 
     def respond(self, at: int) -> bool:
         """React to a detection at event count ``at``; False when off or still cooling down."""
-        if self.response == "none" or (self._last is not None and at - self._last < self.cooldown):
+        if self.response == "none" or (self.last is not None and at - self.last < self.cooldown):
             return False
-        self._last = at
+        self.last = at
         if self.response == "reset_affinity":
             self.model.affinity.scale_personal(self.decay)
-        elif self._saved_slots is None:
-            self._saved_slots = self.model.explore_slots
-            self.model.explore_slots = max(self.explore_slots, self._saved_slots)
+        elif self.saved_slots is None:
+            self.saved_slots = self.model.explore_slots
+            self.model.explore_slots = max(self.explore_slots, self.saved_slots)
         return True
 
     def tick(self, at: int) -> bool:
         """Called per event: ends a temporary response after ``cooldown`` events; True when it ended."""
-        if self._saved_slots is None or self._last is None or at - self._last < self.cooldown:
+        if self.saved_slots is None or self.last is None or at - self.last < self.cooldown:
             return False
-        self.model.explore_slots, self._saved_slots = self._saved_slots, None
+        self.model.explore_slots, self.saved_slots = self.saved_slots, None
         return True

@@ -87,6 +87,7 @@ def create_app(
     metrics = Metrics.create(registry, settings.namespace, MODEL_VERSION)
     model = model_from(restored)
     store = RedisStore.from_url(settings.redis, settings.namespace)
+    quality = Quality(model=model, store=store, metrics=metrics, send=send, settings=settings)
     pipeline = Pipeline(
         model=model,
         store=store,
@@ -95,7 +96,7 @@ def create_app(
         events_topic=settings.events_topic,
         dead_letter_topic=settings.dead_letter_topic,
         top_n=settings.top_n,
-        quality=Quality(model=model, store=store, metrics=metrics, send=send, settings=settings),
+        quality=quality,
     )
 
     checkpointer = Checkpointer(
@@ -105,6 +106,7 @@ def create_app(
         settings=settings,
         flush=lambda: app.producer.flush(),
         restored=restored,
+        quality=quality,
     )
     pipeline.learned = checkpointer.learned
 

@@ -21,6 +21,7 @@ from engine.metrics import Metrics
 from engine.settings import Settings
 from models.recommender import MODEL_VERSION, HybridRecommender, warm_up
 from schemas.errors import CheckpointError
+from streams.quality import Quality
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,11 @@ class Checkpointer:
         settings: Settings,
         flush: Callable[[], Awaitable[None]],
         restored: Checkpoint | None = None,
+        quality: Quality | None = None,
     ) -> None:
         self.model = model
+        #: The drift detectors and what else streams.quality keeps; checkpointed with the model.
+        self.quality = quality
         self.store = store
         self.metrics = metrics
         self.enabled = settings.checkpoint_enabled
@@ -100,6 +104,12 @@ class Checkpointer:
         self.offsets: Offsets = copy.deepcopy(restored.info.offsets) if restored else {}
         state = _state(restored) if restored else None
         self._learned_ids: dict[str, None] = dict.fromkeys(state[1] if state else [])
+        if restored is not None and quality is not None:
+            quality_state = restored.state.get("quality")
+            if quality_state is None:  # format 1 held the model only
+                log.warning("%s holds no drift detectors: they start afresh", restored.info.path)
+            else:
+                quality.restore(quality_state)
         #: Records whose effect the model took since the last checkpoint.
         self.pending = 0
         #: When the state of the model was last checkpointed or restored (epoch ms), None before either.
@@ -157,6 +167,8 @@ class Checkpointer:
         async with self._writing:
             async with self.lock:
                 state: dict[str, Any] = {"model": self.model, "learned_ids": list(self._learned_ids)}
+                if self.quality is not None:
+                    state["quality"] = self.quality.state()
                 payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
                 offsets = copy.deepcopy(self.offsets)
                 taken, self.pending = self.pending, 0

@@ -1,8 +1,9 @@
 """Online quality and drift in the worker: prequential HR@k and log-loss, slate CTR, drift detection.
 
 Before the model learns a positive event, the item is checked against the user's last published
-top-k (kept in memory: a restarted worker scores a user again from their next list). Never raises
-into the pipeline: failing to write a drift record is logged, not a dead letter.
+top-k (kept in memory: a restarted worker scores a user again from their next list); the detectors
+go into the model checkpoints (`state`). Never raises into the pipeline: failing to write a drift
+record is logged, not a dead letter.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 import redis.exceptions
@@ -95,6 +97,33 @@ class Quality:
 
     def learn_item(self, record: ItemRecord) -> None:
         self._categories[record.item_id] = record.categories
+
+    def state(self) -> dict[str, Any]:
+        """What a model checkpoint keeps so that a restored worker detects on from where it was.
+
+        The detectors, the event count, the recent hits, the response's cooldown and the catalog's
+        categories (catalog records before the checkpoint are not read again). Not the users' last
+        top-k: a restored worker scores a user again from their next list.
+        """
+        return {
+            "monitor": self.monitor,
+            "events": self.events,
+            "recent": list(self._recent),
+            "response": (self.responder.last, self.responder.saved_slots),
+            "categories": self._categories,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from `state` (of a checkpoint); detectors of another ADWIN delta are left fresh."""
+        monitor = state["monitor"]
+        if isinstance(monitor, DriftMonitor) and monitor.adwin_delta == self.monitor.adwin_delta:
+            self.monitor = monitor
+        else:
+            log.warning("drift detectors start afresh: the checkpoint's were built with other settings")
+        self.events = int(state["events"])
+        self._recent.extend(state["recent"])
+        self.responder.last, self.responder.saved_slots = state["response"]
+        self._categories.update(state["categories"])
 
     def remember(self, user_id: str, items: Sequence[tuple[str, float]]) -> None:
         """The list just published for the user: the next positive is scored against its top k."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import logging
+import random
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from engine import checkpoint_store
 from engine.checkpoint_store import CheckpointStore
 from engine.metrics import Metrics
 from engine.redis_store import RedisStore
@@ -20,6 +22,7 @@ from streams.catchup import CatchUp
 from streams.checkpointer import Checkpointer, model_from, restore
 from streams.gaps import GapReader, OffsetGuard, Record
 from streams.pipeline import Pipeline
+from streams.quality import Quality
 from tests.streams.model_state import differences
 from tests.streams.test_gaps import FakeReader
 from tests.streams.test_pipeline import FakeStore
@@ -228,3 +231,82 @@ async def test_restore_refuses_a_checkpoint_without_a_model_and_says_so(
     )
     found = await restore(settings, said.append)
     assert found is not None and "restored model state" in said[-1]
+
+
+def _quality(model: HybridRecommender) -> Quality:
+    async def send(topic: str, key: bytes | None, value: bytes) -> None:
+        return None
+
+    settings = Settings(namespace="t", drift_response="boost_exploration", drift_cooldown_events=10_000)
+    metrics = Metrics.create(CollectorRegistry(), "t", MODEL_VERSION)
+    return Quality(
+        model=model, store=cast(RedisStore, FakeStore()), metrics=metrics, send=send, settings=settings
+    )
+
+
+def _checkpointer(
+    folder: Path, model: HybridRecommender, quality: Quality, restored: Any = None
+) -> Checkpointer:
+    async def flush() -> None:
+        return None
+
+    return Checkpointer(
+        model=model, store=CheckpointStore(folder, "t"), metrics=quality.metrics,
+        settings=Settings(namespace="t"), flush=flush, restored=restored, quality=quality,
+    )  # fmt: skip
+
+
+def _misses(seed: int, n: int, rate: float) -> list[bool]:
+    rng = random.Random(seed)
+    return [rng.random() < rate for _ in range(n)]
+
+
+async def test_restored_drift_detectors_detect_on_as_the_originals_would(tmp_path: Path) -> None:
+    model = HybridRecommender(seed=1)
+    original = _quality(model)
+    original.learn_item(ItemRecord(item_id="i1", categories=("jazz",)))
+    original.events = 7_000
+    for t, miss in enumerate(_misses(0, 6_000, 0.25)):  # the taste detector's window fills up
+        assert original.monitor.taste(miss, t) == []
+    assert original.responder.respond(at=6_500) and model.explore_slots == 3  # a boost under way
+    await _checkpointer(tmp_path, model, original).checkpoint()
+
+    checkpoint = CheckpointStore(tmp_path, "t").newest(MODEL_VERSION)
+    assert checkpoint is not None and checkpoint.info.format == 2
+    restored_model = model_from(checkpoint)
+    restored = _quality(restored_model)
+    _checkpointer(tmp_path, restored_model, restored, restored=checkpoint)
+    assert restored.events == 7_000 and restored.responder.last == 6_500
+    assert restored.responder.saved_slots == 1 and restored_model.explore_slots == 3
+    assert restored.state()["categories"] == {"i1": ("jazz",)}
+
+    fresh = _quality(HybridRecommender(seed=1)).monitor
+    continuation = _misses(1, 600, 0.45)  # tastes change right after the restore
+    found = {
+        name: [r for t, miss in enumerate(continuation) for r in monitor.taste(miss, 6_000 + t)]
+        for name, monitor in (
+            ("original", original.monitor),
+            ("restored", restored.monitor),
+            ("fresh", fresh),
+        )
+    }
+    assert found["original"] and found["restored"] == found["original"]
+    assert found["fresh"] == []  # 600 values after a restart are too few to tell a change
+
+
+async def test_a_format_1_checkpoint_restores_the_model_and_fresh_detectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(checkpoint_store, "FORMAT_VERSION", 1)
+    CheckpointStore(tmp_path, "t").write(
+        {"model": HybridRecommender(seed=2), "learned_ids": []}, model_version=MODEL_VERSION, offsets={}
+    )
+    monkeypatch.undo()
+    checkpoint = CheckpointStore(tmp_path, "t").newest(MODEL_VERSION)
+    assert checkpoint is not None and checkpoint.info.format == 1
+    model = model_from(checkpoint)
+    quality = _quality(model)
+    with caplog.at_level(logging.WARNING):
+        _checkpointer(tmp_path, model, quality, restored=checkpoint)
+    assert "holds no drift detectors: they start afresh" in caplog.text
+    assert quality.events == 0 and quality.monitor.tastes_seen == 0
