@@ -141,6 +141,9 @@ def create_app(
     async def consume_events(stream: faust.StreamT[bytes]) -> None:
         # Faust acks a batch's records once this loop asks for the next batch, i.e. after the flush.
         batches = cast(faust.Stream[bytes], stream).take_events  # StreamT does not declare it
+        # A batch's flush queues up to one changelog record per record of the batch at once; Faust's
+        # producer buffer (a fixed 100 by default) would stall the stream after every flush to drain it.
+        app.producer.buffer.max_messages = max(100, 2 * settings.batch_max)
         async for batch in batches(settings.batch_max, within=settings.batch_within_s):
             # The whole batch under the lock: a checkpoint never sees half a batch's effects.
             async with checkpointer.lock:
