@@ -7,14 +7,16 @@ One process serves one namespace, named in ``personalize_info`` (``personalize_a
 
 from __future__ import annotations
 
-__all__ = ["OUTCOMES", "Metrics"]
+__all__ = ["MAX_DEAD_LETTER_REASONS", "OUTCOMES", "Metrics"]
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
 
 #: Label values of ``personalize_events_total``.
 OUTCOMES = ("learned", "duplicate", "redelivered", "rekeyed", "dead_letter")
+#: Distinct ``reason`` labels of ``personalize_dead_letters_total``; later ones count as ``other``.
+MAX_DEAD_LETTER_REASONS = 50
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _API_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -81,6 +83,25 @@ class Metrics:
     api_served: Counter
     api_decisions: Counter
     api_rewards: Counter
+    #: ``reason`` labels of `dead_letters` used so far (bounded by MAX_DEAD_LETTER_REASONS).
+    dead_letter_reasons: set[str] = field(default_factory=set)
+
+    def dead_letter(self, kind: str, reason: str) -> None:
+        """Count one dead letter; a reason past the first MAX_DEAD_LETTER_REASONS counts as ``other``.
+
+        >>> m = Metrics.create(CollectorRegistry(), namespace="test", model_version="m1")
+        >>> for n in range(MAX_DEAD_LETTER_REASONS + 2):
+        ...     m.dead_letter("invalid", f"extra:field{n}")
+        >>> m.registry.get_sample_value(
+        ...     "personalize_dead_letters_total", {"kind": "invalid", "reason": "other"})
+        2.0
+        """
+        if reason not in self.dead_letter_reasons:
+            if len(self.dead_letter_reasons) >= MAX_DEAD_LETTER_REASONS:
+                reason = "other"
+            else:
+                self.dead_letter_reasons.add(reason)
+        self.dead_letters.labels(kind=kind, reason=reason).inc()
 
     @classmethod
     def create(cls, registry: CollectorRegistry, namespace: str, model_version: str | None = None) -> Metrics:
@@ -120,7 +141,11 @@ class Metrics:
             ),
             items=counter("items", "Catalog records applied."),
             dead_letters=counter(
-                "dead_letters", "Records sent to the dead-letter topic, by kind (invalid, internal).", "kind"
+                "dead_letters",
+                "Records sent to the dead-letter topic, by kind (invalid, internal) and reason (the first "
+                "problem's code and field, e.g. missing:user_id; json; internal; other past the first 50).",
+                "kind",
+                "reason",
             ),
             publish_errors=counter("publish_errors", "Failed Redis publications."),
             gap_repairs=counter(

@@ -171,17 +171,13 @@ def _parse(raw: bytes | str, model: type[_M]) -> _M:
     try:
         obj: Any = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidEventError([Problem("", f"not valid JSON: {exc}")]) from None
+        raise InvalidEventError([Problem("", f"not valid JSON: {exc}", "json")]) from None
     if not isinstance(obj, dict):
-        raise InvalidEventError([Problem("", f"expected a JSON object, got {type(obj).__name__}")])
+        raise InvalidEventError([Problem("", f"expected a JSON object, got {type(obj).__name__}", "object")])
     try:
         return model.model_validate(obj)
     except pydantic.ValidationError as exc:
-        problems = [
-            Problem(".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, "))
-            for e in exc.errors(include_url=False)
-        ]
-        raise InvalidEventError(problems) from None
+        raise InvalidEventError([Problem.from_pydantic(e) for e in exc.errors(include_url=False)]) from None
 
 
 def parse_decision(raw: bytes | str) -> DecisionRecord:

@@ -31,7 +31,9 @@ __all__ = [
     "StackError",
 ]
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 class PersonalizeError(Exception):
@@ -40,10 +42,35 @@ class PersonalizeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong with an input: where (a dotted field path) and what."""
+    """One thing wrong with an input: where (a dotted field path), what, and what kind of problem.
+
+    ``code`` is one of a few words, so dead letters can be counted by it: ``missing``, ``extra`` (a field
+    the contract does not have), ``type`` (wrong JSON type), ``value`` (right type, wrong value),
+    ``json`` (not JSON) and ``object`` (JSON, but not an object).
+
+    >>> Problem.from_pydantic({"loc": ("ts",), "msg": "Field required", "type": "missing"})
+    Problem(field='ts', message='Field required', code='missing')
+    >>> Problem.from_pydantic({"loc": ("context", "page"), "msg": "Input should be a valid string",
+    ...                        "type": "string_type"}).code
+    'type'
+    """
 
     field: str
     message: str
+    code: str = "value"
+
+    @classmethod
+    def from_pydantic(cls, error: Mapping[str, Any]) -> Problem:
+        """One of pydantic's ``ValidationError.errors()`` as a problem."""
+        kind = str(error["type"])
+        if kind in ("missing", "extra_forbidden"):
+            code = "missing" if kind == "missing" else "extra"
+        elif kind.endswith(("_type", "_parsing")):
+            code = "type"
+        else:
+            code = "value"
+        field = ".".join(str(part) for part in error["loc"])
+        return cls(field, str(error["msg"]).removeprefix("Value error, "), code)
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}" if self.field else self.message

@@ -154,15 +154,6 @@ class ItemRecord(_Record):
 _M = TypeVar("_M", bound=_Record)
 
 
-def _problems(error: pydantic.ValidationError) -> list[Problem]:
-    problems = []
-    for item in error.errors(include_url=False):
-        field = ".".join(str(part) for part in item["loc"])
-        message = item["msg"].removeprefix("Value error, ")
-        problems.append(Problem(field, message))
-    return problems
-
-
 def decode_object(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
     """The JSON object in ``raw`` (a dict passes through); `InvalidEventError` for anything else.
 
@@ -178,9 +169,9 @@ def decode_object(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidEventError([Problem("", f"not valid JSON: {exc}")]) from None
+        raise InvalidEventError([Problem("", f"not valid JSON: {exc}", "json")]) from None
     if not isinstance(obj, dict):
-        raise InvalidEventError([Problem("", f"expected a JSON object, got {type(obj).__name__}")])
+        raise InvalidEventError([Problem("", f"expected a JSON object, got {type(obj).__name__}", "object")])
     return obj
 
 
@@ -190,7 +181,9 @@ def _parse(raw: bytes | str | dict[str, Any], model: type[_M]) -> _M:
         return model.model_validate(obj)
     except pydantic.ValidationError as exc:
         event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
-        raise InvalidEventError(_problems(exc), event_id=event_id) from None
+        raise InvalidEventError(
+            [Problem.from_pydantic(e) for e in exc.errors(include_url=False)], event_id=event_id
+        ) from None
 
 
 def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
@@ -224,12 +217,14 @@ def parse_events(raws: list[Any]) -> list[Event]:
     problems: list[Problem] = []
     for index, raw in enumerate(raws):
         if not isinstance(raw, dict):
-            problems.append(Problem(str(index), f"expected a JSON object, got {type(raw).__name__}"))
+            problems.append(
+                Problem(str(index), f"expected a JSON object, got {type(raw).__name__}", "object")
+            )
             continue
         try:
             events.append(parse_event(raw))
         except InvalidEventError as exc:
-            problems += [Problem(f"{index}.{p.field}".rstrip("."), p.message) for p in exc.problems]
+            problems += [Problem(f"{index}.{p.field}".rstrip("."), p.message, p.code) for p in exc.problems]
     if problems:
         raise InvalidEventError(problems)
     return events

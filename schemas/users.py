@@ -130,9 +130,6 @@ def parse_user_record(raw: bytes | str | dict[str, Any]) -> PreferencesRecord | 
     try:
         return model.model_validate(obj)
     except pydantic.ValidationError as exc:
-        problems = [
-            Problem(".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, "))
-            for e in exc.errors(include_url=False)
-        ]
+        problems = [Problem.from_pydantic(e) for e in exc.errors(include_url=False)]
         event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
         raise InvalidEventError(problems, event_id=event_id) from None

@@ -6,7 +6,7 @@ Pure: builds the JSON envelope; the agent sends it. Anyone can replay the origin
 
 from __future__ import annotations
 
-__all__ = ["envelope"]
+__all__ = ["envelope", "reason"]
 
 import base64
 import time
@@ -14,6 +14,27 @@ import time
 import orjson
 
 from schemas.errors import InvalidEventError
+
+
+def reason(error: Exception) -> str:
+    """The dead letter's label in ``personalize_dead_letters_total{reason}``: the first problem's code
+    and field (list indexes as ``*``), the code alone for ``json`` and ``object``, or ``internal``.
+
+    >>> from schemas.errors import InvalidEventError, Problem
+    >>> reason(InvalidEventError([Problem("user_id", "Field required", "missing"), Problem("ts", "?")]))
+    'missing:user_id'
+    >>> reason(InvalidEventError([Problem("categories.3", "too long")])), reason(KeyError("x"))
+    ('value:categories.*', 'internal')
+    >>> reason(InvalidEventError([Problem("", "not valid JSON: ...", "json")]))
+    'json'
+    """
+    if not isinstance(error, InvalidEventError):
+        return "internal"
+    if not error.problems:
+        return "value"
+    first = error.problems[0]
+    field = ".".join("*" if part.isdigit() else part for part in first.field.split(".") if part)
+    return f"{first.code}:{field}" if field and first.code not in ("json", "object") else first.code
 
 
 def envelope(

@@ -119,7 +119,7 @@ class Pipeline:
             log.info("invalid record %s[%d]@%d: %s", topic, partition, offset, error)
         value = deadletter.envelope(raw, error, topic=topic, partition=partition, offset=offset, key=key)
         await self.send(self.dead_letter_topic, key, value)
-        self.metrics.dead_letters.labels(kind=kind).inc()
+        self.metrics.dead_letter(kind, deadletter.reason(error))
         self.metrics.events.labels(outcome="dead_letter").inc()
 
     async def consume_item(

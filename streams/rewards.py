@@ -79,7 +79,7 @@ class _JoinAgent:
             raw, error, topic=message.topic, partition=message.partition, offset=message.offset, key=key
         )
         await self.send(self.settings.dead_letter_topic, key, value)
-        self.metrics.dead_letters.labels(kind=kind).inc()
+        self.metrics.dead_letter(kind, deadletter.reason(error))
         self.metrics.bandit_joins.labels(outcome="dead_letter").inc()
 
 

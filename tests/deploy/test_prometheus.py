@@ -42,3 +42,8 @@ def test_dashboard_is_json_with_the_promised_panels() -> None:
         "personalize_bandit_explored_total",
     ):
         assert metric in exprs
+
+
+def test_dead_letter_alert_names_the_most_frequent_reason() -> None:
+    done = _promtool("test", "rules", str(Path(__file__).with_name("dead_letters.test.yml")))
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -31,10 +31,11 @@ def test_one_registry_holds_one_metrics() -> None:
 
 def test_labelled_counters_and_histograms() -> None:
     m = Metrics.create(CollectorRegistry(), "t", "m")
-    m.dead_letters.labels(kind="invalid").inc()
+    m.dead_letter("invalid", "json")
     m.freshness.observe(0.02)
     m.users.set(5)
-    assert m.registry.get_sample_value("personalize_dead_letters_total", {"kind": "invalid"}) == 1.0
+    labels = {"kind": "invalid", "reason": "json"}
+    assert m.registry.get_sample_value("personalize_dead_letters_total", labels) == 1.0
     assert m.registry.get_sample_value("personalize_freshness_seconds_bucket", {"le": "0.025"}) == 1.0
     assert m.registry.get_sample_value("personalize_freshness_seconds_bucket", {"le": "0.01"}) == 0.0
     assert m.registry.get_sample_value("personalize_users") == 5.0

@@ -77,7 +77,7 @@ def test_item_round_trips_through_encode_and_parse() -> None:
 def test_missing_field_is_named() -> None:
     raw = _event()
     del raw["item_id"]
-    assert _problems(raw) == [Problem("item_id", "Field required")]
+    assert _problems(raw) == [Problem("item_id", "Field required", "missing")]
 
 
 def test_unknown_type_lists_the_allowed_values() -> None:
@@ -118,14 +118,14 @@ def test_non_finite_value_is_rejected() -> None:
 
 
 def test_extra_fields_are_rejected_at_top_level_and_in_context() -> None:
-    assert _problems(_event(extra=1)) == [Problem("extra", "Extra inputs are not permitted")]
+    assert _problems(_event(extra=1)) == [Problem("extra", "Extra inputs are not permitted", "extra")]
     nested = _event(context={"device": "mobile", "colour": "red"})
-    assert _problems(nested) == [Problem("context.colour", "Extra inputs are not permitted")]
+    assert _problems(nested) == [Problem("context.colour", "Extra inputs are not permitted", "extra")]
 
 
 @pytest.mark.parametrize(("raw", "kind"), [(b"[1, 2]", "list"), (b'"x"', "str"), (b"42", "int")])
 def test_non_object_json_is_rejected(raw: bytes, kind: str) -> None:
-    assert _problems(raw) == [Problem("", f"expected a JSON object, got {kind}")]
+    assert _problems(raw) == [Problem("", f"expected a JSON object, got {kind}", "object")]
 
 
 @pytest.mark.parametrize("raw", [b"\xff\xfe{}", b"{not json", b""])
@@ -141,9 +141,9 @@ def test_invalid_json_bytes_are_rejected(raw: bytes) -> None:
 def test_wrong_types_are_not_coerced() -> None:
     problems = _problems(_event(user_id=5, ts="1700000000000", decision_id=7))
     assert problems == [
-        Problem("user_id", "Input should be a valid string"),
-        Problem("ts", "Input should be a valid integer"),
-        Problem("decision_id", "Input should be a valid string"),
+        Problem("user_id", "Input should be a valid string", "type"),
+        Problem("ts", "Input should be a valid integer", "type"),
+        Problem("decision_id", "Input should be a valid string", "type"),
     ]
     [problem] = _problems(_event(ts=True))
     assert problem.field == "ts"
@@ -191,7 +191,7 @@ def test_item_problems_are_precise() -> None:
     assert [p.field for p in info.value.problems] == ["item_id", "categories", "available", "colour"]
     with pytest.raises(InvalidEventError) as info:
         parse_item(b"[]")
-    assert info.value.problems == [Problem("", "expected a JSON object, got list")]
+    assert info.value.problems == [Problem("", "expected a JSON object, got list", "object")]
 
 
 def test_models_are_frozen() -> None:

@@ -193,8 +193,27 @@ async def test_dead_letter_sends_an_envelope_and_counts_it(harness: Harness) -> 
     assert out["kind"] == "invalid" and out["source"]["offset"] == 7
     assert {p["field"] for p in out["problems"]} >= {"user_id", "item_id", "type", "ts"}
     assert base64.b64decode(out["original_b64"]) == raw
-    assert harness.sample("personalize_dead_letters_total", {"kind": "invalid"}) == 1.0
+    labels = {"kind": "invalid", "reason": "missing:user_id"}  # the first of its problems
+    assert harness.sample("personalize_dead_letters_total", labels) == 1.0
     assert harness.sample("personalize_events_total", {"outcome": "dead_letter"}) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"event_id":"e5",', "json"),
+        (b"[1]", "object"),
+        (b'{"event_id":"e5","user_id":"u1","item_id":"i1","type":"view","ts":"soon"}', "type:ts"),
+        (b'{"event_id":"e5","user_id":"u1","item_id":"i1","type":"wave","ts":1700000000000}', "value:type"),
+    ],
+)
+async def test_dead_letters_are_counted_by_the_first_problems_code_and_field(
+    harness: Harness, raw: bytes, reason: str
+) -> None:
+    with pytest.raises(InvalidEventError) as info:
+        await harness.pipeline.handle_event(raw, b"u1", harness.profiles)
+    await harness.pipeline.dead_letter(raw, info.value, topic=EVENTS, partition=0, offset=1, key=b"u1")
+    assert harness.sample("personalize_dead_letters_total", {"kind": "invalid", "reason": reason}) == 1.0
 
 
 async def test_internal_errors_are_dead_lettered_as_internal(harness: Harness) -> None:
@@ -205,8 +224,8 @@ async def test_internal_errors_are_dead_lettered_as_internal(harness: Harness) -
     out = orjson.loads(value)
     assert (topic, key, out["kind"], out["original"]) == (DEAD, None, "internal", None)
     assert out["reason"] == "RuntimeError: bug"
-    assert harness.sample("personalize_dead_letters_total", {"kind": "internal"}) == 1.0
-    assert harness.sample("personalize_dead_letters_total", {"kind": "invalid"}) == 0.0
+    labels = {"kind": "internal", "reason": "internal"}
+    assert harness.sample("personalize_dead_letters_total", labels) == 1.0
 
 
 @pytest.mark.parametrize(
