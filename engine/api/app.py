@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 
 from engine.api.bodies import error_code
 from engine.api.events import events_router
+from engine.api.lean import LeanRecommendations
 from engine.api.middleware import BodyLimit, RequestMetrics
 from engine.api.openapi import event_components
 from engine.api.ops import ops_router
@@ -168,12 +169,17 @@ def create_api(
     )
     experiments = load_experiments(settings)
     app.include_router(events_router(settings.api_max_batch, experiments))
-    app.include_router(recommendations_router(settings.api_read_auth, ServingState.create(settings, metrics)))
+    serving = ServingState.create(settings, metrics)
+    recommendations = recommendations_router(settings.api_read_auth, serving)
+    app.include_router(recommendations)
     app.include_router(users_router(settings.api_read_auth))
     app.include_router(rank_router(experiments, settings.api_read_auth))
     app.include_router(ops_router())
     _add_error_answers(app)
     app.openapi = _with_event_schemas(app)  # type: ignore[method-assign]
+    # Innermost, so the body limit and the request metrics apply to what it answers as to the route.
+    route = recommendations.routes[0]
+    app.add_middleware(LeanRecommendations, state=serving, read_auth=settings.api_read_auth, route=route)
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

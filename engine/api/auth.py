@@ -6,7 +6,7 @@ leaks no key. Writes always need a key; reads only when ``PERSONALIZE_API_READ_A
 
 from __future__ import annotations
 
-__all__ = ["API_KEY_HEADER", "hash_key", "new_key", "require_key"]
+__all__ = ["API_KEY_HEADER", "hash_key", "known_key", "new_key", "require_key"]
 
 import hashlib
 import hmac
@@ -46,7 +46,12 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _known(key: str, hashes: tuple[str, ...]) -> bool:
+def known_key(key: str, hashes: tuple[str, ...]) -> bool:
+    """Whether ``key`` is one of the configured keys (given by their ``hashes``).
+
+    >>> known_key("p13n_example", (hash_key("p13n_other"), hash_key("p13n_example"))), known_key("", ())
+    (True, False)
+    """
     digest = hash_key(key)
     # Compare against every configured digest, without stopping early, in constant time each.
     return sum(hmac.compare_digest(digest, known) for known in hashes) > 0
@@ -56,5 +61,5 @@ async def require_key(request: Request, key: Annotated[str | None, Security(_sch
     """Refuse the request with 401 (no key) or 403 (a key that is not configured)."""
     if not key:
         raise RequestRejectedError(401, f"this endpoint needs an API key in the {API_KEY_HEADER} header")
-    if not _known(key, request.app.state.services.settings.api_key_hashes):
+    if not known_key(key, request.app.state.services.settings.api_key_hashes):
         raise RequestRejectedError(403, "the API key is not one of the configured keys")

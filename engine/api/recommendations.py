@@ -60,6 +60,26 @@ class ServingState:
             self.items,
         )
 
+    async def answer(
+        self,
+        svc: Services,
+        user_id: str,
+        n: int,
+        surface: str | None = None,
+        locale: str | None = None,
+        region: str | None = None,
+    ) -> bytes:
+        """The JSON body of a 200 answer, with the request counted in the metrics: what the FastAPI route
+        and the lean path (`engine.api.lean`) both send."""
+        policy = await self.policy()
+        served = await recommend(svc.store, user_id, n, locale, surface=surface, region=region, policy=policy)
+        svc.metrics.api_served.labels(
+            source="trending_locale" if ":" in served.source else served.source
+        ).inc()
+        await self.observe(served, svc)
+        # Serialised here rather than through the response model: this is the hot read path.
+        return orjson.dumps(served.to_json())
+
     async def observe(self, served: Served, svc: Services) -> None:
         """Diversity of this list; coverage counted in Redis at most once a second (see `Coverage`)."""
         if served.diversity is not None:
@@ -111,13 +131,7 @@ def recommendations_router(read_auth: bool, state: ServingState) -> APIRouter:
         A user without a list (or whose list the rules empty) gets trending items of `locale` (then of its
         language), then global trending, then an empty list; `source` says which.
         """
-        policy = await state.policy()
-        served = await recommend(svc.store, user_id, n, locale, surface=surface, region=region, policy=policy)
-        svc.metrics.api_served.labels(
-            source="trending_locale" if ":" in served.source else served.source
-        ).inc()
-        await state.observe(served, svc)
-        # Serialised here rather than through the response model: this is the hot read path.
-        return Response(orjson.dumps(served.to_json()), media_type="application/json")
+        body = await state.answer(svc, user_id, n, surface, locale, region)
+        return Response(body, media_type="application/json")
 
     return router
