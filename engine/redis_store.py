@@ -1,8 +1,8 @@
 """Writes and reads users' recommendations in Redis, following the key contract in `schemas.keys`.
 
-A write replaces the sorted set and the metadata hash (with the list's reasons) in one MULTI/EXEC, so a
-reader never sees a half-written list nor reasons of another list; the worker writes the lists of a whole
-batch of events in one such transaction (one round trip). Async only.
+A write replaces the sorted set and the metadata hash (with the list's reasons) atomically (one script
+call, `engine.redis_scripts.REPLACE_LIST`), so a reader never sees a half-written list nor reasons of
+another list; the worker writes the lists of a whole batch of events in one round trip. Async only.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from engine import redis_scripts
 from engine.item_meta import ItemMeta, from_hash, to_hash
@@ -136,29 +137,35 @@ class RedisStore:
         return await self.publish_lists([one])
 
     async def publish_lists(self, lists: Sequence[UserList]) -> int:
-        """Replace the recommendations (and reasons) of every user in ``lists`` in one MULTI/EXEC, one
-        round trip; returns the ``updated_ms`` written to all of them."""
+        """Replace the recommendations (and reasons) of every user in ``lists``, each atomically (script
+        `engine.redis_scripts.REPLACE_LIST`), all in one round trip; returns the ``updated_ms`` written."""
         updated_ms = time.time_ns() // 1_000_000
-        async with self.client.pipeline(transaction=True) as pipe:
-            for one in lists:
-                recs_key = keys.recs(self.namespace, one.user_id)
-                meta_key = keys.meta(self.namespace, one.user_id)
-                fields: dict[Any, Any] = {
-                    MetaField.UPDATED_MS: updated_ms,
-                    MetaField.LAST_EVENT_TS: one.last_event_ts,
-                    MetaField.MODEL_VERSION: one.model_version,
-                    MetaField.EVENTS_SEEN: one.events_seen,
-                }
-                items = [(item, compact_score(score)) for item, score in one.items]
-                if items and one.reasons is not None:
-                    fields[MetaField.REASONS] = encode_reasons(_zrevrange_order(items, one.reasons))
-                pipe.delete(recs_key)
-                if items:
-                    pipe.zadd(recs_key, dict(items))
-                pipe.hset(meta_key, mapping=fields)
-                if MetaField.REASONS not in fields:
-                    pipe.hdel(meta_key, MetaField.REASONS)  # never leave the reasons of an older list
-            await pipe.execute()
+        calls = []
+        for one in lists:
+            items = [(item, compact_score(score)) for item, score in one.items]
+            why = encode_reasons(_zrevrange_order(items, one.reasons)) if items and one.reasons else ""
+            calls.append(
+                (
+                    keys.recs(self.namespace, one.user_id),
+                    keys.meta(self.namespace, one.user_id),
+                    *redis_scripts.replace_list_args(
+                        items, updated_ms, one.last_event_ts, one.model_version, one.events_seen, why
+                    ),
+                )
+            )
+        for attempt in range(2):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for call in calls:
+                    pipe.evalsha(redis_scripts.REPLACE_LIST.sha, 2, *call)
+                try:
+                    await pipe.execute()
+                    return updated_ms
+                except redis.exceptions.NoScriptError:
+                    if attempt:
+                        raise
+                    # Redis restarted or flushed its scripts: load it again and rewrite every list (each
+                    # call replaces a list whole, so the ones that ran before the error are redone alike).
+                    await self.client.script_load(redis_scripts.REPLACE_LIST.text)
         return updated_ms
 
     async def publish_trending(self, items: Sequence[tuple[str, float]], locale: str | None = None) -> None:

@@ -7,7 +7,8 @@ from types import TracebackType
 from typing import Any
 
 from engine.item_meta import FIELDS
-from engine.redis_scripts import META_FIELDS, READ_ITEMS, READ_USER, Script
+from engine.redis_scripts import META_FIELDS, READ_ITEMS, READ_USER, REPLACE_LIST, Script
+from schemas.keys import MetaField
 
 
 class FakeRedis:
@@ -81,12 +82,34 @@ class FakeRedis:
     async def evalsha(self, sha: str, numkeys: int, *keys_and_args: str) -> list[Any]:
         """The store's read scripts (`engine.redis_scripts`), answered as Redis would."""
         keys, args = keys_and_args[:numkeys], keys_and_args[numkeys:]
+        if sha == REPLACE_LIST.sha:
+            return await self._replace_list(keys, args)
         if sha == READ_ITEMS.sha:
             return [await self.hmget(key, list(FIELDS)) for key in keys]
         assert sha == READ_USER.sha, sha
         ranked = await self.zrevrange(keys[0], 0, int(args[0]), withscores=True)
         flat = [str(value) for pair in ranked for value in pair]
         return [flat, await self.hmget(keys[1], list(META_FIELDS)), list(self.hashes.get(keys[2], {}))]
+
+    async def _replace_list(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> int:
+        """What `REPLACE_LIST` does (its Lua is checked against the real Redis in tests/integration)."""
+        listed, updated_ms, last_event_ts, model_version, events_seen, reasons = args
+        pairs = [line.split("\t") for line in str(listed).splitlines()]
+        await self.delete(keys[0])
+        if pairs:
+            await self.zadd(keys[0], {item: float(score) for item, score in pairs})
+        meta = {
+            MetaField.UPDATED_MS: updated_ms,
+            MetaField.LAST_EVENT_TS: last_event_ts,
+            MetaField.MODEL_VERSION: model_version,
+            MetaField.EVENTS_SEEN: events_seen,
+        }
+        await self.hset(keys[1], mapping=meta)
+        if reasons:
+            await self.hset(keys[1], mapping={MetaField.REASONS: reasons})
+        else:
+            await self.hdel(keys[1], MetaField.REASONS)
+        return len(pairs)
 
     async def aclose(self) -> None:
         return None

@@ -10,9 +10,8 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from engine.redis_scripts import ITEMS_PER_CALL, READ_ITEMS, READ_USER
-from engine.redis_store import Recommendations, RedisStore
-from schemas.keys import MetaField
+from engine.redis_scripts import ITEMS_PER_CALL, READ_ITEMS, READ_USER, REPLACE_LIST
+from engine.redis_store import Recommendations, RedisStore, UserList
 from schemas.reasons import Reason
 
 
@@ -41,6 +40,8 @@ class FakePipeline:
 
     async def execute(self) -> list[Any]:
         self.executed = True
+        if self.results and isinstance(self.results[0], Exception):
+            raise self.results[0]
         return self.results
 
 
@@ -96,45 +97,66 @@ def test_to_json_of_an_unknown_user() -> None:
     }
 
 
-async def test_publish_replaces_list_and_metadata_in_one_transaction() -> None:
+async def test_publish_replaces_list_and_metadata_with_one_script_call_per_user() -> None:
     client = FakeClient()
     updated = await _store(client).publish(
         "u1", [("i1", 0.9), ("i2", 0.4)], model_version="m1", last_event_ts=123, events_seen=7
     )
     [pipe] = client.pipelines
-    assert pipe.transaction and pipe.executed
-    names = [name for name, _, _ in pipe.commands]
-    assert names == ["delete", "zadd", "hset", "hdel"]  # no reasons given: an older list's are dropped
-    assert pipe.commands[0][1] == ("p13n:v1:shop:recs:u1",)
-    assert pipe.commands[1][1] == ("p13n:v1:shop:recs:u1", {"i1": 0.9, "i2": 0.4})
-    name, args, kwargs = pipe.commands[2]
-    assert args == ("p13n:v1:shop:meta:u1",)
-    assert kwargs["mapping"] == {
-        MetaField.UPDATED_MS: updated,
-        MetaField.LAST_EVENT_TS: 123,
-        MetaField.MODEL_VERSION: "m1",
-        MetaField.EVENTS_SEEN: 7,
-    }
+    assert pipe.executed and not pipe.transaction  # each call is atomic on its own
+    [(name, args, _)] = pipe.commands
+    assert (name, args[:4]) == (
+        "evalsha",
+        (REPLACE_LIST.sha, 2, "p13n:v1:shop:recs:u1", "p13n:v1:shop:meta:u1"),
+    )
+    # No reasons given: '' makes the script drop an older list's reasons.
+    assert args[4:] == ("i1\t0.9\ni2\t0.4\n", updated, 123, "m1", 7, "")
     assert updated > 1_600_000_000_000
 
 
-async def test_publish_of_no_items_only_clears_the_list() -> None:
+async def test_publish_lists_writes_every_user_in_one_round_trip() -> None:
     client = FakeClient()
-    await _store(client).publish("u1", [], model_version="m1", last_event_ts=1, events_seen=1)
-    assert [name for name, _, _ in client.pipelines[0].commands] == ["delete", "hset", "hdel"]
+    lists = [UserList(f"u{n}", [("i1", 1.0 / (n + 1))], "m1", n, n) for n in range(3)]
+    await _store(client).publish_lists(lists)
+    [pipe] = client.pipelines
+    assert [args[2] for _, args, _ in pipe.commands] == [f"p13n:v1:shop:recs:u{n}" for n in range(3)]
 
 
-async def test_publish_stores_the_reasons_in_the_same_transaction_in_zrevrange_order() -> None:
+async def test_publish_keeps_scores_to_five_significant_digits() -> None:
+    client = FakeClient()
+    await _store(client).publish(
+        "u1", [("i1", 0.123456789)], model_version="m1", last_event_ts=1, events_seen=1
+    )
+    assert client.pipelines[0].commands[0][1][4] == "i1\t0.12346\n"
+
+
+async def test_publish_stores_the_reasons_with_the_list_in_zrevrange_order() -> None:
     client = FakeClient()
     items = [("b", 0.5), ("a", 0.9), ("c", 0.5), ("d", 0.1)]
     why = [Reason("exploring"), Reason("item", "i0", ("sequence", "cooccurrence")), Reason("popular"), None]
     await _store(client).publish("u1", items, model_version="m1", last_event_ts=1, events_seen=1, reasons=why)
-    [pipe] = client.pipelines
-    assert pipe.transaction and [name for name, _, _ in pipe.commands] == ["delete", "zadd", "hset"]
-    stored = pipe.commands[2][2]["mapping"][MetaField.REASONS]
+    [(_, args, _)] = client.pipelines[0].commands
+    stored = args[-1]
     # ZREVRANGE: a (0.9), then the tie at 0.5 by member descending (c before b), then d.
     assert stored == '{"r":"Isc0 P E -","a":["i0"]}'
     assert len(stored) < len(items) * 10
+
+
+async def test_a_server_without_the_script_is_given_it_and_every_list_is_written_again() -> None:
+    client = FakeClient()
+    client.results = [NoScriptError("NOSCRIPT")]
+    store = _store(client)
+    loaded: list[str] = []
+
+    async def script_load(text: str) -> str:
+        loaded.append(text)
+        client.results = [1]
+        return REPLACE_LIST.sha
+
+    client.script_load = script_load  # type: ignore[attr-defined]
+    await store.publish("u1", [("i1", 0.5)], model_version="m1", last_event_ts=1, events_seen=1)
+    assert loaded == [REPLACE_LIST.text] and len(client.pipelines) == 2
+    assert client.pipelines[1].commands == client.pipelines[0].commands
 
 
 @dataclass
