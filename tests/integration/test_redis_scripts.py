@@ -1,15 +1,69 @@
-"""The list-replacing script against the real redis-server: what it writes is what readers get."""
+"""The store's scripts against the real redis-server: reads give the same answers as the plain commands,
+and the list-replacing script writes what readers get."""
 
 from __future__ import annotations
 
+import uuid
+from typing import cast
+
 import pytest
 
+from engine import redis_scripts
+from engine.item_meta import FIELDS, from_hash
 from engine.redis_store import RedisStore, UserList
 from schemas import keys
+from schemas.events import ItemRecord
 from schemas.keys import MetaField
 from schemas.reasons import Reason
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+
+async def test_a_users_list_meta_and_preferences_read_by_script_match_the_plain_reads(
+    store: RedisStore,
+) -> None:
+    user = f"scripts-{uuid.uuid4().hex[:8]}"
+    items = [("b", 0.5), ("a", 0.912345678), ("c", 0.5), ("d", 1e-9), ("e", 3.0)]
+    why = [Reason("exploring"), Reason("item", "i0", ("sequence",)), None, Reason("popular"), None]
+    await store.publish(user, items, model_version="m1", last_event_ts=17, events_seen=5, reasons=why)
+    await store.update_preferences(user, {"muted_category:jazz": "1", "hidden_item:x:y": "2"}, [])
+    for n in (1, 3, 5, 50):
+        recs, prefs = await store.read_with_preferences(user, n)
+        assert recs == await store.read(user, n)
+        assert prefs == await store.read_preferences(user)
+    assert prefs.hidden_items == frozenset({"x:y"}) and len(recs.items) == 5 and recs.events_seen == 5
+    nobody = f"nobody-{uuid.uuid4().hex}"
+    assert await store.read_with_preferences(nobody, 10) == (
+        await store.read(nobody, 10),
+        await store.read_preferences(nobody),
+    )
+
+
+async def test_item_hashes_read_by_script_match_hmget(store: RedisStore) -> None:
+    records = [
+        ItemRecord(
+            item_id=f"s{i}", categories=[f"c{i % 3}"], available=i % 2 == 0, regions=["GB"] * (i % 4 == 0)
+        )
+        for i in range(redis_scripts.ITEMS_PER_CALL + 20)
+    ]
+    await store.publish_items(records)
+    ids = [r.item_id for r in records] + ["never-written"]
+    expected = {
+        item: from_hash(
+            cast(list[str | None], await store.client.hmget(keys.item(store.namespace, item), list(FIELDS)))
+        )
+        for item in ids
+    }
+    assert await store.read_items(ids) == expected
+    assert not expected["s1"].available and expected["s4"].regions == frozenset({"gb"})
+
+
+async def test_a_script_the_server_has_not_seen_is_loaded_once(store: RedisStore) -> None:
+    fresh = redis_scripts.Script(f"-- {uuid.uuid4().hex}\n{redis_scripts.READ_USER.text}")
+    user_keys = [keys.recs(store.namespace, "u"), keys.meta(store.namespace, "u"), keys.preferences("x", "u")]
+    assert (await store.client.script_exists(fresh.sha)) == [False]
+    assert await redis_scripts.run(store.client, fresh, user_keys, ["9"]) == [[], [None] * 5, []]
+    assert (await store.client.script_exists(fresh.sha)) == [True]
 
 
 async def test_a_list_replaces_the_previous_one_whole_with_its_reasons(store: RedisStore) -> None:
