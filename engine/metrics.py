@@ -1,7 +1,7 @@
 """All Prometheus metrics of the engine in one typed container, built against an explicit registry.
 
-The worker and the HTTP API each create it on their own registry and serve that registry; the families a
-process does not use stay empty (labelled ones) or at their start value. Tests use a fresh registry.
+The worker and the HTTP API each create it on their own registry and serve that registry; each registers
+only its own families (the API's are ``api_*``), so neither exposes the other's. Tests use a fresh registry.
 One process serves one namespace, named in ``personalize_info`` (``personalize_api_info`` for the API).
 """
 
@@ -105,8 +105,18 @@ class Metrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry, namespace: str, model_version: str | None = None) -> Metrics:
-        """Register every family on ``registry``. The worker passes its ``model_version``; the API runs no
-        model, passes none and is named in ``personalize_api_info`` instead."""
+        """Build every family; register the process's own on ``registry``. The worker passes its
+        ``model_version``; the API runs no model, passes none and is named in ``personalize_api_info``.
+
+        The API's families are the ``api_*`` ones; the worker's are the rest. Each process registers
+        only its own, so neither exposes the other's at their start values; the other role's families
+        still exist, unregistered, so shared code may touch them.
+        """
+        api = model_version is None
+
+        def target(name: str) -> CollectorRegistry | None:
+            return registry if name.startswith("api_") == api else None
+
         if model_version is None:
             info = Info("personalize_api", "Which namespace this API process serves.", registry=registry)
             info.info({"namespace": namespace})
@@ -115,16 +125,16 @@ class Metrics:
             info.info({"namespace": namespace, "model_version": model_version})
 
         def counter(name: str, doc: str, *labels: str) -> Counter:
-            return Counter(f"personalize_{name}", doc, labels, registry=registry)
+            return Counter(f"personalize_{name}", doc, labels, registry=target(name))
 
         def gauge(name: str, doc: str, *labels: str) -> Gauge:
-            return Gauge(f"personalize_{name}", doc, labels, registry=registry)
+            return Gauge(f"personalize_{name}", doc, labels, registry=target(name))
 
         def summary(name: str, doc: str, *labels: str) -> Summary:
-            return Summary(f"personalize_{name}", doc, labels, registry=registry)
+            return Summary(f"personalize_{name}", doc, labels, registry=target(name))
 
         def histogram(name: str, doc: str, buckets: tuple[float, ...], *labels: str) -> Histogram:
-            return Histogram(f"personalize_{name}", doc, labels, buckets=buckets, registry=registry)
+            return Histogram(f"personalize_{name}", doc, labels, buckets=buckets, registry=target(name))
 
         checkpoint_age = gauge(
             "checkpoint_age_seconds",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -41,7 +43,7 @@ def test_labelled_counters_and_histograms() -> None:
     assert m.registry.get_sample_value("personalize_users") == 5.0
 
 
-def test_the_api_names_itself_apart_and_shares_the_families() -> None:
+def test_the_api_names_itself_apart_and_counts_its_requests() -> None:
     m = Metrics.create(CollectorRegistry(), "shop")
     assert m.registry.get_sample_value("personalize_api_info", {"namespace": "shop"}) == 1.0
     assert m.registry.get_sample_value("personalize_info", {"namespace": "shop", "model_version": ""}) is None
@@ -51,9 +53,10 @@ def test_the_api_names_itself_apart_and_shares_the_families() -> None:
 
 
 def test_one_container_holds_every_family_under_its_documented_name() -> None:
-    registry = CollectorRegistry()
+    registry, api = CollectorRegistry(), CollectorRegistry()
     Metrics.create(registry, "t", "m")
-    names = {metric.name for metric in registry.collect()}
+    Metrics.create(api, "t")
+    names = {metric.name for metric in registry.collect()} | {metric.name for metric in api.collect()}
     # Names the dashboards, alert rules and README rely on (counters without their _total suffix).
     assert {
         "personalize_events",
@@ -74,3 +77,31 @@ def test_one_container_holds_every_family_under_its_documented_name() -> None:
         "personalize_api_decisions",
     } <= names
     assert registry.get_sample_value("personalize_checkpoint_age_seconds") == -1.0
+
+
+def test_each_process_exposes_only_its_own_families() -> None:
+    worker_registry, api_registry = CollectorRegistry(), CollectorRegistry()
+    worker, api = Metrics.create(worker_registry, "t", "m"), Metrics.create(api_registry, "t")
+    worker_names = {metric.name for metric in worker_registry.collect()}
+    api_names = {metric.name for metric in api_registry.collect()}
+    assert "personalize_users" in worker_names and "personalize_api_requests" not in worker_names
+    assert api_names == {
+        "personalize_api",  # the info family
+        *(name for name in (m.name for m in _every_family(api)) if name.startswith("personalize_api_")),
+    }
+    # The other role's families still take updates (shared code may touch them); nobody sees them.
+    api.users.set(5)
+    worker.api_coverage.set(7)
+    assert api_registry.get_sample_value("personalize_users") is None
+    assert worker_registry.get_sample_value("personalize_api_catalog_coverage_items") is None
+    assert api_registry.get_sample_value("personalize_checkpoint_age_seconds") is None
+
+
+def _every_family(m: Metrics) -> list[Any]:
+    """The collected families of every metric object in the container (registered or not)."""
+    found = []
+    for name in Metrics.__dataclass_fields__:
+        value = getattr(m, name)
+        if hasattr(value, "collect") and name != "registry":
+            found += value.collect()
+    return found
