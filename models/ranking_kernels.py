@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "FEATURES",
     "combine",
+    "explore_order",
     "features",
     "popular",
     "rank",
@@ -252,3 +253,27 @@ def rank(  # type: ignore[no-untyped-def]
         total += weights[j] * table[:, j]
     order = np.argsort(-total, kind="mergesort")
     return items[order], total[order], table[order]
+
+
+@njit(cache=True, nogil=True)
+def explore_order(newest, unavailable, matrix, prob):  # type: ignore[no-untyped-def]
+    """The available items of ``newest`` (newest first), best liked first: by the user's highest
+    probability ``prob`` over each item's row of the category ``matrix`` (-1 padded; 0 without a
+    category), ties kept newest first.
+
+    >>> m = np.array([[0, -1], [1, -1], [1, 0], [-1, -1]])
+    >>> explore_order(np.array([3, 2, 1, 0]), np.array([False, True, False, False]), m, np.array([0.2, 0.7]))
+    array([2, 0, 3])
+    """
+    liked = np.full(newest.size, -1.0)
+    for j in range(newest.size):
+        item = newest[j]
+        if unavailable[item]:
+            continue
+        best = 0.0
+        for c in matrix[item]:
+            if 0 <= c < prob.size and prob[c] > best:
+                best = prob[c]
+        liked[j] = best
+    order = np.argsort(-liked, kind="mergesort")
+    return newest[order[: (liked >= 0.0).sum()]]

@@ -336,28 +336,29 @@ class HybridRecommender:
         """Give the last ``explore_slots`` places to fresh items (no events yet), best category first."""
         if not self._fresh or not ranked or self.explore_slots <= 0 or n < 5:
             return ranked
+        # The newest 50 fresh items, read from the end: cost must not grow with the catalog; the best
+        # liked category first (the user's probabilities over each item's categories).
+        newest = np.fromiter(itertools.islice(reversed(self._fresh), 50), dtype=np.int64)
+        category_prob = self.affinity.predict_vector(profile.user_id, context, when)
+        ordered = ranking_kernels.explore_order(
+            newest, self._unavailable, self._category_matrix, category_prob
+        )
+        keep = ranked[: max(len(ranked) - self.explore_slots, n - self.explore_slots)]
+        want = n - len(keep)
+        if want <= 0:
+            return ranked
         shown = {item for item, _ in ranked}
         names, hidden = self._items.names, profile.consumed
-        # The newest 50 fresh items, read from the end: cost must not grow with the catalog.
-        newest = list(itertools.islice(reversed(self._fresh), 50))
-        available = np.logical_not(self._unavailable[np.array(newest, dtype=np.int64)]).tolist()
-        pool = [
-            i
-            for i, ok in zip(newest, available, strict=True)
-            if ok and names[i] not in shown and names[i] not in hidden
-        ]
+        pool: list[int] = []
+        for item in ordered.tolist():
+            if names[item] not in shown and names[item] not in hidden:
+                pool.append(item)
+                if len(pool) == want:
+                    break
         if not pool:
             return ranked
-        # Best liked category first: per item, the max of the user's probabilities over its matrix row
-        # (0 for padding and for items without categories); a stable sort keeps newest first on ties.
-        category_prob = self.affinity.predict_vector(profile.user_id, context, when)
-        matrix = self._category_matrix[np.array(pool, dtype=np.int64)]
-        if category_prob.size:
-            liked = np.where(matrix >= 0, np.take(category_prob, matrix, mode="clip"), 0.0).max(axis=1)
-            pool = [pool[i] for i in np.argsort(-liked, kind="stable").tolist()]
-        keep = ranked[: max(len(ranked) - self.explore_slots, n - self.explore_slots)]
         floor = keep[-1][1] if keep else 0.0
-        return keep + [(names[item], floor) for item in pool[: n - len(keep)]]
+        return keep + [(names[item], floor) for item in pool]
 
 
 _warm = False
@@ -381,3 +382,5 @@ def warm_up() -> None:
         model.learn_one(event, profiles[user])
         profiles[user].observe(event, model.signal(event))
         model.explain(profiles[user], [item for item, _ in model.recommend(profiles[user], 5)])
+    model.learn_item(ItemRecord(item_id="fresh", categories=("c1",)))  # compiles the exploration kernel
+    model.recommend(profiles["a"], 5)
