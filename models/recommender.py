@@ -100,7 +100,7 @@ class HybridRecommender:
         self.blend = blend
         #: The blend actually used: learned online from each user's next item, starting at ``blend``.
         self.ranker = OnlineBlend(astuple(blend))
-        self._shown: OrderedDict[str, tuple[list[int], npt.NDArray[np.float32]]] = OrderedDict()
+        self._shown: OrderedDict[str, tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]] = OrderedDict()
         self.half_life_ms = half_life_ms
         self.explore_slots = explore_slots
         self.seed = seed
@@ -182,8 +182,9 @@ class HybridRecommender:
         shown = self._shown.pop(user, None) if signal.consumed else None
         if shown is not None and signal.label == 1:
             candidates, table = shown
-            if item in candidates:
-                self.ranker.learn_one(table, candidates.index(item))
+            at = np.flatnonzero(candidates == item)
+            if at.size:
+                self.ranker.learn_one(table, int(at[0]))
         self._positives[item] += signal.label
         self._seen[item] += 1
         if signal.consumed:
@@ -278,7 +279,7 @@ class HybridRecommender:
 
         Reads the features kept from that ranking; items not among them were exploration places.
         """
-        ids, table = self._shown.get(profile.user_id, ([], None))
+        ids, table = self._shown.get(profile.user_id, (np.zeros(0, np.int32), None))
         wanted = np.array([self._items.get(i) for i in items], dtype=np.int64)
         recent = self.sequence.history(profile.user_id, last=CO_RECENT)[::-1].copy()
         row_of, links, _, count, _ = self.cooccurrence.kernel_state()
@@ -290,9 +291,11 @@ class HybridRecommender:
         when = ts if ts is not None else (profile.last_ts or None)
         category_prob = self.affinity.predict_vector(profile.user_id, context, when)
         names, out = self._items.names, [EXPLORING] * len(items)
-        row_at = {item: row for row, item in enumerate(ids)}
-        known = [place for place, item in enumerate(wanted.tolist()) if item in row_at]
-        rows = [row_at[item] for item in wanted[known].tolist()]
+        # Each wanted item's row among the remembered candidates (-1: not there, an exploration place).
+        match = wanted[:, None] == ids[None, :]
+        at = np.where(match.any(axis=1), match.argmax(axis=1), -1) if ids.size else np.full(len(items), -1)
+        known = np.flatnonzero(at >= 0).tolist()
+        rows = at[known].tolist()
         linked_names = [names[int(recent[at])] if at >= 0 else None for at in linked[known].tolist()]
         # Each item's best-liked category: the argmax of the user's probabilities over its row.
         matrix = self._category_matrix[wanted[known]]
@@ -316,7 +319,7 @@ class HybridRecommender:
         """Keep the head of this ranking until the user's next event teaches the blend."""
         # Copies: views would keep the whole request's arrays alive.
         keep = REMEMBERED + n
-        self._shown[user_id] = (candidates[:keep].tolist(), table[:keep].astype(np.float32))
+        self._shown[user_id] = (candidates[:keep].astype(np.int32), table[:keep].astype(np.float32))
         self._shown.move_to_end(user_id)
         if len(self._shown) > REMEMBERED_USERS:
             self._shown.popitem(last=False)

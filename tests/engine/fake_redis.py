@@ -79,7 +79,7 @@ class FakeRedis:
     async def script_load(self, text: str) -> str:
         return Script(text).sha
 
-    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: str) -> list[Any]:
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: str) -> Any:
         """The store's read scripts (`engine.redis_scripts`), answered as Redis would."""
         keys, args = keys_and_args[:numkeys], keys_and_args[numkeys:]
         if sha == REPLACE_LIST.sha:
