@@ -5,8 +5,8 @@ users and a catalog (each item in one of 12 categories, so the default rules and
 then sends GET /v1/recommendations at each ``--rate`` per second for ``--seconds`` (open loop: latency
 counts from when a request was due, so a stalled server cannot hide its queue; ``from_send`` counts from
 when it was written), and finally reads the Redis key directly. The client is one uvloop process with a
-bare protocol per connection; its CPU share is reported. Prints p50/p99/max and a JSON line. A
-measurement, not a test: nothing here asserts a target.
+bare protocol per connection; its CPU share is reported, and the API processes' CPU per request. Prints
+p50/p99/max and a JSON line. A measurement, not a test: nothing here asserts a target.
 
     .venv/bin/python bench/api_latency.py --rate 1000 --seconds 10 --workers 2
 """
@@ -161,6 +161,26 @@ async def _publish(store: RedisStore, users: int) -> None:
     await store.publish_items([ItemRecord(item_id=f"i{i}", categories=[f"c{i % 12}"]) for i in range(5000)])
 
 
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its descendants (the API's workers)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        times[child] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tree, grew = {pid}, True
+    while grew:
+        found = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return sum(times.get(p, 0.0) for p in tree)
+
+
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
@@ -188,7 +208,10 @@ async def _main(args: argparse.Namespace) -> dict[str, object]:
         _wait_healthy(f"http://127.0.0.1:{port}", proc)
         for rate in args.rate:
             await _load(port, args.users, rate, 1.0, args.connections)  # warm-up
-            http[str(rate)] = await _load(port, args.users, rate, args.seconds, args.connections)
+            cpu = _tree_cpu_s(proc.pid)
+            http[str(rate)] = report = await _load(port, args.users, rate, args.seconds, args.connections)
+            served = cast(int, report["n"])
+            report["server_cpu_us_per_request"] = round((_tree_cpu_s(proc.pid) - cpu) / served * 1e6)
             print(f"HTTP GET /v1/recommendations at {rate:.0f}/s: {http[str(rate)]}", file=sys.stderr)
     finally:
         proc.terminate()
