@@ -19,7 +19,6 @@ from models.recommender import MODEL_VERSION, HybridRecommender
 from models.registry import PopularRecommender
 from schemas.errors import InvalidEventError
 from schemas.events import Event, ItemRecord, encode
-from schemas.reasons import Reason
 from streams.pipeline import POPULAR, Pipeline, reasons_of
 
 EVENTS, DEAD = "p13n.t.events", "p13n.t.dead-letter"
@@ -28,31 +27,16 @@ UPDATED_MS = TS + 2_500
 
 
 @dataclass
-class Publish:
-    user_id: str
-    items: list[tuple[str, float]]
-    model_version: str
-    last_event_ts: int
-    events_seen: int
-    reasons: list[Reason | None] | None = None
-
-
-@dataclass
 class FakeStore:
     """RedisStore's `publish_lists` signature; records each list, or raises ``error`` when set."""
 
-    calls: list[Publish] = field(default_factory=list)
+    calls: list[UserList] = field(default_factory=list)
     error: Exception | None = None
 
     async def publish_lists(self, lists: Sequence[UserList]) -> int:
         if self.error is not None:
             raise self.error
-        for one in lists:
-            why = list(one.reasons) if one.reasons is not None else None
-            items = list(one.items)
-            self.calls.append(
-                Publish(one.user_id, items, one.model_version, one.last_event_ts, one.events_seen, why)
-            )
+        self.calls.extend(lists)
         return UPDATED_MS
 
 
@@ -151,7 +135,7 @@ async def test_the_popular_tier_publishes_popular_reasons_and_unknown_models_non
         await pipeline.handle_event(_raw(f"e{n}", user, item, ts=TS + n), user.encode(), {})
     call = store.calls[-1]
     assert call.items and call.reasons == [POPULAR] * len(call.items)
-    assert reasons_of(object(), UserProfile("u1"), call.items, None, TS) is None
+    assert reasons_of(object(), UserProfile("u1"), list(call.items), None, TS) is None
 
 
 async def test_duplicate_event_is_skipped_and_not_counted_twice(harness: Harness) -> None:
