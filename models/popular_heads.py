@@ -1,14 +1,15 @@
 """What is popular now, overall and per category, kept as ranked heads the ranking kernel reads.
 
-Each list is an `ItemPopularity`; a list that changed enough to re-rank is re-ranked when the
-heads are next read, and its head (the best ``depth`` items) copied into one row of a matrix, so a
-request reads the heads of the user's favourite categories without a Python call per category, and
-loading a large catalog re-ranks nothing until the first request.
+Each list is an `ItemPopularity` (a category's over its own ids, so its arrays grow with the
+category, not the catalog); a list that changed enough to re-rank is re-ranked when the heads are next
+read, and its head (the best ``depth`` items) copied into one row of a matrix, so a request reads the
+heads of the user's favourite categories without a Python call per category, and loading a large
+catalog re-ranks nothing until the first request.
 """
 
 from __future__ import annotations
 
-__all__ = ["PopularHeads"]
+__all__ = ["CategoryPopularity", "PopularHeads"]
 
 from collections.abc import Iterable
 
@@ -19,6 +20,48 @@ from models.arrays import grown
 from models.popularity import ItemPopularity
 
 Ids = npt.NDArray[np.int64]
+
+
+class CategoryPopularity:
+    """One category's `ItemPopularity` over ids local to the category (in the order its items came).
+
+    >>> pop = CategoryPopularity(half_life_ms=1000, refresh_every=1)
+    >>> pop.add(900_000); pop.learn_one(7, 1.0, ts=0)
+    >>> pop.top_ids(5).tolist(), pop.known
+    ([7, 900000], 2)
+    """
+
+    def __init__(self, half_life_ms: float, refresh_every: int) -> None:
+        self.ranked = ItemPopularity(half_life_ms, refresh_every)
+        self._local: dict[int, int] = {}
+        self._items = np.zeros(16, dtype=np.int64)
+
+    def _id(self, item: int) -> int:
+        local = self._local.get(item)
+        if local is None:
+            local = self._local[item] = len(self._local)
+            if local >= len(self._items):
+                self._items = grown(self._items, local + 1)
+            self._items[local] = item
+        return local
+
+    def add(self, item: int) -> None:
+        self.ranked.add(self._id(item))
+
+    def learn_one(self, item: int, weight: float, ts: int) -> None:
+        self.ranked.learn_one(self._id(item), weight, ts)
+
+    @property
+    def known(self) -> int:
+        return self.ranked.known
+
+    @property
+    def stale(self) -> bool:
+        return self.ranked.stale
+
+    def top_ids(self, k: int) -> Ids:
+        """The k most popular items (catalog ids), best first; ties: the one added first."""
+        return self._items[self.ranked.top_ids(k)]
 
 
 class PopularHeads:
@@ -37,7 +80,7 @@ class PopularHeads:
         self.depth = depth
         self.refresh_every = refresh_every
         self.overall = ItemPopularity(half_life_ms, refresh_every)
-        self._lists: list[ItemPopularity] = []
+        self._lists: list[CategoryPopularity] = []
         self._overall_head = np.full(depth, -1, dtype=np.int64)
         self._heads = np.full((0, depth), -1, dtype=np.int64)
         #: Per category: how many items its head holds.
@@ -46,9 +89,9 @@ class PopularHeads:
         #: Lists to re-rank at the next read (category ids; -1 is the overall list).
         self._stale: set[int] = set()
 
-    def _list(self, category: int) -> ItemPopularity:
+    def _list(self, category: int) -> CategoryPopularity:
         while category >= len(self._lists):
-            self._lists.append(ItemPopularity(self.half_life_ms, self.refresh_every))
+            self._lists.append(CategoryPopularity(self.half_life_ms, self.refresh_every))
         if category >= len(self._heads):
             self._heads = grown(self._heads, category + 1, fill=-1)
             self._filled = grown(self._filled, category + 1)
