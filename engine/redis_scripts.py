@@ -10,11 +10,13 @@ given the script again.
 from __future__ import annotations
 
 __all__ = [
+    "COUNT_SERVED",
     "ITEMS_PER_CALL",
     "META_FIELDS",
     "READ_ITEMS",
     "READ_USER",
     "REPLACE_LIST",
+    "SERVED_PER_CALL",
     "Script",
     "replace_list_args",
     "run",
@@ -70,6 +72,16 @@ READ_ITEMS = Script(
     "local out = {} for i, key in ipairs(KEYS) do "
     f"out[i] = redis.call('HMGET', key, {_quoted(FIELDS)}) end return out"
 )
+
+#: KEYS: one HyperLogLog of served items. ARGV: up to `SERVED_PER_CALL` item ids, one per line (ids hold
+#: no control characters), then the key's TTL in seconds. PFADD, EXPIRE. One argument instead of one per
+#: id: packing the ~4,300 ids a second that 1,000 GETs/s serve took redis-py ~3 ms of the API's event
+#: loop (~0.15 ms this way, and ~0.3 ms of Redis time per call).
+COUNT_SERVED = Script(
+    "local ids = {} for id in string.gmatch(ARGV[1], '[^\\n]+') do ids[#ids + 1] = id end "
+    "redis.call('PFADD', KEYS[1], unpack(ids)) return redis.call('EXPIRE', KEYS[1], ARGV[2])"
+)
+SERVED_PER_CALL = 1000
 
 
 #: KEYS: recs, meta of one user. ARGV: the list as ``item<TAB>score<LF>...`` (ids hold no control

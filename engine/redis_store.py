@@ -282,12 +282,12 @@ class RedisStore:
         )
 
     async def count_served(self, item_ids: Sequence[str], hour: int, ttl_s: int) -> None:
-        """Add served items to the hour's HyperLogLog (kept ``ttl_s``), for catalog coverage."""
-        key = keys.served(self.namespace, hour)
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.pfadd(key, *item_ids)
-            pipe.expire(key, ttl_s)
-            await pipe.execute()
+        """Add served items to the hour's HyperLogLog (kept ``ttl_s``), for catalog coverage: one script
+        call per `redis_scripts.SERVED_PER_CALL` ids."""
+        served = [keys.served(self.namespace, hour)]
+        for start in range(0, len(item_ids), redis_scripts.SERVED_PER_CALL):
+            chunk = "\n".join(item_ids[start : start + redis_scripts.SERVED_PER_CALL])
+            await redis_scripts.run(self.client, redis_scripts.COUNT_SERVED, served, [chunk, str(ttl_s)])
 
     async def served_distinct(self, hours: Sequence[int]) -> int:
         """Distinct items served over the given hours (HyperLogLog estimate, about 1% error)."""

@@ -95,3 +95,13 @@ async def test_a_server_that_lost_its_scripts_gets_the_script_again(store: Redis
     await store.client.script_flush()
     await store.publish("script-u3", [("q", 1.0)], model_version="m1", last_event_ts=1, events_seen=1)
     assert (await store.read("script-u3")).items == [("q", 1.0)]
+
+
+async def test_served_items_counted_by_script_match_pfadd(store: RedisStore) -> None:
+    ids = [f"served-{i}" for i in range(redis_scripts.SERVED_PER_CALL * 2 + 500)]
+    hour = int(uuid.uuid4().int % 1_000_000)  # an hour no other test counts in
+    await store.count_served(ids, hour, 60)
+    by_hand = keys.served(store.namespace, hour + 1)
+    await store.client.pfadd(by_hand, *ids)
+    assert await store.served_distinct([hour]) == await store.client.pfcount(by_hand)
+    assert 0 < await store.client.ttl(keys.served(store.namespace, hour)) <= 60
