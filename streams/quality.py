@@ -84,6 +84,9 @@ class Quality:
             cooldown=settings.drift_cooldown_events,
         )
         self.events = 0
+        #: (ts, event_id) of the newest event consumed so far: a record names it beside the event that
+        #: tipped the detector, which can come from a partition consumed behind the others.
+        self._newest = (-1, "")
         self.records: list[DriftRecord] = []
         #: user -> {item of the last published top-k: its log-probability}.
         self._top: dict[str, dict[str, float]] = {}
@@ -135,6 +138,8 @@ class Quality:
     async def before_learn(self, event: Event, profile: UserProfile) -> None:
         """Score the event against the user's list, feed the detectors; ``profile`` is before the event."""
         self.events += 1
+        if event.ts >= self._newest[0]:
+            self._newest = (event.ts, event.event_id)
         self.metrics.event_types.labels(type=event.type.value).inc()
         if self.responder.tick(self.events):
             log.info("drift response %s ended after %d events", self.responder.response, self.events)
@@ -181,7 +186,8 @@ class Quality:
         self.records.append(record)
         del self.records[:-100]
         self.metrics.drift_detections.labels(signal=record.signal, detector=record.detector).inc()
-        body = orjson.dumps({**record.to_dict(), "events": self.events, "event_id": event_id})
+        fields = {"events": self.events, "event_id": event_id, "newest_event_id": self._newest[1]}
+        body = orjson.dumps({**record.to_dict(), **fields})
         log.warning("drift detected: %s", body.decode())
         # Input drift alone (category_mix) is reported but not answered: a daily cycle moves it too.
         if record.signal in CONCEPT_SIGNALS and self.responder.respond(self.events):

@@ -138,6 +138,16 @@ async def test_a_detection_is_recorded_counted_and_answered_once_per_cooldown() 
     assert personal and set(personal.values()) != {0.0}  # learned again after the reset
 
 
+async def test_a_record_names_the_newest_event_consumed_beside_the_one_that_tipped_it() -> None:
+    pipeline, store, sent, quality = _setup()
+    quality.monitor = OnEveryHit()  # type: ignore[assignment]
+    await _event(pipeline, 0, "u1", "i1")
+    await _event(pipeline, 50, "u2", "i3")  # u2's partition is consumed ahead of u1's
+    await _event(pipeline, 1, "u1", store.lists["u1"][0])
+    drift = [orjson.loads(v) for topic, v in sent if topic == "p13n.t.drift"]
+    assert [(d["event_id"], d["newest_event_id"]) for d in drift] == [("e1", "e50")]
+
+
 async def test_a_hit_costs_the_log_loss_of_the_softmax_over_the_top_k_scores() -> None:
     pipeline, _, _, quality = _setup()
     quality.remember("u1", [("i3", 2.0), ("i5", 1.0), ("i7", 1.0), ("i9", 5.0)])  # k = 3: i9 is out
