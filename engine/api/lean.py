@@ -7,7 +7,7 @@ the documented one. What it answers is what the route would (`ServingState.answe
 
 from __future__ import annotations
 
-__all__ = ["LeanRecommendations", "lean_parameters"]
+__all__ = ["LeanRecommendations", "Parameters", "lean_parameters"]
 
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -25,6 +25,8 @@ PREFIX = "/v1/recommendations/"
 
 
 class Parameters(NamedTuple):
+    """What the route takes from the path and the query string."""
+
     user_id: str
     n: int
     surface: str | None
