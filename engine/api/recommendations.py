@@ -93,7 +93,8 @@ class ServingState:
 def recommendations_router(read_auth: bool, state: ServingState) -> APIRouter:
     """The recommendations route, behind the API key check when reads need one."""
     router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_key)] if read_auth else [])
-    statuses = (401, 403, 422, 503) if read_auth else (422, 503)
+    # 404: a user id with a line break never reaches the route (the path does not match).
+    statuses = (401, 403, 404, 422, 503) if read_auth else (404, 422, 503)
 
     @router.get(
         "/v1/recommendations/{user_id:path}",
