@@ -10,6 +10,7 @@ __all__ = ["BenchConfig", "run"]
 
 import asyncio
 import dataclasses
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from engine.settings import Settings
 from models.synth import Clickstream
 from schemas import keys
 from schemas.errors import ServiceUnavailableError, StackError
+from schemas.events import Event
 from schemas.keys import MetaField
 
 Log = Callable[[str], None]
@@ -57,6 +59,7 @@ class BenchConfig:
     scaling_warm_events: int = 500
     scaling_events: int = 300
     memory_sample: int = 200
+    memory_users: int = 20_000
     seed: int = 0
 
 
@@ -104,7 +107,6 @@ async def _live(settings: Settings, config: BenchConfig, log: Log, log_dir: Path
         async with AsyncProducer(settings.bootstrap) as producer:
             n_items = await send_catalog(producer, settings, world)
             await worker.wait_until(store, "items", n_items, 120.0)
-            rss_before = rss_bytes(worker.pid)
             log(f"catalog of {n_items} learned; sending {config.events} events flat out")
             sent_ms = time.time_ns() // 1_000_000
             await send_events(producer, settings, stream[: config.events], run_id=f"t{uuid.uuid4().hex[:8]}")
@@ -114,9 +116,6 @@ async def _live(settings: Settings, config: BenchConfig, log: Log, log_dir: Path
             users = [f"u{i + 1}" for i in range(config.users)]
             written = await _meta_field(store, users, MetaField.UPDATED_MS)
             out["events_per_s"] = config.events / max((max(written.values()) - sent_ms) / 1000.0, 1e-3)
-            out["rss_mb_per_100k_users"] = (
-                max(rss_bytes(worker.pid) - rss_before, 0) / len(written) * 100_000 / 2**20
-            )
             log(f"throughput {out['events_per_s']:.0f} events/s; raw consumer next")
             out["raw_consume_per_s"] = await asyncio.to_thread(
                 consume_rate, settings.bootstrap, settings.events_topic, raw_group, config.events
@@ -143,6 +142,7 @@ async def _live(settings: Settings, config: BenchConfig, log: Log, log_dir: Path
         with_recs = [u for u in users if await store.client.exists(keys.recs(settings.namespace, u))]
         out.update(await _lookups(settings, config, with_recs, log))
         out["redis_bytes_per_user"] = await _redis_bytes_per_user(store, with_recs[: config.memory_sample])
+        out["rss_mb_per_100k_users"] = await _rss_per_user(worker, store, settings, world, config, log)
         return out
     finally:
         worker.stop()
@@ -193,6 +193,34 @@ async def _lookups(settings: Settings, config: BenchConfig, users: list[str], lo
         "lookup_python": {"p50_ms": python.p50_ms, "p99_ms": python.p99_ms, "per_s": python.per_s},
         "lookup_python_client": python_client,
     }
+
+
+async def _rss_per_user(
+    worker: BenchWorker,
+    store: RedisStore,
+    settings: Settings,
+    world: Clickstream,
+    config: BenchConfig,
+    log: Log,
+) -> float:
+    """The worker's resident memory per 100k users: its growth over ``memory_users`` new users' first
+    events (a marginal cost: the process's fixed memory and the earlier users are in both readings)."""
+    log(f"memory: first events of {config.memory_users} new users")
+    items = [record.item_id for record in world.items()]
+    rng = random.Random(config.seed)
+    now = time.time_ns() // 1_000_000  # send_events stamps each again as it goes
+    newcomers = [
+        Event(event_id=f"m{n}", user_id=f"m{n}", item_id=rng.choice(items), type="click", ts=now)
+        for n in range(config.memory_users)
+    ]
+    done = (await worker.beat(store)).get("events", 0)
+    before = rss_bytes(worker.pid)
+    async with AsyncProducer(settings.bootstrap) as producer:
+        await send_events(producer, settings, newcomers, run_id=f"m{uuid.uuid4().hex[:8]}")
+    await _progress_until(
+        worker, store, done + config.memory_users, max(120.0, config.memory_users / 20), log
+    )
+    return max(rss_bytes(worker.pid) - before, 0) / config.memory_users * 100_000 / 2**20
 
 
 async def _progress_until(

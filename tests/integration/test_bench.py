@@ -35,6 +35,7 @@ def test_smoke_bench_reports_every_field(settings: Settings, tmp_path: Path) -> 
         lookup_s=1.0,
         lookup_processes=1,
         lookup_native_requests=2_000,
+        memory_users=200,
         scaling_items=(200, 1_000),
         scaling_warm_events=30,
         scaling_events=20,
