@@ -154,8 +154,10 @@ def create_app(
                     await guard.on_message(
                         message.partition, message.offset, event.key, event.value, is_control(message.headers)
                     )
-                await pipeline.flush()
-                writes.flush()
+                try:
+                    await pipeline.flush()
+                finally:
+                    writes.flush()
 
     async def consume_items(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():

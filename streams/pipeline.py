@@ -333,13 +333,21 @@ class Pipeline:
         staged.event_ts.append(event.ts)
         self._staged[profile.user_id] = staged
 
+    def _reasons(self, one: _Staged) -> list[Reason | None] | None:
+        """The staged list's reasons; None (the list goes out without) if explaining it fails."""
+        try:
+            return reasons_of(self.model, one.profile, one.items, one.context, one.ts)
+        except Exception:  # noqa: BLE001 - a bug in explaining must not cost the user their list
+            log.exception("could not explain the list of %s; published without reasons", one.profile.user_id)
+            return None
+
     async def flush(self) -> None:
-        """Write the staged lists, with their reasons, in one Redis transaction.
+        """Write the staged lists, with their reasons, in one Redis round trip. Never raises.
 
         Each list is explained here, from the features its ranking kept: nothing of the user has been
         ranked since (a later event of theirs would have replaced the staged list). A failed write is
-        logged and counted; the model has learned the events and the lists are rebuilt on the users'
-        next events.
+        logged and counted, whatever the error (the batch's records are learned and acknowledged, so
+        raising would only stop the worker); the lists are rebuilt on the users' next events.
         """
         staged, self._staged = self._staged, {}
         if not staged:
@@ -351,7 +359,7 @@ class Pipeline:
                 self.model.version,
                 one.profile.last_ts,
                 one.profile.events_seen,
-                reasons_of(self.model, one.profile, one.items, one.context, one.ts),
+                self._reasons(one),
             )
             for user_id, one in staged.items()
         ]
@@ -359,6 +367,10 @@ class Pipeline:
             updated_ms = await self.store.publish_lists(lists)
         except (redis.exceptions.RedisError, OSError):
             log.exception("could not publish the recommendations of %d user(s)", len(lists))
+            self.metrics.publish_errors.inc(len(lists))
+            return
+        except Exception:  # noqa: BLE001 - a bug in the store must not stop the worker either
+            log.exception("bug while publishing the recommendations of %d user(s)", len(lists))
             self.metrics.publish_errors.inc(len(lists))
             return
         for one in staged.values():

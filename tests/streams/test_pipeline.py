@@ -227,10 +227,23 @@ async def test_redis_failure_does_not_propagate(harness: Harness, error: Excepti
     assert harness.store.calls[-1].events_seen == 2
 
 
-async def test_other_store_errors_propagate(harness: Harness) -> None:
+async def test_a_bug_in_the_store_is_logged_and_counted_not_raised(harness: Harness) -> None:
     harness.store.error = ValueError("bug in the store")
-    with pytest.raises(ValueError):
-        await harness.pipeline.handle_event(_raw(), b"u1", harness.profiles)
+    assert await harness.pipeline.handle_event(_raw(), b"u1", harness.profiles) == "learned"
+    assert harness.sample("personalize_publish_errors_total") == 1.0
+    assert harness.profiles["u1"]["events_seen"] == 1
+
+
+async def test_a_list_that_cannot_be_explained_goes_out_without_reasons(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object) -> None:
+        raise RuntimeError("bug in explain")
+
+    monkeypatch.setattr(harness.pipeline.model, "explain", broken)
+    assert await harness.pipeline.handle_event(_raw(), b"u1", harness.profiles) == "learned"
+    [call] = harness.store.calls
+    assert call.user_id == "u1" and call.reasons is None
 
 
 def test_apply_item_learns_the_record_and_counts_it(harness: Harness) -> None:
