@@ -20,6 +20,7 @@ __all__ = [
     "Script",
     "replace_list_args",
     "run",
+    "run_many",
 ]
 
 import hashlib
@@ -127,6 +128,22 @@ def replace_list_args(
     """
     listed = "".join(f"{item}\t{score!r}\n" for item, score in items)
     return [listed, updated_ms, last_event_ts, model_version, events_seen, reasons]
+
+
+async def run_many(client: aioredis.Redis, script: Script, calls: Sequence[Sequence[Any]]) -> None:
+    """One EVALSHA per call (``(keys, args)``), all in one pipelined round trip; after NOSCRIPT, SCRIPT
+    LOAD and every call again (so only for scripts whose calls may run twice, like `REPLACE_LIST`)."""
+    for attempt in range(2):
+        async with client.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            try:
+                await pipe.execute()
+                return
+            except NoScriptError:
+                if attempt:
+                    raise
+                await client.script_load(script.text)
 
 
 async def run(client: aioredis.Redis, script: Script, keys: Sequence[str], args: Sequence[str] = ()) -> Any:

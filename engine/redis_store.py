@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
 from engine import redis_scripts
 from engine.item_meta import ItemMeta, from_hash, to_hash
@@ -144,28 +143,13 @@ class RedisStore:
         for one in lists:
             items = [(item, compact_score(score)) for item, score in one.items]
             why = encode_reasons(_zrevrange_order(items, one.reasons)) if items and one.reasons else ""
-            calls.append(
-                (
-                    keys.recs(self.namespace, one.user_id),
-                    keys.meta(self.namespace, one.user_id),
-                    *redis_scripts.replace_list_args(
-                        items, updated_ms, one.last_event_ts, one.model_version, one.events_seen, why
-                    ),
-                )
+            user_keys = (keys.recs(self.namespace, one.user_id), keys.meta(self.namespace, one.user_id))
+            args = redis_scripts.replace_list_args(
+                items, updated_ms, one.last_event_ts, one.model_version, one.events_seen, why
             )
-        for attempt in range(2):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for call in calls:
-                    pipe.evalsha(redis_scripts.REPLACE_LIST.sha, 2, *call)
-                try:
-                    await pipe.execute()
-                    return updated_ms
-                except redis.exceptions.NoScriptError:
-                    if attempt:
-                        raise
-                    # Redis restarted or flushed its scripts: load it again and rewrite every list (each
-                    # call replaces a list whole, so the ones that ran before the error are redone alike).
-                    await self.client.script_load(redis_scripts.REPLACE_LIST.text)
+            calls.append((user_keys, args))
+        # Each call replaces a list whole, so calls that ran before a NOSCRIPT are safely run again.
+        await redis_scripts.run_many(self.client, redis_scripts.REPLACE_LIST, calls)
         return updated_ms
 
     async def publish_trending(self, items: Sequence[tuple[str, float]], locale: str | None = None) -> None:
