@@ -31,8 +31,8 @@ import httpx
 import orjson
 import uvloop
 
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ops.settings import Settings
+from engine.store.redis_store import RedisStore
 from schemas import keys
 from schemas.events import ItemRecord
 
@@ -201,7 +201,7 @@ async def _main(args: argparse.Namespace) -> dict[str, object]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONALIZE_")}
     env.update(PERSONALIZE_NAMESPACE=namespace, PERSONALIZE_LOG_LEVEL="warn")
-    command = [sys.executable, "-m", "engine", "api", "--port", str(port), "--workers", str(args.workers)]
+    command = [sys.executable, "-m", "streams", "api", "--port", str(port), "--workers", str(args.workers)]
     proc = subprocess.Popen(command, env=env, cwd=ROOT)
     http: dict[str, object] = {}
     try:

@@ -23,9 +23,9 @@ import orjson
 
 from engine.bench import sandbox
 from engine.bench.traffic import send_events
-from engine.kafka_io import AsyncProducer
-from engine.produce import ensure_engine_topics
-from engine.settings import Settings, load
+from engine.ingest.kafka import AsyncProducer
+from engine.ingest.produce import ensure_engine_topics
+from engine.ops.settings import Settings, load
 from models.synth import Clickstream
 
 

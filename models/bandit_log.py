@@ -2,7 +2,7 @@
 
 Makes the rows of a log (``timestamp, item_id, position, click, propensity_score, user_feature_*,
 user-item_affinity_*``) and of an item context table; it keeps the true click probabilities and the
-logging policy so tests can check estimators. Pure: returns rows; `engine.ope` writes files.
+logging policy so tests can check estimators. Pure: returns rows; `engine.evaluation.ope` writes files.
 """
 
 from __future__ import annotations

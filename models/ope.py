@@ -1,7 +1,7 @@
 """Off-policy estimators: the value a target policy would have had, from another policy's logged decisions.
 
 IPS, self-normalised IPS and doubly robust, each with a normal-approximation confidence interval. Pure
-numpy over arrays of logged rounds; reading logs is `engine.ope`'s job.
+numpy over arrays of logged rounds; reading logs is `engine.evaluation.ope`'s job.
 """
 
 from __future__ import annotations

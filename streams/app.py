@@ -17,10 +17,10 @@ from typing import Any, cast
 import faust
 from prometheus_client import CollectorRegistry
 
-from engine.checkpoint_store import Checkpoint, CheckpointStore
-from engine.metrics import Metrics
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ops.checkpoints import Checkpoint, CheckpointStore
+from engine.ops.metrics import Metrics
+from engine.ops.settings import Settings
+from engine.store.redis_store import RedisStore
 from models.recommender import MODEL_VERSION
 from streams import changelog, codecs
 from streams.catchup import CatchUp

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
-from engine.metrics import Metrics
+from engine.ops.metrics import Metrics
 from schemas.errors import InvalidEventError
 from streams.checkpointer import Checkpointer
 from streams.gaps import GapReader, OffsetGuard, Record

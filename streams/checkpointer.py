@@ -1,7 +1,7 @@
 """The worker's model checkpoints: restore the newest on start, write one regularly and on a clean shutdown.
 
 The agents hold `Checkpointer.lock` around each record, so a snapshot (the pickled model plus the offsets
-it reflects) is taken between records, never halfway through one. Files: `engine.checkpoint_store`.
+it reflects) is taken between records, never halfway through one. Files: `engine.ops.checkpoints`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from engine.checkpoint_store import Checkpoint, CheckpointInfo, CheckpointStore, Offsets
-from engine.metrics import Metrics
-from engine.settings import Settings
+from engine.ops.checkpoints import Checkpoint, CheckpointInfo, CheckpointStore, Offsets
+from engine.ops.metrics import Metrics
+from engine.ops.settings import Settings
 from models.recommender import MODEL_VERSION, HybridRecommender, warm_up
 from schemas.errors import CheckpointError
 from streams.quality import Quality

@@ -22,7 +22,7 @@ from typing import Any
 
 import confluent_kafka
 
-from engine.metrics import Metrics
+from engine.ops.metrics import Metrics
 from schemas.errors import DeliveryError
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import faust
 import redis.exceptions
 
-from engine.metrics import OUTCOMES, Metrics
-from engine.redis_store import RedisStore
+from engine.ops.metrics import OUTCOMES, Metrics
+from engine.store.redis_store import RedisStore
 from models.recommender import MODEL_VERSION
 from schemas.keys import WorkerField
 from streams.gaps import CONTROL_HEADER, OffsetGuard, offset_key

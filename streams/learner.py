@@ -16,9 +16,9 @@ from typing import Any
 
 import redis.exceptions
 
-from engine.experiment_stats import ExperimentStats
-from engine.metrics import Metrics
-from engine.policy_store import PolicyStore
+from engine.ops.metrics import Metrics
+from engine.serving.experiment_stats import ExperimentStats
+from engine.store.policy_store import PolicyStore
 from models.bandit_features import action_matrix, hash_features
 from models.bandit_snapshot import AnyPolicy, dumps
 from models.bandits import make

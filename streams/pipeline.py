@@ -10,18 +10,18 @@ once (explained then), all users' in one round trip.
 
 from __future__ import annotations
 
-__all__ = ["POPULAR", "Pipeline", "Profiles", "Sender", "reasons_of"]
+__all__ = ["POPULAR", "Pipeline", "Profiles", "reasons_of"]
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 
-from engine.metrics import Metrics
-from engine.redis_store import RedisStore, UserList
+from engine.ops.metrics import Metrics
+from engine.store.redis_store import RedisStore, UserList
 from models.profile import UserProfile
 from models.recommender import HybridRecommender
 from models.registry import PopularRecommender
@@ -30,14 +30,13 @@ from schemas.events import Context, Event, EventType, decode_object, parse_event
 from schemas.reasons import Reason
 from schemas.users import ErasureRecord, PreferencesRecord, parse_user_record
 from streams import deadletter
+from streams.sender import Sender
 
 if TYPE_CHECKING:
     from streams.quality import Quality
 
 log = logging.getLogger(__name__)
 
-#: ``send(topic, key, value)``: how the pipeline writes to Kafka (Faust's producer in the worker).
-Sender = Callable[[str, bytes | None, bytes], Awaitable[Any]]
 #: user_id -> `UserProfile.to_dict()`; a changelog-backed Faust table in the worker.
 Profiles = MutableMapping[str, Any]
 

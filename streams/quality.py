@@ -19,16 +19,16 @@ from typing import Any
 import orjson
 import redis.exceptions
 
-from engine.metrics import Metrics
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ops.metrics import Metrics
+from engine.ops.settings import Settings
+from engine.store.redis_store import RedisStore
 from models.drift import CONCEPT_SIGNALS, DriftMonitor, DriftRecord, taste_miss
 from models.drift_response import DriftResponder
 from models.profile import UserProfile
 from models.recommender import HybridRecommender
 from schemas import keys
 from schemas.events import Event, EventType, ItemRecord
-from streams.pipeline import Sender
+from streams.sender import Sender
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from typing import Any
 import faust
 import orjson
 
-from engine.experiment_stats import ExperimentStats
-from engine.metrics import Metrics
-from engine.policy_store import PolicyStore
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ops.metrics import Metrics
+from engine.ops.settings import Settings
+from engine.serving.experiment_stats import ExperimentStats
+from engine.store.policy_store import PolicyStore
+from engine.store.redis_store import RedisStore
 from schemas.decisions import parse_decision, parse_reward
 from schemas.errors import InvalidEventError
 from streams import codecs, deadletter

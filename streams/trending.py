@@ -17,9 +17,9 @@ from typing import Any
 
 import confluent_kafka
 
-from engine.redis_store import RedisStore
-from engine.serving import locale_scopes
-from engine.settings import Settings
+from engine.ops.settings import Settings
+from engine.serving.recommend import locale_scopes
+from engine.store.redis_store import RedisStore
 from models.popularity import DecayedPopularity
 from models.signals import signal_of
 from schemas.errors import InvalidEventError

@@ -1,6 +1,7 @@
 """The stateless HTTP API: events in (to Kafka), recommendations out (from Redis), health and metrics.
 
 Each route lives in its own module; `create_api` puts them together. Never trains.
+May import `engine.serving`, `engine.ingest`, `engine.store`, `engine.ops` and `schemas`.
 """
 
 from engine.api.app import create_api, run

@@ -32,12 +32,12 @@ from engine.api.rank import rank_router
 from engine.api.recommendations import ServingState, recommendations_router
 from engine.api.services import Services
 from engine.api.users import users_router
-from engine.experiments import load_experiments
-from engine.kafka_io import AsyncProducer
-from engine.metrics import Metrics
-from engine.produce import ensure_engine_topics
-from engine.redis_store import RedisStore
-from engine.settings import Settings, load
+from engine.ingest.kafka import AsyncProducer
+from engine.ingest.produce import ensure_engine_topics
+from engine.ops.metrics import Metrics
+from engine.ops.settings import Settings, load
+from engine.serving.experiments import load_experiments
+from engine.store.redis_store import RedisStore
 from schemas.errors import (
     DeliveryError,
     InvalidEventError,

@@ -18,9 +18,9 @@ from engine.api.auth import require_key
 from engine.api.bodies import Accepted, ErrorBody
 from engine.api.openapi import events_request_body
 from engine.api.services import Services, services
-from engine.experiments import Experiments
-from engine.produce import send_event
-from engine.ranker import stamp_events
+from engine.ingest.produce import send_event
+from engine.serving.experiments import Experiments
+from engine.serving.ranker import stamp_events
 from schemas.errors import InvalidEventError, Problem, ServiceUnavailableError
 from schemas.events import Event, parse_event, parse_events
 

@@ -14,7 +14,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.api.bodies import error_code
-from engine.metrics import Metrics
+from engine.ops.metrics import Metrics
 from schemas.errors import RequestRejectedError
 
 

@@ -18,10 +18,10 @@ from pydantic import BaseModel, Field
 from engine.api.auth import require_key
 from engine.api.bodies import ErrorBody
 from engine.api.services import Services, services
-from engine.experiment_stats import ExperimentStats
-from engine.experiments import Experiments
-from engine.policy_store import PolicyCache, PolicyStore
-from engine.ranker import Ranker
+from engine.serving.experiment_stats import ExperimentStats
+from engine.serving.experiments import Experiments
+from engine.serving.ranker import Ranker
+from engine.store.policy_store import PolicyCache, PolicyStore
 from schemas.decisions import RankRequest, RewardRecord, RewardRequest, encode
 from schemas.errors import ServiceUnavailableError
 

@@ -1,6 +1,6 @@
 """``GET /v1/recommendations/{user_id}``: a user's list from Redis, or trending when there is none.
 
-Reads only; one Redis round trip for a known user. The fallback order lives in `engine.serving`.
+Reads only; one Redis round trip for a known user. The fallback order lives in `engine.serving.recommend`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from engine.api.auth import require_key
 from engine.api.bodies import ErrorBody, RecommendationsBody
 from engine.api.openapi import ID_PATTERN
 from engine.api.services import Services, services
-from engine.coverage import Coverage
-from engine.item_cache import ItemCache
-from engine.metrics import Metrics
-from engine.rules_file import RulesSource
-from engine.serving import Served, ServingPolicy, recommend
-from engine.settings import Settings
+from engine.ops.metrics import Metrics
+from engine.ops.settings import Settings
+from engine.serving.coverage import Coverage
+from engine.serving.recommend import Served, ServingPolicy, recommend
+from engine.serving.rules_file import RulesSource
+from engine.store.item_cache import ItemCache
 
 UserId = Annotated[
     str,

@@ -13,10 +13,10 @@ from typing import cast
 
 from fastapi import Request
 
-from engine.kafka_io import AsyncProducer
-from engine.metrics import Metrics
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ingest.kafka import AsyncProducer
+from engine.ops.metrics import Metrics
+from engine.ops.settings import Settings
+from engine.store.redis_store import RedisStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """User routes: explicit preferences (``PUT``/``GET /v1/users/{id}/preferences``) and erasure (``DELETE``).
 
 Both take effect in Redis at once (the next read sees them) and are then produced to the events topic
-keyed by user_id, so the worker's models can learn them too. Serving applies them in `engine.serving`.
+keyed by user_id, so the worker's models can learn them too.
+Serving applies them in `engine.serving.recommend`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from engine.api.auth import require_key
 from engine.api.bodies import ErrorBody
 from engine.api.openapi import ID_PATTERN
 from engine.api.services import Services, services
-from engine.preferences import Preferences, changes
+from engine.store.preferences import Preferences, changes
 from schemas.errors import InvalidEventError, Problem, ServiceUnavailableError
 from schemas.users import ErasureRecord, PreferencesRecord, PreferencesRequest, encode_user_record
 

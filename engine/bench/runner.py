@@ -27,10 +27,10 @@ from engine.bench.raw_consume import consume_rate
 from engine.bench.report import judge
 from engine.bench.traffic import send_catalog, send_events
 from engine.bench.worker import BenchWorker
-from engine.kafka_io import AsyncProducer
-from engine.produce import ensure_engine_topics
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ingest.kafka import AsyncProducer
+from engine.ingest.produce import ensure_engine_topics
+from engine.ops.settings import Settings
+from engine.store.redis_store import RedisStore
 from models.synth import Clickstream
 from schemas import keys
 from schemas.errors import ServiceUnavailableError, StackError

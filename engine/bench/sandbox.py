@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from confluent_kafka.admin import AdminClient
 
-from engine.settings import Settings
+from engine.ops.settings import Settings
 from schemas import keys
 from schemas.errors import ServiceUnavailableError
 

@@ -12,9 +12,9 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 
-from engine.kafka_io import AsyncProducer
-from engine.produce import send_event
-from engine.settings import Settings
+from engine.ingest.kafka import AsyncProducer
+from engine.ingest.produce import send_event
+from engine.ops.settings import Settings
 from models.synth import Clickstream
 from schemas.events import Event, encode
 

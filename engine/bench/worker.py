@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ops.settings import Settings
+from engine.store.redis_store import RedisStore
 from schemas.errors import ServiceUnavailableError, StackError
 
 
@@ -47,7 +47,7 @@ class BenchWorker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "engine", "worker"],
+                [sys.executable, "-m", "streams", "worker"],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -2,6 +2,7 @@
 
 A page with vendored uPlot charts polls ``/api/data``, which a sampler fills from the workers' /metrics
 and Redis once a second. Read-only; for a look without Prometheus and Grafana, not instead of them.
+May import `engine.store`, `engine.ops` and `schemas`.
 """
 
 from engine.dashboard.app import create_dashboard, default_metrics_urls, serve

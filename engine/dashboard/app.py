@@ -21,8 +21,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from engine.dashboard.sampler import Sampler
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ops.settings import Settings
+from engine.store.redis_store import RedisStore
 
 STATIC = Path(__file__).with_name("static")
 _CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"

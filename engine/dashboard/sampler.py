@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from engine.dashboard.points import Point, point
 from engine.dashboard.scrape import Labels, Scrape, parse
-from engine.redis_store import RedisStore
+from engine.store.redis_store import RedisStore
 from schemas import keys
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
-from engine.item_meta import FIELDS
-from engine.redis_scripts import META_FIELDS, READ_ITEMS, READ_USER, REPLACE_LIST, Script
+from engine.store.item_meta import FIELDS
+from engine.store.scripts import META_FIELDS, READ_ITEMS, READ_USER, REPLACE_LIST, Script
 from schemas.keys import MetaField
 
 
@@ -80,7 +80,7 @@ class FakeRedis:
         return Script(text).sha
 
     async def evalsha(self, sha: str, numkeys: int, *keys_and_args: str) -> Any:
-        """The store's read scripts (`engine.redis_scripts`), answered as Redis would."""
+        """The store's read scripts (`engine.store.scripts`), answered as Redis would."""
         keys, args = keys_and_args[:numkeys], keys_and_args[numkeys:]
         if sha == REPLACE_LIST.sha:
             return await self._replace_list(keys, args)

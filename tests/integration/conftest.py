@@ -1,7 +1,7 @@
 """Fixtures for tests through the real Kafka broker and redis-server of the local stack.
 
 Each test session uses its own namespace (topics, consumer group, Redis keys), so runs never see each
-other's data; the stack itself is started (idempotently) by `engine.stack.up`.
+other's data; the stack itself is started (idempotently) by `engine.ops.stack.up`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from engine import stack
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ops import stack
+from engine.ops.settings import Settings
+from engine.store.redis_store import RedisStore
 
 ROOT = Path(__file__).resolve().parents[2]
 #: One experiment on the home surface with two equal variants (`PERSONALIZE_EXPERIMENTS`).
@@ -89,7 +89,7 @@ class Worker:
     def start(self) -> None:
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "engine", "worker"],
+                [sys.executable, "-m", "streams", "worker"],
                 env=self.env(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -188,7 +188,7 @@ def api_server(settings: Settings, log: Path, **env_overrides: str) -> Iterator[
     )
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "api", "--port", str(port)],
+            [sys.executable, "-m", "streams", "api", "--port", str(port)],
             env=env,
             cwd=ROOT,
             stdout=out,

@@ -21,9 +21,9 @@ import orjson
 import pytest
 
 from engine.api import hash_key
-from engine.client import AsyncClient, Client
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ops.settings import Settings
+from engine.sdk.client import AsyncClient, Client
+from engine.store.redis_store import RedisStore
 from tests.integration.conftest import api_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]

@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from engine.bench import BenchConfig, run
-from engine.settings import Settings
+from engine.ops.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import redis_store
-from engine.checkpoint_store import CheckpointInfo, CheckpointStore
-from engine.kafka_io import AsyncProducer
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ingest.kafka import AsyncProducer
+from engine.ops.checkpoints import CheckpointInfo, CheckpointStore
+from engine.ops.settings import Settings
+from engine.store import redis_store
+from engine.store.redis_store import RedisStore
 from models.profile import UserProfile
 from models.recommender import MODEL_VERSION, HybridRecommender
 from schemas.events import Event, ItemRecord, encode

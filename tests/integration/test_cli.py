@@ -11,9 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from engine.kafka_io import AsyncProducer
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ingest.kafka import AsyncProducer
+from engine.ops.settings import Settings
+from engine.store.redis_store import RedisStore
 from schemas.events import Event, encode
 from tests.integration.conftest import ROOT, Worker, child_env, wait_for
 
@@ -23,15 +23,24 @@ pytestmark = [pytest.mark.integration]
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = child_env(settings)
     return subprocess.run(
-        [sys.executable, "-m", "engine", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "streams", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 def test_stack_status_reports_both_services_running(settings: Settings) -> None:
-    out = cli(settings, "stack", "status")
+    # Other processes (a demo's worker, another suite's) may be listed too: only the services are asserted.
+    out = cli(settings, "stack", "status", "--json")
     assert out.returncode == 0, out.stderr
-    lines = [line for line in out.stdout.splitlines() if "kafka" in line or "redis" in line]
-    assert len(lines) == 2 and all("running" in line for line in lines), out.stdout
+    services = {s["service"]: s for s in orjson.loads(out.stdout) if s["service"] in ("kafka", "redis")}
+    assert services["kafka"]["running"] and services["kafka"]["address"].endswith(f":{settings.kafka_port}")
+    assert services["redis"]["running"] and services["redis"]["address"].endswith(f":{settings.redis_port}")
+    table = cli(settings, "stack", "status")
+    assert table.returncode == 0 and "kafka" in table.stdout and "redis" in table.stdout, table.stdout
 
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -71,7 +80,11 @@ def test_recs_of_an_unknown_user_is_empty_not_an_error(settings: Settings) -> No
 def test_an_unknown_setting_is_refused_with_a_clear_message(settings: Settings) -> None:
     env = dict(os.environ, PERSONALIZE_NAMESPAC="typo")
     out = subprocess.run(
-        [sys.executable, "-m", "engine", "stack", "status"], env=env, cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "streams", "stack", "status"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 2
     assert "PERSONALIZE_NAMESPAC" in out.stderr

@@ -26,8 +26,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from engine.api import hash_key
-from engine.client import Client
-from engine.settings import Settings
+from engine.ops.settings import Settings
+from engine.sdk.client import Client
 from tests.integration.conftest import (
     EXPERIMENTS,
     ROOT,
@@ -82,7 +82,7 @@ def _dashboard(settings: Settings, metrics_url: str, log: Path) -> Iterator[str]
     port = free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "dashboard", "--metrics-url", metrics_url],
+            [sys.executable, "-m", "streams", "dashboard", "--metrics-url", metrics_url],
             env=child_env(settings, PERSONALIZE_DASHBOARD_PORT=str(port)),
             cwd=ROOT,
             stdout=out,
@@ -169,7 +169,7 @@ def _traffic(settings: Settings, api: str) -> subprocess.Popen[bytes]:
     """A simulated clickstream whose tastes change at event 800 (subprocess), and 40 ranks in the
     experiment, 20 of them rewarded (the others are learned with the default reward)."""
     simulate = subprocess.Popen(
-        [sys.executable, "-m", "engine", "simulate", "--users", "100", "--items", "120", "--events", "2000"]
+        [sys.executable, "-m", "streams", "simulate", "--users", "100", "--items", "120", "--events", "2000"]
         + ["--rate", "150", "--drift-at", "800", "--drift-fraction", "1.0", "--seed", "3"],
         env=child_env(settings),
         cwd=ROOT,

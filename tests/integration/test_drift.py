@@ -18,8 +18,8 @@ import orjson
 import pytest
 from rich.console import Console
 
-from engine import produce
-from engine.redis_store import RedisStore
+from engine.ingest import produce
+from engine.store.redis_store import RedisStore
 from schemas import keys
 from tests.integration.conftest import Worker, make_settings, processed, wait_for
 

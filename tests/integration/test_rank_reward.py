@@ -19,8 +19,8 @@ import orjson
 import pytest
 
 from engine.api import hash_key
-from engine.client import AsyncClient, Client
-from engine.settings import Settings
+from engine.ops.settings import Settings
+from engine.sdk.client import AsyncClient, Client
 from schemas import keys
 from tests.integration.conftest import EXPERIMENTS, Worker, api_server, make_settings
 

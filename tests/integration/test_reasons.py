@@ -11,10 +11,10 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from engine.client import AsyncClient
-from engine.kafka_io import AsyncProducer
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ingest.kafka import AsyncProducer
+from engine.ops.settings import Settings
+from engine.sdk.client import AsyncClient
+from engine.store.redis_store import RedisStore
 from schemas import keys
 from schemas.events import Event, ItemRecord, encode
 from schemas.keys import MetaField

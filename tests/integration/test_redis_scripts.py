@@ -8,9 +8,9 @@ from typing import cast
 
 import pytest
 
-from engine import redis_scripts
-from engine.item_meta import FIELDS, from_hash
-from engine.redis_store import RedisStore, UserList
+from engine.store import scripts as redis_scripts
+from engine.store.item_meta import FIELDS, from_hash
+from engine.store.redis_store import RedisStore, UserList
 from schemas import keys
 from schemas.events import ItemRecord
 from schemas.keys import MetaField

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.kafka_io import AsyncProducer
-from engine.redis_store import RedisStore
+from engine.ingest.kafka import AsyncProducer
+from engine.store.redis_store import RedisStore
 from schemas.events import Event, encode
 from tests.integration.conftest import Worker, make_settings, processed, wait_for
 

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from engine.api import hash_key
-from engine.client import AsyncClient
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ops.settings import Settings
+from engine.sdk.client import AsyncClient
+from engine.store.redis_store import RedisStore
 from schemas.events import ItemRecord
 from tests.integration.conftest import ROOT, api_server, child_env, free_port
 from tests.integration.test_api import _consume
@@ -135,7 +135,7 @@ async def test_an_invalid_rules_file_stops_the_api_with_the_field(tmp_path: Path
     env = child_env(settings, PERSONALIZE_RULES_FILE=str(tmp_path / "rules.yaml"))
     out = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "engine", "api", "--port", str(free_port())],
+        [sys.executable, "-m", "streams", "api", "--port", str(free_port())],
         env=env,
         cwd=ROOT,
         capture_output=True,

@@ -10,10 +10,10 @@ import pytest
 from confluent_kafka import Consumer
 from rich.console import Console
 
-from engine import produce
-from engine.kafka_io import AsyncProducer
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ingest import produce
+from engine.ingest.kafka import AsyncProducer
+from engine.ops.settings import Settings
+from engine.store.redis_store import RedisStore
 from models.recommender import MODEL_VERSION
 from models.synth import Clickstream
 from schemas.events import Event, encode

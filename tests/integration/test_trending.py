@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from engine.kafka_io import AsyncProducer
-from engine.redis_store import RedisStore
-from engine.serving import recommend
+from engine.ingest.kafka import AsyncProducer
+from engine.serving.recommend import recommend
+from engine.store.redis_store import RedisStore
 from schemas.events import Context, Event, encode
 from tests.integration.conftest import Worker, make_settings, wait_for
 

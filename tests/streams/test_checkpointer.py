@@ -11,11 +11,11 @@ from typing import Any, cast
 import pytest
 from prometheus_client import CollectorRegistry
 
-from engine import checkpoint_store
-from engine.checkpoint_store import CheckpointStore
-from engine.metrics import Metrics
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ops import checkpoints as checkpoint_store
+from engine.ops.checkpoints import CheckpointStore
+from engine.ops.metrics import Metrics
+from engine.ops.settings import Settings
+from engine.store.redis_store import RedisStore
 from models.recommender import MODEL_VERSION, HybridRecommender
 from schemas.events import Event, ItemRecord, encode
 from streams.catchup import CatchUp

@@ -7,7 +7,7 @@ from typing import Any, cast
 import pytest
 from prometheus_client import CollectorRegistry
 
-from engine.metrics import Metrics
+from engine.ops.metrics import Metrics
 from streams.gaps import CONTROL_HEADER, GapReader, OffsetGuard, Record, is_control, offset_key
 
 

@@ -12,8 +12,8 @@ import pytest
 import redis.exceptions
 from prometheus_client import CollectorRegistry
 
-from engine.metrics import Metrics
-from engine.redis_store import RedisStore, UserList
+from engine.ops.metrics import Metrics
+from engine.store.redis_store import RedisStore, UserList
 from models.profile import UserProfile
 from models.recommender import MODEL_VERSION, HybridRecommender
 from models.registry import PopularRecommender

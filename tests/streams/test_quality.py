@@ -12,9 +12,9 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from engine.metrics import Metrics
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ops.metrics import Metrics
+from engine.ops.settings import Settings
+from engine.store.redis_store import RedisStore
 from models.drift import DriftRecord, SideStats
 from models.recommender import MODEL_VERSION, HybridRecommender
 from schemas import keys

@@ -6,10 +6,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from engine.experiment_stats import ExperimentStats
-from engine.experiments import Experiment, Variant
-from engine.metrics import Metrics
-from engine.policy_store import PolicyStore
+from engine.ops.metrics import Metrics
+from engine.serving.experiment_stats import ExperimentStats
+from engine.serving.experiments import Experiment, Variant
+from engine.store.policy_store import PolicyStore
 from models.bandit_features import action_matrix, hash_features
 from schemas.decisions import Action, DecisionRecord, PolicySpec, RewardRecord
 from streams.learner import Learner

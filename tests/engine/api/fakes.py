@@ -14,11 +14,11 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from engine.api import create_api, hash_key
-from engine.item_meta import UNKNOWN, ItemMeta
-from engine.kafka_io import AsyncProducer
-from engine.preferences import Preferences
-from engine.redis_store import Recommendations, RedisStore
-from engine.settings import Settings
+from engine.ingest.kafka import AsyncProducer
+from engine.ops.settings import Settings
+from engine.store.item_meta import UNKNOWN, ItemMeta
+from engine.store.preferences import Preferences
+from engine.store.redis_store import Recommendations, RedisStore
 from schemas.errors import DeliveryError, ServiceUnavailableError
 from schemas.reasons import Reason
 
@@ -37,7 +37,7 @@ class FakeRedis:
 
 @dataclass
 class FakeStore:
-    """The reads `engine.serving.recommend` makes, from dicts."""
+    """The reads `engine.serving.recommend.recommend` makes, from dicts."""
 
     recs: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     #: user -> item -> the reason stored with the user's list

@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 
 from engine.api.lean import LeanRecommendations
-from engine.item_meta import ItemMeta
+from engine.store.item_meta import ItemMeta
 from schemas.reasons import Reason
 from tests.engine.api.fakes import KEY, FakeProducer, FakeStore, make_app, running
 

@@ -10,8 +10,8 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from engine.client import AsyncClient
-from engine.policy_store import PolicyStore
+from engine.sdk.client import AsyncClient
+from engine.store.policy_store import PolicyStore
 from models.bandit_features import action_matrix, hash_features
 from models.bandit_snapshot import dumps
 from models.bandits import LinUCB

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 
 from engine.api.bodies import RecommendationsBody
-from engine.client import AsyncClient
-from engine.item_meta import ItemMeta
+from engine.sdk.client import AsyncClient
+from engine.store.item_meta import ItemMeta
 from schemas.reasons import Reason
 from tests.engine.api.fakes import FakeProducer, FakeStore, make_app, running
 

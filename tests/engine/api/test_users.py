@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from engine.item_meta import ItemMeta
+from engine.store.item_meta import ItemMeta
 from tests.engine.api.fakes import KEY, FakeProducer, FakeStore, make_app, running
 
 AUTH = {"X-API-Key": KEY}

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from engine.dashboard.points import point
 from engine.dashboard.scrape import Scrape, parse, quantile
-from engine.metrics import Metrics
+from engine.ops.metrics import Metrics
 
 
 class _Worker:

@@ -9,8 +9,8 @@ import orjson
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from engine.dashboard import Sampler, create_dashboard
-from engine.redis_store import RedisStore
-from engine.settings import Settings
+from engine.ops.settings import Settings
+from engine.store.redis_store import RedisStore
 from schemas import keys
 
 METRICS = """

@@ -1,0 +1,8 @@
+"""The ``personalize`` commands: one module per family (`main`, `serving`, `evaluation`, `checkpoints`,
+`demo`), thin over the packages that do the work. The console script is `streams.cli`, which adds
+``worker``.
+
+May import every other engine package.
+"""
+
+__all__: list[str] = []

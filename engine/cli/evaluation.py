@@ -1,0 +1,163 @@
+"""``personalize replay|bench|bandit-bench|ope``: offline evaluation and benchmarks of the engine.
+
+Thin like the rest of the CLI: parses options, calls the module that measures, prints a table or JSON.
+Heavy modules are imported inside each command so that other commands start fast.
+"""
+
+from __future__ import annotations
+
+__all__ = ["app"]
+
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from engine.cli.support import err, settings_or_exit
+from schemas.errors import PersonalizeError
+
+app = typer.Typer()
+
+
+@app.command()
+def replay(
+    ratings: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="History file (ratings.csv).")],
+    format: Annotated[str, typer.Option("--format", help="History format: movielens.")] = "movielens",  # noqa: A002
+    movies: Annotated[Path | None, typer.Option(help="movies.csv (default: beside the ratings).")] = None,
+    tags: Annotated[Path | None, typer.Option(help="tags.csv (default: beside the ratings).")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="Length of the ranked list scored.")] = 10,
+    from_ts: Annotated[
+        int | None, typer.Option("--from-ts", help="Score only events at or after this epoch time (s or ms).")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Prequential replay of a history through the worker's model: HR@k, NDCG@k, coverage, baselines."""
+    from rich.progress import Progress
+
+    from engine.evaluation import replay as replaying
+
+    if format != "movielens":
+        err.print("[red]error:[/] --format must be movielens")
+        raise typer.Exit(2)
+    events, items = replaying.load_movielens(ratings, movies, tags)
+    since = None if from_ts is None else (from_ts * 1000 if from_ts < 10**11 else from_ts)
+    # Two refreshes a second: the bar's thread competes for the GIL with the replay it times.
+    with Progress(console=err, transient=True, refresh_per_second=2) as bar:
+        task = bar.add_task("replaying", total=len(events))
+        report = replaying.replay(
+            events, items, k=k, from_ts=since, progress=lambda n: bar.advance(task, n)
+        ).to_json()
+    if json:
+        typer.echo(orjson.dumps(report).decode())
+        return
+    table = Table(
+        "ranker",
+        f"HR@{k}",
+        f"NDCG@{k}",
+        title=f"{report['events_scored']} of {report['events']} events scored",
+    )
+    table.add_row(f"{report['model_version']} (ours)", f"{report['hr']:.4f}", f"{report['ndcg']:.4f}")
+    baselines: dict[str, dict[str, float]] = report["baselines"]  # type: ignore[assignment]
+    for name, result in baselines.items():
+        table.add_row(name, f"{result['hr']:.4f}", f"{result['ndcg']:.4f}")
+    Console().print(table)
+    err.print(f"catalog coverage {report['coverage']:.3f}, {report['events_per_s']:.0f} scored events/s")
+
+
+@app.command()
+def bench(
+    events: Annotated[int, typer.Option(min=10, help="Events for the throughput phase.")] = 20_000,
+    users: Annotated[int, typer.Option(min=1, help="Users u1..uN.")] = 2_000,
+    items: Annotated[int, typer.Option(min=12, help="Items i1..iM in the live catalog.")] = 3_000,
+    json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path(
+        "bench/results/latest.json"
+    ),
+) -> None:
+    """Throughput, raw Kafka ceiling, freshness, lookups, catalog scaling and memory on the local stack."""
+    from engine import bench as benchmark
+
+    config = benchmark.BenchConfig(events=events, users=users, items=items)
+    report = benchmark.run(settings_or_exit(), config, console=err, log_dir=out.parent)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    if json:
+        typer.echo(orjson.dumps(report).decode())
+    else:
+        Console().print(benchmark.table(report))
+    err.print(f"report written to {out}")
+
+
+@app.command("bandit-bench")
+def bandit_bench(
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds each policy plays.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Seed of the environment and of every policy.")] = 0,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Our contextual bandits vs Vowpal Wabbit vs uniform random on one synthetic environment: regret."""
+    from engine.evaluation import bandit_bench as bench
+
+    report = bench.run(rounds, seed, console=err)
+    if json:
+        typer.echo(orjson.dumps(report).decode())
+        return
+    table = Table(
+        "policy",
+        "regret",
+        "mean reward",
+        "seconds",
+        title=f"{rounds} rounds, seed {seed}; best mean reward {report['best_possible_mean_reward']}",
+    )
+    for name, result in sorted(report["policies"].items(), key=lambda kv: kv[1]["regret"]):
+        table.add_row(
+            name, f"{result['regret']:.1f}", f"{result['mean_reward']:.4f}", f"{result['seconds']:.2f}"
+        )
+    for name, reason in report["skipped"].items():
+        table.add_row(name, "skipped", reason, "")
+    Console().print(table)
+
+
+@app.command()
+def ope(
+    log: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Open Bandit Pipeline log CSV.")],
+    items: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="item_context.csv of the log.")],
+    train_fraction: Annotated[
+        float, typer.Option(min=0.05, max=0.95, help="Share of the log (oldest first) to learn from.")
+    ] = 0.5,
+    policy: Annotated[str, typer.Option(help="linucb, lints, egreedy or uniform.")] = "linucb",
+    seed: Annotated[int, typer.Option(help="Seed of the policy.")] = 0,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Learn a bandit policy off-policy from a log, then estimate its value (IPS, SNIPS, DR) on the rest."""
+    from engine.evaluation import ope as off_policy
+    from models.bandits import POLICIES
+
+    if policy not in POLICIES:
+        err.print(f"[red]error:[/] --policy must be one of {', '.join(POLICIES)}")
+        raise typer.Exit(2)
+    try:
+        result = off_policy.evaluate(off_policy.load(log, items), policy, train_fraction, seed)
+    except PersonalizeError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    if json:
+        typer.echo(orjson.dumps(result).decode())
+        return
+    logged = result["logging_policy_value"]
+    table = Table(
+        "estimator",
+        "value",
+        "95% interval",
+        "effective n",
+        title=f"{policy}: learned on {result['rounds_train']} rounds, evaluated on {result['rounds_eval']}",
+    )
+    table.add_row(
+        "logging policy", f"{logged['value']:.4f}", f"{logged['ci_low']:.4f} .. {logged['ci_high']:.4f}", ""
+    )
+    for name, e in result["estimates"].items():
+        interval = f"{e['ci_low']:.4f} .. {e['ci_high']:.4f}"
+        table.add_row(name, f"{e['value']:.4f}", interval, f"{e['effective_sample_size']:.0f}")
+    Console().print(table)

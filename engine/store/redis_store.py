@@ -1,0 +1,278 @@
+"""Writes and reads users' recommendations in Redis, following the key contract in `schemas.keys`.
+
+A write replaces the sorted set and the metadata hash (with the list's reasons) atomically (one script
+call, `engine.store.scripts.REPLACE_LIST`), so a reader never sees a half-written list nor reasons of
+another list; the worker writes the lists of a whole batch of events in one round trip. Async only.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Recommendations", "RedisStore", "UserList", "compact_score"]
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from engine.store import scripts as redis_scripts
+from engine.store.item_meta import ItemMeta, from_hash, to_hash
+from engine.store.preferences import Preferences
+from schemas import keys
+from schemas.events import ItemRecord
+from schemas.keys import MetaField
+from schemas.reasons import Reason, reason_json
+from schemas.reasons import decode as decode_reasons
+from schemas.reasons import encode as encode_reasons
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendations:
+    """What a reader gets for one user (the JSON of `personalize recs --json`)."""
+
+    user_id: str
+    items: list[tuple[str, float]]
+    updated_ms: int | None
+    model_version: str | None
+    events_seen: int | None
+    last_event_ts: int | None
+    #: Why each item is listed, by item id (stored with the list; items without one are missing).
+    reasons: dict[str, Reason] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "user_id": self.user_id,
+            "items": [
+                {"item_id": item, "score": score, **reason_json(self.reasons.get(item))}
+                for item, score in self.items
+            ],
+            "updated_ms": self.updated_ms,
+            "model_version": self.model_version,
+            "events_seen": self.events_seen,
+            "last_event_ts": self.last_event_ts,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UserList:
+    """One user's list as the worker writes it: items best first, one reason (or None) per item."""
+
+    user_id: str
+    items: Sequence[tuple[str, float]]
+    model_version: str
+    last_event_ts: int
+    events_seen: int
+    reasons: Sequence[Reason | None] | None = None
+
+
+def compact_score(score: float) -> float:
+    """``score`` to 5 significant digits: Redis keeps a sorted set's scores as their shortest decimal
+    text, and 5 digits instead of 17 save about 130 bytes per list of 20 (enough to order a list).
+
+    >>> compact_score(0.123456789), compact_score(1234567.0), compact_score(0.0)
+    (0.12346, 1234600.0, 0.0)
+    """
+    return float(f"{score:.5g}")
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _recommendations(user_id: str, ranked: list[Any], meta: dict[str, str]) -> Recommendations:
+    items = [(str(item), float(score)) for item, score in ranked]
+    return Recommendations(
+        user_id=user_id,
+        items=items,
+        updated_ms=_int(meta.get(MetaField.UPDATED_MS)),
+        model_version=meta.get(MetaField.MODEL_VERSION),
+        events_seen=_int(meta.get(MetaField.EVENTS_SEEN)),
+        last_event_ts=_int(meta.get(MetaField.LAST_EVENT_TS)),
+        reasons=decode_reasons(meta.get(MetaField.REASONS), [item for item, _ in items]),
+    )
+
+
+def _zrevrange_order(items: Sequence[tuple[str, float]], why: Sequence[Reason | None]) -> list[Reason | None]:
+    """``why`` (aligned with ``items``) in the order ZREVRANGE returns the items: score descending,
+    equal scores by member bytes descending (Redis compares members with memcmp)."""
+    scores = dict(items)  # as ZADD of a mapping: the last score of a repeated item wins
+    of = dict(zip((item for item, _ in items), why, strict=True))
+    return [of[item] for item in sorted(scores, key=lambda i: (scores[i], i.encode()), reverse=True)]
+
+
+class RedisStore:
+    """Per-user top-N sorted sets plus metadata hashes for one namespace."""
+
+    def __init__(self, client: aioredis.Redis, namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+
+    @classmethod
+    def from_url(cls, url: str, namespace: str) -> RedisStore:
+        return cls(aioredis.Redis.from_url(url, decode_responses=True), namespace)
+
+    @property
+    def address(self) -> str:
+        """host:port of the server, for messages (never the URL, which may carry a password)."""
+        kwargs = self.client.connection_pool.connection_kwargs
+        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def publish(
+        self,
+        user_id: str,
+        items: Sequence[tuple[str, float]],
+        *,
+        model_version: str,
+        last_event_ts: int,
+        events_seen: int,
+        reasons: Sequence[Reason | None] | None = None,
+    ) -> int:
+        """Replace one user's recommendations (see `publish_lists`); returns the ``updated_ms`` written."""
+        one = UserList(user_id, items, model_version, last_event_ts, events_seen, reasons)
+        return await self.publish_lists([one])
+
+    async def publish_lists(self, lists: Sequence[UserList]) -> int:
+        """Replace the recommendations (and reasons) of every user in ``lists``, each atomically (script
+        `engine.store.scripts.REPLACE_LIST`), all in one round trip; returns the ``updated_ms`` written."""
+        updated_ms = time.time_ns() // 1_000_000
+        calls = []
+        for one in lists:
+            items = [(item, compact_score(score)) for item, score in one.items]
+            why = encode_reasons(_zrevrange_order(items, one.reasons)) if items and one.reasons else ""
+            user_keys = (keys.recs(self.namespace, one.user_id), keys.meta(self.namespace, one.user_id))
+            args = redis_scripts.replace_list_args(
+                items, updated_ms, one.last_event_ts, one.model_version, one.events_seen, why
+            )
+            calls.append((user_keys, args))
+        # Each call replaces a list whole, so calls that ran before a NOSCRIPT are safely run again.
+        await redis_scripts.run_many(self.client, redis_scripts.REPLACE_LIST, calls)
+        return updated_ms
+
+    async def publish_trending(self, items: Sequence[tuple[str, float]], locale: str | None = None) -> None:
+        """Replace the trending list of ``locale`` (or the global one) in one MULTI/EXEC."""
+        key = keys.trending(self.namespace, locale)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            if items:
+                pipe.zadd(key, dict(items))
+            await pipe.execute()
+
+    async def read_trending(self, n: int, locale: str | None = None) -> list[tuple[str, float]]:
+        """The top-n trending items of ``locale`` (or globally), best first; empty if none published."""
+        key = keys.trending(self.namespace, locale)
+        ranked: list[Any] = await self.client.zrevrange(key, 0, n - 1, withscores=True)
+        return [(str(item), float(score)) for item, score in ranked]
+
+    async def heartbeat(self, worker_id: str, fields: dict[str, int | str], ttl_s: int) -> None:
+        """Announce a live worker and its counters; the key disappears ``ttl_s`` after the last beat."""
+        key = keys.worker(self.namespace, worker_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            mapping: dict[Any, Any] = dict(fields)  # redis-py types keys invariantly
+            pipe.hset(key, mapping=mapping)
+            pipe.expire(key, ttl_s)
+            await pipe.execute()
+
+    async def forget_worker(self, worker_id: str) -> None:
+        """Remove a worker's heartbeat at once (on a clean shutdown)."""
+        await self.client.delete(keys.worker(self.namespace, worker_id))
+
+    async def workers(self) -> list[dict[str, str]]:
+        """Heartbeats of the namespace's live workers."""
+        found = []
+        async for key in self.client.scan_iter(match=keys.workers_pattern(self.namespace)):
+            beat = await self.client.hgetall(key)
+            if beat:
+                found.append({str(k): str(v) for k, v in beat.items()})
+        return found
+
+    async def read(self, user_id: str, n: int = 50) -> Recommendations:
+        """The user's current top-n, best first, with their reasons (empty with None metadata for an
+        unknown user); the reasons come with the meta hash, so no extra round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zrevrange(keys.recs(self.namespace, user_id), 0, n - 1, withscores=True)
+            pipe.hgetall(keys.meta(self.namespace, user_id))
+            ranked, meta = await pipe.execute()
+        return _recommendations(user_id, ranked, meta)
+
+    async def read_with_preferences(self, user_id: str, n: int) -> tuple[Recommendations, Preferences]:
+        """The user's top-n and their explicit preferences, in one round trip (one script call)."""
+        ns = self.namespace
+        user_keys = (keys.recs(ns, user_id), keys.meta(ns, user_id), keys.preferences(ns, user_id))
+        flat, values, prefs = await redis_scripts.run(
+            self.client, redis_scripts.READ_USER, user_keys, [str(n - 1)]
+        )
+        meta = {
+            name: value
+            for name, value in zip(redis_scripts.META_FIELDS, values, strict=True)
+            if value is not None
+        }
+        ranked = list(zip(flat[::2], flat[1::2], strict=True))
+        return _recommendations(user_id, ranked, meta), Preferences.from_hash(dict.fromkeys(prefs, ""))
+
+    async def publish_items(self, records: Sequence[ItemRecord]) -> None:
+        """Replace the metadata hashes of catalog items (what serve-time rules filter and boost on)."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            for record in records:
+                key = keys.item(self.namespace, record.item_id)
+                pipe.delete(key)
+                fields: dict[Any, Any] = dict(to_hash(record))  # redis-py types keys invariantly
+                pipe.hset(key, mapping=fields)
+            await pipe.execute()
+
+    async def read_items(self, item_ids: Sequence[str]) -> dict[str, ItemMeta]:
+        """Metadata of the given items (`item_meta.UNKNOWN` for items without a hash): one script call per
+        `redis_scripts.ITEMS_PER_CALL` items, so up to that many in one round trip."""
+        found: dict[str, ItemMeta] = {}
+        for start in range(0, len(item_ids), redis_scripts.ITEMS_PER_CALL):
+            chunk = item_ids[start : start + redis_scripts.ITEMS_PER_CALL]
+            item_keys = [keys.item(self.namespace, item_id) for item_id in chunk]
+            answers = await redis_scripts.run(self.client, redis_scripts.READ_ITEMS, item_keys)
+            found.update((item_id, from_hash(values)) for item_id, values in zip(chunk, answers, strict=True))
+        return found
+
+    async def read_preferences(self, user_id: str) -> Preferences:
+        fields: dict[Any, Any] = await self.client.hgetall(keys.preferences(self.namespace, user_id))
+        return Preferences.from_hash(fields)  # decode_responses: str keys
+
+    async def update_preferences(
+        self, user_id: str, to_set: dict[str, str], to_delete: Sequence[str], *, reset: bool = False
+    ) -> Preferences:
+        """Apply preference changes in one MULTI/EXEC and return the result; ``reset`` first drops the
+        user's list, meta and earlier preferences."""
+        prefs_key = keys.preferences(self.namespace, user_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            if reset:
+                pipe.delete(keys.recs(self.namespace, user_id), keys.meta(self.namespace, user_id), prefs_key)
+            if to_delete:
+                pipe.hdel(prefs_key, *to_delete)
+            if to_set:
+                mapping: dict[Any, Any] = dict(to_set)
+                pipe.hset(prefs_key, mapping=mapping)
+            pipe.hgetall(prefs_key)
+            answers = await pipe.execute()
+        return Preferences.from_hash(answers[-1])
+
+    async def forget_user(self, user_id: str) -> int:
+        """Delete every key of the user (list, meta, preferences) at once; returns how many existed."""
+        ns = self.namespace
+        return int(
+            await self.client.delete(
+                keys.recs(ns, user_id), keys.meta(ns, user_id), keys.preferences(ns, user_id)
+            )
+        )
+
+    async def count_served(self, item_ids: Sequence[str], hour: int, ttl_s: int) -> None:
+        """Add served items to the hour's HyperLogLog (kept ``ttl_s``), for catalog coverage: one script
+        call per `redis_scripts.SERVED_PER_CALL` ids."""
+        served = [keys.served(self.namespace, hour)]
+        for start in range(0, len(item_ids), redis_scripts.SERVED_PER_CALL):
+            chunk = "\n".join(item_ids[start : start + redis_scripts.SERVED_PER_CALL])
+            await redis_scripts.run(self.client, redis_scripts.COUNT_SERVED, served, [chunk, str(ttl_s)])
+
+    async def served_distinct(self, hours: Sequence[int]) -> int:
+        """Distinct items served over the given hours (HyperLogLog estimate, about 1% error)."""
+        return int(await self.client.pfcount(*[keys.served(self.namespace, h) for h in hours]))

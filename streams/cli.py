@@ -1,0 +1,57 @@
+"""The ``personalize`` console script: the engine's commands (`engine.cli.main`) plus ``worker``.
+
+The worker command lives here because it starts the Faust app, and only this top layer may import
+both `engine` and `streams`; every other command is defined in `engine.cli`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["app", "main"]
+
+import asyncio
+import logging
+
+from engine.cli.main import app
+from engine.cli.support import err, settings_or_exit
+from engine.ingest import produce
+from engine.ops import workers
+from schemas.errors import PersonalizeError
+
+
+@app.command()
+def worker() -> None:
+    """Run the Faust worker: consume events, learn, publish recommendations to Redis."""
+    settings = settings_or_exit()
+    from faust.worker import Worker
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from streams.app import create_app
+    from streams.checkpointer import restore
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(produce.ensure_engine_topics(settings))
+    restored = loop.run_until_complete(restore(settings, say=lambda m: err.print(f"[dim]{m}[/]")))
+    registry = CollectorRegistry()
+    faust_app, _ = create_app(settings, registry, restored)
+    workers.register(settings)
+    if settings.metrics_port:
+        try:
+            server, _ = start_http_server(
+                settings.metrics_port, addr=settings.metrics_host, registry=registry
+            )
+        except OSError:
+            # Another worker on this host has the port: serve on a free one rather than not at all.
+            server, _ = start_http_server(0, addr=settings.metrics_host, registry=registry)
+        err.print(f"metrics on http://{settings.metrics_host}:{server.server_port}/metrics")
+    Worker(faust_app, loop=loop, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+def main() -> None:
+    """Entry point of ``personalize`` and ``python -m streams``."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except PersonalizeError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise SystemExit(1) from None

@@ -1,0 +1,257 @@
+"""Tests for `engine.store.redis_store` with an in-memory fake client (no Redis server)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
+
+from engine.store.redis_store import Recommendations, RedisStore, UserList
+from engine.store.scripts import ITEMS_PER_CALL, READ_ITEMS, READ_USER, REPLACE_LIST
+from schemas.reasons import Reason
+
+
+@dataclass
+class FakePipeline:
+    """Records queued commands; `execute` returns the canned ``results``."""
+
+    transaction: bool
+    results: list[Any]
+    commands: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+    executed: bool = False
+
+    async def __aenter__(self) -> FakePipeline:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        def queue(*args: Any, **kwargs: Any) -> None:
+            self.commands.append((name, args, kwargs))
+
+        return queue
+
+    async def execute(self) -> list[Any]:
+        self.executed = True
+        if self.results and isinstance(self.results[0], Exception):
+            raise self.results[0]
+        return self.results
+
+
+@dataclass
+class FakeClient:
+    results: list[Any] = field(default_factory=list)
+    pipelines: list[FakePipeline] = field(default_factory=list)
+
+    def pipeline(self, transaction: bool = True) -> FakePipeline:
+        pipe = FakePipeline(transaction, self.results)
+        self.pipelines.append(pipe)
+        return pipe
+
+
+def _store(client: FakeClient) -> RedisStore:
+    return RedisStore(cast(aioredis.Redis, client), "shop")
+
+
+def test_to_json_shape() -> None:
+    recs = Recommendations(
+        user_id="u1",
+        items=[("i1", 0.9), ("i2", 0.5)],
+        updated_ms=1_700_000_000_123,
+        model_version="hybrid-0.1",
+        events_seen=4,
+        last_event_ts=1_700_000_000_000,
+        reasons={"i1": Reason("item", "i0", ("cooccurrence",))},
+    )
+    because = {"reason": "because you liked i0", "reason_code": "item", "anchor": "i0"}
+    unknown: dict[str, object] = {"reason": None, "reason_code": None, "anchor": None, "signals": []}
+    assert recs.to_json() == {
+        "user_id": "u1",
+        "items": [
+            {"item_id": "i1", "score": 0.9, **because, "signals": ["cooccurrence"]},
+            {"item_id": "i2", "score": 0.5, **unknown},
+        ],
+        "updated_ms": 1_700_000_000_123,
+        "model_version": "hybrid-0.1",
+        "events_seen": 4,
+        "last_event_ts": 1_700_000_000_000,
+    }
+
+
+def test_to_json_of_an_unknown_user() -> None:
+    recs = Recommendations("u9", [], None, None, None, None)
+    assert recs.to_json() == {
+        "user_id": "u9",
+        "items": [],
+        "updated_ms": None,
+        "model_version": None,
+        "events_seen": None,
+        "last_event_ts": None,
+    }
+
+
+async def test_publish_replaces_list_and_metadata_with_one_script_call_per_user() -> None:
+    client = FakeClient()
+    updated = await _store(client).publish(
+        "u1", [("i1", 0.9), ("i2", 0.4)], model_version="m1", last_event_ts=123, events_seen=7
+    )
+    [pipe] = client.pipelines
+    assert pipe.executed and not pipe.transaction  # each call is atomic on its own
+    [(name, args, _)] = pipe.commands
+    assert (name, args[:4]) == (
+        "evalsha",
+        (REPLACE_LIST.sha, 2, "p13n:v1:shop:recs:u1", "p13n:v1:shop:meta:u1"),
+    )
+    # No reasons given: '' makes the script drop an older list's reasons.
+    assert args[4:] == ("i1\t0.9\ni2\t0.4\n", updated, 123, "m1", 7, "")
+    assert updated > 1_600_000_000_000
+
+
+async def test_publish_lists_writes_every_user_in_one_round_trip() -> None:
+    client = FakeClient()
+    lists = [UserList(f"u{n}", [("i1", 1.0 / (n + 1))], "m1", n, n) for n in range(3)]
+    await _store(client).publish_lists(lists)
+    [pipe] = client.pipelines
+    assert [args[2] for _, args, _ in pipe.commands] == [f"p13n:v1:shop:recs:u{n}" for n in range(3)]
+
+
+async def test_publish_keeps_scores_to_five_significant_digits() -> None:
+    client = FakeClient()
+    await _store(client).publish(
+        "u1", [("i1", 0.123456789)], model_version="m1", last_event_ts=1, events_seen=1
+    )
+    assert client.pipelines[0].commands[0][1][4] == "i1\t0.12346\n"
+
+
+async def test_publish_stores_the_reasons_with_the_list_in_zrevrange_order() -> None:
+    client = FakeClient()
+    items = [("b", 0.5), ("a", 0.9), ("c", 0.5), ("d", 0.1)]
+    why = [Reason("exploring"), Reason("item", "i0", ("sequence", "cooccurrence")), Reason("popular"), None]
+    await _store(client).publish("u1", items, model_version="m1", last_event_ts=1, events_seen=1, reasons=why)
+    [(_, args, _)] = client.pipelines[0].commands
+    stored = args[-1]
+    # ZREVRANGE: a (0.9), then the tie at 0.5 by member descending (c before b), then d.
+    assert stored == '{"r":"Isc0 P E -","a":["i0"]}'
+    assert len(stored) < len(items) * 10
+
+
+async def test_a_server_without_the_script_is_given_it_and_every_list_is_written_again() -> None:
+    client = FakeClient()
+    client.results = [NoScriptError("NOSCRIPT")]
+    store = _store(client)
+    loaded: list[str] = []
+
+    async def script_load(text: str) -> str:
+        loaded.append(text)
+        client.results = [1]
+        return REPLACE_LIST.sha
+
+    client.script_load = script_load  # type: ignore[attr-defined]
+    await store.publish("u1", [("i1", 0.5)], model_version="m1", last_event_ts=1, events_seen=1)
+    assert loaded == [REPLACE_LIST.text] and len(client.pipelines) == 2
+    assert client.pipelines[1].commands == client.pipelines[0].commands
+
+
+@dataclass
+class ScriptClient(FakeClient):
+    """Answers EVALSHA with ``reply``; NOSCRIPT until SCRIPT LOAD when ``loaded`` is False."""
+
+    reply: Any = None
+    loaded: bool = True
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+
+    async def evalsha(self, *args: Any) -> Any:
+        self.calls.append(("evalsha", *args))
+        if not self.loaded:
+            raise NoScriptError("NOSCRIPT No matching script.")
+        return self.reply
+
+    async def script_load(self, text: str) -> str:
+        self.calls.append(("script_load", text))
+        self.loaded = True
+        return hashlib.sha1(text.encode()).hexdigest()
+
+
+async def test_read_with_preferences_is_one_script_call_pairing_the_stored_reasons_with_the_list() -> None:
+    meta = ["1", None, "m1", None, '{"r":"Isc0 P E -","a":["i0"]}']  # as META_FIELDS, None: no field
+    client = ScriptClient(reply=[["a", "0.9", "c", "0.5", "b", "0.5"], meta, ["muted_category:jazz"]])
+    recs, prefs = await _store(client).read_with_preferences("u1", 3)
+    assert recs.items == [("a", 0.9), ("c", 0.5), ("b", 0.5)]
+    assert (recs.updated_ms, recs.model_version, recs.events_seen) == (1, "m1", None)
+    assert recs.reasons == {
+        "a": Reason("item", "i0", ("sequence", "cooccurrence")),
+        "c": Reason("popular"),
+        "b": Reason("exploring"),
+    }
+    assert prefs.muted_categories == frozenset({"jazz"})
+    user_keys = ("p13n:v1:shop:recs:u1", "p13n:v1:shop:meta:u1", "p13n:v1:shop:prefs:u1")
+    assert client.calls == [("evalsha", READ_USER.sha, 3, *user_keys, "2")]
+
+
+async def test_a_script_the_server_does_not_know_is_loaded_and_run_again() -> None:
+    client = ScriptClient(reply=[[], [None] * 5, []], loaded=False)
+    recs, _ = await _store(client).read_with_preferences("nobody", 10)
+    assert recs == Recommendations("nobody", [], None, None, None, None)
+    assert [call[0] for call in client.calls] == ["evalsha", "script_load", "evalsha"]
+    assert client.calls[1][1] == READ_USER.text
+
+
+async def test_read_items_is_one_script_call_per_chunk() -> None:
+    class Client(ScriptClient):
+        async def evalsha(self, *args: Any) -> Any:
+            await super().evalsha(*args)
+            return [['["jazz"]', "[]", "0", None, None]] * args[1]  # one HMGET answer per key
+
+    client = Client()
+    metas = await _store(client).read_items([f"i{n}" for n in range(ITEMS_PER_CALL + 1)])
+    assert len(metas) == ITEMS_PER_CALL + 1 and not metas["i0"].available
+    assert [call[2] for call in client.calls] == [ITEMS_PER_CALL, 1]  # keys declared per call
+    assert client.calls[1][1:4] == (READ_ITEMS.sha, 1, f"p13n:v1:shop:item:i{ITEMS_PER_CALL}")
+    assert await _store(client).read_items([]) == {}
+
+
+async def test_read_converts_types() -> None:
+    meta = {"updated_ms": "1700000000123", "model_version": "m1", "events_seen": "3", "last_event_ts": "99"}
+    client = FakeClient(results=[[("i1", 0.9), ("i2", 0.5)], meta])
+    recs = await _store(client).read("u1", n=2)
+    assert recs == Recommendations("u1", [("i1", 0.9), ("i2", 0.5)], 1_700_000_000_123, "m1", 3, 99)
+    [pipe] = client.pipelines
+    assert pipe.commands[0] == ("zrevrange", ("p13n:v1:shop:recs:u1", 0, 1), {"withscores": True})
+    assert pipe.commands[1] == ("hgetall", ("p13n:v1:shop:meta:u1",), {})
+
+
+async def test_read_of_an_unknown_user() -> None:
+    recs = await _store(FakeClient(results=[[], {}])).read("nobody")
+    assert recs == Recommendations("nobody", [], None, None, None, None)
+
+
+async def test_publish_trending_replaces_the_locale_list_in_one_transaction() -> None:
+    client = FakeClient()
+    await _store(client).publish_trending([("i1", 2.0), ("i2", 1.0)], locale="en-GB")
+    await _store(client).publish_trending([])
+    first, second = client.pipelines
+    assert first.transaction and first.executed
+    assert first.commands == [
+        ("delete", ("p13n:v1:shop:trending:en-GB",), {}),
+        ("zadd", ("p13n:v1:shop:trending:en-GB", {"i1": 2.0, "i2": 1.0}), {}),
+    ]
+    assert second.commands == [("delete", ("p13n:v1:shop:trending:_global",), {})]
+
+
+async def test_read_trending_reads_the_scope_best_first() -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    class Client(FakeClient):
+        async def zrevrange(self, *args: Any, **kwargs: Any) -> list[tuple[str, float]]:
+            calls.append((*args, kwargs))
+            return [("i1", 2.0)]
+
+    assert await _store(Client()).read_trending(3, "de") == [("i1", 2.0)]
+    assert calls == [("p13n:v1:shop:trending:de", 0, 2, {"withscores": True})]
