@@ -40,8 +40,9 @@ stack-up: install
 stack-down:
 	$(BIN)/personalize stack down
 
+# DEMO_ARGS: options of `personalize demo` (e.g. DEMO_ARGS="--events 3000"); see `personalize demo --help`.
 demo: stack-up
-	$(BIN)/personalize demo
+	$(BIN)/personalize demo $(DEMO_ARGS)
 
 # Integration modules run one pytest session each: they share a session namespace and worker
 # otherwise, and one module's traffic (invalid records, extra events) broke another's exact counts.
