@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
+from engine.bench import sandbox
 from engine.evaluation.prequential import score_stream
 from engine.ingest import produce
 from engine.ops import workers
@@ -90,11 +91,12 @@ def _record(settings: Settings) -> Path:
     return settings.stack_dir / f"demo-{settings.namespace}.json"
 
 
-def _stop_previous(settings: Settings, console: Console) -> None:
-    """Stop the worker the previous demo left running (only that one: it is named in demo.json)."""
+def _stop_previous(settings: Settings, console: Console) -> str | None:
+    """Stop the worker the previous demo left running (only that one: it is named in the record);
+    the previous demo's namespace, if there was one."""
     record = _record(settings)
     if not record.exists():
-        return
+        return None
     previous = orjson.loads(record.read_bytes())
     pid = int(previous["pid"])
     if pid in workers.running(settings):
@@ -104,15 +106,20 @@ def _stop_previous(settings: Settings, console: Console) -> None:
             time.sleep(0.2)
         console.print(f"stopped the previous demo's worker (pid {pid}, namespace {previous['namespace']})")
     record.unlink(missing_ok=True)
+    return str(previous["namespace"])
 
 
 def _worker_pid(settings: Settings) -> int:
     return int(orjson.loads(_record(settings).read_bytes())["pid"])
 
 
-def _start_worker(settings: Settings, console: Console) -> tuple[Settings, str]:
-    """A worker for a fresh demo namespace, with its metrics on a free port; its settings and URL."""
-    _stop_previous(settings, console)
+async def _start_worker(settings: Settings, console: Console) -> tuple[Settings, str]:
+    """A worker for a fresh demo namespace, with its metrics on a free port; its settings and URL.
+    The previous demo's worker is stopped and its namespace removed (topics, group, Redis keys)."""
+    previous = _stop_previous(settings, console)
+    if previous is not None:
+        old = settings.model_copy(update={"namespace": previous})
+        await sandbox.remove(old, groups=[old.app_id])
     port = _free_port()
     demo = settings.model_copy(
         update={"namespace": f"{settings.namespace}-demo-{secrets.token_hex(3)}", "metrics_port": port}
@@ -172,7 +179,7 @@ async def run(
     settings: Settings, *, users: int, items: int, events: int, rate: float, seed: int, console: Console
 ) -> dict[str, object]:
     """Stream the demo and print what the engine did with it; returns the summary figures."""
-    demo, metrics_url = _start_worker(settings, console)
+    demo, metrics_url = await _start_worker(settings, console)
     store = RedisStore.from_url(demo.redis, demo.namespace)
     try:
         await _wait("the demo worker's first heartbeat", store.workers, 90.0)

@@ -21,6 +21,7 @@ import orjson
 import pytest
 import pytest_asyncio
 
+from engine.bench import sandbox
 from engine.ops import stack
 from engine.ops.settings import Settings
 from engine.store.redis_store import RedisStore
@@ -40,8 +41,28 @@ EXPERIMENTS = orjson.dumps(
 ).decode()
 
 
+#: Namespaces this test session made; `_remove_namespaces` deletes their topics and keys at the end.
+MADE: set[str] = set()
+
+
 def make_settings(namespace: str) -> Settings:
+    """Settings for a namespace of this session's own (removed again when the session ends)."""
+    MADE.add(namespace)
     return Settings(namespace=namespace, stack_dir=ROOT / ".stack", metrics_port=0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_namespaces() -> Iterator[None]:
+    """Leave the shared stack as found: every namespace the session made loses its topics, consumer
+    group and Redis keys once everything else (workers included) is torn down, so repeated runs do not
+    pile up thousands of partitions on the broker. A failed removal is reported, not fatal."""
+    yield
+    for namespace in sorted(MADE):
+        settings = Settings(namespace=namespace, stack_dir=ROOT / ".stack")
+        try:
+            asyncio.run(sandbox.remove(settings, groups=[settings.app_id]))
+        except Exception as exc:  # noqa: BLE001 - cleanup must not fail the suite
+            print(f"could not remove namespace {namespace}: {exc!r}")
 
 
 def child_env(settings: Settings, **overrides: str) -> dict[str, str]:
@@ -66,7 +87,7 @@ def child_env(settings: Settings, **overrides: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def live_stack() -> None:
-    stack.up(make_settings("default"), log=lambda _m: None)
+    stack.up(Settings(stack_dir=ROOT / ".stack"), log=lambda _m: None)  # no namespace of its own
 
 
 class Worker:

@@ -15,7 +15,7 @@ import pytest
 
 from engine.ops import workers
 from engine.ops.settings import Settings
-from tests.integration.conftest import ROOT, child_env
+from tests.integration.conftest import MADE, ROOT, child_env
 
 pytestmark = [pytest.mark.integration]
 
@@ -32,7 +32,9 @@ def demo(settings: Settings) -> tuple[dict[str, object], str]:
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-4000:]
-    return orjson.loads(out.stdout.strip().splitlines()[-1]), out.stderr
+    summary = orjson.loads(out.stdout.strip().splitlines()[-1])
+    MADE.add(summary["namespace"])  # removed with the session's own at the end
+    return summary, out.stderr
 
 
 def stop(pid: int) -> None:
@@ -65,3 +67,4 @@ def test_two_demos_in_a_row(settings: Settings) -> None:
             stop(int(second["worker_pid"]))  # type: ignore[call-overload]
     finally:
         stop(int(first["worker_pid"]))  # type: ignore[call-overload]
+        (settings.stack_dir / f"demo-{settings.namespace}.json").unlink(missing_ok=True)
