@@ -1,0 +1,101 @@
+"""River's bandit policies (`river.bandit`) behind our `models.bandits.Policy` contract, so they play in
+the bandit bench, in off-policy evaluation and on the rank/reward path next to ours.
+
+River pulls one arm and keeps its own randomness. To log an honest propensity, the adapter plays
+River's pull with probability ``1 - epsilon`` and a uniformly drawn action otherwise, and records that
+mixture; River's internal draw acts as one more context variable of the logging policy, so IPS over
+these propensities stays unbiased. Arms are named by their action feature rows (an item's features
+are its identity here), the context becomes River's feature dict. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RIVER_POLICIES", "RiverPolicy"]
+
+import inspect
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import ArrayLike
+from river import bandit, proba
+
+from models.bandits import Decision, _Base, _greedy_mix
+
+#: Our name -> (River class, whether it takes a context, its default parameters).
+RIVER_POLICIES: dict[str, tuple[type[Any], bool, dict[str, Any]]] = {
+    "river-linucb": (bandit.LinUCBDisjoint, True, {}),
+    "river-ts": (bandit.ThompsonSampling, False, {"reward_obj": proba.Beta()}),
+    "river-bayes-ucb": (bandit.BayesUCB, False, {"reward_obj": proba.Beta()}),
+    "river-ucb": (bandit.UCB, False, {"delta": 1.0}),
+    "river-egreedy": (bandit.EpsilonGreedy, False, {"epsilon": 0.1}),
+    "river-exp3": (bandit.Exp3, False, {"gamma": 0.1}),
+}
+
+
+def _arm(row: np.ndarray[Any, Any]) -> str:
+    """An action's name: its feature row, rounded so that float noise does not split one arm in two.
+
+    >>> _arm(np.array([1.0, 0.30000000000000004]))
+    '1,0.3'
+    """
+    return ",".join(f"{v:.9g}" for v in row.tolist())
+
+
+class RiverPolicy(_Base):
+    """One `river.bandit` policy by our name (see `RIVER_POLICIES`), mixed with ``epsilon`` uniform play.
+
+    >>> policy = RiverPolicy("river-ts", seed=0)
+    >>> d = policy.decide([1.0], [[1.0, 0.0], [0.0, 1.0]])
+    >>> round(sum(d.probabilities), 6), min(d.probabilities) >= 0.025
+    (1.0, True)
+    >>> policy.learn_one([1.0], [[1.0, 0.0], [0.0, 1.0]], d.action, 1.0)
+    >>> RiverPolicy("river-linucb", epsilon=0.1, seed=2)
+    RiverPolicy(name='river-linucb', epsilon=0.1, seed=2)
+    """
+
+    def __init__(self, name: str = "river-linucb", epsilon: float = 0.05, seed: int | None = None) -> None:
+        if name not in RIVER_POLICIES:
+            raise ValueError(
+                f"unknown River policy {name!r}; choose from {', '.join(sorted(RIVER_POLICIES))}"
+            )
+        self.name = name
+        self.epsilon = epsilon
+        self.seed = seed
+        self._start()
+        cls, self._contextual, defaults = RIVER_POLICIES[name]
+        params = dict(defaults)
+        if "seed" in inspect.signature(cls).parameters:
+            params["seed"] = seed
+        self._river = cls(**{k: v.clone() if hasattr(v, "clone") else v for k, v in params.items()})
+
+    def _context(self, context: ArrayLike) -> dict[str, float]:
+        x = {f"x{i}": float(v) for i, v in enumerate(np.atleast_1d(np.asarray(context, dtype=float)))}
+        x["bias"] = 1.0  # River's Bayesian linear regression has no intercept of its own
+        return x
+
+    def decide(self, context: ArrayLike, actions: ArrayLike) -> Decision:
+        rows = np.atleast_2d(np.asarray(actions, dtype=float))
+        arms = [_arm(row) for row in rows]
+        if self._contextual:
+            pulled = self._river.pull(arms, context=self._context(context))
+        else:
+            pulled = self._river.pull(arms)
+        preference = np.array([arm == pulled for arm in arms], dtype=float)
+        return self._decision(_greedy_mix(preference, self.epsilon), preference)
+
+    def learn_one(
+        self, context: ArrayLike, actions: ArrayLike, chosen: int, reward: float, *, weight: float = 1.0
+    ) -> None:
+        """Update River's estimate of the chosen arm. ``weight`` is not used: River's policies keep one
+        estimate per arm, which samples of that arm already estimate without re-weighting."""
+        rows = np.atleast_2d(np.asarray(actions, dtype=float))
+        if not 0 <= chosen < rows.shape[0]:
+            raise ValueError(f"chosen action {chosen} is not among the {rows.shape[0]} actions")
+        arm = _arm(rows[chosen])
+        if self._contextual:
+            self._river.update(arm, self._context(context), float(reward))
+        else:
+            self._river.update(arm, float(reward))
+
+    def clone(self) -> Self:
+        return type(self)(self.name, self.epsilon, self.seed)
