@@ -201,12 +201,7 @@ def api_server(settings: Settings, log: Path, **env_overrides: str) -> Iterator[
     import httpx
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONALIZE_")}
-    env.update(
-        PERSONALIZE_NAMESPACE=settings.namespace,
-        PERSONALIZE_STACK_DIR=str(settings.stack_dir),
-        **env_overrides,
-    )
+    env = child_env(settings, **env_overrides)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams", "api", "--port", str(port)],
