@@ -70,6 +70,7 @@ def create_app(
         web_enabled=False,
         datadir=str(settings.stack_dir / "faust"),
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
     )
     events_topic = app.topic(settings.events_topic, partitions=settings.partitions)
     items_topic = app.topic(settings.items_topic, partitions=settings.partitions)

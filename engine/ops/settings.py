@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     #: ``batch_within_s`` for a batch to fill: one Redis write and one changelog record per user per batch.
     batch_max: int = Field(500, ge=1, le=100_000)
     batch_within_s: float = Field(0.02, gt=0.0, le=10.0)
+    #: How long the consumer group waits for a silent worker before its partitions go to the others
+    #: (Kafka's session timeout; Faust's default 60 s). Lower means a crashed worker's users are picked
+    #: up sooner, but a worker whose event loop stalls that long (a long catch-up) is dropped too.
+    session_timeout_s: float = Field(60.0, ge=6.0, le=1800.0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=0, le=65535)
     #: sha256 hex digests of the accepted API keys (`personalize api-key new`); comma-separated in
