@@ -116,6 +116,7 @@ def create_app(
         quality=quality,
     )
     pipeline.learned = checkpointer.learned
+    pipeline.known = checkpointer.known
 
     writes = changelog.BatchWrites(profiles)
 

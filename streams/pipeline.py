@@ -104,6 +104,8 @@ class Pipeline:
         self.quality = quality
         #: Called with (user_id, event_id) of every event the model learns (the checkpointer keeps them).
         self.learned: Callable[[str, str], None] = lambda _user_id, _event_id: None
+        #: Whether the model learned an event (the checkpointer's ring of learned ids in the worker).
+        self.known: Callable[[str, str], bool] = lambda _user_id, _event_id: True
         self.tombstone_ttl_s = tombstone_ttl_s
         self._staged: dict[str, _Staged] = {}
         #: user_id -> offset of their latest erasure or reset record of the batch (written first at flush).
@@ -216,6 +218,16 @@ class Pipeline:
         stored = profiles.get(event.user_id)
         profile = UserProfile.from_dict(stored) if stored is not None else UserProfile(event.user_id)
         if profile.has_seen(event.event_id):
+            if learn and not self.known(event.user_id, event.event_id):
+                # The profile holds it but the model does not: a worker died after flushing the batch's
+                # profiles and before its offset key, so the restore's catch-up ended before this record.
+                outcome = self.relearn(raw, key, profiles, self.known)
+                log.info(
+                    "event %s of %s: in the profile, not in the model: %s",
+                    event.event_id,
+                    event.user_id,
+                    outcome,
+                )
             self.metrics.events.labels(outcome="duplicate").inc()
             return "duplicate"
         if learn:

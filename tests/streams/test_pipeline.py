@@ -167,6 +167,27 @@ async def test_duplicate_event_is_skipped_and_not_counted_twice(harness: Harness
     assert harness.store.calls[-1].events_seen == 2
 
 
+async def test_a_redelivered_event_the_profile_holds_but_the_model_not_is_learned_by_the_model_only(
+    harness: Harness,
+) -> None:
+    """A worker died after flushing a batch's profiles and before its offset key: the records come
+    again, the restored profile calls them duplicates, and the model (restored from an older checkpoint,
+    caught up only to the offset key) must still learn them, once."""
+    learned: set[tuple[str, str]] = set()
+    harness.pipeline.learned = lambda user, event: learned.add((user, event))
+    harness.pipeline.known = lambda user, event: (user, event) in learned
+    raw = _raw()
+    assert await harness.pipeline.handle_event(raw, b"u1", harness.profiles) == "learned"
+    fresh = HybridRecommender(seed=1)  # the restored model: it never saw the event
+    harness.pipeline.model = fresh
+    learned.clear()  # nor does the restored ring of learned ids
+    assert await harness.pipeline.handle_event(raw, b"u1", harness.profiles) == "duplicate"
+    assert harness.profiles["u1"]["events_seen"] == 1
+    assert fresh.sequence.history("u1").size == 1, "the model learned the redelivered event"
+    assert await harness.pipeline.handle_event(raw, b"u1", harness.profiles) == "duplicate"
+    assert fresh.sequence.history("u1").size == 1, "and only once"
+
+
 @pytest.mark.parametrize("key", [None, b"someone-else", b"\xff"])
 async def test_event_with_another_key_is_resent_keyed_by_user_id(harness: Harness, key: bytes | None) -> None:
     raw = _raw(user_id="u9")
