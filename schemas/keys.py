@@ -26,11 +26,13 @@ __all__ = [
     "preferences",
     "recs",
     "served",
+    "tombstone",
     "trending",
     "worker",
     "workers_pattern",
 ]
 
+import hashlib
 from enum import StrEnum
 
 KEY_PREFIX = "p13n"
@@ -50,6 +52,9 @@ class MetaField(StrEnum):
     #: Why each listed item is there, in `schemas.reasons`' compact form (one token per item, in the
     #: sorted set's ZREVRANGE order); written with the list, absent when the model gives no reasons.
     REASONS = "reasons"
+    #: The list's fencing position: the offset, on the user's events partition, of the last record the
+    #: list reflects. A list of an older position is refused (see `tombstone`).
+    POSITION = "pos"
 
 
 class WorkerField(StrEnum):
@@ -63,6 +68,10 @@ class WorkerField(StrEnum):
     ITEMS = "items"
     #: When the worker's model state was last checkpointed or restored (epoch ms); 0 before either.
     CHECKPOINT_MS = "checkpoint_ms"
+    #: The events partitions the worker owns, comma-separated ascending ('' while it owns none).
+    PARTITIONS = "partitions"
+    #: ``host:port`` of the worker's Prometheus endpoint ('' when it serves none).
+    METRICS = "metrics"
 
 
 class PolicyField(StrEnum):
@@ -161,6 +170,17 @@ def trending(namespace: str, locale: str | None = None) -> str:
     'p13n:v1:shop:trending:_global'
     """
     return _key(namespace, "trending", locale if locale is not None else GLOBAL_SCOPE)
+
+
+def tombstone(namespace: str, user_id: str) -> str:
+    """String holding the fencing position of a user's erasure (or reset): no list of an older position is
+    written while it lives (it expires after ``PERSONALIZE_TOMBSTONE_TTL_S``). Named by the SHA-256 of
+    the user id (first 32 hex digits), so an erased user's id is not kept in a key name.
+
+    >>> tombstone("shop", "u7")
+    'p13n:v1:shop:tombstone:e8180000fa67e824043aa522c6743de5'
+    """
+    return _key(namespace, "tombstone", hashlib.sha256(user_id.encode()).hexdigest()[:32])
 
 
 def worker(namespace: str, worker_id: str) -> str:

@@ -98,6 +98,7 @@ def create_app(
         dead_letter_topic=settings.dead_letter_topic,
         top_n=settings.top_n,
         quality=quality,
+        tombstone_ttl_s=settings.tombstone_ttl_s,
     )
 
     checkpointer = Checkpointer(

@@ -2,7 +2,10 @@
 
 Examples arrive keyed by policy id, so each policy is learned by exactly one worker. A policy this worker
 has not seen yet starts from its latest snapshot in Redis, so a restart or rebalance keeps what was learned
-up to the last publish (at most ``publish_s`` seconds or ``publish_every`` rewards behind).
+up to the last publish (at most ``publish_s`` seconds or ``publish_every`` rewards behind). Snapshots are
+published by compare-and-set on the version this worker loaded: when another worker published since (the
+previous owner finishing after a rebalance, or the next one), the write is refused and the policy is
+reloaded from Redis on its next example.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class _Learned:
     context_dims: int
     action_dims: int
     rewards: int
+    #: The published version this state was learned on top of (0: none).
+    version: int = 0
     unpublished: int = 0
     first_unpublished: float = 0.0
 
@@ -64,8 +69,8 @@ class Learner:
         if learned is None:
             loaded = await self.store.load(spec.id, seed=0)
             if loaded is not None:
-                s = loaded[1]
-                learned = _Learned(s.policy, s.name, s.context_dims, s.action_dims, s.rewards)
+                version, s = loaded
+                learned = _Learned(s.policy, s.name, s.context_dims, s.action_dims, s.rewards, version)
             else:
                 params: dict[str, Any] = dict(spec.params)
                 policy = make(spec.name, seed=0, **params)
@@ -109,7 +114,7 @@ class Learner:
     async def flush(self, force: bool = False) -> None:
         """Publish every policy with unpublished learning older than ``publish_s`` (all if ``force``)."""
         now = time.monotonic()
-        for policy_id, learned in self.policies.items():
+        for policy_id, learned in list(self.policies.items()):
             if not learned.unpublished or (not force and now - learned.first_unpublished < self.publish_s):
                 continue
             blob = dumps(
@@ -120,11 +125,17 @@ class Learner:
                 rewards=learned.rewards,
             )
             try:
-                await self.store.publish(policy_id, blob, learned.rewards)
+                version = await self.store.publish(policy_id, blob, learned.rewards, learned.version)
             except (redis.exceptions.RedisError, OSError):
                 log.exception("could not publish the snapshot of policy %s", policy_id)
                 self.metrics.bandit_snapshot_errors.inc()
                 continue
+            if version is None:
+                log.warning("policy %s was published by another worker; reloading it", policy_id)
+                self.metrics.bandit_snapshot_conflicts.labels(policy=policy_id).inc()
+                del self.policies[policy_id]
+                continue
+            learned.version = version
             learned.unpublished = 0
             self.metrics.bandit_snapshots.labels(policy=policy_id).inc()
         tally, self._tally = self._tally, {}

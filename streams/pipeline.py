@@ -5,7 +5,9 @@ record that cannot be handled is sent to the dead-letter topic with its reason a
 
 Records come in batches (``stream.take_events``): each event is learned and ranked for at once, in
 order, but the lists are written to Redis at `Pipeline.flush`, after the batch: each user's latest list
-once (explained then), all users' in one round trip.
+once (explained then), all users' in one round trip. Each list carries the offset of the user's last
+record it reflects, and an erasure or reset leaves a tombstone at its own: Redis refuses older lists
+(a slower worker, a replay), see `engine.store.scripts`.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ class _Staged:
     items: list[tuple[str, float]]
     context: Context | None
     ts: int
+    #: Offset of the user's record this list reflects, on their events partition (the write's fence).
+    position: int = 0
     #: Timestamps of the user's events of this batch (the freshness of each).
     event_ts: list[int] = field(default_factory=list)
 
@@ -87,6 +91,7 @@ class Pipeline:
         dead_letter_topic: str,
         top_n: int,
         quality: Quality | None = None,
+        tombstone_ttl_s: int = 7 * 86_400,
     ) -> None:
         self.model = model
         self.store = store
@@ -99,7 +104,10 @@ class Pipeline:
         self.quality = quality
         #: Called with (user_id, event_id) of every event the model learns (the checkpointer keeps them).
         self.learned: Callable[[str, str], None] = lambda _user_id, _event_id: None
+        self.tombstone_ttl_s = tombstone_ttl_s
         self._staged: dict[str, _Staged] = {}
+        #: user_id -> offset of their latest erasure or reset record of the batch (written first at flush).
+        self._fences: dict[str, int] = {}
 
     async def dead_letter(
         self,
@@ -167,35 +175,38 @@ class Pipeline:
         goes to the dead-letter topic, not up.
 
         ``learn=False``: the model already holds this record (it is older than the restored checkpoint's
-        offset), so only the profile, Redis and the counters are updated.
+        offset), so only the profile, Redis and the counters are updated. ``offset`` is the fencing
+        position of what the record changes in Redis.
         """
         try:
-            await self.stage_event(raw or b"", key, profiles, learn=learn)
+            await self.stage_event(raw or b"", key, profiles, learn=learn, position=offset)
         except Exception as error:  # noqa: BLE001 - input must never crash the worker
             await self.dead_letter(raw, error, topic=topic, partition=partition, offset=offset, key=key)
 
     async def handle_event(
-        self, raw: bytes, key: bytes | None, profiles: Profiles, *, learn: bool = True
+        self, raw: bytes, key: bytes | None, profiles: Profiles, *, learn: bool = True, position: int = 0
     ) -> str:
         """Process one raw event as a batch of its own (`stage_event`, then `flush`); returns the outcome
         (learned, duplicate, rekeyed, erased). Raises `InvalidEventError` for a record that breaks the
         contract."""
         try:
-            return await self.stage_event(raw, key, profiles, learn=learn)
+            return await self.stage_event(raw, key, profiles, learn=learn, position=position)
         finally:
             await self.flush()
 
     async def stage_event(
-        self, raw: bytes, key: bytes | None, profiles: Profiles, *, learn: bool = True
+        self, raw: bytes, key: bytes | None, profiles: Profiles, *, learn: bool = True, position: int = 0
     ) -> str:
         """Learn one raw event and rank for its user; the list waits for `flush`. Returns the outcome.
 
-        Raises `InvalidEventError` for a record that breaks the contract.
+        ``position``: the record's offset on its partition, which fences the list it leads to. Raises
+        `InvalidEventError` for a record that breaks the contract.
         """
         started = time.perf_counter()
         decoded = decode_object(raw)
         if decoded.get("type") in USER_RECORD_TYPES:
-            return await self.handle_user_record(parse_user_record(decoded), key, raw, profiles, learn=learn)
+            record = parse_user_record(decoded)
+            return await self.handle_user_record(record, key, raw, profiles, learn=learn, position=position)
         event = parse_event(decoded)
         if key is None or key.decode("utf-8", "replace") != event.user_id:
             # Per-user state lives on the partition of the user_id key: move the event there.
@@ -214,7 +225,7 @@ class Pipeline:
             self.learned(event.user_id, event.event_id)
         profile.observe(event, self.model.signal(event))
         profiles[event.user_id] = profile.to_dict()
-        self._stage(event, profile)
+        self._stage(event, profile, position)
         self.metrics.events.labels(outcome="learned").inc()
         self.metrics.process_seconds.observe(time.perf_counter() - started)
         return "learned"
@@ -227,8 +238,10 @@ class Pipeline:
         profiles: Profiles,
         *,
         learn: bool = True,
+        position: int = 0,
     ) -> str:
-        """Apply onboarding choices, "less like this", a reset or an erasure to the user's state."""
+        """Apply onboarding choices, "less like this", a reset or an erasure to the user's state; an
+        erasure or reset also fences the user's list at ``position`` (the record's offset)."""
         user = record.user_id
         if key is None or key.decode("utf-8", "replace") != user:
             await self.send(self.events_topic, user.encode(), raw)
@@ -244,6 +257,7 @@ class Pipeline:
             self.learned(record.user_id, record.event_id)
         if isinstance(record, ErasureRecord) or record.reset:
             self._staged.pop(user, None)  # a list ranked before the erasure or reset must not be written
+            self._fences[user] = max(position, self._fences.get(user, position))
         if isinstance(record, ErasureRecord):
             profiles.pop(user, None)
             self.metrics.events.labels(outcome="erased").inc()
@@ -253,7 +267,7 @@ class Pipeline:
         profiles[user] = profile.to_dict()
         if record.liked_categories or record.liked_items or record.hidden_items:
             # A bare reset publishes nothing: the API has deleted the list, readers get trending.
-            self._stage(record, profile)
+            self._stage(record, profile, position)
         self.metrics.events.labels(outcome="learned").inc()
         return "learned"
 
@@ -321,14 +335,15 @@ class Pipeline:
         self.learned(record.user_id, record.event_id)
         return "learned"
 
-    def _stage(self, event: Event | PreferencesRecord, profile: UserProfile) -> None:
+    def _stage(self, event: Event | PreferencesRecord, profile: UserProfile, position: int) -> None:
         """Rank for the user now (the model learns its blend from this ranking) and stage the list."""
         context = event.context if isinstance(event, Event) else None
         items = self.model.recommend(profile, self.top_n, context, event.ts)
         if self.quality is not None:
             self.quality.remember(profile.user_id, items)
         earlier = self._staged.get(profile.user_id)
-        staged = _Staged(profile, items, context, event.ts, earlier.event_ts if earlier is not None else [])
+        event_ts = earlier.event_ts if earlier is not None else []
+        staged = _Staged(profile, items, context, event.ts, position, event_ts)
         staged.event_ts.append(event.ts)
         self._staged[profile.user_id] = staged
 
@@ -341,13 +356,22 @@ class Pipeline:
             return None
 
     async def flush(self) -> None:
-        """Write the staged lists, with their reasons, in one Redis round trip. Never raises.
+        """Write the batch's tombstones, then the staged lists with their reasons, in one Redis round
+        trip each. Never raises.
 
         Each list is explained here, from the features its ranking kept: nothing of the user has been
         ranked since (a later event of theirs would have replaced the staged list). A failed write is
         logged and counted, whatever the error (the batch's records are learned and acknowledged, so
-        raising would only stop the worker); the lists are rebuilt on the users' next events.
+        raising would only stop the worker); the lists are rebuilt on the users' next events. A list
+        Redis refuses (older than the stored one or than the user's tombstone) is counted, not retried.
         """
+        fences, self._fences = self._fences, {}
+        if fences:
+            try:
+                await self.store.fence_users(fences, self.tombstone_ttl_s)
+            except Exception:  # noqa: BLE001 - as below: the API left the tombstone of its own erasures
+                log.exception("could not write the tombstones of %d user(s)", len(fences))
+                self.metrics.publish_errors.inc(len(fences))
         staged, self._staged = self._staged, {}
         if not staged:
             return
@@ -359,15 +383,20 @@ class Pipeline:
                 one.profile.last_ts,
                 one.profile.events_seen,
                 self._reasons(one),
+                one.position,
             )
             for user_id, one in staged.items()
         ]
         try:
-            updated_ms = await self.store.publish_lists(lists)
+            published = await self.store.publish_lists(lists)
         except Exception:  # noqa: BLE001 - Redis down or a bug in the store: neither may stop the worker
             log.exception("could not publish the recommendations of %d user(s)", len(lists))
             self.metrics.publish_errors.inc(len(lists))
             return
-        for one in staged.values():
+        for user_id, one in staged.items():
+            reason = published.refused.get(user_id)
+            if reason is not None:
+                self.metrics.fenced_writes.labels(reason=reason).inc()
+                continue
             for ts in one.event_ts:
-                self.metrics.freshness.observe(max(0.0, (updated_ms - ts) / 1000.0))
+                self.metrics.freshness.observe(max(0.0, (published.updated_ms - ts) / 1000.0))

@@ -172,7 +172,7 @@ def create_api(
     serving = ServingState.create(settings, metrics)
     recommendations = recommendations_router(settings.api_read_auth, serving)
     app.include_router(recommendations)
-    app.include_router(users_router(settings.api_read_auth))
+    app.include_router(users_router(settings.api_read_auth, experiments))
     app.include_router(rank_router(experiments, settings.api_read_auth))
     app.include_router(ops_router())
     _add_error_answers(app)

@@ -1,8 +1,9 @@
 """User routes: explicit preferences (``PUT``/``GET /v1/users/{id}/preferences``) and erasure (``DELETE``).
 
-Both take effect in Redis at once (the next read sees them) and are then produced to the events topic
-keyed by user_id, so the worker's models can learn them too.
-Serving applies them in `engine.serving.recommend`.
+Both take effect in Redis before the answer (the next read sees them) and are produced to the events
+topic keyed by user_id, so the worker's models can learn them too. An erasure or a reset also leaves the
+user's tombstone at the record's offset, so a worker still holding the user's older events cannot write
+their list again (`engine.store.scripts.FENCE_USER`). Serving applies them in `engine.serving.recommend`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from engine.api.auth import require_key
 from engine.api.bodies import ErrorBody
 from engine.api.openapi import ID_PATTERN
 from engine.api.services import Services, services
+from engine.ingest.kafka import Delivery
+from engine.serving.experiment_stats import ExperimentStats
+from engine.serving.experiments import Experiments
 from engine.store.preferences import Preferences, changes
 from schemas.errors import InvalidEventError, Problem, ServiceUnavailableError
 from schemas.users import ErasureRecord, PreferencesRecord, PreferencesRequest, encode_user_record
@@ -60,11 +64,12 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody} for status in statuses}
 
 
-async def _produce(svc: Services, user_id: str, value: bytes) -> None:
+async def _produce(svc: Services, user_id: str, value: bytes) -> Delivery:
+    """The record's partition and offset once Kafka confirms it; `ServiceUnavailableError` if it does not."""
     timeout = svc.settings.api_timeout_s
     future = svc.producer.send_nowait(svc.settings.events_topic, value, user_id.encode())
     try:
-        await asyncio.wait_for(future, timeout + 1.0)
+        return await asyncio.wait_for(future, timeout + 1.0)
     except Exception as exc:  # noqa: BLE001 - any delivery failure is the same 503 to the client
         raise ServiceUnavailableError("kafka", svc.settings.bootstrap, timeout) from exc
 
@@ -74,7 +79,7 @@ def _answer(user_id: str, prefs: Preferences, event_id: str | None) -> Preferenc
     return PreferencesAnswer(user_id=user_id, event_id=event_id, preferences=state)
 
 
-def users_router(read_auth: bool) -> APIRouter:
+def users_router(read_auth: bool, experiments: Experiments) -> APIRouter:
     router = APIRouter(tags=["users"])
     read_deps = [Depends(require_key)] if read_auth else []
 
@@ -92,9 +97,9 @@ def users_router(read_auth: bool) -> APIRouter:
 
         Takes effect on the next read: muted categories and hidden items are filtered out, liked ones
         boosted. `reset: true` first forgets the user's list and earlier choices (the worker also gets
-        the record, to forget what it learned). Repeating a request is harmless. Then produced to the
-        events topic as a `preferences` record keyed by `user_id`; 503 if Kafka does not confirm it
-        (Redis has changed already; resend).
+        the record, to forget what it learned; no list from the user's earlier events is written again).
+        Repeating a request is harmless. Then produced to the events topic as a `preferences` record
+        keyed by `user_id`; 503 if Kafka does not confirm it (Redis has changed already; resend).
         """
         if body.empty:
             raise InvalidEventError([Problem("", "the request changes nothing")])
@@ -104,7 +109,9 @@ def users_router(read_auth: bool) -> APIRouter:
         record = PreferencesRecord(
             event_id=f"prefs-{uuid.uuid4().hex}", user_id=user_id, ts=now, **body.model_dump()
         )
-        await _produce(svc, user_id, encode_user_record(record))
+        delivered = await _produce(svc, user_id, encode_user_record(record))
+        if body.reset:
+            await svc.store.fence_users({user_id: delivered.offset}, svc.settings.tombstone_ttl_s)
         return _answer(user_id, prefs, record.event_id)
 
     @router.get(
@@ -129,11 +136,23 @@ def users_router(read_auth: bool) -> APIRouter:
         dependencies=[Depends(require_key)],
     )
     async def erase_user(user_id: UserId, svc: Annotated[Services, Depends(services)]) -> Erased:
-        """Delete the user's keys in Redis at once (list, metadata, preferences), then produce an
-        `erasure` record to the events topic for the worker's state (202: that part follows)."""
-        deleted = await svc.store.forget_user(user_id)
+        """Produce an `erasure` record to the events topic for the worker's state (202: that part
+        follows), then delete the user's keys in Redis (list, metadata, preferences, experiment
+        membership) before answering, leaving a tombstone at the record's offset: a worker still holding
+        the user's earlier events cannot write their list again (`PERSONALIZE_TOMBSTONE_TTL_S`). If Kafka
+        does not confirm the record: the keys are deleted all the same, without a tombstone, and the
+        answer is 503 (resend)."""
         record = ErasureRecord(event_id=f"erase-{uuid.uuid4().hex}", user_id=user_id, ts=_now_ms())
-        await _produce(svc, user_id, encode_user_record(record))
+        stats = ExperimentStats(svc.store.client, svc.settings.namespace)
+        try:
+            delivered = await _produce(svc, user_id, encode_user_record(record))
+        except ServiceUnavailableError:
+            await svc.store.forget_user(user_id)
+            await stats.forget_user(experiments, user_id)
+            raise
+        fence = (delivered.offset, svc.settings.tombstone_ttl_s)
+        deleted = await svc.store.forget_user(user_id, fence)
+        await stats.forget_user(experiments, user_id)
         return Erased(user_id=user_id, event_id=record.event_id, deleted_keys=deleted)
 
     return router

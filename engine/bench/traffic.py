@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 
-from engine.ingest.kafka import AsyncProducer
+from engine.ingest.kafka import AsyncProducer, Delivery
 from engine.ingest.produce import send_event
 from engine.ops.settings import Settings
 from models.synth import Clickstream
@@ -43,7 +43,7 @@ async def send_events(
 ) -> dict[str, int]:
     """Send events stamped now (at ``rate`` per second, or flat out); returns each user's last ``ts``."""
     last_ts: dict[str, int] = {}
-    pending: list[asyncio.Future[None]] = []
+    pending: list[asyncio.Future[Delivery]] = []
     started = time.monotonic()
     for index, event in enumerate(events):
         if rate is not None:

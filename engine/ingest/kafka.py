@@ -6,18 +6,25 @@ on the same partition whoever produced it (the per-user tables depend on it).
 
 from __future__ import annotations
 
-__all__ = ["AsyncProducer", "ensure_topics"]
+__all__ = ["AsyncProducer", "Delivery", "ensure_topics"]
 
 import asyncio
 import contextlib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import confluent_kafka
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from schemas.errors import DeliveryError, ServiceUnavailableError
+
+
+class Delivery(NamedTuple):
+    """Where the broker put a record: its partition and offset (a user's fencing position)."""
+
+    partition: int
+    offset: int
 
 
 class AsyncProducer:
@@ -57,14 +64,16 @@ class AsyncProducer:
             if not served:
                 await asyncio.sleep(0)
 
-    def send_nowait(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
-        """Queue one record; the returned future completes when the broker confirms it."""
+    def send_nowait(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[Delivery]:
+        """Queue one record; the returned future gives its partition and offset once the broker
+        confirms it."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[Delivery] = loop.create_future()
 
-        def delivered(err: confluent_kafka.KafkaError | None, _msg: object) -> None:
+        def delivered(err: confluent_kafka.KafkaError | None, msg: confluent_kafka.Message) -> None:
             if err is None:
-                loop.call_soon_threadsafe(_settle, future, None)
+                where = Delivery(msg.partition() or 0, msg.offset() or 0)
+                loop.call_soon_threadsafe(_settle, future, where)
             else:
                 loop.call_soon_threadsafe(_settle, future, DeliveryError(f"kafka topic {topic}", str(err)))
 
@@ -75,8 +84,8 @@ class AsyncProducer:
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain, then retry
 
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        await self.send_nowait(topic, value, key)
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Delivery:
+        return await self.send_nowait(topic, value, key)
 
     async def check(self, timeout_s: float) -> None:
         """Raise `ServiceUnavailableError` unless the cluster answers a metadata request in time."""
@@ -91,13 +100,13 @@ class AsyncProducer:
             raise DeliveryError("kafka", f"{left} record(s) still undelivered after {timeout_s:.0f}s")
 
 
-def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
+def _settle(future: asyncio.Future[Delivery], outcome: Delivery | Exception) -> None:
     if future.done():
         return
-    if error is None:
-        future.set_result(None)
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
     else:
-        future.set_exception(error)
+        future.set_result(outcome)
 
 
 async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:

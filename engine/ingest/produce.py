@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engine.ingest import backfill as history
-from engine.ingest.kafka import AsyncProducer, ensure_topics
+from engine.ingest.kafka import AsyncProducer, Delivery, ensure_topics
 from engine.ops.settings import Settings
 from models.synth import Clickstream
 from schemas.events import Event, ItemRecord, encode
@@ -37,7 +37,7 @@ async def ensure_engine_topics(settings: Settings) -> None:
     await ensure_topics(settings.bootstrap, topics, settings.partitions)
 
 
-def send_event(producer: AsyncProducer, settings: Settings, event: Event) -> asyncio.Future[None]:
+def send_event(producer: AsyncProducer, settings: Settings, event: Event) -> asyncio.Future[Delivery]:
     """Queue one event on the events topic keyed by its user_id; the future completes once the broker has it.
 
     Every producer of live events (simulate, the HTTP API) goes through here, so all key the same way.
@@ -66,9 +66,9 @@ class _Window:
     """Keeps at most `_WINDOW` sends in flight."""
 
     def __init__(self) -> None:
-        self.pending: list[asyncio.Future[None]] = []
+        self.pending: list[asyncio.Future[Delivery]] = []
 
-    async def add(self, future: asyncio.Future[None]) -> None:
+    async def add(self, future: asyncio.Future[Delivery]) -> None:
         self.pending.append(future)
         if len(self.pending) >= _WINDOW:
             await self.drain()

@@ -46,6 +46,8 @@ class Metrics:
     items: Counter
     dead_letters: Counter
     publish_errors: Counter
+    fenced_writes: Counter
+    trending_publishes: Counter
     gap_repairs: Counter
     nudges: Counter
     freshness: Histogram
@@ -73,6 +75,7 @@ class Metrics:
     bandit_rewards: Summary
     bandit_snapshots: Counter
     bandit_snapshot_errors: Counter
+    bandit_snapshot_conflicts: Counter
     # The HTTP API (engine/api/).
     api_requests: Counter
     api_latency: Histogram
@@ -158,6 +161,17 @@ class Metrics:
                 "reason",
             ),
             publish_errors=counter("publish_errors", "Failed Redis publications."),
+            fenced_writes=counter(
+                "fenced_writes",
+                "Lists Redis refused to write, by reason: erased (older than the user's erasure or reset "
+                "tombstone) or stale (older than the list already stored).",
+                "reason",
+            ),
+            trending_publishes=counter(
+                "trending_publishes",
+                "Trending lists written to Redis by this worker (only the owner of events partition 0 "
+                "writes them).",
+            ),
             gap_repairs=counter(
                 "gap_repairs", "Event records re-read from Kafka because the consumer skipped their offsets."
             ),
@@ -264,6 +278,12 @@ class Metrics:
                 "bandit_snapshots", "Policy snapshots published to Redis, by policy id.", "policy"
             ),
             bandit_snapshot_errors=counter("bandit_snapshot_errors", "Failed snapshot publications."),
+            bandit_snapshot_conflicts=counter(
+                "bandit_snapshot_conflicts",
+                "Policy snapshots refused because another worker published a newer version since this "
+                "worker loaded it (the policy is then reloaded from Redis), by policy id.",
+                "policy",
+            ),
             api_requests=counter(
                 "api_requests",
                 "HTTP requests by method, route template (`unmatched` for unknown paths) and status.",

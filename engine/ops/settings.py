@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     coverage_window_hours: int = Field(24, ge=1, le=720)
     #: Seconds between the worker's trending lists (`streams.trending`); 0: the worker publishes none.
     trending_interval_s: float = Field(5.0, ge=0.0, le=3600.0)
+    #: How long an erasure's (or reset's) tombstone refuses lists from the user's earlier events; keep it
+    #: above the events topic's retention, so no record older than a tombstone outlives it in Kafka.
+    tombstone_ttl_s: int = Field(7 * 86_400, ge=1, le=365 * 86_400)
     #: Rank/reward (Personalizer-style): how long a decision waits for its reward before it is learned
     #: with ``default_reward``; which policy ranks when no experiment applies; the hashed feature sizes.
     reward_wait_s: float = Field(60.0, gt=0.0, le=86_400.0)

@@ -34,6 +34,16 @@ class ExperimentStats:
         pipe.sadd(keys.experiment_users(self.namespace, experiment, variant), user_id)
         pipe.hincrby(keys.experiment(self.namespace, experiment), f"{variant}.decisions", 1)
 
+    async def forget_user(self, experiments: Experiments, user_id: str) -> None:
+        """Remove an erased user from every variant's set of ``experiments`` (one round trip)."""
+        if not experiments.experiments:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for experiment in experiments.experiments:
+                for variant in experiment.variants:
+                    pipe.srem(keys.experiment_users(self.namespace, experiment.name, variant.name), user_id)
+            await pipe.execute()
+
     async def add_rewards(self, tally: RewardTally) -> None:
         """Add joined rewards (count and sum per variant) in one round trip."""
         if not tally:

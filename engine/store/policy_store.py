@@ -1,7 +1,9 @@
 """Bandit policy snapshots in Redis: the worker publishes them, the API loads and caches them.
 
-One hash per policy (`schemas.keys.policy`) written in one MULTI/EXEC with a version counter, so the API
-re-reads the (large) snapshot only when the version moved. Async only; never learns.
+One hash per policy (`schemas.keys.policy`) with a version counter, so the API re-reads the (large)
+snapshot only when the version moved. A snapshot is written by compare-and-set on that version (script
+`engine.store.scripts.PUBLISH_POLICY`): a worker whose policy another worker has published since it
+loaded it (after a rebalance) cannot put its older state over the newer one. Async only; never learns.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from engine.store import scripts
 from models.bandit_snapshot import AnyPolicy, Snapshot, loads
 from models.bandits import make
 from schemas import keys
@@ -29,21 +32,18 @@ class PolicyStore:
         self.client = client
         self.namespace = namespace
 
-    async def publish(self, policy_id: str, blob: bytes, rewards: int) -> int:
-        """Store a snapshot; returns its version (1 for the first one, then +1 per publish)."""
+    async def publish(self, policy_id: str, blob: bytes, rewards: int, expected: int) -> int | None:
+        """Store a snapshot learned on top of version ``expected`` (0: none published); returns its
+        version (``expected + 1``), or None when the stored version is no longer ``expected``."""
+        args: list[str | int] = [
+            expected,
+            base64.b64encode(blob).decode("ascii"),
+            rewards,
+            time.time_ns() // 1_000_000,
+        ]
         key = keys.policy(self.namespace, policy_id)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hincrby(key, PolicyField.VERSION, 1)
-            pipe.hset(
-                key,
-                mapping={
-                    PolicyField.SNAPSHOT: base64.b64encode(blob).decode("ascii"),
-                    PolicyField.REWARDS: rewards,
-                    PolicyField.UPDATED_MS: time.time_ns() // 1_000_000,
-                },
-            )
-            version, _ = await pipe.execute()
-        return int(version)
+        version = int(await scripts.run(self.client, scripts.PUBLISH_POLICY, [key], args))
+        return version or None
 
     async def version(self, policy_id: str) -> int:
         """The published version, 0 if none."""

@@ -2,15 +2,17 @@
 
 A write replaces the sorted set and the metadata hash (with the list's reasons) atomically (one script
 call, `engine.store.scripts.REPLACE_LIST`), so a reader never sees a half-written list nor reasons of
-another list; the worker writes the lists of a whole batch of events in one round trip. Async only.
+another list; the worker writes the lists of a whole batch of events in one round trip. Writes are
+fenced: a list carries the position (events-partition offset) of the last record it reflects, and Redis
+refuses one older than the stored list or than the user's tombstone (erasure, reset). Async only.
 """
 
 from __future__ import annotations
 
-__all__ = ["Recommendations", "RedisStore", "UserList", "compact_score"]
+__all__ = ["Published", "Recommendations", "RedisStore", "UserList", "compact_score"]
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +41,8 @@ class Recommendations:
     last_event_ts: int | None
     #: Why each item is listed, by item id (stored with the list; items without one are missing).
     reasons: dict[str, Reason] = field(default_factory=dict)
+    #: The list's fencing position (`schemas.keys.MetaField.POSITION`); None without a list.
+    position: int | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -51,6 +55,7 @@ class Recommendations:
             "model_version": self.model_version,
             "events_seen": self.events_seen,
             "last_event_ts": self.last_event_ts,
+            "position": self.position,
         }
 
 
@@ -64,6 +69,21 @@ class UserList:
     last_event_ts: int
     events_seen: int
     reasons: Sequence[Reason | None] | None = None
+    #: Offset, on the user's events partition, of the last record the list reflects (the fence).
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What a `RedisStore.publish_lists` call did: the ``updated_ms`` written and the refused users."""
+
+    updated_ms: int
+    #: user_id -> why the list was not written: ``erased`` (below the user's tombstone) or ``stale``
+    #: (below the stored list's position).
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+_REFUSALS = {redis_scripts.REFUSED_ERASED: "erased", redis_scripts.REFUSED_STALE: "stale"}
 
 
 def compact_score(score: float) -> float:
@@ -90,6 +110,7 @@ def _recommendations(user_id: str, ranked: list[Any], meta: dict[str, str]) -> R
         events_seen=_int(meta.get(MetaField.EVENTS_SEEN)),
         last_event_ts=_int(meta.get(MetaField.LAST_EVENT_TS)),
         reasons=decode_reasons(meta.get(MetaField.REASONS), [item for item, _ in items]),
+        position=_int(meta.get(MetaField.POSITION)),
     )
 
 
@@ -130,27 +151,44 @@ class RedisStore:
         last_event_ts: int,
         events_seen: int,
         reasons: Sequence[Reason | None] | None = None,
-    ) -> int:
-        """Replace one user's recommendations (see `publish_lists`); returns the ``updated_ms`` written."""
-        one = UserList(user_id, items, model_version, last_event_ts, events_seen, reasons)
+        position: int = 0,
+    ) -> Published:
+        """Replace one user's recommendations (see `publish_lists`)."""
+        one = UserList(user_id, items, model_version, last_event_ts, events_seen, reasons, position)
         return await self.publish_lists([one])
 
-    async def publish_lists(self, lists: Sequence[UserList]) -> int:
+    async def publish_lists(self, lists: Sequence[UserList]) -> Published:
         """Replace the recommendations (and reasons) of every user in ``lists``, each atomically (script
-        `engine.store.scripts.REPLACE_LIST`), all in one round trip; returns the ``updated_ms`` written."""
+        `engine.store.scripts.REPLACE_LIST`), all in one round trip, except where the fence refuses."""
         updated_ms = time.time_ns() // 1_000_000
         calls = []
         for one in lists:
             items = [(item, compact_score(score)) for item, score in one.items]
             why = encode_reasons(_zrevrange_order(items, one.reasons)) if items and one.reasons else ""
-            user_keys = (keys.recs(self.namespace, one.user_id), keys.meta(self.namespace, one.user_id))
             args = redis_scripts.replace_list_args(
-                items, updated_ms, one.last_event_ts, one.model_version, one.events_seen, why
+                items, updated_ms, one.last_event_ts, one.model_version, one.events_seen, why, one.position
             )
-            calls.append((user_keys, args))
-        # Each call replaces a list whole, so calls that ran before a NOSCRIPT are safely run again.
-        await redis_scripts.run_many(self.client, redis_scripts.REPLACE_LIST, calls)
-        return updated_ms
+            calls.append((self._user_keys(one.user_id), args))
+        # Each call replaces a list whole (or is refused), so calls that ran before a NOSCRIPT run again.
+        replies = await redis_scripts.run_many(self.client, redis_scripts.REPLACE_LIST, calls)
+        refused = {
+            one.user_id: _REFUSALS[int(reply)]
+            for one, reply in zip(lists, replies, strict=True)
+            if int(reply) in _REFUSALS
+        }
+        return Published(updated_ms, refused)
+
+    def _user_keys(self, user_id: str) -> tuple[str, str, str]:
+        """The keys `REPLACE_LIST` and `FENCE_USER` take: recs, meta, tombstone."""
+        ns = self.namespace
+        return keys.recs(ns, user_id), keys.meta(ns, user_id), keys.tombstone(ns, user_id)
+
+    async def fence_users(self, fences: Mapping[str, int], ttl_s: int) -> None:
+        """For each user, raise their tombstone to the position (of an erasure or reset record) and delete
+        a list older than it, all in one round trip (script `engine.store.scripts.FENCE_USER`)."""
+        calls = [(self._user_keys(user), [position, ttl_s]) for user, position in fences.items()]
+        if calls:
+            await redis_scripts.run_many(self.client, redis_scripts.FENCE_USER, calls)
 
     async def publish_trending(self, items: Sequence[tuple[str, float]], locale: str | None = None) -> None:
         """Replace the trending list of ``locale`` (or the global one) in one MULTI/EXEC."""
@@ -256,14 +294,21 @@ class RedisStore:
             answers = await pipe.execute()
         return Preferences.from_hash(answers[-1])
 
-    async def forget_user(self, user_id: str) -> int:
-        """Delete every key of the user (list, meta, preferences) at once; returns how many existed."""
+    async def forget_user(self, user_id: str, fence: tuple[int, int] | None = None) -> int:
+        """Delete every key of the user (list, meta, preferences) at once; returns how many existed.
+
+        ``fence`` (position of the erasure record, tombstone TTL in seconds) also leaves a tombstone that
+        refuses lists older than the erasure (a list already reflecting later records stays).
+        """
         ns = self.namespace
-        return int(
-            await self.client.delete(
-                keys.recs(ns, user_id), keys.meta(ns, user_id), keys.preferences(ns, user_id)
+        if fence is None:
+            return int(
+                await self.client.delete(
+                    keys.recs(ns, user_id), keys.meta(ns, user_id), keys.preferences(ns, user_id)
+                )
             )
-        )
+        user_keys = (*self._user_keys(user_id), keys.preferences(ns, user_id))
+        return int(await redis_scripts.run(self.client, redis_scripts.FENCE_USER, user_keys, fence))
 
     async def count_served(self, item_ids: Sequence[str], hour: int, ttl_s: int) -> None:
         """Add served items to the hour's HyperLogLog (kept ``ttl_s``), for catalog coverage: one script

@@ -7,20 +7,31 @@ from types import TracebackType
 from typing import Any
 
 from engine.store.item_meta import FIELDS
-from engine.store.scripts import META_FIELDS, READ_ITEMS, READ_USER, REPLACE_LIST, Script
-from schemas.keys import MetaField
+from engine.store.scripts import (
+    FENCE_USER,
+    META_FIELDS,
+    PUBLISH_POLICY,
+    READ_ITEMS,
+    READ_USER,
+    REFUSED_ERASED,
+    REFUSED_STALE,
+    REPLACE_LIST,
+    Script,
+)
+from schemas.keys import MetaField, PolicyField
 
 
 class FakeRedis:
     """Hashes, sets and sorted sets in dicts; pipelines queue calls and run them on ``execute``."""
 
     def __init__(self) -> None:
+        self.strings: dict[str, str] = {}
         self.hashes: dict[str, dict[str, str]] = {}
         self.sets: dict[str, set[str]] = {}
         self.zsets: dict[str, dict[str, float]] = {}
 
     async def delete(self, *keys: str) -> int:
-        stores: tuple[dict[str, Any], ...] = (self.hashes, self.sets, self.zsets)
+        stores: tuple[dict[str, Any], ...] = (self.strings, self.hashes, self.sets, self.zsets)
         return sum(any(s.pop(k, None) is not None for s in stores) for k in keys)
 
     async def zadd(self, key: str, mapping: dict[str, float]) -> int:
@@ -84,6 +95,10 @@ class FakeRedis:
         keys, args = keys_and_args[:numkeys], keys_and_args[numkeys:]
         if sha == REPLACE_LIST.sha:
             return await self._replace_list(keys, args)
+        if sha == FENCE_USER.sha:
+            return await self._fence_user(keys, args)
+        if sha == PUBLISH_POLICY.sha:
+            return await self._publish_policy(keys, args)
         if sha == READ_ITEMS.sha:
             return [await self.hmget(key, list(FIELDS)) for key in keys]
         assert sha == READ_USER.sha, sha
@@ -93,7 +108,12 @@ class FakeRedis:
 
     async def _replace_list(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> int:
         """What `REPLACE_LIST` does (its Lua is checked against the real Redis in tests/integration)."""
-        listed, updated_ms, last_event_ts, model_version, events_seen, reasons = args
+        listed, updated_ms, last_event_ts, model_version, events_seen, reasons, position = args
+        fence, held = self.strings.get(keys[2]), self.hashes.get(keys[1], {}).get(MetaField.POSITION)
+        if fence is not None and int(position) < int(fence):
+            return REFUSED_ERASED
+        if held is not None and int(position) < int(held):
+            return REFUSED_STALE
         pairs = [line.split("\t") for line in str(listed).splitlines()]
         await self.delete(keys[0])
         if pairs:
@@ -103,6 +123,7 @@ class FakeRedis:
             MetaField.LAST_EVENT_TS: last_event_ts,
             MetaField.MODEL_VERSION: model_version,
             MetaField.EVENTS_SEEN: events_seen,
+            MetaField.POSITION: position,
         }
         await self.hset(keys[1], mapping=meta)
         if reasons:
@@ -110,6 +131,34 @@ class FakeRedis:
         else:
             await self.hdel(keys[1], MetaField.REASONS)
         return len(pairs)
+
+    async def _publish_policy(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> int:
+        """What `PUBLISH_POLICY` does (checked against the real Redis in tests/integration)."""
+        expected, snapshot, rewards, updated_ms = args
+        fields = self.hashes.setdefault(keys[0], {})
+        version = int(fields.get(PolicyField.VERSION, "0"))
+        if version != int(expected):
+            return 0
+        fields.update(
+            {
+                PolicyField.VERSION: str(version + 1),
+                PolicyField.SNAPSHOT: str(snapshot),
+                PolicyField.REWARDS: str(rewards),
+                PolicyField.UPDATED_MS: str(updated_ms),
+            }
+        )
+        return version + 1
+
+    async def _fence_user(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> int:
+        """What `FENCE_USER` does (TTL aside; checked against the real Redis in tests/integration)."""
+        position = int(args[0])
+        if int(self.strings.get(keys[2], position - 1)) < position:
+            self.strings[keys[2]] = str(position)
+        deleted = await self.delete(keys[3]) if len(keys) > 3 else 0
+        held = self.hashes.get(keys[1], {}).get(MetaField.POSITION)
+        if held is not None and int(held) >= position:
+            return deleted
+        return deleted + await self.delete(keys[0], keys[1])
 
     async def aclose(self) -> None:
         return None

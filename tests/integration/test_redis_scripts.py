@@ -1,22 +1,29 @@
 """The store's scripts against the real redis-server: reads give the same answers as the plain commands,
-and the list-replacing script writes what readers get."""
+the list-replacing script writes what readers get and refuses lists older than the stored one or than
+the user's tombstone, and policy snapshots are published by compare-and-set; a server that lost its
+script cache is given the scripts again."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import uuid
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
 from engine.store import scripts as redis_scripts
 from engine.store.item_meta import FIELDS, from_hash
-from engine.store.redis_store import RedisStore, UserList
+from engine.store.policy_store import PolicyStore
+from engine.store.redis_store import Recommendations, RedisStore, UserList
 from schemas import keys
 from schemas.events import ItemRecord
-from schemas.keys import MetaField
+from schemas.keys import MetaField, PolicyField
 from schemas.reasons import Reason
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+_META: dict[str, Any] = {"model_version": "m1", "last_event_ts": 1, "events_seen": 1}
 
 
 async def test_a_users_list_meta_and_preferences_read_by_script_match_the_plain_reads(
@@ -62,7 +69,7 @@ async def test_a_script_the_server_has_not_seen_is_loaded_once(store: RedisStore
     fresh = redis_scripts.Script(f"-- {uuid.uuid4().hex}\n{redis_scripts.READ_USER.text}")
     user_keys = [keys.recs(store.namespace, "u"), keys.meta(store.namespace, "u"), keys.preferences("x", "u")]
     assert (await store.client.script_exists(fresh.sha)) == [False]
-    assert await redis_scripts.run(store.client, fresh, user_keys, ["9"]) == [[], [None] * 5, []]
+    assert await redis_scripts.run(store.client, fresh, user_keys, ["9"]) == [[], [None] * 6, []]
     assert (await store.client.script_exists(fresh.sha)) == [True]
 
 
@@ -76,9 +83,10 @@ async def test_a_list_replaces_the_previous_one_whole_with_its_reasons(store: Re
     assert (await store.read("script-u2")).items == [("a", 0.5)]
 
     # A new list without reasons: no member and no reason of the old one survives.
-    updated = await store.publish(
+    published = await store.publish(
         "script-u1", [("w", 0.123456789)], model_version="m2", last_event_ts=20, events_seen=2
     )
+    updated = published.updated_ms
     got = await store.read("script-u1")
     assert got.items == [("w", 0.12346)] and got.reasons == {}
     assert (got.updated_ms, got.last_event_ts, got.events_seen, got.model_version) == (updated, 20, 2, "m2")
@@ -105,3 +113,75 @@ async def test_served_items_counted_by_script_match_pfadd(store: RedisStore) -> 
     await store.client.pfadd(by_hand, *ids)
     assert await store.served_distinct([hour]) == await store.client.pfcount(by_hand)
     assert 0 < await store.client.ttl(keys.served(store.namespace, hour)) <= 60
+
+
+async def test_a_list_older_than_the_stored_one_is_refused_and_an_equal_one_written(
+    store: RedisStore,
+) -> None:
+    user = f"fence-{uuid.uuid4().hex[:8]}"
+    assert (await store.publish(user, [("a", 1.0)], **_META, position=10)).refused == {}
+    refused = await store.publish(user, [("old", 1.0)], **_META, position=9)
+    assert refused.refused == {user: "stale"}
+    got = await store.read(user)
+    assert got.items == [("a", 1.0)] and got.position == 10
+    assert (await store.publish(user, [("again", 1.0)], **_META, position=10)).refused == {}
+    assert (await store.read(user)).items == [("again", 1.0)]
+
+
+async def test_an_erasure_fence_deletes_older_lists_and_refuses_them_until_it_expires(
+    store: RedisStore,
+) -> None:
+    user, back = f"erased-{uuid.uuid4().hex[:8]}", f"back-{uuid.uuid4().hex[:8]}"
+    await store.publish(user, [("a", 1.0)], **_META, position=5)
+    await store.update_preferences(user, {"muted_category:x": "1"}, [])
+    assert await store.forget_user(user, (20, 60)) == 3  # list, meta, preferences
+    assert await store.read(user) == Recommendations(user, [], None, None, None, None)
+    tombstone = keys.tombstone(store.namespace, user)
+    assert await store.client.get(tombstone) == "20" and 0 < await store.client.ttl(tombstone) <= 60
+    assert user not in tombstone
+    # A worker still holding the user's earlier events: refused, nothing re-created.
+    assert (await store.publish(user, [("b", 1.0)], **_META, position=19)).refused == {user: "erased"}
+    assert not await store.client.exists(keys.recs(store.namespace, user), keys.meta(store.namespace, user))
+    # Records after the erasure write again; a later fence at an older position changes nothing.
+    assert (await store.publish(user, [("c", 1.0)], **_META, position=21)).refused == {}
+    await store.fence_users({user: 20}, 60)
+    assert (await store.read(user)).items == [("c", 1.0)] and await store.client.get(tombstone) == "20"
+    # A list that reflects records after the erasure survives it (the worker fenced later than the API).
+    await store.publish(back, [("d", 1.0)], **_META, position=31)
+    assert await store.forget_user(back, (30, 60)) == 0
+    assert (await store.read(back)).items == [("d", 1.0)]
+    # The tombstone expires: then only the stored list's own position fences.
+    await store.fence_users({back: 40}, 1)
+    assert not await store.client.exists(keys.recs(store.namespace, back))
+    await store.client.pexpire(keys.tombstone(store.namespace, back), 1)
+    await asyncio.sleep(0.05)
+    assert (await store.publish(back, [("e", 1.0)], **_META, position=35)).refused == {}
+
+
+async def test_fencing_scripts_are_loaded_again_after_the_server_lost_them(store: RedisStore) -> None:
+    user = f"flushed-{uuid.uuid4().hex[:8]}"
+    await store.client.script_flush()
+    await store.fence_users({user: 7}, 60)
+    await store.client.script_flush()
+    assert (await store.publish(user, [("a", 1.0)], **_META, position=6)).refused == {user: "erased"}
+    await store.client.script_flush()
+    assert (await store.publish(user, [("a", 1.0)], **_META, position=7)).refused == {}
+    await store.client.script_flush()
+    assert await store.forget_user(user, (8, 60)) == 2
+    policies = PolicyStore(store.client, store.namespace)
+    await store.client.script_flush()
+    assert await policies.publish(f"p-{user}", b"blob", 1, expected=0) == 1
+
+
+async def test_a_policy_snapshot_is_written_only_on_top_of_the_version_it_was_learned_from(
+    store: RedisStore,
+) -> None:
+    policies = PolicyStore(store.client, store.namespace)
+    policy = f"cas-{uuid.uuid4().hex[:8]}"
+    assert await policies.publish(policy, b"first", 1, expected=0) == 1
+    assert await policies.publish(policy, b"second", 2, expected=1) == 2
+    assert await policies.publish(policy, b"stale", 9, expected=1) is None  # an older owner
+    assert await policies.publish(policy, b"skipped", 9, expected=5) is None
+    stored = await store.client.hgetall(keys.policy(store.namespace, policy))
+    assert stored[PolicyField.VERSION] == "2" and stored[PolicyField.REWARDS] == "2"
+    assert base64.b64decode(stored[PolicyField.SNAPSHOT]) == b"second"

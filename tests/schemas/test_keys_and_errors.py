@@ -41,6 +41,7 @@ def test_meta_fields_are_the_documented_strings() -> None:
         "model_version",
         "events_seen",
         "reasons",
+        "pos",
     ]
 
 

@@ -13,7 +13,7 @@ import redis.exceptions
 from prometheus_client import CollectorRegistry
 
 from engine.ops.metrics import Metrics
-from engine.store.redis_store import RedisStore, UserList
+from engine.store.redis_store import Published, RedisStore, UserList
 from models.profile import UserProfile
 from models.recommender import MODEL_VERSION, HybridRecommender
 from models.registry import PopularRecommender
@@ -28,16 +28,33 @@ UPDATED_MS = TS + 2_500
 
 @dataclass
 class FakeStore:
-    """RedisStore's `publish_lists` signature; records each list, or raises ``error`` when set."""
+    """RedisStore's `publish_lists` and `fence_users` signatures, fenced as the scripts fence; records
+    each written list (``calls``) and tombstone (``fences``), or raises ``error`` when set."""
 
     calls: list[UserList] = field(default_factory=list)
+    fences: dict[str, int] = field(default_factory=dict)
+    positions: dict[str, int] = field(default_factory=dict)
     error: Exception | None = None
 
-    async def publish_lists(self, lists: Sequence[UserList]) -> int:
+    async def publish_lists(self, lists: Sequence[UserList]) -> Published:
         if self.error is not None:
             raise self.error
-        self.calls.extend(lists)
-        return UPDATED_MS
+        refused = {}
+        for one in lists:
+            if one.position < self.fences.get(one.user_id, -1):
+                refused[one.user_id] = "erased"
+            elif one.position < self.positions.get(one.user_id, -1):
+                refused[one.user_id] = "stale"
+            else:
+                self.calls.append(one)
+                self.positions[one.user_id] = one.position
+        return Published(UPDATED_MS, refused)
+
+    async def fence_users(self, fences: dict[str, int], ttl_s: int) -> None:
+        for user, position in fences.items():
+            self.fences[user] = max(position, self.fences.get(user, position))
+            if self.positions.get(user, -1) < position:
+                self.positions.pop(user, None)
 
 
 @dataclass
@@ -324,6 +341,38 @@ async def test_a_list_staged_before_an_erasure_in_the_same_batch_is_never_writte
     assert await harness.pipeline.stage_event(erase, b"u1", harness.profiles) == "erased"
     await harness.pipeline.flush()
     assert harness.store.calls == []
+
+
+async def test_each_list_carries_its_records_offset_and_an_erasure_fences_older_ones(
+    harness: Harness,
+) -> None:
+    pipeline, profiles = harness.pipeline, harness.profiles
+    await pipeline.handle_event(_raw("e1", ts=TS), b"u1", profiles, position=10)
+    await pipeline.stage_event(_raw("e2", ts=TS + 1), b"u1", profiles, position=11)
+    await pipeline.stage_event(_raw("b1", "bob", ts=TS + 2), b"bob", profiles, position=12)
+    await pipeline.flush()
+    assert [(c.user_id, c.position) for c in harness.store.calls] == [("u1", 10), ("u1", 11), ("bob", 12)]
+
+    erase = _user_record(type="erasure", event_id="x1")
+    await pipeline.stage_event(erase, b"u1", profiles, position=20)
+    await pipeline.stage_event(_raw("e3", ts=TS + 3), b"u1", profiles, position=21)  # the user comes back
+    await pipeline.flush()
+    assert harness.store.fences == {"u1": 20} and harness.store.calls[-1].position == 21
+
+    # A slower worker's list from before the erasure, and a replayed one older than the stored list.
+    await pipeline.handle_event(_raw("old", ts=TS + 4), b"u1", {}, position=15)
+    await pipeline.handle_event(_raw("b0", "bob", ts=TS + 5), b"bob", {}, position=5)
+    assert len(harness.store.calls) == 4
+    assert harness.sample("personalize_fenced_writes_total", {"reason": "erased"}) == 1.0
+    assert harness.sample("personalize_fenced_writes_total", {"reason": "stale"}) == 1.0
+    assert harness.sample("personalize_freshness_seconds_count") == 4.0  # refused lists are not fresh
+
+
+async def test_a_reset_fences_at_its_offset_and_its_own_list_is_written(harness: Harness) -> None:
+    await harness.pipeline.handle_event(_raw(), b"u1", harness.profiles, position=3)
+    reset = _user_record(type="preferences", event_id="p2", reset=True, liked_categories=["a"])
+    await harness.pipeline.handle_event(reset, b"u1", harness.profiles, position=7)
+    assert harness.store.fences == {"u1": 7} and harness.store.calls[-1].position == 7
 
 
 async def test_a_failed_batch_write_counts_every_user_it_held(harness: Harness) -> None:

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from engine.ops.metrics import Metrics
 from engine.ops.settings import Settings
-from engine.store.redis_store import RedisStore
+from engine.store.redis_store import Published, RedisStore
 from models.drift import DriftRecord, SideStats
 from models.recommender import MODEL_VERSION, HybridRecommender
 from schemas import keys
@@ -44,10 +44,10 @@ class FakeStore:
         self.lists[user_id] = [item for item, _ in items]
         return TS
 
-    async def publish_lists(self, lists: Sequence[Any]) -> int:
+    async def publish_lists(self, lists: Sequence[Any]) -> Published:
         for one in lists:
             await self.publish(one.user_id, one.items)
-        return TS
+        return Published(TS)
 
 
 class OnEveryHit:

@@ -138,3 +138,28 @@ async def test_the_learner_counts_choices_of_a_less_probable_action_as_explorati
     get = metrics.registry.get_sample_value
     assert get("personalize_bandit_explored_total", {"policy": SPEC.id}) == 1.0
     assert get("personalize_bandit_learned_total", {"policy": SPEC.id, "source": "rewarded"}) == 3.0
+
+
+async def test_a_snapshot_another_worker_published_since_is_not_overwritten_and_is_reloaded() -> None:
+    metrics = Metrics.create(CollectorRegistry(), "t", "m")
+    redis = FakeRedis()
+    store = PolicyStore(redis, "u")  # type: ignore[arg-type]
+    stats = ExperimentStats(redis, "u")  # type: ignore[arg-type]
+    old, new = (Learner(store, stats, metrics, publish_every=99, publish_s=60) for _ in range(2))
+    example = {"decision": decision("d1").model_dump(mode="json"), "reward": 1.0}
+    await old.learn(example)
+    await old.flush(force=True)
+    assert await store.version(SPEC.id) == 1
+    # A rebalance: the new owner loads version 1, learns and publishes; the old one still publishes.
+    await new.learn(example)
+    await old.learn(example)
+    await new.flush(force=True)
+    await old.flush(force=True)
+    assert await store.version(SPEC.id) == 2
+    loaded = await store.load(SPEC.id)
+    assert loaded is not None and loaded[1].rewards == 2  # the new owner's snapshot, not the old one's
+    get = metrics.registry.get_sample_value
+    assert get("personalize_bandit_snapshot_conflicts_total", {"policy": SPEC.id}) == 1.0
+    assert SPEC.id not in old.policies  # reloaded from Redis on its next example
+    await old.learn(example)
+    assert old.policies[SPEC.id].version == 2 and old.policies[SPEC.id].rewards == 3

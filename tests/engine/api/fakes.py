@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from engine.api import create_api, hash_key
-from engine.ingest.kafka import AsyncProducer
+from engine.ingest.kafka import AsyncProducer, Delivery
 from engine.ops.settings import Settings
 from engine.store.item_meta import UNKNOWN, ItemMeta
 from engine.store.preferences import Preferences
@@ -46,6 +46,8 @@ class FakeStore:
     items: dict[str, ItemMeta] = field(default_factory=dict)
     prefs: dict[str, dict[str, str]] = field(default_factory=dict)
     served: set[str] = field(default_factory=set)
+    #: user -> the position of their tombstone (erasure or reset)
+    fences: dict[str, int] = field(default_factory=dict)
     client: FakeRedis = field(default_factory=FakeRedis)
     address: str = "fake:6379"
 
@@ -82,8 +84,15 @@ class FakeStore:
         fields.update(to_set)
         return Preferences.from_hash(fields)
 
-    async def forget_user(self, user_id: str) -> int:
+    async def forget_user(self, user_id: str, fence: tuple[int, int] | None = None) -> int:
+        if fence is not None:
+            self.fences[user_id] = fence[0]
         return (self.recs.pop(user_id, None) is not None) + (self.prefs.pop(user_id, None) is not None)
+
+    async def fence_users(self, fences: dict[str, int], ttl_s: int) -> None:
+        for user, position in fences.items():
+            self.fences[user] = max(position, self.fences.get(user, position))
+            self.recs.pop(user, None)
 
     async def count_served(self, item_ids: Sequence[str], hour: int, ttl_s: int) -> None:
         self.served.update(item_ids)
@@ -100,13 +109,13 @@ class FakeProducer:
     sent: list[tuple[str, bytes, bytes | None]] = field(default_factory=list)
     bootstrap: str = "fake:9092"
 
-    def send_nowait(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def send_nowait(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[Delivery]:
+        future: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
         if self.fail:
             future.set_exception(DeliveryError(topic, "broker down"))
         else:
             self.sent.append((topic, value, key))
-            future.set_result(None)
+            future.set_result(Delivery(0, len(self.sent) - 1))
         return future
 
     async def check(self, timeout_s: float) -> None:

@@ -112,7 +112,7 @@ async def test_a_published_snapshot_is_used_by_the_next_rank(api: Any, redis: Fa
     for n in range(60):
         policy.learn_one(x, matrix, n % 3, float(n % 3 == 2))
     blob = dumps(policy, "linucb", context_dims=16, action_dims=16, rewards=60)
-    await PolicyStore(cast(Any, redis), "unit").publish("default", blob, 60)
+    assert await PolicyStore(cast(Any, redis), "unit").publish("default", blob, 60, expected=0) == 1
     body = (await api.post("/v1/rank", json=BODY, headers=AUTH)).json()
     assert body["policy_version"] == 1
     assert max(body["ranking"], key=lambda r: r["probability"])["id"] == "c"

@@ -68,6 +68,7 @@ async def test_mute_hides_a_category_on_the_next_read_and_reset_falls_back_to_tr
     assert record["type"] == "preferences" and record["muted_categories"] == ["a"]
     assert record["event_id"] == put.json()["event_id"]
     assert orjson.loads(reset_value)["reset"] is True
+    assert store.fences == {"u1": 1}  # the reset record's offset: older lists are refused
 
 
 async def test_preference_writes_need_a_key_and_a_change() -> None:
@@ -102,3 +103,13 @@ async def test_erasure_removes_the_user_at_once_and_produces_a_record() -> None:
         assert (await items_of(api, "u1/x"))[0] == "trending"
     [(_, value, key)] = producer.sent
     assert key == b"u1/x" and orjson.loads(value)["type"] == "erasure"
+    assert store.fences == {"u1/x": 0}  # the erasure record's offset
+
+
+async def test_an_erasure_kafka_does_not_confirm_still_deletes_at_once_and_is_503() -> None:
+    store = store_with_items()
+    async with running(make_app(store, FakeProducer(fail=True))) as api:
+        erased = await api.delete("/v1/users/u1", headers=AUTH)
+        assert erased.status_code == 503
+        assert (await items_of(api, "u1"))[0] == "trending"
+    assert store.fences == {}  # no record, no position to fence at

@@ -11,7 +11,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from engine.store.redis_store import Recommendations, RedisStore, UserList
-from engine.store.scripts import ITEMS_PER_CALL, READ_ITEMS, READ_USER, REPLACE_LIST
+from engine.store.scripts import (
+    ITEMS_PER_CALL,
+    READ_ITEMS,
+    READ_USER,
+    REFUSED_ERASED,
+    REFUSED_STALE,
+    REPLACE_LIST,
+)
 from schemas.reasons import Reason
 
 
@@ -82,6 +89,7 @@ def test_to_json_shape() -> None:
         "model_version": "hybrid-0.1",
         "events_seen": 4,
         "last_event_ts": 1_700_000_000_000,
+        "position": None,
     }
 
 
@@ -94,28 +102,38 @@ def test_to_json_of_an_unknown_user() -> None:
         "model_version": None,
         "events_seen": None,
         "last_event_ts": None,
+        "position": None,
     }
 
 
 async def test_publish_replaces_list_and_metadata_with_one_script_call_per_user() -> None:
-    client = FakeClient()
-    updated = await _store(client).publish(
-        "u1", [("i1", 0.9), ("i2", 0.4)], model_version="m1", last_event_ts=123, events_seen=7
+    client = FakeClient(results=[2])
+    published = await _store(client).publish(
+        "u1", [("i1", 0.9), ("i2", 0.4)], model_version="m1", last_event_ts=123, events_seen=7, position=41
     )
     [pipe] = client.pipelines
     assert pipe.executed and not pipe.transaction  # each call is atomic on its own
     [(name, args, _)] = pipe.commands
-    assert (name, args[:4]) == (
+    tombstone = "p13n:v1:shop:tombstone:bb82030dbc2bcaba32a90bf2e207a84a"
+    assert (name, args[:5]) == (
         "evalsha",
-        (REPLACE_LIST.sha, 2, "p13n:v1:shop:recs:u1", "p13n:v1:shop:meta:u1"),
+        (REPLACE_LIST.sha, 3, "p13n:v1:shop:recs:u1", "p13n:v1:shop:meta:u1", tombstone),
     )
     # No reasons given: '' makes the script drop an older list's reasons.
-    assert args[4:] == ("i1\t0.9\ni2\t0.4\n", updated, 123, "m1", 7, "")
-    assert updated > 1_600_000_000_000
+    updated = published.updated_ms
+    assert args[5:] == ("i1\t0.9\ni2\t0.4\n", updated, 123, "m1", 7, "", 41)
+    assert updated > 1_600_000_000_000 and published.refused == {}
+
+
+async def test_lists_the_fence_refuses_are_named_with_the_reason() -> None:
+    client = FakeClient(results=[1, REFUSED_ERASED, REFUSED_STALE])
+    lists = [UserList(f"u{n}", [("i1", 1.0)], "m1", n, n, position=n) for n in range(3)]
+    published = await _store(client).publish_lists(lists)
+    assert published.refused == {"u1": "erased", "u2": "stale"}
 
 
 async def test_publish_lists_writes_every_user_in_one_round_trip() -> None:
-    client = FakeClient()
+    client = FakeClient(results=[1, 1, 1])
     lists = [UserList(f"u{n}", [("i1", 1.0 / (n + 1))], "m1", n, n) for n in range(3)]
     await _store(client).publish_lists(lists)
     [pipe] = client.pipelines
@@ -123,20 +141,20 @@ async def test_publish_lists_writes_every_user_in_one_round_trip() -> None:
 
 
 async def test_publish_keeps_scores_to_five_significant_digits() -> None:
-    client = FakeClient()
+    client = FakeClient(results=[1])
     await _store(client).publish(
         "u1", [("i1", 0.123456789)], model_version="m1", last_event_ts=1, events_seen=1
     )
-    assert client.pipelines[0].commands[0][1][4] == "i1\t0.12346\n"
+    assert client.pipelines[0].commands[0][1][5] == "i1\t0.12346\n"
 
 
 async def test_publish_stores_the_reasons_with_the_list_in_zrevrange_order() -> None:
-    client = FakeClient()
+    client = FakeClient(results=[4])
     items = [("b", 0.5), ("a", 0.9), ("c", 0.5), ("d", 0.1)]
     why = [Reason("exploring"), Reason("item", "i0", ("sequence", "cooccurrence")), Reason("popular"), None]
     await _store(client).publish("u1", items, model_version="m1", last_event_ts=1, events_seen=1, reasons=why)
     [(_, args, _)] = client.pipelines[0].commands
-    stored = args[-1]
+    stored = args[-2]
     # ZREVRANGE: a (0.9), then the tie at 0.5 by member descending (c before b), then d.
     assert stored == '{"r":"Isc0 P E -","a":["i0"]}'
     assert len(stored) < len(items) * 10
@@ -180,11 +198,11 @@ class ScriptClient(FakeClient):
 
 
 async def test_read_with_preferences_is_one_script_call_pairing_the_stored_reasons_with_the_list() -> None:
-    meta = ["1", None, "m1", None, '{"r":"Isc0 P E -","a":["i0"]}']  # as META_FIELDS, None: no field
+    meta = ["1", None, "m1", None, '{"r":"Isc0 P E -","a":["i0"]}', "8"]  # as META_FIELDS, None: no field
     client = ScriptClient(reply=[["a", "0.9", "c", "0.5", "b", "0.5"], meta, ["muted_category:jazz"]])
     recs, prefs = await _store(client).read_with_preferences("u1", 3)
     assert recs.items == [("a", 0.9), ("c", 0.5), ("b", 0.5)]
-    assert (recs.updated_ms, recs.model_version, recs.events_seen) == (1, "m1", None)
+    assert (recs.updated_ms, recs.model_version, recs.events_seen, recs.position) == (1, "m1", None, 8)
     assert recs.reasons == {
         "a": Reason("item", "i0", ("sequence", "cooccurrence")),
         "c": Reason("popular"),
@@ -196,7 +214,7 @@ async def test_read_with_preferences_is_one_script_call_pairing_the_stored_reaso
 
 
 async def test_a_script_the_server_does_not_know_is_loaded_and_run_again() -> None:
-    client = ScriptClient(reply=[[], [None] * 5, []], loaded=False)
+    client = ScriptClient(reply=[[], [None] * 6, []], loaded=False)
     recs, _ = await _store(client).read_with_preferences("nobody", 10)
     assert recs == Recommendations("nobody", [], None, None, None, None)
     assert [call[0] for call in client.calls] == ["evalsha", "script_load", "evalsha"]
