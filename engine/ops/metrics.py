@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
 
 #: Label values of ``personalize_events_total``.
-OUTCOMES = ("learned", "duplicate", "redelivered", "rekeyed", "dead_letter")
+OUTCOMES = ("learned", "duplicate", "redelivered", "rekeyed", "erased", "dead_letter")
 #: Distinct ``reason`` labels of ``personalize_dead_letters_total``; later ones count as ``other``.
 MAX_DEAD_LETTER_REASONS = 50
 
@@ -149,7 +149,7 @@ class Metrics:
             events=counter(
                 "events",
                 "Event records consumed, by outcome (learned, duplicate event_id, redelivered offset, "
-                "rekeyed, dead_letter).",
+                "rekeyed, erased: an erasure record, dead_letter).",
                 "outcome",
             ),
             items=counter("items", "Catalog records applied."),
