@@ -30,6 +30,7 @@ from streams.heartbeat import HEARTBEAT_S, Heartbeat
 from streams.pipeline import Pipeline
 from streams.quality import Quality
 from streams.rewards import add_reward_agents
+from streams.singleton import Singleton
 from streams.trending import Trending
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,14 @@ def _checkpoint_tick(
 
 
 def create_app(
-    settings: Settings, registry: CollectorRegistry | None = None, restored: Checkpoint | None = None
+    settings: Settings,
+    registry: CollectorRegistry | None = None,
+    restored: Checkpoint | None = None,
+    metrics_at: str | None = None,
 ) -> tuple[faust.App, Pipeline]:
     """A ready-to-run Faust app and the pipeline behind its agents; its model is ``restored``'s if given
-    (see `streams.checkpointer.restore`)."""
+    (see `streams.checkpointer.restore`); ``metrics_at`` (``host:port`` of its metrics) goes in its
+    heartbeat."""
     codecs.register()
     app = faust.App(
         settings.app_id,
@@ -180,12 +185,13 @@ def create_app(
     app.agent(items_topic, name="items")(consume_items)
     add_reward_agents(app, settings, metrics, pipeline.store)
 
-    heartbeat = Heartbeat(app, settings.events_topic, guard, profiles, pipeline.store, metrics)
+    heartbeat = Heartbeat(app, settings.events_topic, guard, profiles, pipeline.store, metrics, metrics_at)
     app.timer(interval=HEARTBEAT_S)(heartbeat)
     app.on_before_shutdown.connect(heartbeat.farewell)
     heartbeat.checkpointer = checkpointer
     if settings.trending_interval_s > 0:
-        trending = Trending(settings, pipeline.store)
+        singleton = Singleton(settings.events_topic, lambda: app.consumer.assignment())
+        trending = Trending(settings, pipeline.store, singleton, metrics)
         app.timer(interval=settings.trending_interval_s)(trending)
         app.on_before_shutdown.connect(trending.close)
 

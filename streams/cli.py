@@ -23,8 +23,9 @@ def worker() -> None:
     """Run the Faust worker: consume events, learn, publish recommendations to Redis."""
     settings = settings_or_exit()
     from faust.worker import Worker
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
 
+    from engine.ops import scrape
     from streams.app import create_app
     from streams.checkpointer import restore
 
@@ -33,17 +34,17 @@ def worker() -> None:
     loop.run_until_complete(produce.ensure_engine_topics(settings))
     restored = loop.run_until_complete(restore(settings, say=lambda m: err.print(f"[dim]{m}[/]")))
     registry = CollectorRegistry()
-    faust_app, _ = create_app(settings, registry, restored)
-    workers.register(settings)
-    if settings.metrics_port:
-        try:
-            server, _ = start_http_server(
-                settings.metrics_port, addr=settings.metrics_host, registry=registry
-            )
-        except OSError:
-            # Another worker on this host has the port: serve on a free one rather than not at all.
-            server, _ = start_http_server(0, addr=settings.metrics_host, registry=registry)
-        err.print(f"metrics on http://{settings.metrics_host}:{server.server_port}/metrics")
+    metrics_at = scrape.serve_metrics(settings, registry)
+    if metrics_at is not None:
+        err.print(f"metrics on http://{metrics_at}/metrics")
+    faust_app, _ = create_app(settings, registry, restored, metrics_at=metrics_at)
+    workers.register(settings, metrics_at, on_exit=lambda: scrape.write_targets(settings))
+    scrape.write_targets(settings)
+
+    async def refresh_targets() -> None:
+        scrape.write_targets(settings)  # drops workers that died without a goodbye (kill -9)
+
+    faust_app.timer(interval=scrape.TARGETS_REFRESH_S)(refresh_targets)
     Worker(faust_app, loop=loop, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 

@@ -1,6 +1,7 @@
 """The worker's periodic duties: announce itself in Redis with its counters, nudge stalled partitions.
 
-Operators (and `personalize demo`, and the tests) see live workers under `schemas.keys.worker`.
+Operators (`personalize stack status`, `personalize demo`, and the tests) see live workers under
+`schemas.keys.worker`, with the events partitions each owns and where its metrics are served.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Heartbeat:
         profiles: Mapping[str, Any],
         store: RedisStore,
         metrics: Metrics,
+        metrics_at: str | None = None,
     ) -> None:
         self.app = app
         self.events_topic = events_topic
@@ -50,6 +52,7 @@ class Heartbeat:
         self.profiles = profiles
         self.store = store
         self.metrics = metrics
+        self.metrics_at = metrics_at or ""
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self.started_ms = time.time_ns() // 1_000_000
         #: Source of ``checkpoint_ms``, set when the app wires checkpoints.
@@ -64,9 +67,8 @@ class Heartbeat:
     async def __call__(self) -> None:
         await self._nudge_stalled()
         await self._measure_lag()
-        self.metrics.users.set(
-            len(self.profiles) - sum(offset_key(p) in self.profiles for p in self._partitions())
-        )
+        owned = sorted(self._partitions())
+        self.metrics.users.set(len(self.profiles) - sum(offset_key(p) in self.profiles for p in owned))
         checkpoint_ms = self.checkpointer.last_ms if self.checkpointer is not None else None
         fields: dict[str, int | str] = {
             WorkerField.PID: os.getpid(),
@@ -76,6 +78,8 @@ class Heartbeat:
             WorkerField.EVENTS: self.processed(),
             WorkerField.ITEMS: int(self.metrics.registry.get_sample_value("personalize_items_total") or 0),
             WorkerField.CHECKPOINT_MS: checkpoint_ms or 0,
+            WorkerField.PARTITIONS: ",".join(map(str, owned)),
+            WorkerField.METRICS: self.metrics_at,
         }
         try:
             await self.store.heartbeat(self.worker_id, fields, ttl_s=int(HEARTBEAT_S * 5))

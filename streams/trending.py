@@ -1,8 +1,10 @@
 """Trending items per locale, per language and overall: what users without a list of their own get.
 
-A timer drains every partition of the events topic with its own consumer (outside the worker's group,
-so each worker counts all events and the per-event path is untouched), decays positive interactions in
-event time, and replaces the changed lists under `schemas.keys.trending`. Never touches the model.
+A timer drains every partition of the events topic with its own consumer (outside the worker's group, so
+the per-event path is untouched), decays positive interactions in event time, and replaces the changed
+lists under `schemas.keys.trending`. Only one worker of the namespace does it: the owner of events
+partition 0 (`streams.singleton`); a worker that loses it stops counting, one that gains it starts
+counting (from `LOOKBACK_MS` back). Never touches the model.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import confluent_kafka
 
+from engine.ops.metrics import Metrics
 from engine.ops.settings import Settings
 from engine.serving.recommend import locale_scopes
 from engine.store.redis_store import RedisStore
@@ -24,6 +27,7 @@ from models.popularity import DecayedPopularity
 from models.signals import signal_of
 from schemas.errors import InvalidEventError
 from schemas.events import decode_object, parse_event
+from streams.singleton import Singleton
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +83,38 @@ class TrendingCounts:
 
 
 class Trending:
-    """The worker's timer: count what arrived since the last tick, publish the lists that changed."""
+    """The worker's timer: while this worker holds the singleton, count what arrived since the last tick
+    and publish the lists that changed."""
 
-    def __init__(self, settings: Settings, store: RedisStore, half_life_ms: float = 6 * 3_600_000) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: RedisStore,
+        singleton: Singleton,
+        metrics: Metrics,
+        half_life_ms: float = 6 * 3_600_000,
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.singleton = singleton
+        self.metrics = metrics
+        self.half_life_ms = half_life_ms
         self.depth = settings.top_n * settings.serve_candidates_factor
         self.counts = TrendingCounts(half_life_ms)
         self._consumer: confluent_kafka.Consumer | None = None
 
     async def __call__(self) -> None:
         try:
+            if not self.singleton.held():
+                if self._consumer is not None:
+                    log.info("events partition 0 moved to another worker: trending is theirs now")
+                    await asyncio.to_thread(self.close)
+                    self.counts = TrendingCounts(self.half_life_ms)
+                return
             await asyncio.to_thread(self._drain)
             for scope, items in self.counts.changed(self.depth):
                 await self.store.publish_trending(items, scope)
+                self.metrics.trending_publishes.inc()
         except Exception:  # noqa: BLE001 - a failed round must not stop the timer; the next one retries
             log.exception("trending not published")
 

@@ -37,7 +37,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     partitions: int = Field(4, ge=1, le=1024)
     top_n: int = Field(50, ge=1, le=1000)
+    #: A worker serves its metrics on the first free port of ``metrics_port`` ..
+    #: ``metrics_port + metrics_port_span - 1`` (``metrics_port`` 0: no endpoint); every worker of this
+    #: machine is listed with its port in the Prometheus file_sd targets (`engine.ops.scrape`).
     metrics_port: int = Field(9464, ge=0, le=65535)
+    metrics_port_span: int = Field(64, ge=1, le=1024)
     metrics_host: str = "127.0.0.1"
     log_level: Literal["debug", "info", "warn", "error"] = "info"
     stack_dir: Path = Path(".stack")
@@ -72,7 +76,8 @@ class Settings(BaseSettings):
     diversity_strength: float = Field(0.3, ge=0.0, le=1.0)
     serve_candidates_factor: int = Field(3, ge=1, le=20)
     coverage_window_hours: int = Field(24, ge=1, le=720)
-    #: Seconds between the worker's trending lists (`streams.trending`); 0: the worker publishes none.
+    #: Seconds between the worker's trending lists (`streams.trending`; only the owner of events
+    #: partition 0 publishes them); 0: the worker publishes none.
     trending_interval_s: float = Field(5.0, ge=0.0, le=3600.0)
     #: How long an erasure's (or reset's) tombstone refuses lists from the user's earlier events; keep it
     #: above the events topic's retention, so no record older than a tombstone outlives it in Kafka.

@@ -220,11 +220,16 @@ class RedisStore:
 
     async def workers(self) -> list[dict[str, str]]:
         """Heartbeats of the namespace's live workers."""
-        found = []
+        return list((await self.workers_by_id()).values())
+
+    async def workers_by_id(self) -> dict[str, dict[str, str]]:
+        """Heartbeats of the namespace's live workers by worker id (``<host>-<pid>``)."""
+        found = {}
+        prefix = keys.worker(self.namespace, "")
         async for key in self.client.scan_iter(match=keys.workers_pattern(self.namespace)):
             beat = await self.client.hgetall(key)
             if beat:
-                found.append({str(k): str(v) for k, v in beat.items()})
+                found[str(key).removeprefix(prefix)] = {str(k): str(v) for k, v in beat.items()}
         return found
 
     async def read(self, user_id: str, n: int = 50) -> Recommendations:

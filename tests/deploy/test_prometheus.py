@@ -7,6 +7,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import yaml
+
+from engine.ops.scrape import targets_path
+from engine.ops.settings import Settings
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
@@ -47,3 +52,11 @@ def test_dashboard_is_json_with_the_promised_panels() -> None:
 def test_dead_letter_alert_names_the_most_frequent_reason() -> None:
     done = _promtool("test", "rules", str(Path(__file__).with_name("dead_letters.test.yml")))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_worker_job_reads_the_targets_file_the_stack_writes() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    [job] = [j for j in config["scrape_configs"] if j["job_name"] == "personalize-worker"]
+    [[files]] = [sd["files"] for sd in job["file_sd_configs"]]
+    root = DEPLOY.parent
+    assert (DEPLOY / "prometheus" / files).resolve() == targets_path(Settings(stack_dir=root / ".stack"))
