@@ -114,5 +114,8 @@ async def test_group_lag_is_what_the_group_has_not_committed(sw_settings: Settin
         consumer.commit(offsets=[confluent_kafka.TopicPartition(topic, 0, 2)], asynchronous=False)
     finally:
         consumer.close()
-    assert await group_lag(sw_settings.bootstrap, group, topic) == {0: 1, 1: 2, 2: 2}
-    assert await group_lag(sw_settings.bootstrap, group, f"{topic}-missing") == {}
+    try:
+        assert await group_lag(sw_settings.bootstrap, group, topic) == {0: 1, 1: 2, 2: 2}
+        assert await group_lag(sw_settings.bootstrap, group, f"{topic}-missing") == {}
+    finally:  # the topic goes with the namespace at the end of the session; the group goes now
+        admin.delete_consumer_groups([group])[group].result(timeout=30)
