@@ -5,9 +5,8 @@ record that cannot be handled is sent to the dead-letter topic with its reason a
 
 Records come in batches (``stream.take_events``): each event is learned and ranked for at once, in
 order, but the lists are written to Redis at `Pipeline.flush`, after the batch: each user's latest list
-once (explained then), all users' in one round trip. Each list carries the offset of the user's last
-record it reflects, and an erasure or reset leaves a tombstone at its own: Redis refuses older lists
-(a slower worker, a replay), see `engine.store.scripts`.
+once (explained then), all users' in one round trip. Lists carry their user's last record's offset,
+erasures and resets leave a tombstone at theirs; Redis refuses older lists (`engine.store.scripts`).
 """
 
 from __future__ import annotations
@@ -377,14 +376,13 @@ class Pipeline:
         raising would only stop the worker); the lists are rebuilt on the users' next events. A list
         Redis refuses (older than the stored one or than the user's tombstone) is counted, not retried.
         """
-        fences, self._fences = self._fences, {}
-        if fences:
-            try:
+        fences, self._fences, staged, self._staged = self._fences, {}, self._staged, {}
+        try:
+            if fences:
                 await self.store.fence_users(fences, self.tombstone_ttl_s)
-            except Exception:  # noqa: BLE001 - as below: the API left the tombstone of its own erasures
-                log.exception("could not write the tombstones of %d user(s)", len(fences))
-                self.metrics.publish_errors.inc(len(fences))
-        staged, self._staged = self._staged, {}
+        except Exception:  # noqa: BLE001 - as below; the API left the tombstone of its own erasures
+            log.exception("could not write the tombstones of %d user(s)", len(fences))
+            self.metrics.publish_errors.inc(len(fences))
         if not staged:
             return
         lists = [

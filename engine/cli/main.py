@@ -1,7 +1,8 @@
 """The ``personalize`` command line: local stack, worker, simulated and historical traffic, reading recs.
 
 Thin: parses options, then calls the module that does the job; the evaluation commands live in
-`engine.cli.evaluation`, the serving ones in `engine.cli.serving`, checkpoints in `engine.cli.checkpoints`.
+`engine.cli.evaluation`, the serving ones in `engine.cli.serving`, checkpoints in `engine.cli.checkpoints`,
+the stack and its workers in `engine.cli.stack`.
 Progress and logs go to stderr so that ``--json`` output on stdout stays machine-readable.
 """
 
@@ -28,50 +29,17 @@ from rich.table import Table
 from engine.cli import checkpoints as checkpoint_cli
 from engine.cli import evaluation as eval_cli
 from engine.cli import serving as serve_cli
+from engine.cli import stack as stack_cli
 from engine.cli.support import err, settings_or_exit
 from engine.ingest import produce as producing
-from engine.ops import stack
 from engine.store.redis_store import RedisStore
 
 app = typer.Typer(no_args_is_help=True, help="Streaming personalization engine.", add_completion=False)
-stack_app = typer.Typer(no_args_is_help=True, help="The local Kafka (KRaft) + Redis stack on loopback.")
-app.add_typer(stack_app, name="stack")
+app.add_typer(stack_cli.app, name="stack")
 app.add_typer(checkpoint_cli.app, name="checkpoint")
 # Unnamed: their commands join the top level (`personalize replay`, `personalize api`, ...).
 app.add_typer(eval_cli.app)
 app.add_typer(serve_cli.app)
-
-
-@stack_app.command("up")
-def stack_up() -> None:
-    """Start Kafka and Redis (fetching Kafka's jars once) and wait until both answer."""
-    _print_status(stack.up(settings_or_exit(), log=lambda m: err.print(f"[dim]{m}[/]")))
-
-
-@stack_app.command("down")
-def stack_down() -> None:
-    """Stop the Kafka and Redis processes that `stack up` started."""
-    stack.down(settings_or_exit(), log=lambda m: err.print(m))
-
-
-@stack_app.command("status")
-def stack_status(
-    json: Annotated[bool, typer.Option("--json", help="Print JSON: one object per process.")] = False,
-) -> None:
-    """Say what runs where: Kafka, Redis and every worker registered on this machine."""
-    statuses = stack.status(settings_or_exit())
-    if json:
-        typer.echo(orjson.dumps([s.to_json() for s in statuses]).decode())
-        return
-    _print_status(statuses)
-
-
-def _print_status(statuses: list[stack.ServiceStatus]) -> None:
-    table = Table("service", "state", "pid", "address", "log")
-    for s in statuses:
-        state = "[green]running[/]" if s.running else "[red]stopped[/]"
-        table.add_row(s.service.value, state, str(s.pid or "-"), s.address, str(s.log))
-    Console().print(table)
 
 
 @app.command()

@@ -119,7 +119,9 @@ async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) 
         have = len(metadata.topics[name].partitions)
         if have != partitions:
             raise DeliveryError(
-                f"kafka topic {name}", f"has {have} partitions but the engine is configured for {partitions}"
+                f"kafka topic {name}",
+                f"has {have} partitions but the engine is configured for {partitions} "
+                f"(set PERSONALIZE_PARTITIONS={have} for this namespace, or use a new namespace)",
             )
     if not missing:
         return

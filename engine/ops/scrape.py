@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from engine.ops import workers
 from engine.ops.settings import Settings
+from schemas.errors import StackError
 
 #: Seconds between a worker's refreshes of the targets file (which drops workers killed without a goodbye).
 TARGETS_REFRESH_S = 5.0
@@ -27,7 +28,8 @@ TARGETS_REFRESH_S = 5.0
 
 def serve_metrics(settings: Settings, registry: CollectorRegistry) -> str | None:
     """Serve ``registry`` on the first free port of the scheme; ``host:port`` as Prometheus should
-    scrape it, or None when ``metrics_port`` is 0. Raises `OSError` when every port of the span is taken."""
+    scrape it, or None when ``metrics_port`` is 0. Raises `StackError` when every port of the span is
+    taken."""
     if not settings.metrics_port:
         return None
     last = min(65535, settings.metrics_port + settings.metrics_port_span - 1)
@@ -38,7 +40,10 @@ def serve_metrics(settings: Settings, registry: CollectorRegistry) -> str | None
             continue
         wildcard = settings.metrics_host in ("", "0.0.0.0", "::")
         return f"{socket.gethostname() if wildcard else settings.metrics_host}:{port}"
-    raise OSError(f"no free metrics port in {settings.metrics_port}-{last} (PERSONALIZE_METRICS_PORT_SPAN)")
+    raise StackError(
+        f"no free metrics port in {settings.metrics_port}-{last}: every one is taken (widen "
+        "PERSONALIZE_METRICS_PORT_SPAN or move PERSONALIZE_METRICS_PORT)"
+    )
 
 
 def targets_path(settings: Settings) -> Path:

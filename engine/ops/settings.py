@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     namespace: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     kafka_bootstrap: str | None = None
     redis_url: str | None = None
-    partitions: int = Field(4, ge=1, le=1024)
+    #: Partitions of the namespace's topics: the most workers that can share its events (docs/operations.md).
+    partitions: int = Field(12, ge=1, le=1024)
     top_n: int = Field(50, ge=1, le=1000)
     #: A worker serves its metrics on the first free port of ``metrics_port`` ..
     #: ``metrics_port + metrics_port_span - 1`` (``metrics_port`` 0: no endpoint); every worker of this

@@ -7,7 +7,7 @@ process command line). Process management is synchronous on purpose: it runs fro
 
 from __future__ import annotations
 
-__all__ = ["Service", "ServiceStatus", "down", "status", "up"]
+__all__ = ["Service", "ServiceStatus", "down", "status", "stop_workers", "up"]
 
 import base64
 import os
@@ -315,6 +315,18 @@ def down(settings: Settings, log: Callable[[str], None] = print, timeout_s: floa
             _stop(service_pid, timeout_s)
             log(f"stopped {service.value} (pid {service_pid})")
         _pid_file(settings, service).unlink(missing_ok=True)
+
+
+def stop_workers(
+    settings: Settings, log: Callable[[str], None] = print, timeout_s: float = 30.0
+) -> list[int]:
+    """Stop the workers of ``settings.namespace`` registered on this machine (Kafka, Redis and other
+    namespaces' workers keep running); returns their pids."""
+    stopped = [e.pid for e in workers.entries(settings) if e.namespace == settings.namespace]
+    for pid in stopped:
+        _stop(pid, timeout_s)
+        log(f"stopped worker (pid {pid})")
+    return stopped
 
 
 def _stop(pid: int, timeout_s: float) -> None:

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from engine.ops import scrape, workers
 from engine.ops.settings import Settings
+from schemas.errors import StackError
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def test_a_worker_serves_on_the_first_free_port_of_its_span(taken: int) -> None:
 
 def test_no_endpoint_for_port_0_and_an_error_when_the_span_is_full(taken: int) -> None:
     assert scrape.serve_metrics(Settings(metrics_port=0), CollectorRegistry()) is None
-    with pytest.raises(OSError, match="PERSONALIZE_METRICS_PORT_SPAN"):
+    with pytest.raises(StackError, match="PERSONALIZE_METRICS_PORT_SPAN"):
         scrape.serve_metrics(Settings(metrics_port=taken, metrics_port_span=1), CollectorRegistry())
 
 
