@@ -1,6 +1,6 @@
 """Redis key contract, version 1: every key the engine writes is built here and nowhere else.
 
-Readers in any language rebuild the same strings (see README, "Redis key contract"). Bump
+Readers in any language rebuild the same strings (see docs/redis-contract.md). Bump
 `KEY_VERSION` when a key's layout or meaning changes, so old and new readers never mix.
 """
 

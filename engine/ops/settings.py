@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     #: `personalize dashboard` (engine/dashboard): where the live page is served.
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = Field(8090, ge=0, le=65535)
-    #: Serve-time rules and diversity (README, "Rules and diversity"): the rules file (YAML or JSON,
+    #: Serve-time rules and diversity (docs/serving.md): the rules file (YAML or JSON,
     #: re-read when it changes), the default diversity strength (0: order unchanged), candidates read
     #: per item served, and the window over which distinct served items (coverage) are counted.
     rules_file: Path | None = None
@@ -93,10 +93,10 @@ class Settings(BaseSettings):
     #: The worker publishes a policy snapshot after this many rewards, or this long after it learned.
     policy_publish_every: int = Field(50, ge=1, le=1_000_000)
     policy_publish_s: float = Field(1.0, gt=0.0, le=3600.0)
-    #: Experiments (see README, "Experiments"): a JSON or YAML file, or the same document inline.
+    #: Experiments (see docs/rank-reward.md): a JSON or YAML file, or the same document inline.
     experiments_file: Path | None = None
     experiments: str | None = None
-    #: Monitoring and drift (README, "Drift"): k of the prequential HR@k, the recent window of the
+    #: Monitoring and drift (docs/drift.md): k of the prequential HR@k, the recent window of the
     #: hit-rate gauge and of the drift records' "after" statistics, ADWIN's confidence, and what the
     #: worker does on a detection (at most once per ``drift_cooldown_events`` events).
     drift_hr_k: int = Field(10, ge=1, le=1000)
@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     drift_decay: float = Field(0.5, ge=0.0, le=1.0)
     drift_explore_slots: int = Field(3, ge=0, le=100)
     drift_cooldown_events: int = Field(2000, ge=1, le=10_000_000)
-    #: Model checkpoints (README, "Checkpoints"): the worker writes one after this many learned records
+    #: Model checkpoints (docs/checkpoints.md): the worker writes one after this many learned records
     #: or this many seconds (0 turns a trigger off; both are checked every second) and on a clean
     #: shutdown, keeps the newest ``checkpoint_keep`` in ``<checkpoint_dir>/<namespace>`` (default
     #: ``checkpoint_dir``: ``<stack_dir>/checkpoints``) and on start restores the newest one of its

@@ -244,7 +244,7 @@ def _start_redis(settings: Settings) -> int:
         "--protected-mode",
         "yes",
         # Keeps each user's meta hash (with its list's reasons, ~220 B at top-50) in the compact
-        # listpack encoding: about 400 B per user less than the default 64 allows (README, key contract).
+        # listpack encoding: about 400 B per user less than the default 64 allows (docs/redis-contract.md).
         "--hash-max-listpack-value",
         "256",
         "--logfile",

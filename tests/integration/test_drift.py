@@ -4,7 +4,7 @@ Its own worker (metrics served on a free port) and namespace, so the counters st
 unpaced, as the issue's acceptance run: the worker takes its partitions in turns while they hold unequal
 shares of the events, so the change reaches each partition's events at a different point of the consumed
 stream. A record's ``newest_event_id`` says how far the consumed stream has got: the concept signals must
-stay quiet until it reaches the change and fire within `MAX_DELAY` events of it (README, "Drift").
+stay quiet until it reaches the change and fire within `MAX_DELAY` events of it (docs/drift.md).
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def test_one_container_holds_every_family_under_its_documented_name() -> None:
     Metrics.create(registry, "t", "m")
     Metrics.create(api, "t")
     names = {metric.name for metric in registry.collect()} | {metric.name for metric in api.collect()}
-    # Names the dashboards, alert rules and README rely on (counters without their _total suffix).
+    # Names the dashboards, alert rules and docs rely on (counters without their _total suffix).
     assert {
         "personalize_events",
         "personalize_dead_letters",
