@@ -1,5 +1,5 @@
 """The ``personalize`` commands: one module per family (`main`, `serving`, `evaluation`, `checkpoints`,
-`demo`), thin over the packages that do the work. The console script is `streams.cli`, which adds
+`demo`, `health`), thin over the packages that do the work. The console script is `streams.cli`, which adds
 ``worker``.
 
 May import every other engine package.

@@ -232,6 +232,19 @@ class RedisStore:
                 found[str(key).removeprefix(prefix)] = {str(k): str(v) for k, v in beat.items()}
         return found
 
+    async def workers_on(self, host: str) -> dict[str, dict[str, str]]:
+        """Heartbeats of the namespace's live workers on ``host``, by worker id (``<host>-<pid>``)."""
+        found = {}
+        start = len(keys.worker(self.namespace, ""))
+        async for key in self.client.scan_iter(match=keys.worker(self.namespace, f"{host}-*")):
+            worker_id = str(key)[start:]
+            if not worker_id[len(host) + 1 :].isdigit():
+                continue  # another host whose name starts with this one's and a dash
+            beat = await self.client.hgetall(key)
+            if beat:
+                found[worker_id] = {str(k): str(v) for k, v in beat.items()}
+        return found
+
     async def read(self, user_id: str, n: int = 50) -> Recommendations:
         """The user's current top-n, best first, with their reasons (empty with None metadata for an
         unknown user); the reasons come with the meta hash, so no extra round trip."""
