@@ -15,6 +15,8 @@ from schemas.errors import (
     StackError,
 )
 from schemas.events import (
+    MAX_LABELS,
+    MAX_VALUE,
     SCHEMA_VERSION,
     Context,
     Event,
@@ -39,6 +41,8 @@ __all__ = [
     "EventType",
     "InvalidEventError",
     "ItemRecord",
+    "MAX_LABELS",
+    "MAX_VALUE",
     "PersonalizeError",
     "Problem",
     "RequestRejectedError",

@@ -11,7 +11,9 @@ __all__ = [
     "ErasureRecord",
     "PreferencesRecord",
     "PreferencesRequest",
+    "USER_RECORD_TYPES",
     "encode_user_record",
+    "is_user_record",
     "parse_user_record",
 ]
 
@@ -101,6 +103,20 @@ class ErasureRecord(_Record):
 
 _FIELD_ORDER = ("v", "type", "event_id", "user_id", "ts")
 
+#: ``type`` values of the records about a user (not an item) that share the events topic.
+USER_RECORD_TYPES = ("preferences", "erasure")
+
+
+def is_user_record(obj: dict[str, Any]) -> bool:
+    """Whether a decoded record on the events topic is a user record (by its ``type``), whatever the
+    type holds (a list or an object is no user record type, and no error either).
+
+    >>> is_user_record({"type": "erasure"}), is_user_record({"type": "click"}), is_user_record({"type": []})
+    (True, False, False)
+    """
+    kind = obj.get("type")
+    return isinstance(kind, str) and kind in USER_RECORD_TYPES
+
 
 def encode_user_record(record: PreferencesRecord | ErasureRecord) -> bytes:
     """Canonical JSON: the envelope first, then only the non-empty choices (``reset`` only if true)."""
@@ -124,7 +140,8 @@ def parse_user_record(raw: bytes | str | dict[str, Any]) -> PreferencesRecord | 
         "preferences": PreferencesRecord,
         "erasure": ErasureRecord,
     }
-    model = kinds.get(obj.get("type"))
+    kind = obj.get("type")
+    model = kinds.get(kind) if isinstance(kind, str) else None
     if model is None:
         raise InvalidEventError([Problem("type", "Input should be 'preferences' or 'erasure'")])
     try:

@@ -29,7 +29,7 @@ from models.registry import PopularRecommender
 from schemas.errors import InvalidEventError
 from schemas.events import Context, Event, EventType, decode_object, parse_event, parse_item
 from schemas.reasons import Reason
-from schemas.users import ErasureRecord, PreferencesRecord, parse_user_record
+from schemas.users import ErasureRecord, PreferencesRecord, is_user_record, parse_user_record
 from streams import deadletter
 from streams.sender import Sender
 
@@ -41,9 +41,6 @@ log = logging.getLogger(__name__)
 #: user_id -> `UserProfile.to_dict()`; a changelog-backed Faust table in the worker.
 Profiles = MutableMapping[str, Any]
 
-
-#: Record types on the events topic that are about the user rather than an item.
-USER_RECORD_TYPES = frozenset({"preferences", "erasure"})
 
 #: What the popular tier's items are there for (it has no `explain` of its own).
 POPULAR = Reason("popular", None, ("popularity",))
@@ -205,7 +202,7 @@ class Pipeline:
         """
         started = time.perf_counter()
         decoded = decode_object(raw)
-        if decoded.get("type") in USER_RECORD_TYPES:
+        if is_user_record(decoded):
             record = parse_user_record(decoded)
             return await self.handle_user_record(record, key, raw, profiles, learn=learn, position=position)
         event = parse_event(decoded)
@@ -319,9 +316,7 @@ class Pipeline:
         try:
             decoded = decode_object(raw)
             record: Event | PreferencesRecord | ErasureRecord = (
-                parse_user_record(decoded)
-                if decoded.get("type") in USER_RECORD_TYPES
-                else parse_event(decoded)
+                parse_user_record(decoded) if is_user_record(decoded) else parse_event(decoded)
             )
         except InvalidEventError:
             return "invalid"  # dead-lettered the first time

@@ -10,7 +10,7 @@ __all__ = ["ID_PATTERN", "event_components", "events_request_body"]
 
 from typing import Any
 
-from schemas.events import Event
+from schemas.events import MAX_VALUE, Event
 
 #: Not blank and no control characters: what the contract's id and label validators accept.
 ID_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
@@ -41,7 +41,7 @@ def event_components() -> dict[str, dict[str, Any]]:
     for name in ("event_id", "user_id", "item_id", "decision_id"):
         _string_rules(props[name])
     props["ts"].update(minimum=100_000_000_000, maximum=4_102_444_800_000)
-    props["value"]["minimum"] = 0
+    props["value"].update(minimum=0, maximum=MAX_VALUE)
     context = components["Context"]
     context["description"] = "Where and how the event happened; every field optional."
     for prop in context["properties"].values():
