@@ -248,7 +248,10 @@ def parse_events(raws: list[Any]) -> list[Event]:
         try:
             events.append(parse_event(raw))
         except InvalidEventError as exc:
-            problems += [Problem(f"{index}.{p.field}".rstrip("."), p.message, p.code) for p in exc.problems]
+            problems += [
+                Problem(f"{index}.{p.field}" if p.field else str(index), p.message, p.code)
+                for p in exc.problems
+            ]
     if problems:
         raise InvalidEventError(problems)
     return events
