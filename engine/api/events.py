@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 
-from engine.api.auth import require_key
+from engine.api.auth import Scope, require
 from engine.api.bodies import Accepted, ErrorBody
 from engine.api.openapi import events_request_body
 from engine.api.services import Services, services
@@ -81,9 +81,9 @@ def events_router(max_batch: int, experiments: Experiments | None = None) -> API
         status_code=202,
         response_model=Accepted,
         summary="Send one event or a batch",
-        responses=_errors(401, 403, 413, 422, 503),
+        responses=_errors(401, 403, 413, 422, 429, 503),
         openapi_extra={"requestBody": events_request_body(max_batch)},
-        dependencies=[Depends(require_key)],
+        dependencies=[Depends(require(Scope.EVENTS))],
     )
     async def post_events(request: Request, svc: Annotated[Services, Depends(services)]) -> Accepted:
         """Validate against the event contract v1 and produce to Kafka keyed by `user_id`.

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from engine.api.auth import require_key
+from engine.api.auth import Scope, require
 from engine.api.bodies import ErrorBody
 from engine.api.services import Services, services
 from engine.serving.experiment_stats import ExperimentStats
@@ -102,8 +102,8 @@ def rank_router(experiments: Experiments, read_auth: bool) -> APIRouter:
         "/v1/rank",
         response_model=RankBody,
         summary="Rank candidate actions for a context",
-        responses=_errors(401, 403, 413, 422, 503),
-        dependencies=[Depends(require_key)],
+        responses=_errors(401, 403, 413, 422, 429, 503),
+        dependencies=[Depends(require(Scope.EVENTS))],
     )
     async def post_rank(body: RankRequest, svc: Annotated[Services, Depends(services)]) -> RankBody:
         """Rank `actions` (minus `exclude`) with the contextual bandit policy for this user's variant.
@@ -132,8 +132,8 @@ def rank_router(experiments: Experiments, read_auth: bool) -> APIRouter:
         status_code=202,
         response_model=RewardAccepted,
         summary="Report the reward of a decision",
-        responses=_errors(401, 403, 413, 422, 503),
-        dependencies=[Depends(require_key)],
+        responses=_errors(401, 403, 413, 422, 429, 503),
+        dependencies=[Depends(require(Scope.EVENTS))],
     )
     async def post_reward(body: RewardRequest, svc: Annotated[Services, Depends(services)]) -> RewardAccepted:
         """Produce the reward keyed by `decision_id`; the worker joins it to the decision and learns.
@@ -151,8 +151,8 @@ def rank_router(experiments: Experiments, read_auth: bool) -> APIRouter:
         "/v1/experiments",
         response_model=list[ExperimentReport],
         summary="Experiments: counts per variant and the sample-ratio-mismatch check",
-        responses=_errors(401, 403, 503) if read_auth else _errors(503),
-        dependencies=[Depends(require_key)] if read_auth else [],
+        responses=_errors(401, 403, 429, 503) if read_auth else _errors(503),
+        dependencies=[Depends(require(Scope.READ))] if read_auth else [],
     )
     async def get_experiments(svc: Annotated[Services, Depends(services)]) -> list[dict[str, Any]]:
         """Per variant: users assigned, decisions, rewards, mean reward; and a chi-square test of the

@@ -13,7 +13,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from engine.api.auth import require_key
+from engine.api.auth import Scope, require
 from engine.api.bodies import ErrorBody, RecommendationsBody
 from engine.api.openapi import ID_PATTERN
 from engine.api.services import Services, services
@@ -92,9 +92,10 @@ class ServingState:
 
 def recommendations_router(read_auth: bool, state: ServingState) -> APIRouter:
     """The recommendations route, behind the API key check when reads need one."""
-    router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_key)] if read_auth else [])
+    deps = [Depends(require(Scope.READ))] if read_auth else []
+    router = APIRouter(tags=["recommendations"], dependencies=deps)
     # 404: a user id with a line break never reaches the route (the path does not match).
-    statuses = (401, 403, 404, 422, 503) if read_auth else (404, 422, 503)
+    statuses = (401, 403, 404, 422, 429, 503) if read_auth else (404, 422, 503)
 
     @router.get(
         "/v1/recommendations/{user_id:path}",

@@ -1,4 +1,4 @@
-"""What every request handler of the API uses: settings, the Redis store, the Kafka producer, metrics.
+"""What every request handler of the API uses: settings, the Redis store, the Kafka producer, metrics, keys.
 
 Built once per process by the app's lifespan and reached through the `services` dependency; handlers
 keep no state of their own, so any number of API processes can serve side by side.
@@ -13,6 +13,7 @@ from typing import cast
 
 from fastapi import Request
 
+from engine.api.auth import Keyring
 from engine.ingest.kafka import AsyncProducer
 from engine.ops.metrics import Metrics
 from engine.ops.settings import Settings
@@ -25,6 +26,7 @@ class Services:
     store: RedisStore
     producer: AsyncProducer
     metrics: Metrics
+    keys: Keyring
 
 
 async def services(request: Request) -> Services:

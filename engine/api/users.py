@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
-from engine.api.auth import require_key
+from engine.api.auth import Scope, require
 from engine.api.bodies import ErrorBody
 from engine.api.openapi import ID_PATTERN
 from engine.api.services import Services, services
@@ -81,14 +81,14 @@ def _answer(user_id: str, prefs: Preferences, event_id: str | None) -> Preferenc
 
 def users_router(read_auth: bool, experiments: Experiments) -> APIRouter:
     router = APIRouter(tags=["users"])
-    read_deps = [Depends(require_key)] if read_auth else []
+    read_deps = [Depends(require(Scope.READ))] if read_auth else []
 
     @router.put(
         "/v1/users/{user_id:path}/preferences",
         response_model=PreferencesAnswer,
         summary="Onboarding choices and overrides (mute a category, less like this, reset)",
-        responses=_errors(401, 403, 413, 422, 503),
-        dependencies=[Depends(require_key)],
+        responses=_errors(401, 403, 413, 422, 429, 503),
+        dependencies=[Depends(require(Scope.EVENTS))],
     )
     async def put_preferences(
         user_id: UserId, body: PreferencesRequest, svc: Annotated[Services, Depends(services)]
@@ -118,7 +118,7 @@ def users_router(read_auth: bool, experiments: Experiments) -> APIRouter:
         "/v1/users/{user_id:path}/preferences",
         response_model=PreferencesAnswer,
         summary="A user's current preferences",
-        responses=_errors(*((401, 403, 422, 503) if read_auth else (422, 503))),
+        responses=_errors(*((401, 403, 422, 429, 503) if read_auth else (422, 503))),
         dependencies=read_deps,
     )
     async def get_preferences(
@@ -131,9 +131,9 @@ def users_router(read_auth: bool, experiments: Experiments) -> APIRouter:
         "/v1/users/{user_id:path}",
         status_code=202,
         response_model=Erased,
-        summary="Erase a user",
-        responses=_errors(401, 403, 422, 503),
-        dependencies=[Depends(require_key)],
+        summary="Erase a user (a key with the admin scope)",
+        responses=_errors(401, 403, 422, 429, 503),
+        dependencies=[Depends(require(Scope.ADMIN))],
     )
     async def erase_user(user_id: UserId, svc: Annotated[Services, Depends(services)]) -> Erased:
         """Produce an `erasure` record to the events topic for the worker's state (202: that part

@@ -19,7 +19,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from schemas.errors import ConfigError
 
 _PREFIX = "PERSONALIZE_"
-_SHA256_HEX = r"^[0-9a-f]{64}$"
+#: An API key entry: ``name:scopes:sha256`` (scopes of events, read, admin joined by ``+``) or a bare
+#: sha256 (an unnamed key with every scope).
+_SCOPE = r"(?:events|read|admin)"
+_KEY_ENTRY = rf"^(?:[A-Za-z0-9_.-]{{1,64}}:{_SCOPE}(?:\+{_SCOPE})*:)?[0-9a-f]{{64}}$"
 
 
 class Settings(BaseSettings):
@@ -60,10 +63,17 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(60.0, ge=6.0, le=1800.0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=0, le=65535)
-    #: sha256 hex digests of the accepted API keys (`personalize api-key new`); comma-separated in
-    #: the environment. None configured means every write is refused.
-    api_key_hashes: Annotated[tuple[Annotated[str, Field(pattern=_SHA256_HEX)], ...], NoDecode] = ()
+    #: The accepted API keys (`personalize api-key new`), comma-separated in the environment: each
+    #: ``name:scopes:sha256`` (e.g. ``shop-app:events+read:<sha256>``; scopes events, read, admin) or a
+    #: bare sha256 hex digest (a key with every scope). None configured means every write is refused.
+    api_key_hashes: Annotated[tuple[Annotated[str, Field(pattern=_KEY_ENTRY)], ...], NoDecode] = ()
+    #: Reads (recommendations, preferences, experiments, the API document; /metrics with an admin key)
+    #: need a key with the read scope; /v1/health stays open.
     api_read_auth: bool = False
+    #: Requests per second each key may make to one API process (0: no limit), with bursts of up to
+    #: ``api_rate_burst``; over it the API answers 429 with Retry-After.
+    api_rate_limit: float = Field(0.0, ge=0.0, le=1_000_000.0)
+    api_rate_burst: int = Field(100, ge=1, le=1_000_000)
     api_max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
     api_max_batch: int = Field(500, ge=1, le=10_000)
     api_timeout_s: float = Field(5.0, gt=0.0, le=300.0)
@@ -120,8 +130,10 @@ class Settings(BaseSettings):
     @field_validator("api_key_hashes", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        parts = value.split(",") if isinstance(value, str) else value
+        if isinstance(parts, list | tuple):
+            # The digest is hex in either case; names keep theirs.
+            return tuple(_lower_digest(str(p).strip()) for p in parts if str(p).strip())
         return value
 
     @property
@@ -174,6 +186,11 @@ class Settings(BaseSettings):
     @property
     def drift_topic(self) -> str:
         return f"p13n.{self.namespace}.drift"
+
+
+def _lower_digest(entry: str) -> str:
+    head, sep, digest = entry.rpartition(":")
+    return f"{head}{sep}{digest.lower()}"
 
 
 @functools.cache
