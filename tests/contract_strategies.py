@@ -364,3 +364,30 @@ def broken_preferences(draw: st.DrawFn) -> Broken:
         field = "type"
         record["type"] = draw(st.text(max_size=12).filter(lambda t: t not in {"preferences", "erasure"}))
     return Broken(record, field, how)
+
+
+@st.composite
+def consents(draw: st.DrawFn, user_ids: st.SearchStrategy[str] = ids) -> dict[str, Any]:
+    """A valid ``consent`` user record."""
+    return {
+        "type": "consent",
+        "event_id": draw(ids),
+        "user_id": draw(user_ids),
+        "ts": draw(timestamps),
+        "granted": draw(st.booleans()),
+    }
+
+
+@st.composite
+def broken_consents(draw: st.DrawFn) -> Broken:
+    """A valid consent record with one defect: ``granted`` missing or not a boolean, or an extra field."""
+    record = draw(consents())
+    how = draw(st.sampled_from(["missing", "wrong type", "extra"]))
+    if how == "missing":
+        del record["granted"]
+        return Broken(record, "granted", how)
+    if how == "wrong type":
+        record["granted"] = draw(json_values.filter(lambda v: not isinstance(v, bool)))
+        return Broken(record, "granted", how)
+    record["reason"] = draw(json_values)
+    return Broken(record, "reason", how)

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 
 from engine.api.auth import Keyring
 from engine.api.bodies import error_code
+from engine.api.consent import consent_router
 from engine.api.events import events_router
 from engine.api.lean import LeanRecommendations
 from engine.api.middleware import BodyLimit, RequestMetrics
@@ -133,7 +134,7 @@ async def _open_services(
             socket_timeout=settings.api_timeout_s,
             socket_connect_timeout=settings.api_timeout_s,
         )
-        store = RedisStore(client, settings.namespace)
+        store = RedisStore(client, settings.namespace, user_ttl_s=settings.user_ttl_s)
         stack.push_async_callback(store.close)
     if producer is None:
         timeout_ms = int(settings.api_timeout_s * 1000)
@@ -144,7 +145,7 @@ async def _open_services(
         except (TimeoutError, DeliveryError) as exc:
             # Serve anyway: reads need only Redis, and writes answer 503 until Kafka is back.
             log.warning("could not check the namespace's topics: %s", exc or "Kafka did not answer")
-    return Services(settings, store, producer, metrics, keys)
+    return Services(settings, store, producer, metrics, keys, settings.pseudonyms)
 
 
 def create_api(
@@ -188,6 +189,7 @@ def create_api(
     serving = ServingState.create(settings, metrics)
     recommendations = recommendations_router(read_auth, serving)
     app.include_router(recommendations)
+    app.include_router(consent_router(read_auth))
     app.include_router(users_router(read_auth, experiments))
     app.include_router(rank_router(experiments, read_auth))
     app.include_router(ops_router(read_auth))

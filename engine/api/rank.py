@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from engine.api.auth import Scope, require
 from engine.api.bodies import ErrorBody
+from engine.api.consent import admitted
 from engine.api.services import Services, services
 from engine.serving.experiment_stats import ExperimentStats
 from engine.serving.experiments import Experiments
@@ -80,6 +81,17 @@ async def _produce(svc: Services, topic: str, key: str, value: bytes) -> None:
         raise ServiceUnavailableError("kafka", svc.settings.bootstrap, timeout) from exc
 
 
+async def _private(svc: Services, body: RankRequest) -> RankRequest:
+    """The request as the decision log may keep it: the user pseudonymized, or, for a user without
+    consent, no user (nor experiment, which needs one) at all: ranked by the default policy, anonymously."""
+    if body.user_id is None:
+        return body
+    user = svc.pseudonyms.of(body.user_id)
+    if await admitted(svc, [user]):
+        return body.model_copy(update={"user_id": user})
+    return body.model_copy(update={"user_id": None, "experiment": None})
+
+
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody} for status in statuses}
 
@@ -111,7 +123,7 @@ def rank_router(experiments: Experiments, read_auth: bool) -> APIRouter:
         The decision (context, actions, every probability, the chosen action) is logged to Kafka before
         the answer. Send `POST /v1/reward` with its `decision_id` within the reward wait window.
         """
-        decision = await ranker(svc).decide(body)
+        decision = await ranker(svc).decide(await _private(svc, body))
         await _produce(svc, svc.settings.decisions_topic, decision.decision_id, encode(decision))
         svc.metrics.api_decisions.labels(
             experiment=decision.experiment or "none", variant=decision.variant or "none"

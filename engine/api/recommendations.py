@@ -7,6 +7,7 @@ from __future__ import annotations
 
 __all__ = ["ServingState", "recommendations_router"]
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -72,7 +73,10 @@ class ServingState:
         """The JSON body of a 200 answer, with the request counted in the metrics: what the FastAPI route
         and the lean path (`engine.api.lean`) both send."""
         policy = await self.policy()
-        served = await recommend(svc.store, user_id, n, locale, surface=surface, region=region, policy=policy)
+        stored = svc.pseudonyms.of(user_id)
+        served = await recommend(svc.store, stored, n, locale, surface=surface, region=region, policy=policy)
+        if stored != user_id:
+            served = dataclasses.replace(served, user_id=user_id)  # answered as the caller named the user
         svc.metrics.api_served.labels(
             source="trending_locale" if ":" in served.source else served.source
         ).inc()

@@ -13,10 +13,11 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.errors import ConfigError
+from schemas.pseudonyms import Pseudonyms
 
 _PREFIX = "PERSONALIZE_"
 #: An API key entry: ``name:scopes:sha256`` (scopes of events, read, admin joined by ``+``) or a bare
@@ -126,6 +127,17 @@ class Settings(BaseSettings):
     checkpoint_every_events: int = Field(20_000, ge=0, le=100_000_000)
     checkpoint_every_s: float = Field(60.0, ge=0.0, le=86_400.0)
     checkpoint_keep: int = Field(3, ge=1, le=1000)
+    #: Privacy (docs/privacy.md). ``pseudonym_key``: with it, the edge (HTTP API, simulate, produce, the
+    #: SDK's and CLI's reads) replaces every user id by its keyed hash (`schemas.pseudonyms`) before
+    #: Kafka or Redis see it; at least 32 characters, never logged. ``consent_required``: only users
+    #: who granted consent are learned (opt-in); else everyone but those who withdrew (opt-out).
+    pseudonym_key: SecretStr | None = Field(None, min_length=32)
+    consent_required: bool = False
+    #: Seconds a user's list, metadata and preferences live in Redis after their last write (0: no
+    #: expiry); and hours the namespace's topics about users keep records, set when the engine creates
+    #: them (the catalog topic, which names no user, keeps its records).
+    user_ttl_s: int = Field(0, ge=0, le=10 * 365 * 86_400)
+    topic_retention_hours: float = Field(168.0, gt=0.0, le=100 * 365 * 24.0)
 
     @field_validator("api_key_hashes", mode="before")
     @classmethod
@@ -135,6 +147,18 @@ class Settings(BaseSettings):
             # The digest is hex in either case; names keep theirs.
             return tuple(_lower_digest(str(p).strip()) for p in parts if str(p).strip())
         return value
+
+    @property
+    def pseudonyms(self) -> Pseudonyms:
+        """The edge's user id pseudonyms (ids unchanged without ``pseudonym_key``).
+
+        >>> Settings(pseudonym_key="k" * 32).pseudonyms.of("u7")[:2], Settings().pseudonyms.of("u7")
+        ('p_', 'u7')
+        >>> "k" * 32 in repr(Settings(pseudonym_key="k" * 32))
+        False
+        """
+        key = self.pseudonym_key
+        return Pseudonyms(key.get_secret_value().encode() if key is not None else None)
 
     @property
     def bootstrap(self) -> str:

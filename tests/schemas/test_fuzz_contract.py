@@ -21,9 +21,11 @@ from tests.contract_strategies import (
     Broken,
     attribute_values,
     broken_bytes,
+    broken_consents,
     broken_events,
     broken_items,
     broken_preferences,
+    consents,
     events,
     items,
     json_values,
@@ -158,4 +160,15 @@ def test_every_good_preferences_record_is_accepted_and_round_trips(obj: dict[str
 @given(broken_preferences())
 def test_every_broken_preferences_record_is_rejected_naming_its_field(broken: Broken) -> None:
     note(f"{broken.how}: {broken.field}")
+    assert names(_rejected(parse_user_record, broken.raw()), broken.field)
+
+
+@given(consents())
+def test_every_good_consent_record_is_accepted_and_round_trips(obj: dict[str, Any]) -> None:
+    record = parse_user_record(orjson.dumps(obj))
+    assert parse_user_record(encode_user_record(record)) == record
+
+
+@given(broken_consents())
+def test_every_broken_consent_record_is_rejected_naming_its_field(broken: Broken) -> None:
     assert names(_rejected(parse_user_record, broken.raw()), broken.field)

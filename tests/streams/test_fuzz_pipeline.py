@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from engine.ops.metrics import Metrics
-from engine.store.redis_store import RedisStore, UserList
+from engine.store.redis_store import Published, RedisStore, UserList
 from models.recommender import HybridRecommender
 from schemas.events import ItemRecord
 from streams.pipeline import Pipeline
@@ -37,8 +37,11 @@ EVENTS, DEAD, ITEMS = "p13n.f.events", "p13n.f.dead-letter", "p13n.f.items"
 
 
 class _Store:
-    async def publish_lists(self, lists: Sequence[UserList]) -> int:
-        return 1_700_000_000_000
+    async def publish_lists(self, lists: Sequence[UserList]) -> Published:
+        return Published(1_700_000_000_000)
+
+    async def fence_users(self, fences: dict[str, int], ttl_s: int) -> None:
+        return None
 
     async def publish_items(self, records: Sequence[ItemRecord]) -> None:
         return None

@@ -37,7 +37,7 @@ async def api(store: FakeStore, producer: FakeProducer) -> AsyncIterator[Any]:
 async def test_one_event_is_produced_keyed_by_user(api: Any, producer: FakeProducer) -> None:
     response = await api.post("/v1/events", json=EVENT, headers=AUTH)
     assert response.status_code == 202
-    assert response.json() == {"accepted": 1, "event_ids": ["e1"]}
+    assert response.json() == {"accepted": 1, "event_ids": ["e1"], "dropped": []}
     [(topic, value, key)] = producer.sent
     assert (topic, key) == ("p13n.unit.events", b"u1")
     assert orjson.loads(value)["event_id"] == "e1"
