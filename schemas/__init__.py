@@ -15,6 +15,7 @@ from schemas.errors import (
     StackError,
 )
 from schemas.events import (
+    ID_PATTERN,
     MAX_LABELS,
     MAX_VALUE,
     SCHEMA_VERSION,
@@ -39,6 +40,7 @@ __all__ = [
     "DeliveryError",
     "Event",
     "EventType",
+    "ID_PATTERN",
     "InvalidEventError",
     "ItemRecord",
     "MAX_LABELS",

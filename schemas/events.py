@@ -11,6 +11,7 @@ __all__ = [
     "Context",
     "Event",
     "EventType",
+    "ID_PATTERN",
     "ItemRecord",
     "MAX_LABELS",
     "MAX_VALUE",
@@ -62,8 +63,16 @@ def _printable(text: str) -> str:
     return text
 
 
-Id = Annotated[StrictStr, Field(min_length=1, max_length=256), AfterValidator(_printable)]
-Label = Annotated[StrictStr, Field(min_length=1, max_length=128), AfterValidator(_printable)]
+#: What `_printable` accepts, as a JSON schema pattern (documents the rule; never used to validate).
+ID_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+_DOCUMENTED = {"pattern": ID_PATTERN}
+
+Id = Annotated[
+    StrictStr, Field(min_length=1, max_length=256, json_schema_extra=_DOCUMENTED), AfterValidator(_printable)
+]
+Label = Annotated[
+    StrictStr, Field(min_length=1, max_length=128, json_schema_extra=_DOCUMENTED), AfterValidator(_printable)
+]
 
 
 class EventType(StrEnum):

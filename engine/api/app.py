@@ -29,7 +29,7 @@ from engine.api.consent import consent_router
 from engine.api.events import events_router
 from engine.api.lean import LeanRecommendations
 from engine.api.middleware import BodyLimit, RequestMetrics
-from engine.api.openapi import event_components
+from engine.api.openapi import add_links, event_components
 from engine.api.ops import ops_router
 from engine.api.rank import rank_router
 from engine.api.recommendations import ServingState, recommendations_router
@@ -88,6 +88,8 @@ def _add_error_answers(app: FastAPI) -> None:
 
     async def http_error(_r: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        if exc.status_code == 400:  # a body FastAPI could not read: what every other bad body gets
+            return _error(422, "invalid request body", [Problem("body", str(exc.detail))])
         return _error(exc.status_code, str(exc.detail), headers=exc.headers)
 
     app.add_exception_handler(InvalidEventError, invalid_event)
@@ -105,7 +107,7 @@ def _with_event_schemas(app: FastAPI) -> Callable[[], dict[str, Any]]:
         if app.openapi_schema is None:
             schema = generate()
             schema.setdefault("components", {}).setdefault("schemas", {}).update(event_components())
-            app.openapi_schema = schema
+            app.openapi_schema = add_links(schema)
         return app.openapi_schema
 
     return openapi

@@ -65,7 +65,8 @@ async def admitted_events(svc: Services, events: list[Event]) -> tuple[list[Even
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorBody} for status in statuses}
+    # 404: a user id with a line break never reaches the route (the path does not match).
+    return {status: {"model": ErrorBody} for status in sorted({*statuses, 404})}
 
 
 def consent_router(read_auth: bool) -> APIRouter:

@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, Field
 
 from engine.api.auth import Scope, require
@@ -61,7 +61,8 @@ def _now_ms() -> int:
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorBody} for status in statuses}
+    # 404: a user id with a line break never reaches the route (the path does not match).
+    return {status: {"model": ErrorBody} for status in sorted({*statuses, 404})}
 
 
 def _answer(user_id: str, prefs: Preferences, event_id: str | None) -> PreferencesAnswer:
@@ -120,6 +121,12 @@ def users_router(read_auth: bool, experiments: Experiments) -> APIRouter:
     ) -> PreferencesAnswer:
         """Liked categories and items, muted categories and hidden items, as serving applies them."""
         return _answer(user_id, await svc.store.read_preferences(svc.pseudonyms.of(user_id)), None)
+
+    # The paths of a user's preferences and consent name no other user: DELETE there is no erasure.
+    @router.delete("/v1/users/{user_id:path}/preferences", include_in_schema=False)
+    @router.delete("/v1/users/{user_id:path}/consent", include_in_schema=False)
+    async def not_an_erasure() -> None:
+        raise HTTPException(405, "Method Not Allowed", headers={"Allow": "GET, PUT"})
 
     @router.delete(
         "/v1/users/{user_id:path}",
