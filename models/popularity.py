@@ -17,6 +17,9 @@ from models.arrays import Vocabulary, grown
 # Scores are stored as weight * 2**((ts - reference) / half_life) so an update touches one item;
 # when the exponent gets large every score is rescaled and the reference moves forward.
 _RESCALE_AT = 256.0
+#: Below this the largest score counts as none: 1 / a subnormal float overflows (an event of value
+#: 5e-324 once made every later ranking divide by it, found by fuzzing the worker).
+_TINY = 1e-300
 
 
 class DecayedPopularity:
@@ -118,13 +121,13 @@ class ItemPopularity:
 
     def raw(self) -> tuple[npt.NDArray[np.float64], float]:
         """The stored values (-1: not an item of this list) and the factor to relative popularity."""
-        return self._scores, 1.0 / self._max if self._max > 0 else 0.0
+        return self._scores, 1.0 / self._max if self._max > _TINY else 0.0
 
     def scores(self, items: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """Relative popularity in [0, 1] of each item (1 = the most popular item now)."""
         inside = np.minimum(items, len(self._scores) - 1)
         values = np.where(items < len(self._scores), np.maximum(self._scores[inside], 0.0), 0.0)
-        return values / self._max if self._max > 0 else values
+        return values / self._max if self._max > _TINY else np.zeros_like(values)
 
     @property
     def known(self) -> int:

@@ -48,6 +48,8 @@ class UserProfile:
     recent: list[str] = field(default_factory=list)
     consumed: dict[str, None] = field(default_factory=dict)
     seen_ids: dict[str, None] = field(default_factory=dict)
+    #: The user's consent as last stated (`schemas.users.ConsentRecord`); None: never stated.
+    consent: bool | None = None
 
     def has_seen(self, event_id: str) -> bool:
         return event_id in self.seen_ids
@@ -79,6 +81,8 @@ class UserProfile:
             "recent": list(self.recent),
             "consumed": list(self.consumed),
             "seen_ids": list(self.seen_ids),
+            # Only when stated: the profiles of users who never said keep their old shape.
+            **({} if self.consent is None else {"consent": self.consent}),
         }
 
     @classmethod
@@ -86,8 +90,10 @@ class UserProfile:
         """Inverse of `to_dict`.
 
         >>> p = UserProfile("u1", events_seen=3, recent=["a"], consumed={"a": None})
-        >>> UserProfile.from_dict(p.to_dict()) == p
-        True
+        >>> UserProfile.from_dict(p.to_dict()) == p, "consent" in p.to_dict()
+        (True, False)
+        >>> UserProfile.from_dict(UserProfile("u2", consent=False).to_dict()).consent
+        False
         """
         return cls(
             user_id=data["user_id"],
@@ -96,4 +102,5 @@ class UserProfile:
             recent=list(data["recent"]),
             consumed=dict.fromkeys(data["consumed"]),
             seen_ids=dict.fromkeys(data["seen_ids"]),
+            consent=data.get("consent"),
         )

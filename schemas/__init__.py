@@ -15,6 +15,9 @@ from schemas.errors import (
     StackError,
 )
 from schemas.events import (
+    ID_PATTERN,
+    MAX_LABELS,
+    MAX_VALUE,
     SCHEMA_VERSION,
     Context,
     Event,
@@ -37,8 +40,11 @@ __all__ = [
     "DeliveryError",
     "Event",
     "EventType",
+    "ID_PATTERN",
     "InvalidEventError",
     "ItemRecord",
+    "MAX_LABELS",
+    "MAX_VALUE",
     "PersonalizeError",
     "Problem",
     "RequestRejectedError",

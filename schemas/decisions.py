@@ -49,7 +49,11 @@ def _bounded(value: float) -> float:
     return value
 
 
-Number = Annotated[StrictInt | StrictFloat, AfterValidator(_bounded)]
+Number = Annotated[
+    StrictInt | StrictFloat,
+    AfterValidator(_bounded),
+    Field(json_schema_extra={"minimum": -_MAX_MAGNITUDE, "maximum": _MAX_MAGNITUDE}),
+]
 #: A feature is a number (used as is) or a string (one-hot: ``name=value``).
 FeatureValue = Number | Label
 Features = Annotated[dict[Label, FeatureValue], Field(max_length=MAX_FEATURES)]

@@ -12,7 +12,7 @@ imports nothing from the rest of the project so that every layer can raise these
     ├── DeliveryError            a record could not be written to Kafka or Redis
     ├── CheckpointError          a model checkpoint cannot be written or read (has .path)
     │   └── CheckpointVersionError   written by another format or model version: refused
-    └── RequestRejectedError     the HTTP API refused a request (no or unknown API key, too large)
+    └── RequestRejectedError     the HTTP API refused a request (no, unknown or limited key, too large)
 """
 
 from __future__ import annotations
@@ -153,13 +153,15 @@ class CheckpointVersionError(CheckpointError):
 
 
 class RequestRejectedError(PersonalizeError):
-    """The HTTP API refused a request for a reason other than its content: ``status`` says which.
+    """The HTTP API refused a request for a reason other than its content: ``status`` says which, and
+    ``retry_after_s`` when to try again (a rate limit).
 
     >>> str(RequestRejectedError(401, "an API key is required for writes"))
     'request rejected (401): an API key is required for writes'
     """
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, *, retry_after_s: float | None = None) -> None:
         self.status = status
         self.detail = detail
+        self.retry_after_s = retry_after_s
         super().__init__(f"request rejected ({status}): {detail}")

@@ -11,7 +11,10 @@ __all__ = [
     "Context",
     "Event",
     "EventType",
+    "ID_PATTERN",
     "ItemRecord",
+    "MAX_LABELS",
+    "MAX_VALUE",
     "decode_object",
     "encode",
     "parse_event",
@@ -45,6 +48,10 @@ SCHEMA_VERSION = 1
 _TS_MIN_MS = 100_000_000_000
 _TS_MAX_MS = 4_102_444_800_000
 
+#: Largest ``value``: a weight or seconds of dwell beyond this would swamp (or overflow) the models'
+#: decayed sums, as fuzzing the worker showed (1e308 turned popularity into inf, then NaN).
+MAX_VALUE = 1e6
+
 _CONTROL_CHARS = frozenset(map(chr, [*range(32), 127]))
 
 
@@ -56,8 +63,16 @@ def _printable(text: str) -> str:
     return text
 
 
-Id = Annotated[StrictStr, Field(min_length=1, max_length=256), AfterValidator(_printable)]
-Label = Annotated[StrictStr, Field(min_length=1, max_length=128), AfterValidator(_printable)]
+#: What `_printable` accepts, as a JSON schema pattern (documents the rule; never used to validate).
+ID_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+_DOCUMENTED = {"pattern": ID_PATTERN}
+
+Id = Annotated[
+    StrictStr, Field(min_length=1, max_length=256, json_schema_extra=_DOCUMENTED), AfterValidator(_printable)
+]
+Label = Annotated[
+    StrictStr, Field(min_length=1, max_length=128, json_schema_extra=_DOCUMENTED), AfterValidator(_printable)
+]
 
 
 class EventType(StrEnum):
@@ -92,7 +107,8 @@ class Context(_Record):
 class Event(_Record):
     """One user-item interaction.
 
-    ``value`` means: the rating for ``rating`` (0-10), seconds for ``dwell``, else a weight (default 1).
+    ``value`` means: the rating for ``rating`` (0-10), seconds for ``dwell``, else a weight (default 1);
+    never negative nor above `MAX_VALUE`.
     ``ts`` is epoch milliseconds.
 
     >>> e = Event(event_id="e1", user_id="u1", item_id="i9", type="click", ts=1_700_000_000_000)
@@ -119,18 +135,35 @@ class Event(_Record):
             raise ValueError(f"{ts} is after 2100 in epoch milliseconds")
         return ts
 
-    @pydantic.model_validator(mode="after")
-    def _value_fits_type(self) -> Event:
-        if not math.isfinite(self.value):
+    @pydantic.field_validator("value")
+    @classmethod
+    def _value_fits_type(cls, value: float, info: pydantic.ValidationInfo) -> float:
+        # A field validator (not a model one), so the problem names `value`; `type` is checked first.
+        kind = info.data.get("type")
+        if not math.isfinite(value):
             raise ValueError("value must be a finite number")
-        if self.type is EventType.RATING and not 0.0 <= self.value <= 10.0:
-            raise ValueError(f"a rating's value must be within 0..10, got {self.value}")
-        if self.value < 0.0:
-            raise ValueError(f"value must not be negative for {self.type.value}, got {self.value}")
-        return self
+        if kind is EventType.RATING and not 0.0 <= value <= 10.0:
+            raise ValueError(f"a rating's value must be within 0..10, got {value}")
+        if value > MAX_VALUE:
+            raise ValueError(f"value must be at most {MAX_VALUE:g}, got {value:g}; scale it first")
+        if value < 0.0:
+            for_kind = f" for {kind.value}" if isinstance(kind, EventType) else ""
+            raise ValueError(f"value must not be negative{for_kind}, got {value}")
+        return value
 
 
-Attribute = StrictStr | StrictBool | StrictInt | float
+#: Most entries in one of a catalog record's lists (categories, tags, regions, languages) and attributes:
+#: a record is a description of one item, and a list of thousands would only grow the model's tables.
+MAX_LABELS = 256
+_Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+#: An attribute value; integers as JSON carries them (64-bit), numbers finite, text up to 4 KiB.
+Attribute = (
+    Annotated[StrictStr, Field(max_length=4096)]
+    | StrictBool
+    | _Int64
+    | Annotated[float, Field(allow_inf_nan=False)]
+)
+_Labels = Annotated[tuple[Label, ...], Field(max_length=MAX_LABELS)]
 
 
 class ItemRecord(_Record):
@@ -142,13 +175,13 @@ class ItemRecord(_Record):
 
     v: Literal[1] = 1
     item_id: Id
-    categories: tuple[Label, ...] = ()
-    tags: tuple[Label, ...] = ()
-    attributes: dict[Label, Attribute] = Field(default_factory=dict)
+    categories: _Labels = ()
+    tags: _Labels = ()
+    attributes: dict[Label, Attribute] = Field(default_factory=dict, max_length=MAX_LABELS)
     available: StrictBool = True
     #: Regions (e.g. ``GB``) and languages (e.g. ``en``) the item may be shown in; None: everywhere, any.
-    regions: tuple[Label, ...] | None = None
-    languages: tuple[Label, ...] | None = None
+    regions: _Labels | None = None
+    languages: _Labels | None = None
 
 
 _M = TypeVar("_M", bound=_Record)
@@ -224,7 +257,10 @@ def parse_events(raws: list[Any]) -> list[Event]:
         try:
             events.append(parse_event(raw))
         except InvalidEventError as exc:
-            problems += [Problem(f"{index}.{p.field}".rstrip("."), p.message, p.code) for p in exc.problems]
+            problems += [
+                Problem(f"{index}.{p.field}" if p.field else str(index), p.message, p.code)
+                for p in exc.problems
+            ]
     if problems:
         raise InvalidEventError(problems)
     return events

@@ -15,6 +15,7 @@ __all__ = [
     "PolicyField",
     "PreferenceKind",
     "WorkerField",
+    "consent",
     "drift",
     "experiment",
     "experiment_users",
@@ -142,6 +143,16 @@ def preferences(namespace: str, user_id: str) -> str:
     'muted_category:horror'
     """
     return _key(namespace, "prefs", user_id)
+
+
+def consent(namespace: str, user_id: str) -> str:
+    """String of the user's consent: ``1:<epoch ms>`` (granted then) or ``0:<epoch ms>`` (withdrawn);
+    absent when never stated. Never expires and survives an erasure when it is a withdrawal.
+
+    >>> consent("shop", "u7")
+    'p13n:v1:shop:consent:u7'
+    """
+    return _key(namespace, "consent", user_id)
 
 
 def preference_field(kind: PreferenceKind, ident: str) -> str:

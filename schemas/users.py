@@ -1,6 +1,6 @@
-"""User records contract v1: explicit preferences (onboarding and overrides) and erasure requests.
+"""User records contract v1: explicit preferences (onboarding and overrides), consent and erasure requests.
 
-Pure data and validation; no I/O. Both travel on the events topic keyed by ``user_id`` next to the
+Pure data and validation; no I/O. They travel on the events topic keyed by ``user_id`` next to the
 user's events, told apart from them by ``type``; failures are `InvalidEventError`s with problems.
 """
 
@@ -8,10 +8,15 @@ from __future__ import annotations
 
 __all__ = [
     "MAX_PREFERENCE_IDS",
+    "ConsentRecord",
     "ErasureRecord",
     "PreferencesRecord",
     "PreferencesRequest",
+    "USER_RECORD_TYPES",
+    "UserRecord",
+    "admits",
     "encode_user_record",
+    "is_user_record",
     "parse_user_record",
 ]
 
@@ -99,18 +104,66 @@ class ErasureRecord(_Record):
     ts: _Ms
 
 
+class ConsentRecord(_Record):
+    """A user granting or withdrawing consent to be personalized (learned from, their events kept).
+
+    A withdrawal also forgets what was learned of the user, like an erasure, but the withdrawal itself
+    is kept (so later events are dropped); see `admits`.
+
+    >>> encode_user_record(ConsentRecord(event_id="c-1", user_id="u7", ts=1_700_000_000_000, granted=False))
+    b'{"v":1,"type":"consent","event_id":"c-1","user_id":"u7","ts":1700000000000,"granted":false}'
+    """
+
+    v: Literal[1] = 1
+    type: Literal["consent"] = "consent"
+    event_id: Id
+    user_id: Id
+    ts: _Ms
+    granted: StrictBool
+
+
+def admits(consent: bool | None, required: bool) -> bool:
+    """Whether a user's events may be learned and kept, given their consent state (None: never stated).
+
+    With consent ``required`` (opt-in) only after a grant; otherwise (opt-out) unless withdrawn.
+
+    >>> [admits(state, required=False) for state in (None, True, False)]
+    [True, True, False]
+    >>> [admits(state, required=True) for state in (None, True, False)]
+    [False, True, False]
+    """
+    return consent is True or (consent is None and not required)
+
+
+UserRecord = PreferencesRecord | ErasureRecord | ConsentRecord
+
 _FIELD_ORDER = ("v", "type", "event_id", "user_id", "ts")
 
+#: ``type`` values of the records about a user (not an item) that share the events topic.
+USER_RECORD_TYPES = ("preferences", "erasure", "consent")
 
-def encode_user_record(record: PreferencesRecord | ErasureRecord) -> bytes:
-    """Canonical JSON: the envelope first, then only the non-empty choices (``reset`` only if true)."""
+
+def is_user_record(obj: dict[str, Any]) -> bool:
+    """Whether a decoded record on the events topic is a user record (by its ``type``), whatever the
+    type holds (a list or an object is no user record type, and no error either).
+
+    >>> is_user_record({"type": "erasure"}), is_user_record({"type": "click"}), is_user_record({"type": []})
+    (True, False, False)
+    """
+    kind = obj.get("type")
+    return isinstance(kind, str) and kind in USER_RECORD_TYPES
+
+
+def encode_user_record(record: UserRecord) -> bytes:
+    """Canonical JSON: the envelope first, then only the non-empty choices (``reset`` only if true);
+    a consent record's ``granted`` always."""
     data = record.model_dump(mode="json")
     head = {name: data.pop(name) for name in _FIELD_ORDER}
-    return orjson.dumps({**head, **{k: v for k, v in data.items() if v}})
+    return orjson.dumps({**head, **{k: v for k, v in data.items() if v or k == "granted"}})
 
 
-def parse_user_record(raw: bytes | str | dict[str, Any]) -> PreferencesRecord | ErasureRecord:
-    """Validate a preferences or erasure record (chosen by its ``type``).
+def parse_user_record(raw: bytes | str | dict[str, Any]) -> UserRecord:
+    """Validate a preferences, consent or erasure record (chosen by its ``type``).
 
     >>> parse_user_record(b'{"type":"erasure","event_id":"x","user_id":"u","ts":1700000000000}').type
     'erasure'
@@ -120,13 +173,15 @@ def parse_user_record(raw: bytes | str | dict[str, Any]) -> PreferencesRecord | 
     schemas.errors.InvalidEventError: invalid event p: ts: Input should be greater than or equal to ...
     """
     obj = decode_object(raw)
-    kinds: dict[Any, type[PreferencesRecord | ErasureRecord]] = {
+    kinds: dict[str, type[UserRecord]] = {
         "preferences": PreferencesRecord,
         "erasure": ErasureRecord,
+        "consent": ConsentRecord,
     }
-    model = kinds.get(obj.get("type"))
+    kind = obj.get("type")
+    model = kinds.get(kind) if isinstance(kind, str) else None
     if model is None:
-        raise InvalidEventError([Problem("type", "Input should be 'preferences' or 'erasure'")])
+        raise InvalidEventError([Problem("type", "Input should be 'preferences', 'consent' or 'erasure'")])
     try:
         return model.model_validate(obj)
     except pydantic.ValidationError as exc:

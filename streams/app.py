@@ -92,7 +92,7 @@ def create_app(
     registry = registry or CollectorRegistry()
     metrics = Metrics.create(registry, settings.namespace, MODEL_VERSION)
     model = model_from(restored)
-    store = RedisStore.from_url(settings.redis, settings.namespace)
+    store = RedisStore.from_url(settings.redis, settings.namespace, user_ttl_s=settings.user_ttl_s)
     quality = Quality(model=model, store=store, metrics=metrics, send=send, settings=settings)
     pipeline = Pipeline(
         model=model,
@@ -104,6 +104,7 @@ def create_app(
         top_n=settings.top_n,
         quality=quality,
         tombstone_ttl_s=settings.tombstone_ttl_s,
+        consent_required=settings.consent_required,
     )
 
     checkpointer = Checkpointer(

@@ -2,6 +2,8 @@
 
 Kept apart from the Faust wiring so it can be driven directly in tests. Never raises on input: a
 record that cannot be handled is sent to the dead-letter topic with its reason and original bytes.
+Never learns nor keeps the events of a user without consent (`schemas.users.admits`): they are counted
+(``no_consent``) and dropped; a withdrawal forgets the user like an erasure, keeping only the withdrawal.
 
 Records come in batches (``stream.take_events``): each event is learned and ranked for at once, in
 order, but the lists are written to Redis at `Pipeline.flush`, after the batch: each user's latest list
@@ -29,7 +31,15 @@ from models.registry import PopularRecommender
 from schemas.errors import InvalidEventError
 from schemas.events import Context, Event, EventType, decode_object, parse_event, parse_item
 from schemas.reasons import Reason
-from schemas.users import ErasureRecord, PreferencesRecord, parse_user_record
+from schemas.users import (
+    ConsentRecord,
+    ErasureRecord,
+    PreferencesRecord,
+    UserRecord,
+    admits,
+    is_user_record,
+    parse_user_record,
+)
 from streams import deadletter
 from streams.sender import Sender
 
@@ -41,9 +51,6 @@ log = logging.getLogger(__name__)
 #: user_id -> `UserProfile.to_dict()`; a changelog-backed Faust table in the worker.
 Profiles = MutableMapping[str, Any]
 
-
-#: Record types on the events topic that are about the user rather than an item.
-USER_RECORD_TYPES = frozenset({"preferences", "erasure"})
 
 #: What the popular tier's items are there for (it has no `explain` of its own).
 POPULAR = Reason("popular", None, ("popularity",))
@@ -91,6 +98,7 @@ class Pipeline:
         top_n: int,
         quality: Quality | None = None,
         tombstone_ttl_s: int = 7 * 86_400,
+        consent_required: bool = False,
     ) -> None:
         self.model = model
         self.store = store
@@ -107,8 +115,11 @@ class Pipeline:
         self.known: Callable[[str, str], bool] = lambda _user_id, _event_id: True
         self.tombstone_ttl_s = tombstone_ttl_s
         self._staged: dict[str, _Staged] = {}
-        #: user_id -> offset of their latest erasure or reset record of the batch (written first at flush).
+        #: user_id -> offset of their latest erasure, reset or withdrawal of the batch (written first at
+        #: flush).
         self._fences: dict[str, int] = {}
+        #: Opt-in (only users who granted consent are learned) or opt-out (all but who withdrew).
+        self.consent_required = consent_required
 
     async def dead_letter(
         self,
@@ -205,7 +216,7 @@ class Pipeline:
         """
         started = time.perf_counter()
         decoded = decode_object(raw)
-        if decoded.get("type") in USER_RECORD_TYPES:
+        if is_user_record(decoded):
             record = parse_user_record(decoded)
             return await self.handle_user_record(record, key, raw, profiles, learn=learn, position=position)
         event = parse_event(decoded)
@@ -216,6 +227,8 @@ class Pipeline:
             return "rekeyed"
         stored = profiles.get(event.user_id)
         profile = UserProfile.from_dict(stored) if stored is not None else UserProfile(event.user_id)
+        if not admits(profile.consent, self.consent_required):
+            return self._no_consent()
         if profile.has_seen(event.event_id):
             if learn and not self.known(event.user_id, event.event_id):
                 # The profile holds it but the model does not: a worker died after flushing the batch's
@@ -243,7 +256,7 @@ class Pipeline:
 
     async def handle_user_record(
         self,
-        record: PreferencesRecord | ErasureRecord,
+        record: UserRecord,
         key: bytes | None,
         raw: bytes,
         profiles: Profiles,
@@ -251,8 +264,8 @@ class Pipeline:
         learn: bool = True,
         position: int = 0,
     ) -> str:
-        """Apply onboarding choices, "less like this", a reset or an erasure to the user's state; an
-        erasure or reset also fences the user's list at ``position`` (the record's offset)."""
+        """Apply onboarding choices, "less like this", a reset, a consent or an erasure to the user's state;
+        an erasure, reset or withdrawal also fences the user's list at ``position`` (the record's offset)."""
         user = record.user_id
         if key is None or key.decode("utf-8", "replace") != user:
             await self.send(self.events_topic, user.encode(), raw)
@@ -263,6 +276,11 @@ class Pipeline:
         if profile.has_seen(record.event_id):
             self.metrics.events.labels(outcome="duplicate").inc()
             return "duplicate"
+        if isinstance(record, ConsentRecord):
+            return self._consent(record, profile, profiles, learn=learn, position=position)
+        if isinstance(record, PreferencesRecord) and not admits(profile.consent, self.consent_required):
+            return self._no_consent()
+        withdrawn = profile.consent is False
         profile = self._apply_user_record(record, profile, learn=learn)
         if learn:
             self.learned(record.user_id, record.event_id)
@@ -271,6 +289,8 @@ class Pipeline:
             self._fences[user] = max(position, self._fences.get(user, position))
         if isinstance(record, ErasureRecord):
             profiles.pop(user, None)
+            if withdrawn:  # a withdrawal outlives the erasure: later events stay dropped
+                profiles[user] = UserProfile(user, consent=False).to_dict()
             self.metrics.events.labels(outcome="erased").inc()
             return "erased"
         profile.seen_ids[record.event_id] = None
@@ -282,6 +302,31 @@ class Pipeline:
         self.metrics.events.labels(outcome="learned").inc()
         return "learned"
 
+    def _no_consent(self) -> str:
+        self.metrics.events.labels(outcome="no_consent").inc()
+        return "no_consent"
+
+    def _consent(
+        self, record: ConsentRecord, profile: UserProfile, profiles: Profiles, *, learn: bool, position: int
+    ) -> str:
+        """Keep the user's consent; a withdrawal forgets everything else of the user (model, profile, the
+        batch's list) and fences their list at ``position`` like an erasure."""
+        user = record.user_id
+        if record.granted:
+            profile.consent = True
+        else:
+            if learn:
+                self.model.forget_user(user)
+            self._staged.pop(user, None)
+            self._fences[user] = max(position, self._fences.get(user, position))
+            profile = UserProfile(user, consent=False)
+        profile.seen_ids[record.event_id] = None
+        profiles[user] = profile.to_dict()
+        if learn:
+            self.learned(user, record.event_id)
+        self.metrics.events.labels(outcome="learned").inc()
+        return "consented" if record.granted else "withdrawn"
+
     def _apply_user_record(
         self, record: PreferencesRecord | ErasureRecord, profile: UserProfile, *, learn: bool
     ) -> UserProfile:
@@ -290,7 +335,10 @@ class Pipeline:
         if isinstance(record, ErasureRecord) or record.reset:
             if learn:
                 self.model.forget_user(user)
-            profile = UserProfile(user, seen_ids=profile.seen_ids)
+            # A reset keeps the user's consent; an erasure forgets it (`handle_user_record` keeps a
+            # withdrawal).
+            consent = None if isinstance(record, ErasureRecord) else profile.consent
+            profile = UserProfile(user, seen_ids=profile.seen_ids, consent=consent)
         if isinstance(record, ErasureRecord):
             return profile
         if learn:
@@ -314,14 +362,12 @@ class Pipeline:
         The model learns it as the worker did the first time: not if it was re-keyed, invalid, or an
         event for which ``known(user_id, event_id)`` is true (learned before). Profiles, Redis and the
         drift monitors are left alone. Returns the outcome (``learned``, ``duplicate``, ``rekeyed``,
-        ``invalid``).
+        ``invalid``, ``no_consent``).
         """
         try:
             decoded = decode_object(raw)
-            record: Event | PreferencesRecord | ErasureRecord = (
-                parse_user_record(decoded)
-                if decoded.get("type") in USER_RECORD_TYPES
-                else parse_event(decoded)
+            record: Event | UserRecord = (
+                parse_user_record(decoded) if is_user_record(decoded) else parse_event(decoded)
             )
         except InvalidEventError:
             return "invalid"  # dead-lettered the first time
@@ -331,6 +377,15 @@ class Pipeline:
             return "duplicate"
         stored = profiles.get(record.user_id)  # read only: a scratch copy is what gets observed
         profile = UserProfile.from_dict(stored) if stored is not None else UserProfile(record.user_id)
+        if isinstance(record, ConsentRecord):
+            if not record.granted:
+                self.model.forget_user(record.user_id)
+            self.learned(record.user_id, record.event_id)
+            return "learned"
+        # The consent the profile holds now, after the whole gap (a grant inside it admits the user's
+        # earlier records of the gap too: docs/privacy.md, limits).
+        if not isinstance(record, ErasureRecord) and not admits(profile.consent, self.consent_required):
+            return "no_consent"
         # The first pass ranked for the user after each learned record, and the model learns its blend
         # from the user's next item against that ranking: rank again (the list itself is not needed).
         # The profile is the stored one, after the whole gap; ranking reads only its length then.

@@ -10,6 +10,7 @@ __all__ = ["create_api", "from_environment", "run"]
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -22,11 +23,13 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
+from engine.api.auth import Keyring
 from engine.api.bodies import error_code
+from engine.api.consent import consent_router
 from engine.api.events import events_router
 from engine.api.lean import LeanRecommendations
 from engine.api.middleware import BodyLimit, RequestMetrics
-from engine.api.openapi import event_components
+from engine.api.openapi import add_links, event_components
 from engine.api.ops import ops_router
 from engine.api.rank import rank_router
 from engine.api.recommendations import ServingState, recommendations_router
@@ -73,7 +76,8 @@ def _add_error_answers(app: FastAPI) -> None:
 
     async def rejected(_r: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestRejectedError)
-        return _error(exc.status, exc.detail)
+        wait = exc.retry_after_s
+        return _error(exc.status, exc.detail, headers={"Retry-After": str(math.ceil(wait))} if wait else None)
 
     async def unavailable(request: Request, exc: Exception) -> Response:
         if isinstance(exc, RedisError):
@@ -84,6 +88,8 @@ def _add_error_answers(app: FastAPI) -> None:
 
     async def http_error(_r: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        if exc.status_code == 400:  # a body FastAPI could not read: what every other bad body gets
+            return _error(422, "invalid request body", [Problem("body", str(exc.detail))])
         return _error(exc.status_code, str(exc.detail), headers=exc.headers)
 
     app.add_exception_handler(InvalidEventError, invalid_event)
@@ -101,7 +107,7 @@ def _with_event_schemas(app: FastAPI) -> Callable[[], dict[str, Any]]:
         if app.openapi_schema is None:
             schema = generate()
             schema.setdefault("components", {}).setdefault("schemas", {}).update(event_components())
-            app.openapi_schema = schema
+            app.openapi_schema = add_links(schema)
         return app.openapi_schema
 
     return openapi
@@ -114,6 +120,15 @@ async def _open_services(
     store: RedisStore | None,
     producer: AsyncProducer | None,
 ) -> Services:
+    def refused(reason: str, name: str) -> None:
+        metrics.api_auth_rejected.labels(reason=reason, key=name).inc()
+
+    keys = Keyring(
+        settings.api_key_hashes,
+        rate=settings.api_rate_limit,
+        burst=settings.api_rate_burst,
+        on_reject=refused,
+    )
     if store is None:
         client = aioredis.Redis.from_url(
             settings.redis,
@@ -121,7 +136,7 @@ async def _open_services(
             socket_timeout=settings.api_timeout_s,
             socket_connect_timeout=settings.api_timeout_s,
         )
-        store = RedisStore(client, settings.namespace)
+        store = RedisStore(client, settings.namespace, user_ttl_s=settings.user_ttl_s)
         stack.push_async_callback(store.close)
     if producer is None:
         timeout_ms = int(settings.api_timeout_s * 1000)
@@ -132,7 +147,7 @@ async def _open_services(
         except (TimeoutError, DeliveryError) as exc:
             # Serve anyway: reads need only Redis, and writes answer 503 until Kafka is back.
             log.warning("could not check the namespace's topics: %s", exc or "Kafka did not answer")
-    return Services(settings, store, producer, metrics)
+    return Services(settings, store, producer, metrics, keys, settings.pseudonyms)
 
 
 def create_api(
@@ -157,29 +172,34 @@ def create_api(
             app.state.services = await _open_services(settings, metrics, stack, store, producer)
             yield
 
+    read_auth = settings.api_read_auth
     app = FastAPI(
         title="personalize",
         version="1",
         summary="Send events, read recommendations.",
         description="The HTTP API of the streaming personalization engine: events go to Kafka, "
-        "recommendations come from Redis. Writes need an API key in the `X-API-Key` header.",
+        "recommendations come from Redis. Writes need an API key in the `X-API-Key` header, with the "
+        "scope each route names (`events`, `read`, `admin`; `admin` may do everything).",
         lifespan=lifespan,
-        docs_url="/docs",
+        # Behind a read key, the document is a route of `ops_router` (a browser cannot send the key).
+        openapi_url=None if read_auth else "/openapi.json",
+        docs_url=None if read_auth else "/docs",
         redoc_url=None,
     )
     experiments = load_experiments(settings)
     app.include_router(events_router(settings.api_max_batch, experiments))
     serving = ServingState.create(settings, metrics)
-    recommendations = recommendations_router(settings.api_read_auth, serving)
+    recommendations = recommendations_router(read_auth, serving)
     app.include_router(recommendations)
-    app.include_router(users_router(settings.api_read_auth, experiments))
-    app.include_router(rank_router(experiments, settings.api_read_auth))
-    app.include_router(ops_router())
+    app.include_router(consent_router(read_auth))
+    app.include_router(users_router(read_auth, experiments))
+    app.include_router(rank_router(experiments, read_auth))
+    app.include_router(ops_router(read_auth))
     _add_error_answers(app)
     app.openapi = _with_event_schemas(app)  # type: ignore[method-assign]
     # Innermost, so the body limit and the request metrics apply to what it answers as to the route.
     route = recommendations.routes[0]
-    app.add_middleware(LeanRecommendations, state=serving, read_auth=settings.api_read_auth, route=route)
+    app.add_middleware(LeanRecommendations, state=serving, read_auth=read_auth, route=route)
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

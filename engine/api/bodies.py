@@ -50,10 +50,14 @@ class ErrorBody(BaseModel):
 
 
 class Accepted(BaseModel):
-    """Events validated and confirmed by Kafka (the worker learns from them shortly after)."""
+    """Events validated and confirmed by Kafka (the worker learns from them shortly after), and those
+    dropped because their user has not consented (never written)."""
 
-    accepted: int = Field(ge=1)
+    accepted: int = Field(ge=0)
     event_ids: list[str]
+    dropped: list[str] = Field(
+        default=[], description="ids of events dropped, their user has not consented (counted, never sent)"
+    )
 
 
 class ItemScore(BaseModel):

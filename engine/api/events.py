@@ -1,7 +1,8 @@
 """``POST /v1/events``: validate one event or a batch against the contract, then produce it to Kafka.
 
 All or nothing: a batch is validated in full before anything is sent, and the answer is given only
-once Kafka confirmed every record. A retry after a 503 is safe: the worker drops known event_ids.
+once Kafka confirmed every record. A retry after a 503 is safe: the worker drops known event_ids. The
+edge's privacy happens here too: user ids pseudonymized, events of users without consent dropped.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 
-from engine.api.auth import require_key
+from engine.api.auth import Scope, require
 from engine.api.bodies import Accepted, ErrorBody
+from engine.api.consent import admitted_events
 from engine.api.openapi import events_request_body
 from engine.api.services import Services, services
 from engine.ingest.produce import send_event
@@ -81,25 +83,36 @@ def events_router(max_batch: int, experiments: Experiments | None = None) -> API
         status_code=202,
         response_model=Accepted,
         summary="Send one event or a batch",
-        responses=_errors(401, 403, 413, 422, 503),
+        responses=_errors(401, 403, 413, 422, 429, 503),
         openapi_extra={"requestBody": events_request_body(max_batch)},
-        dependencies=[Depends(require_key)],
+        dependencies=[Depends(require(Scope.EVENTS))],
     )
     async def post_events(request: Request, svc: Annotated[Services, Depends(services)]) -> Accepted:
         """Validate against the event contract v1 and produce to Kafka keyed by `user_id`.
 
         Answers 202 once Kafka confirmed every event. An invalid event anywhere in a batch means 422
-        listing every problem, and nothing is written.
+        listing every problem, and nothing is written. Events of users without consent are dropped
+        (listed in `dropped`, counted, never written); with PERSONALIZE_PSEUDONYM_KEY set, Kafka gets
+        each event with its user id pseudonymized.
         """
         try:
             events = parse_batch(await request.body(), max_batch)
         except InvalidEventError:
             svc.metrics.api_events.labels(outcome="rejected").inc()
             raise
+        if svc.pseudonyms.enabled:
+            events = [e.model_copy(update={"user_id": svc.pseudonyms.of(e.user_id)}) for e in events]
+        events, dropped = await admitted_events(svc, events)
         if experiments is not None and experiments.experiments:
             events = stamp_events(events, experiments)
-        await _deliver(svc, events)
+        if events:
+            await _deliver(svc, events)
         svc.metrics.api_events.labels(outcome="accepted").inc(len(events))
-        return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])
+        svc.metrics.api_events.labels(outcome="no_consent").inc(len(dropped))
+        return Accepted(
+            accepted=len(events),
+            event_ids=[e.event_id for e in events],
+            dropped=[e.event_id for e in dropped],
+        )
 
     return router

@@ -70,8 +70,7 @@ def lean_parameters(path: str, query_string: bytes) -> Parameters | None:
 def _key_accepted(scope: Scope, services: Services) -> bool:
     for name, value in scope["headers"]:
         if name == b"x-api-key":  # the first one, as Starlette's headers give it to the route
-            key = value.decode("latin-1")
-            return bool(key) and auth.known_key(key, services.settings.api_key_hashes)
+            return services.keys.admit(value.decode("latin-1"), auth.Scope.READ) is not None
     return False
 
 

@@ -1,6 +1,8 @@
-"""Operations routes: ``GET /v1/health`` (can this process reach Redis and Kafka?) and ``GET /metrics``.
+"""Operations routes: ``GET /v1/health`` (can this process reach Redis and Kafka?) and ``GET /metrics``;
+with read auth on, the API document too.
 
-Neither needs an API key: load balancers and Prometheus call them.
+Health never needs an API key (load balancers call it). When reads need a key, /metrics needs an admin
+key (Prometheus sends it as a header) and ``/openapi.json`` a read key (then /docs is not served).
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ __all__ = ["ops_router"]
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from engine.api.auth import Scope, require
 from engine.api.bodies import Health
 from engine.api.services import Services, services
 from schemas.errors import ServiceUnavailableError
@@ -38,7 +41,7 @@ async def _kafka_ok(svc: Services, timeout_s: float) -> bool:
     return True
 
 
-def ops_router() -> APIRouter:
+def ops_router(read_auth: bool = False) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get(
@@ -64,8 +67,15 @@ def ops_router() -> APIRouter:
         response_class=PlainTextResponse,
         summary="Prometheus metrics of this API process",
         responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+        dependencies=[Depends(require(Scope.ADMIN))] if read_auth else [],
     )
     async def metrics(svc: Annotated[Services, Depends(services)]) -> PlainTextResponse:
         return PlainTextResponse(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    if read_auth:
+
+        @router.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require(Scope.READ))])
+        async def document(request: Request) -> JSONResponse:
+            return JSONResponse(request.app.openapi())
 
     return router

@@ -15,8 +15,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from engine.api.auth import require_key
+from engine.api.auth import Scope, require
 from engine.api.bodies import ErrorBody
+from engine.api.consent import admitted
 from engine.api.services import Services, services
 from engine.serving.experiment_stats import ExperimentStats
 from engine.serving.experiments import Experiments
@@ -80,6 +81,17 @@ async def _produce(svc: Services, topic: str, key: str, value: bytes) -> None:
         raise ServiceUnavailableError("kafka", svc.settings.bootstrap, timeout) from exc
 
 
+async def _private(svc: Services, body: RankRequest) -> RankRequest:
+    """The request as the decision log may keep it: the user pseudonymized, or, for a user without
+    consent, no user (nor experiment, which needs one) at all: ranked by the default policy, anonymously."""
+    if body.user_id is None:
+        return body
+    user = svc.pseudonyms.of(body.user_id)
+    if await admitted(svc, [user]):
+        return body.model_copy(update={"user_id": user})
+    return body.model_copy(update={"user_id": None, "experiment": None})
+
+
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody} for status in statuses}
 
@@ -102,8 +114,8 @@ def rank_router(experiments: Experiments, read_auth: bool) -> APIRouter:
         "/v1/rank",
         response_model=RankBody,
         summary="Rank candidate actions for a context",
-        responses=_errors(401, 403, 413, 422, 503),
-        dependencies=[Depends(require_key)],
+        responses=_errors(401, 403, 413, 422, 429, 503),
+        dependencies=[Depends(require(Scope.EVENTS))],
     )
     async def post_rank(body: RankRequest, svc: Annotated[Services, Depends(services)]) -> RankBody:
         """Rank `actions` (minus `exclude`) with the contextual bandit policy for this user's variant.
@@ -111,7 +123,7 @@ def rank_router(experiments: Experiments, read_auth: bool) -> APIRouter:
         The decision (context, actions, every probability, the chosen action) is logged to Kafka before
         the answer. Send `POST /v1/reward` with its `decision_id` within the reward wait window.
         """
-        decision = await ranker(svc).decide(body)
+        decision = await ranker(svc).decide(await _private(svc, body))
         await _produce(svc, svc.settings.decisions_topic, decision.decision_id, encode(decision))
         svc.metrics.api_decisions.labels(
             experiment=decision.experiment or "none", variant=decision.variant or "none"
@@ -132,8 +144,8 @@ def rank_router(experiments: Experiments, read_auth: bool) -> APIRouter:
         status_code=202,
         response_model=RewardAccepted,
         summary="Report the reward of a decision",
-        responses=_errors(401, 403, 413, 422, 503),
-        dependencies=[Depends(require_key)],
+        responses=_errors(401, 403, 413, 422, 429, 503),
+        dependencies=[Depends(require(Scope.EVENTS))],
     )
     async def post_reward(body: RewardRequest, svc: Annotated[Services, Depends(services)]) -> RewardAccepted:
         """Produce the reward keyed by `decision_id`; the worker joins it to the decision and learns.
@@ -151,8 +163,8 @@ def rank_router(experiments: Experiments, read_auth: bool) -> APIRouter:
         "/v1/experiments",
         response_model=list[ExperimentReport],
         summary="Experiments: counts per variant and the sample-ratio-mismatch check",
-        responses=_errors(401, 403, 503) if read_auth else _errors(503),
-        dependencies=[Depends(require_key)] if read_auth else [],
+        responses=_errors(401, 403, 429, 503) if read_auth else _errors(503),
+        dependencies=[Depends(require(Scope.READ))] if read_auth else [],
     )
     async def get_experiments(svc: Annotated[Services, Depends(services)]) -> list[dict[str, Any]]:
         """Per variant: users assigned, decisions, rewards, mean reward; and a chi-square test of the

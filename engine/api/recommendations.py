@@ -7,13 +7,14 @@ from __future__ import annotations
 
 __all__ = ["ServingState", "recommendations_router"]
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from engine.api.auth import require_key
+from engine.api.auth import Scope, require
 from engine.api.bodies import ErrorBody, RecommendationsBody
 from engine.api.openapi import ID_PATTERN
 from engine.api.services import Services, services
@@ -72,7 +73,10 @@ class ServingState:
         """The JSON body of a 200 answer, with the request counted in the metrics: what the FastAPI route
         and the lean path (`engine.api.lean`) both send."""
         policy = await self.policy()
-        served = await recommend(svc.store, user_id, n, locale, surface=surface, region=region, policy=policy)
+        stored = svc.pseudonyms.of(user_id)
+        served = await recommend(svc.store, stored, n, locale, surface=surface, region=region, policy=policy)
+        if stored != user_id:
+            served = dataclasses.replace(served, user_id=user_id)  # answered as the caller named the user
         svc.metrics.api_served.labels(
             source="trending_locale" if ":" in served.source else served.source
         ).inc()
@@ -92,9 +96,10 @@ class ServingState:
 
 def recommendations_router(read_auth: bool, state: ServingState) -> APIRouter:
     """The recommendations route, behind the API key check when reads need one."""
-    router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_key)] if read_auth else [])
+    deps = [Depends(require(Scope.READ))] if read_auth else []
+    router = APIRouter(tags=["recommendations"], dependencies=deps)
     # 404: a user id with a line break never reaches the route (the path does not match).
-    statuses = (401, 403, 404, 422, 503) if read_auth else (404, 422, 503)
+    statuses = (401, 403, 404, 422, 429, 503) if read_auth else (404, 422, 503)
 
     @router.get(
         "/v1/recommendations/{user_id:path}",

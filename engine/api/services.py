@@ -1,4 +1,5 @@
-"""What every request handler of the API uses: settings, the Redis store, the Kafka producer, metrics.
+"""What every request handler of the API uses: settings, the Redis store, the Kafka producer, metrics, keys,
+pseudonyms; and the one way a handler produces a user record.
 
 Built once per process by the app's lifespan and reached through the `services` dependency; handlers
 keep no state of their own, so any number of API processes can serve side by side.
@@ -6,17 +7,22 @@ keep no state of their own, so any number of API processes can serve side by sid
 
 from __future__ import annotations
 
-__all__ = ["Services", "services"]
+__all__ = ["Services", "produce_user_record", "services"]
 
+import asyncio
 from dataclasses import dataclass
 from typing import cast
 
 from fastapi import Request
 
-from engine.ingest.kafka import AsyncProducer
+from engine.api.auth import Keyring
+from engine.ingest.kafka import AsyncProducer, Delivery
 from engine.ops.metrics import Metrics
 from engine.ops.settings import Settings
 from engine.store.redis_store import RedisStore
+from schemas.errors import ServiceUnavailableError
+from schemas.pseudonyms import Pseudonyms
+from schemas.users import UserRecord, encode_user_record
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +31,25 @@ class Services:
     store: RedisStore
     producer: AsyncProducer
     metrics: Metrics
+    keys: Keyring
+    #: What the edge sends on instead of a user id (the id itself unless PERSONALIZE_PSEUDONYM_KEY).
+    pseudonyms: Pseudonyms
 
 
 async def services(request: Request) -> Services:
     """FastAPI dependency: the process's `Services` (async, so FastAPI does not hop to a thread)."""
     return cast(Services, request.app.state.services)
+
+
+async def produce_user_record(svc: Services, record: UserRecord) -> Delivery:
+    """Produce a preferences, consent or erasure record to the events topic keyed by its (already
+    pseudonymous) user: its partition and offset once Kafka confirms it (the user's fencing position);
+    `ServiceUnavailableError` if Kafka does not confirm it in time."""
+    timeout = svc.settings.api_timeout_s
+    future = svc.producer.send_nowait(
+        svc.settings.events_topic, encode_user_record(record), record.user_id.encode()
+    )
+    try:
+        return await asyncio.wait_for(future, timeout + 1.0)
+    except Exception as exc:  # noqa: BLE001 - any delivery failure is the same 503 to the client
+        raise ServiceUnavailableError("kafka", svc.settings.bootstrap, timeout) from exc

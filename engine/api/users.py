@@ -4,30 +4,30 @@ Both take effect in Redis before the answer (the next read sees them) and are pr
 topic keyed by user_id, so the worker's models can learn them too. An erasure or a reset also leaves the
 user's tombstone at the record's offset, so a worker still holding the user's older events cannot write
 their list again (`engine.store.scripts.FENCE_USER`). Serving applies them in `engine.serving.recommend`.
+User ids are pseudonymized before Redis or Kafka see them; answers name the user as the caller did.
 """
 
 from __future__ import annotations
 
 __all__ = ["Erased", "PreferencesAnswer", "PreferencesState", "users_router"]
 
-import asyncio
 import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, Field
 
-from engine.api.auth import require_key
+from engine.api.auth import Scope, require
 from engine.api.bodies import ErrorBody
+from engine.api.consent import admitted
 from engine.api.openapi import ID_PATTERN
-from engine.api.services import Services, services
-from engine.ingest.kafka import Delivery
+from engine.api.services import Services, produce_user_record, services
 from engine.serving.experiment_stats import ExperimentStats
 from engine.serving.experiments import Experiments
 from engine.store.preferences import Preferences, changes
-from schemas.errors import InvalidEventError, Problem, ServiceUnavailableError
-from schemas.users import ErasureRecord, PreferencesRecord, PreferencesRequest, encode_user_record
+from schemas.errors import InvalidEventError, Problem, RequestRejectedError, ServiceUnavailableError
+from schemas.users import ErasureRecord, PreferencesRecord, PreferencesRequest
 
 UserId = Annotated[
     str,
@@ -61,17 +61,8 @@ def _now_ms() -> int:
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorBody} for status in statuses}
-
-
-async def _produce(svc: Services, user_id: str, value: bytes) -> Delivery:
-    """The record's partition and offset once Kafka confirms it; `ServiceUnavailableError` if it does not."""
-    timeout = svc.settings.api_timeout_s
-    future = svc.producer.send_nowait(svc.settings.events_topic, value, user_id.encode())
-    try:
-        return await asyncio.wait_for(future, timeout + 1.0)
-    except Exception as exc:  # noqa: BLE001 - any delivery failure is the same 503 to the client
-        raise ServiceUnavailableError("kafka", svc.settings.bootstrap, timeout) from exc
+    # 404: a user id with a line break never reaches the route (the path does not match).
+    return {status: {"model": ErrorBody} for status in sorted({*statuses, 404})}
 
 
 def _answer(user_id: str, prefs: Preferences, event_id: str | None) -> PreferencesAnswer:
@@ -81,14 +72,14 @@ def _answer(user_id: str, prefs: Preferences, event_id: str | None) -> Preferenc
 
 def users_router(read_auth: bool, experiments: Experiments) -> APIRouter:
     router = APIRouter(tags=["users"])
-    read_deps = [Depends(require_key)] if read_auth else []
+    read_deps = [Depends(require(Scope.READ))] if read_auth else []
 
     @router.put(
         "/v1/users/{user_id:path}/preferences",
         response_model=PreferencesAnswer,
         summary="Onboarding choices and overrides (mute a category, less like this, reset)",
-        responses=_errors(401, 403, 413, 422, 503),
-        dependencies=[Depends(require_key)],
+        responses=_errors(401, 403, 409, 413, 422, 429, 503),
+        dependencies=[Depends(require(Scope.EVENTS))],
     )
     async def put_preferences(
         user_id: UserId, body: PreferencesRequest, svc: Annotated[Services, Depends(services)]
@@ -99,60 +90,70 @@ def users_router(read_auth: bool, experiments: Experiments) -> APIRouter:
         boosted. `reset: true` first forgets the user's list and earlier choices (the worker also gets
         the record, to forget what it learned; no list from the user's earlier events is written again).
         Repeating a request is harmless. Then produced to the events topic as a `preferences` record
-        keyed by `user_id`; 503 if Kafka does not confirm it (Redis has changed already; resend).
+        keyed by `user_id`; 503 if Kafka does not confirm it (Redis has changed already; resend). 409
+        (nothing stored) for a user without consent.
         """
         if body.empty:
             raise InvalidEventError([Problem("", "the request changes nothing")])
+        stored = svc.pseudonyms.of(user_id)
+        if not await admitted(svc, [stored]):
+            raise RequestRejectedError(409, "the user has not consented to personalization: nothing stored")
         now = _now_ms()
         to_set, to_delete = changes(body, now)
-        prefs = await svc.store.update_preferences(user_id, to_set, to_delete, reset=body.reset)
+        prefs = await svc.store.update_preferences(stored, to_set, to_delete, reset=body.reset)
         record = PreferencesRecord(
-            event_id=f"prefs-{uuid.uuid4().hex}", user_id=user_id, ts=now, **body.model_dump()
+            event_id=f"prefs-{uuid.uuid4().hex}", user_id=stored, ts=now, **body.model_dump()
         )
-        delivered = await _produce(svc, user_id, encode_user_record(record))
+        delivered = await produce_user_record(svc, record)
         if body.reset:
-            await svc.store.fence_users({user_id: delivered.offset}, svc.settings.tombstone_ttl_s)
+            await svc.store.fence_users({stored: delivered.offset}, svc.settings.tombstone_ttl_s)
         return _answer(user_id, prefs, record.event_id)
 
     @router.get(
         "/v1/users/{user_id:path}/preferences",
         response_model=PreferencesAnswer,
         summary="A user's current preferences",
-        responses=_errors(*((401, 403, 422, 503) if read_auth else (422, 503))),
+        responses=_errors(*((401, 403, 422, 429, 503) if read_auth else (422, 503))),
         dependencies=read_deps,
     )
     async def get_preferences(
         user_id: UserId, svc: Annotated[Services, Depends(services)]
     ) -> PreferencesAnswer:
         """Liked categories and items, muted categories and hidden items, as serving applies them."""
-        return _answer(user_id, await svc.store.read_preferences(user_id), None)
+        return _answer(user_id, await svc.store.read_preferences(svc.pseudonyms.of(user_id)), None)
+
+    # The paths of a user's preferences and consent name no other user: DELETE there is no erasure.
+    @router.delete("/v1/users/{user_id:path}/preferences", include_in_schema=False)
+    @router.delete("/v1/users/{user_id:path}/consent", include_in_schema=False)
+    async def not_an_erasure() -> None:
+        raise HTTPException(405, "Method Not Allowed", headers={"Allow": "GET, PUT"})
 
     @router.delete(
         "/v1/users/{user_id:path}",
         status_code=202,
         response_model=Erased,
-        summary="Erase a user",
-        responses=_errors(401, 403, 422, 503),
-        dependencies=[Depends(require_key)],
+        summary="Erase a user (a key with the admin scope)",
+        responses=_errors(401, 403, 422, 429, 503),
+        dependencies=[Depends(require(Scope.ADMIN))],
     )
     async def erase_user(user_id: UserId, svc: Annotated[Services, Depends(services)]) -> Erased:
         """Produce an `erasure` record to the events topic for the worker's state (202: that part
         follows), then delete the user's keys in Redis (list, metadata, preferences, experiment
-        membership) before answering, leaving a tombstone at the record's offset: a worker still holding
-        the user's earlier events cannot write their list again (`PERSONALIZE_TOMBSTONE_TTL_S`). If Kafka
-        does not confirm the record: the keys are deleted all the same, without a tombstone, and the
-        answer is 503 (resend)."""
-        record = ErasureRecord(event_id=f"erase-{uuid.uuid4().hex}", user_id=user_id, ts=_now_ms())
+        membership; a consent grant, not a withdrawal) before answering, leaving a tombstone at the
+        record's offset: a worker still holding the user's earlier events cannot write their list again
+        (`PERSONALIZE_TOMBSTONE_TTL_S`). If Kafka does not confirm the record: the keys are deleted all
+        the same, without a tombstone, and the answer is 503 (resend)."""
+        stored = svc.pseudonyms.of(user_id)
+        record = ErasureRecord(event_id=f"erase-{uuid.uuid4().hex}", user_id=stored, ts=_now_ms())
         stats = ExperimentStats(svc.store.client, svc.settings.namespace)
         try:
-            delivered = await _produce(svc, user_id, encode_user_record(record))
+            delivered = await produce_user_record(svc, record)
         except ServiceUnavailableError:
-            await svc.store.forget_user(user_id)
-            await stats.forget_user(experiments, user_id)
+            await svc.store.forget_user(stored)
+            await stats.forget_user(experiments, stored)
             raise
-        fence = (delivered.offset, svc.settings.tombstone_ttl_s)
-        deleted = await svc.store.forget_user(user_id, fence)
-        await stats.forget_user(experiments, user_id)
+        deleted = await svc.store.forget_user(stored, (delivered.offset, svc.settings.tombstone_ttl_s))
+        await stats.forget_user(experiments, stored)
         return Erased(user_id=user_id, event_id=record.event_id, deleted_keys=deleted)
 
     return router

@@ -86,6 +86,8 @@ def simulate(
         f"sent {report['items']} catalog records and {report['events']} events "
         f"to {settings.events_topic} in {report['seconds']:.1f}s"
     )
+    if report["dropped_no_consent"]:
+        err.print(f"left out {report['dropped_no_consent']} events of users without consent")
 
 
 @app.command()
@@ -133,6 +135,8 @@ def produce(
     settings = settings_or_exit()
     sent = asyncio.run(producing.backfill(settings, file, format, console=err))
     err.print(f"sent {sent['items']} catalog records and {sent['events']} records to {settings.events_topic}")
+    if sent["dropped_no_consent"]:
+        err.print(f"left out {sent['dropped_no_consent']} events of users without consent")
 
 
 @app.command()
@@ -147,7 +151,8 @@ def recs(
     async def read() -> dict[str, object]:
         store = RedisStore.from_url(settings.redis, settings.namespace)
         try:
-            return (await store.read(user, n)).to_json()
+            # Stored under the user's pseudonym when the edge pseudonymizes; shown under the id given.
+            return {**(await store.read(settings.pseudonyms.of(user), n)).to_json(), "user_id": user}
         finally:
             await store.close()
 

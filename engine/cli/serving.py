@@ -57,15 +57,34 @@ def dashboard(
 
 
 @api_key_app.command("new")
-def api_key_new() -> None:
-    """Mint an API key: the key goes to stdout, its sha256 (what the server keeps) to stderr."""
-    from engine.api import hash_key, new_key
+def api_key_new(
+    name: Annotated[
+        str, typer.Option(help="What logs and metrics call the key (letters, digits, _ . -).")
+    ] = "app",
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help="events, read or admin (admin may do everything); repeat for several."),
+    ] = None,
+) -> None:
+    """Mint an API key: the key goes to stdout, its settings entry (name, scopes, sha256) to stderr."""
+    import re
 
+    from engine.api.auth import Scope, key_entry, new_key
+
+    scopes = scope or ["events"]
+    unknown = sorted(set(scopes) - {s.value for s in Scope})
+    if unknown or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        err.print(
+            f"[red]error:[/] unknown scope(s) {', '.join(unknown)}" if unknown else "[red]error:[/] bad name"
+        )
+        raise typer.Exit(2)
     key = new_key()
     typer.echo(key)
     err.print(
-        f"sha256: {hash_key(key)}\nadd it to PERSONALIZE_API_KEY_HASHES (comma-separated) on the API "
-        "servers and send the key in the X-API-Key header; the key itself is not stored anywhere"
+        f"{key_entry(name, [Scope(s) for s in scopes], key)}\n"
+        "add this entry to PERSONALIZE_API_KEY_HASHES (comma-separated) on the API servers and send the "
+        "key in the X-API-Key header; only its sha256 is in the entry, the key is not stored anywhere",
+        soft_wrap=True,
     )
 
 

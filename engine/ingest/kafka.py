@@ -10,7 +10,7 @@ __all__ = ["AsyncProducer", "Delivery", "ensure_topics"]
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import confluent_kafka
@@ -109,8 +109,15 @@ def _settle(future: asyncio.Future[Delivery], outcome: Delivery | Exception) -> 
         future.set_result(outcome)
 
 
-async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
-    """Create missing topics with ``partitions`` partitions; existing ones must have that many."""
+async def ensure_topics(
+    bootstrap: str,
+    topics: Iterable[str],
+    partitions: int,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+) -> None:
+    """Create missing topics with ``partitions`` partitions and their ``configs`` (topic name -> Kafka
+    topic configs, e.g. ``retention.ms``); existing ones must have that many partitions and keep the
+    configs they have."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     wanted = list(topics)
     metadata = await asyncio.to_thread(admin.list_topics, timeout=15)
@@ -125,8 +132,12 @@ async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) 
             )
     if not missing:
         return
+    given = configs or {}
     futures = admin.create_topics(
-        [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+        [
+            NewTopic(t, num_partitions=partitions, replication_factor=1, config=dict(given.get(t, {})))
+            for t in missing
+        ]
     )
     for name, fut in futures.items():
         try:

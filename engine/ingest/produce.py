@@ -1,18 +1,20 @@
 """Producing traffic into Kafka: the synthetic clickstream and history backfills.
 
 Both send catalog records first, then events keyed by user_id, through `AsyncProducer` with delivery
-confirmed before returning, so "sent" means the broker has it.
+confirmed before returning, so "sent" means the broker has it. User ids are pseudonymized and events of
+users without consent left out first (`engine.ingest.edge`).
 """
 
 from __future__ import annotations
 
-__all__ = ["backfill", "ensure_engine_topics", "send_event", "simulate"]
+__all__ = ["backfill", "ensure_engine_topics", "send_event", "simulate", "topic_configs"]
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engine.ingest import backfill as history
+from engine.ingest.edge import ConsentGate, pseudonymize, pseudonymize_record
 from engine.ingest.kafka import AsyncProducer, Delivery, ensure_topics
 from engine.ops.settings import Settings
+from engine.store.redis_store import RedisStore
 from models.synth import Clickstream
 from schemas.events import Event, ItemRecord, encode
 
@@ -29,12 +33,26 @@ from schemas.events import Event, ItemRecord, encode
 _WINDOW = 10_000
 
 
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Each topic of the namespace and the retention it is created with: records about users (events,
+    dead letters, decisions, rewards, bandit examples, drift) for ``topic_retention_hours``; the catalog,
+    which names no user, forever (a new worker learns every item from it).
+
+    >>> configs = topic_configs(Settings(namespace="shop", topic_retention_hours=24))
+    >>> configs["p13n.shop.events"], configs["p13n.shop.items"]
+    ({'retention.ms': '86400000'}, {'retention.ms': '-1'})
+    """
+    kept = {"retention.ms": str(round(settings.topic_retention_hours * 3_600_000))}
+    about_users = [settings.events_topic, settings.dead_letter_topic, settings.decisions_topic]
+    about_users += [settings.rewards_topic, settings.bandit_examples_topic, settings.drift_topic]
+    return {settings.items_topic: {"retention.ms": "-1"}} | {topic: kept for topic in about_users}
+
+
 async def ensure_engine_topics(settings: Settings) -> None:
-    """The namespace's topics (events, items, dead letters, decisions, rewards, bandit examples)."""
-    topics = [settings.events_topic, settings.items_topic, settings.dead_letter_topic]
-    topics += [settings.decisions_topic, settings.rewards_topic, settings.bandit_examples_topic]
-    topics += [settings.drift_topic]
-    await ensure_topics(settings.bootstrap, topics, settings.partitions)
+    """The namespace's topics (events, items, dead letters, decisions, rewards, bandit examples, drift),
+    created with their retention (`topic_configs`)."""
+    configs = topic_configs(settings)
+    await ensure_topics(settings.bootstrap, configs, settings.partitions, configs)
 
 
 def send_event(producer: AsyncProducer, settings: Settings, event: Event) -> asyncio.Future[Delivery]:
@@ -43,6 +61,16 @@ def send_event(producer: AsyncProducer, settings: Settings, event: Event) -> asy
     Every producer of live events (simulate, the HTTP API) goes through here, so all key the same way.
     """
     return producer.send_nowait(settings.events_topic, encode(event), event.user_id.encode())
+
+
+@contextlib.asynccontextmanager
+async def _consent_gate(settings: Settings) -> AsyncIterator[ConsentGate]:
+    """The run's consent gate over the namespace's Redis (closed after the run)."""
+    store = RedisStore.from_url(settings.redis, settings.namespace)
+    try:
+        yield ConsentGate(store, settings.consent_required)
+    finally:
+        await store.close()
 
 
 def _progress(console: Console) -> Progress:
@@ -103,7 +131,8 @@ async def simulate(
     per_user: Counter[str] = Counter()
     last_ts: dict[str, int] = {}
     started = time.monotonic()
-    async with AsyncProducer(settings.bootstrap) as producer:
+    pseudonyms = settings.pseudonyms
+    async with AsyncProducer(settings.bootstrap) as producer, _consent_gate(settings) as gate:
         n_items = await _send_catalog(producer, settings, world.items())
         window = _Window()
         with _progress(console) as progress:
@@ -117,6 +146,9 @@ async def simulate(
                 live = event.model_copy(
                     update={"ts": time.time_ns() // 1_000_000, "event_id": f"{run}-{index}"}
                 )
+                live = pseudonymize(live, pseudonyms)
+                if not await gate.admits(live.user_id):
+                    continue
                 await window.add(send_event(producer, settings, live))
                 per_user[live.user_id] += 1
                 last_ts[live.user_id] = live.ts
@@ -131,23 +163,27 @@ async def simulate(
         "items": n_items,
         "events": sum(per_user.values()),
         "seconds": time.monotonic() - started,
+        # Keyed by the user ids as sent (pseudonyms when PERSONALIZE_PSEUDONYM_KEY is set).
         "events_per_user": dict(per_user),
         "last_event_ts": last_ts,
+        "pseudonymized": pseudonyms.enabled,
+        "dropped_no_consent": gate.dropped,
     }
 
 
 async def backfill(settings: Settings, path: Path, fmt: str, *, console: Console) -> dict[str, int]:
     """Send a MovieLens ratings file (with its catalog) or a JSON Lines file of events."""
     await ensure_engine_topics(settings)
-    async with AsyncProducer(settings.bootstrap) as producer:
+    pseudonyms = settings.pseudonyms
+    async with AsyncProducer(settings.bootstrap) as producer, _consent_gate(settings) as gate:
         n_items = 0
         if fmt == "movielens":
             n_items = await _send_catalog(producer, settings, history.movielens_items(path))
-            records: list[tuple[bytes | None, bytes]] = [
-                (e.user_id.encode(), encode(e)) for e in history.movielens_events(path)
-            ]
+            events = (pseudonymize(e, pseudonyms) for e in history.movielens_events(path))
+            records: list[tuple[bytes | None, bytes]] = [(e.user_id.encode(), encode(e)) for e in events]
         else:
-            records = list(history.jsonl_records(path))
+            records = [pseudonymize_record(r, pseudonyms) for r in history.jsonl_records(path)]
+        records = [r for r in records if await gate.admits_record(r)]
         window = _Window()
         with _progress(console) as progress:
             task = progress.add_task(path.name, total=len(records))
@@ -157,4 +193,4 @@ async def backfill(settings: Settings, path: Path, fmt: str, *, console: Console
                     progress.update(task, completed=index)
             await window.drain()
             progress.update(task, completed=len(records))
-    return {"items": n_items, "events": len(records)}
+    return {"items": n_items, "events": len(records), "dropped_no_consent": gate.dropped}

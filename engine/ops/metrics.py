@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
 
 #: Label values of ``personalize_events_total``.
-OUTCOMES = ("learned", "duplicate", "redelivered", "rekeyed", "erased", "dead_letter")
+OUTCOMES = ("learned", "duplicate", "redelivered", "rekeyed", "erased", "dead_letter", "no_consent")
 #: Distinct ``reason`` labels of ``personalize_dead_letters_total``; later ones count as ``other``.
 MAX_DEAD_LETTER_REASONS = 50
 
@@ -86,6 +86,7 @@ class Metrics:
     api_served: Counter
     api_decisions: Counter
     api_rewards: Counter
+    api_auth_rejected: Counter
     #: ``reason`` labels of `dead_letters` used so far (bounded by MAX_DEAD_LETTER_REASONS).
     dead_letter_reasons: set[str] = field(default_factory=set)
 
@@ -149,7 +150,8 @@ class Metrics:
             events=counter(
                 "events",
                 "Event records consumed, by outcome (learned, duplicate event_id, redelivered offset, "
-                "rekeyed, erased: an erasure record, dead_letter).",
+                "rekeyed, erased: an erasure record, dead_letter, no_consent: dropped, the user has not "
+                "consented).",
                 "outcome",
             ),
             items=counter("items", "Catalog records applied."),
@@ -315,7 +317,8 @@ class Metrics:
             ),
             api_events=counter(
                 "api_events",
-                "Events received over HTTP, by outcome (accepted: confirmed by Kafka; rejected: invalid).",
+                "Events received over HTTP, by outcome (accepted: confirmed by Kafka; rejected: invalid; "
+                "no_consent: dropped, the user has not consented).",
                 "outcome",
             ),
             api_served=counter(
@@ -330,4 +333,11 @@ class Metrics:
                 "variant",
             ),
             api_rewards=counter("api_rewards", "Rewards accepted (confirmed by Kafka)."),
+            api_auth_rejected=counter(
+                "api_auth_rejected",
+                "Requests refused for their API key, by reason (unauthenticated, forbidden, rate_limited) "
+                "and key name (`none` without a key, `unknown` for a key not configured).",
+                "reason",
+                "key",
+            ),
         )

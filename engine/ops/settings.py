@@ -13,13 +13,17 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.errors import ConfigError
+from schemas.pseudonyms import Pseudonyms
 
 _PREFIX = "PERSONALIZE_"
-_SHA256_HEX = r"^[0-9a-f]{64}$"
+#: An API key entry: ``name:scopes:sha256`` (scopes of events, read, admin joined by ``+``) or a bare
+#: sha256 (an unnamed key with every scope).
+_SCOPE = r"(?:events|read|admin)"
+_KEY_ENTRY = rf"^(?:[A-Za-z0-9_.-]{{1,64}}:{_SCOPE}(?:\+{_SCOPE})*:)?[0-9a-f]{{64}}$"
 
 
 class Settings(BaseSettings):
@@ -60,10 +64,17 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(60.0, ge=6.0, le=1800.0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=0, le=65535)
-    #: sha256 hex digests of the accepted API keys (`personalize api-key new`); comma-separated in
-    #: the environment. None configured means every write is refused.
-    api_key_hashes: Annotated[tuple[Annotated[str, Field(pattern=_SHA256_HEX)], ...], NoDecode] = ()
+    #: The accepted API keys (`personalize api-key new`), comma-separated in the environment: each
+    #: ``name:scopes:sha256`` (e.g. ``shop-app:events+read:<sha256>``; scopes events, read, admin) or a
+    #: bare sha256 hex digest (a key with every scope). None configured means every write is refused.
+    api_key_hashes: Annotated[tuple[Annotated[str, Field(pattern=_KEY_ENTRY)], ...], NoDecode] = ()
+    #: Reads (recommendations, preferences, experiments, the API document; /metrics with an admin key)
+    #: need a key with the read scope; /v1/health stays open.
     api_read_auth: bool = False
+    #: Requests per second each key may make to one API process (0: no limit), with bursts of up to
+    #: ``api_rate_burst``; over it the API answers 429 with Retry-After.
+    api_rate_limit: float = Field(0.0, ge=0.0, le=1_000_000.0)
+    api_rate_burst: int = Field(100, ge=1, le=1_000_000)
     api_max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
     api_max_batch: int = Field(500, ge=1, le=10_000)
     api_timeout_s: float = Field(5.0, gt=0.0, le=300.0)
@@ -116,13 +127,38 @@ class Settings(BaseSettings):
     checkpoint_every_events: int = Field(20_000, ge=0, le=100_000_000)
     checkpoint_every_s: float = Field(60.0, ge=0.0, le=86_400.0)
     checkpoint_keep: int = Field(3, ge=1, le=1000)
+    #: Privacy (docs/privacy.md). ``pseudonym_key``: with it, the edge (HTTP API, simulate, produce, the
+    #: SDK's and CLI's reads) replaces every user id by its keyed hash (`schemas.pseudonyms`) before
+    #: Kafka or Redis see it; at least 32 characters, never logged. ``consent_required``: only users
+    #: who granted consent are learned (opt-in); else everyone but those who withdrew (opt-out).
+    pseudonym_key: SecretStr | None = Field(None, min_length=32)
+    consent_required: bool = False
+    #: Seconds a user's list, metadata and preferences live in Redis after their last write (0: no
+    #: expiry); and hours the namespace's topics about users keep records, set when the engine creates
+    #: them (the catalog topic, which names no user, keeps its records).
+    user_ttl_s: int = Field(0, ge=0, le=10 * 365 * 86_400)
+    topic_retention_hours: float = Field(168.0, gt=0.0, le=100 * 365 * 24.0)
 
     @field_validator("api_key_hashes", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        parts = value.split(",") if isinstance(value, str) else value
+        if isinstance(parts, list | tuple):
+            # The digest is hex in either case; names keep theirs.
+            return tuple(_lower_digest(str(p).strip()) for p in parts if str(p).strip())
         return value
+
+    @property
+    def pseudonyms(self) -> Pseudonyms:
+        """The edge's user id pseudonyms (ids unchanged without ``pseudonym_key``).
+
+        >>> Settings(pseudonym_key="k" * 32).pseudonyms.of("u7")[:2], Settings().pseudonyms.of("u7")
+        ('p_', 'u7')
+        >>> "k" * 32 in repr(Settings(pseudonym_key="k" * 32))
+        False
+        """
+        key = self.pseudonym_key
+        return Pseudonyms(key.get_secret_value().encode() if key is not None else None)
 
     @property
     def bootstrap(self) -> str:
@@ -174,6 +210,11 @@ class Settings(BaseSettings):
     @property
     def drift_topic(self) -> str:
         return f"p13n.{self.namespace}.drift"
+
+
+def _lower_digest(entry: str) -> str:
+    head, sep, digest = entry.rpartition(":")
+    return f"{head}{sep}{digest.lower()}"
 
 
 @functools.cache

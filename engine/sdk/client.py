@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["AsyncClient", "Client", "EventLike", "Ranked"]
 
 import asyncio
+import dataclasses
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
@@ -32,6 +33,7 @@ from schemas.errors import (
     ServiceUnavailableError,
 )
 from schemas.events import Event, parse_events
+from schemas.pseudonyms import Pseudonyms
 from schemas.users import PreferencesRequest
 
 #: An event as a validated `Event` or as the plain dict of the event contract.
@@ -66,6 +68,8 @@ class AsyncClient(AsyncRankCalls):
     """Async SDK client; give ``base_url`` (the API) and/or ``redis_url`` (direct reads).
 
     ``transport`` replaces httpx's network transport (tests pass an ``httpx.ASGITransport``).
+    ``pseudonym_key``: the API's PERSONALIZE_PSEUDONYM_KEY, so direct reads find a user's list under
+    its pseudonym (reads over HTTP need nothing: the API hashes).
 
     >>> AsyncClient()
     Traceback (most recent call last):
@@ -82,6 +86,7 @@ class AsyncClient(AsyncRankCalls):
         namespace: str = "default",
         timeout_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        pseudonym_key: str | None = None,
     ) -> None:
         if base_url is None and redis_url is None:
             raise ConfigError("give base_url (the HTTP API), redis_url (direct reads), or both")
@@ -94,6 +99,7 @@ class AsyncClient(AsyncRankCalls):
             else None
         )
         self._store = RedisStore.from_url(redis_url, namespace) if redis_url is not None else None
+        self._pseudonyms = Pseudonyms(pseudonym_key.encode() if pseudonym_key is not None else None)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -154,13 +160,23 @@ class AsyncClient(AsyncRankCalls):
         response = await self._request("DELETE", f"/v1/users/{quote(user_id, safe='')}")
         return int(response.json()["deleted_keys"])
 
+    async def consent(self, user_id: str, granted: bool) -> bool:
+        """Grant or withdraw the user's consent (``PUT /v1/users/{id}/consent``); returns whether the
+        user's events are learned from now on."""
+        path = f"/v1/users/{quote(user_id, safe='')}/consent"
+        response = await self._request("PUT", path, json={"granted": granted})
+        return bool(response.json()["admitted"])
+
     async def recommend(
         self, user_id: str, n: int = 10, surface: str | None = None, locale: str | None = None
     ) -> Served:
         """The user's top-n (or trending for an unknown user; ``source`` says which)."""
         if self._store is not None:
             try:
-                return await recommend(self._store, user_id, n, locale, surface=surface)
+                served = await recommend(
+                    self._store, self._pseudonyms.of(user_id), n, locale, surface=surface
+                )
+                return dataclasses.replace(served, user_id=user_id)
             except RedisError:
                 raise ServiceUnavailableError("redis", self._store.address, self.timeout_s) from None
         params: dict[str, str | int] = {"n": n}
@@ -206,6 +222,9 @@ class Client(SyncRankCalls):
 
     def erase(self, user_id: str) -> int:
         return self._runner.run(self._client.erase(user_id))
+
+    def consent(self, user_id: str, granted: bool) -> bool:
+        return self._runner.run(self._client.consent(user_id, granted))
 
     def recommend(
         self, user_id: str, n: int = 10, surface: str | None = None, locale: str | None = None

@@ -18,7 +18,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from engine.store import consent
 from engine.store import scripts as redis_scripts
+from engine.store.consent import ConsentState
 from engine.store.item_meta import ItemMeta, from_hash, to_hash
 from engine.store.preferences import Preferences
 from schemas import keys
@@ -125,13 +127,15 @@ def _zrevrange_order(items: Sequence[tuple[str, float]], why: Sequence[Reason | 
 class RedisStore:
     """Per-user top-N sorted sets plus metadata hashes for one namespace."""
 
-    def __init__(self, client: aioredis.Redis, namespace: str) -> None:
+    def __init__(self, client: aioredis.Redis, namespace: str, *, user_ttl_s: int = 0) -> None:
         self.client = client
         self.namespace = namespace
+        #: Seconds a user's list, metadata and preferences live after their last write (0: forever).
+        self.user_ttl_s = user_ttl_s
 
     @classmethod
-    def from_url(cls, url: str, namespace: str) -> RedisStore:
-        return cls(aioredis.Redis.from_url(url, decode_responses=True), namespace)
+    def from_url(cls, url: str, namespace: str, *, user_ttl_s: int = 0) -> RedisStore:
+        return cls(aioredis.Redis.from_url(url, decode_responses=True), namespace, user_ttl_s=user_ttl_s)
 
     @property
     def address(self) -> str:
@@ -171,6 +175,13 @@ class RedisStore:
             calls.append((self._user_keys(one.user_id), args))
         # Each call replaces a list whole (or is refused), so calls that ran before a NOSCRIPT run again.
         replies = await redis_scripts.run_many(self.client, redis_scripts.REPLACE_LIST, calls)
+        if self.user_ttl_s:
+            # A second round trip, only with a TTL: the script's DEL drops any TTL the list had.
+            async with self.client.pipeline(transaction=False) as pipe:
+                for (recs, meta, _tombstone), _args in calls:
+                    pipe.expire(recs, self.user_ttl_s)
+                    pipe.expire(meta, self.user_ttl_s)
+                await pipe.execute()
         refused = {
             one.user_id: _REFUSALS[int(reply)]
             for one, reply in zip(lists, replies, strict=True)
@@ -184,8 +195,9 @@ class RedisStore:
         return keys.recs(ns, user_id), keys.meta(ns, user_id), keys.tombstone(ns, user_id)
 
     async def fence_users(self, fences: Mapping[str, int], ttl_s: int) -> None:
-        """For each user, raise their tombstone to the position (of an erasure or reset record) and delete
-        a list older than it, all in one round trip (script `engine.store.scripts.FENCE_USER`)."""
+        """For each user, raise their tombstone to the position (of an erasure, reset or consent
+        withdrawal record) and delete a list older than it, all in one round trip (script
+        `engine.store.scripts.FENCE_USER`)."""
         calls = [(self._user_keys(user), [position, ttl_s]) for user, position in fences.items()]
         if calls:
             await redis_scripts.run_many(self.client, redis_scripts.FENCE_USER, calls)
@@ -308,6 +320,8 @@ class RedisStore:
             if to_set:
                 mapping: dict[Any, Any] = dict(to_set)
                 pipe.hset(prefs_key, mapping=mapping)
+                if self.user_ttl_s:
+                    pipe.expire(prefs_key, self.user_ttl_s)
             pipe.hgetall(prefs_key)
             answers = await pipe.execute()
         return Preferences.from_hash(answers[-1])
@@ -316,9 +330,11 @@ class RedisStore:
         """Delete every key of the user (list, meta, preferences) at once; returns how many existed.
 
         ``fence`` (position of the erasure record, tombstone TTL in seconds) also leaves a tombstone that
-        refuses lists older than the erasure (a list already reflecting later records stays).
+        refuses lists older than the erasure (a list already reflecting later records stays). A consent
+        grant goes too (the user must grant again), a withdrawal stays (`consent.forget_grant`).
         """
         ns = self.namespace
+        await consent.forget_grant(self.client, ns, user_id)
         if fence is None:
             return int(
                 await self.client.delete(
@@ -327,6 +343,14 @@ class RedisStore:
             )
         user_keys = (*self._user_keys(user_id), keys.preferences(ns, user_id))
         return int(await redis_scripts.run(self.client, redis_scripts.FENCE_USER, user_keys, fence))
+
+    async def consent_states(self, user_ids: Sequence[str]) -> list[ConsentState]:
+        """The consent of each user, in order (`engine.store.consent`)."""
+        return await consent.read_states(self.client, self.namespace, user_ids)
+
+    async def record_consent(self, user_id: str, granted: bool, ts: int) -> int:
+        """Store a consent; a withdrawal deletes the user's other keys at once (returns how many existed)."""
+        return await consent.record(self.client, self.namespace, user_id, granted, ts)
 
     async def count_served(self, item_ids: Sequence[str], hour: int, ttl_s: int) -> None:
         """Add served items to the hour's HyperLogLog (kept ``ttl_s``), for catalog coverage: one script

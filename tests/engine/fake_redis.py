@@ -29,6 +29,8 @@ class FakeRedis:
         self.hashes: dict[str, dict[str, str]] = {}
         self.sets: dict[str, set[str]] = {}
         self.zsets: dict[str, dict[str, float]] = {}
+        #: Read by the API fakes' `FakeStore` (False: every read fails as if Redis were down).
+        self.up = True
 
     async def delete(self, *keys: str) -> int:
         stores: tuple[dict[str, Any], ...] = (self.strings, self.hashes, self.sets, self.zsets)

@@ -99,7 +99,7 @@ def test_ts_after_2100_is_rejected() -> None:
 
 
 def test_negative_value_is_rejected() -> None:
-    assert _problems(_event(value=-1)) == [Problem("", "value must not be negative for click, got -1.0")]
+    assert _problems(_event(value=-1)) == [Problem("value", "value must not be negative for click, got -1.0")]
 
 
 @pytest.mark.parametrize("value", [-0.5, 10.5])
@@ -114,7 +114,7 @@ def test_rating_bounds_are_inclusive(value: float) -> None:
 
 
 def test_non_finite_value_is_rejected() -> None:
-    assert _problems(_event(value=float("inf"))) == [Problem("", "value must be a finite number")]
+    assert _problems(_event(value=float("inf"))) == [Problem("value", "value must be a finite number")]
 
 
 def test_extra_fields_are_rejected_at_top_level_and_in_context() -> None:

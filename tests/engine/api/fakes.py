@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from engine.api import create_api, hash_key
 from engine.ingest.kafka import AsyncProducer, Delivery
 from engine.ops.settings import Settings
+from engine.store.consent import ConsentState
 from engine.store.item_meta import UNKNOWN, ItemMeta
 from engine.store.preferences import Preferences
 from engine.store.redis_store import Recommendations, RedisStore
@@ -46,8 +47,10 @@ class FakeStore:
     items: dict[str, ItemMeta] = field(default_factory=dict)
     prefs: dict[str, dict[str, str]] = field(default_factory=dict)
     served: set[str] = field(default_factory=set)
-    #: user -> the position of their tombstone (erasure or reset)
+    #: user -> the position of their tombstone (erasure, reset or withdrawal)
     fences: dict[str, int] = field(default_factory=dict)
+    #: user -> (granted, since_ms), as `engine.store.consent` keeps it
+    consent: dict[str, tuple[bool, int]] = field(default_factory=dict)
     client: FakeRedis = field(default_factory=FakeRedis)
     address: str = "fake:6379"
 
@@ -87,12 +90,26 @@ class FakeStore:
     async def forget_user(self, user_id: str, fence: tuple[int, int] | None = None) -> int:
         if fence is not None:
             self.fences[user_id] = fence[0]
+        if self.consent.get(user_id, (False, 0))[0]:
+            del self.consent[user_id]  # a grant goes, a withdrawal stays
         return (self.recs.pop(user_id, None) is not None) + (self.prefs.pop(user_id, None) is not None)
 
     async def fence_users(self, fences: dict[str, int], ttl_s: int) -> None:
         for user, position in fences.items():
             self.fences[user] = max(position, self.fences.get(user, position))
             self.recs.pop(user, None)
+
+    async def consent_states(self, user_ids: Sequence[str]) -> list[ConsentState]:
+        if not self.client.up:
+            raise RedisConnectionError("down")
+        return [
+            ConsentState(*self.consent[u]) if u in self.consent else ConsentState(None, None)
+            for u in user_ids
+        ]
+
+    async def record_consent(self, user_id: str, granted: bool, ts: int) -> int:
+        self.consent[user_id] = (granted, ts)
+        return 0 if granted else await self.forget_user(user_id)
 
     async def count_served(self, item_ids: Sequence[str], hour: int, ttl_s: int) -> None:
         self.served.update(item_ids)

@@ -37,7 +37,7 @@ async def api(store: FakeStore, producer: FakeProducer) -> AsyncIterator[Any]:
 async def test_one_event_is_produced_keyed_by_user(api: Any, producer: FakeProducer) -> None:
     response = await api.post("/v1/events", json=EVENT, headers=AUTH)
     assert response.status_code == 202
-    assert response.json() == {"accepted": 1, "event_ids": ["e1"]}
+    assert response.json() == {"accepted": 1, "event_ids": ["e1"], "dropped": []}
     [(topic, value, key)] = producer.sent
     assert (topic, key) == ("p13n.unit.events", b"u1")
     assert orjson.loads(value)["event_id"] == "e1"
@@ -185,3 +185,28 @@ async def test_openapi_documents_every_route_and_the_event_contract(api: Any) ->
     body = doc["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body["oneOf"][1]["maxItems"] == 3
     assert "APIKeyHeader" in doc["components"]["securitySchemes"]
+
+
+async def test_delete_on_a_users_preferences_or_consent_is_405_not_an_erasure(
+    api: Any, producer: FakeProducer
+) -> None:
+    for path in ("/v1/users/u1/preferences", "/v1/users/u1/consent"):
+        response = await api.delete(path, headers=AUTH)
+        assert (response.status_code, response.headers["allow"]) == (405, "GET, PUT")
+    assert producer.sent == []  # schemathesis found these erased users "u1/preferences", "u1/consent"
+
+
+async def test_a_body_fastapi_cannot_read_is_422_like_every_bad_body(api: Any) -> None:
+    response = await api.put("/v1/users/u1/consent", content=b"\x08\xff\xfe{", headers=AUTH)
+    assert response.status_code == 422 and response.json()["problems"][0]["field"] == "body"
+
+
+async def test_the_document_links_a_users_calls_and_a_decision_to_its_reward(api: Any) -> None:
+    doc = (await api.get("/openapi.json")).json()
+    reward = doc["paths"]["/v1/rank"]["post"]["responses"]["200"]["links"]["Reward"]
+    assert reward == {
+        "operationRef": "#/paths/~1v1~1reward/post",
+        "requestBody": {"decision_id": "$response.body#/decision_id", "reward": 1},
+    }
+    erase = doc["paths"]["/v1/users/{user_id}/consent"]["put"]["responses"]["200"]["links"]["Erase"]
+    assert erase["parameters"] == {"user_id": "$request.path.user_id"}
