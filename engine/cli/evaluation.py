@@ -9,7 +9,7 @@ from __future__ import annotations
 __all__ = ["app"]
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -22,10 +22,73 @@ from schemas.errors import PersonalizeError
 app = typer.Typer()
 
 
+def _replay_records(
+    path: Path, fmt: str, movies: Path | None, tags: Path | None, catalog: Path | None
+) -> tuple[list[Any], dict[str, Any]]:
+    """The log's records (a list: the progress bar needs its length) and, for MovieLens, its catalog."""
+    from engine.evaluation import replay as replaying
+    from engine.ingest import logs
+
+    if fmt == "movielens":
+        events, items = replaying.load_movielens(path, movies, tags)
+        return list(events), dict(items)
+    records: list[Any] = list(logs.read_log(catalog)) if catalog is not None else []
+    return records + list(logs.read_log(path)), {}
+
+
+def _replay_table(report: dict[str, Any], k: int) -> Table:
+    table = Table(
+        "ranker",
+        f"HR@{k}",
+        f"NDCG@{k}",
+        "coverage",
+        "top-2 share",
+        "new users",
+        "onboarded",
+        "new items",
+        title=f"{report['events_scored']} of {report['events']} events scored; HR@{k} per cold-start slice "
+        "(scored events)",
+    )
+    rows = {f"{report['model_version']} (ours)": report, **report["baselines"]}
+    for name, result in rows.items():
+        slices = result["slices"]
+        share = f"{result['top2_share']:.3f}" if "top2_share" in result else "-"
+        table.add_row(
+            name,
+            f"{result['hr']:.4f}",
+            f"{result['ndcg']:.4f}",
+            f"{result['coverage']:.3f}",
+            share,
+            *(
+                f"{slices[s]['hr']:.4f} ({slices[s]['scored']})" if slices[s]["scored"] else "-"
+                for s in ("new_users", "onboarded_new_users", "new_items")
+            ),
+        )
+    return table
+
+
 @app.command()
 def replay(
-    ratings: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="History file (ratings.csv).")],
-    format: Annotated[str, typer.Option("--format", help="History format: movielens.")] = "movielens",  # noqa: A002
+    log: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="History file: ratings.csv or a JSON Lines log."),
+    ],
+    format: Annotated[  # noqa: A002
+        str,
+        typer.Option("--format", help="movielens, jsonl, or auto (by the file's suffix: .csv is movielens)."),
+    ] = "auto",
+    catalog: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="jsonl: catalog records learned before the log."),
+    ] = None,
+    tastes: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="jsonl: users' true tastes (default: LOG.tastes.json if present).",
+        ),
+    ] = None,
     movies: Annotated[Path | None, typer.Option(help="movies.csv (default: beside the ratings).")] = None,
     tags: Annotated[Path | None, typer.Option(help="tags.csv (default: beside the ratings).")] = None,
     k: Annotated[int, typer.Option("--k", min=1, help="Length of the ranked list scored.")] = 10,
@@ -34,37 +97,42 @@ def replay(
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Prequential replay of a history through the worker's model: HR@k, NDCG@k, coverage, baselines."""
+    """Prequential replay of a history through the worker's model beside simple baselines: HR@k, NDCG@k,
+    coverage, cold-start slices and, with true tastes, the share of each ranker's lists in them."""
     from rich.progress import Progress
 
     from engine.evaluation import replay as replaying
+    from engine.ingest import logs
 
-    if format != "movielens":
-        err.print("[red]error:[/] --format must be movielens")
+    fmt = format if format != "auto" else ("movielens" if log.suffix.lower() == ".csv" else "jsonl")
+    if fmt not in ("movielens", "jsonl"):
+        err.print("[red]error:[/] --format must be movielens, jsonl or auto")
         raise typer.Exit(2)
-    events, items = replaying.load_movielens(ratings, movies, tags)
+    records, items = _replay_records(log, fmt, movies, tags, catalog)
+    truth_file = tastes or (logs.tastes_path(log) if fmt == "jsonl" else None)
+    truth = logs.read_tastes(truth_file) if truth_file is not None and truth_file.exists() else None
     since = None if from_ts is None else (from_ts * 1000 if from_ts < 10**11 else from_ts)
     # Two refreshes a second: the bar's thread competes for the GIL with the replay it times.
     with Progress(console=err, transient=True, refresh_per_second=2) as bar:
-        task = bar.add_task("replaying", total=len(events))
-        report = replaying.replay(
-            events, items, k=k, from_ts=since, progress=lambda n: bar.advance(task, n)
-        ).to_json()
+        task = bar.add_task("replaying", total=len(records))
+        result = replaying.replay(
+            records, items, k=k, from_ts=since, tastes=truth, progress=lambda n: bar.advance(task, n)
+        )
+    report = result.to_json()
+    if result.invalid:
+        err.print(
+            f"[yellow]{result.invalid} line(s) could not be read and were skipped;[/] "
+            f"first: {result.first_invalid}"
+        )
     if json:
         typer.echo(orjson.dumps(report).decode())
         return
-    table = Table(
-        "ranker",
-        f"HR@{k}",
-        f"NDCG@{k}",
-        title=f"{report['events_scored']} of {report['events']} events scored",
+    Console().print(_replay_table(report, k))
+    err.print(
+        f"{report['events_per_s']:.0f} scored events/s; "
+        f"the model {report['model_us_per_event']:.0f} us per event"
+        + (f"; top-2 share over {report['share_users']} users with >= 15 events" if truth else "")
     )
-    table.add_row(f"{report['model_version']} (ours)", f"{report['hr']:.4f}", f"{report['ndcg']:.4f}")
-    baselines: dict[str, dict[str, float]] = report["baselines"]  # type: ignore[assignment]
-    for name, result in baselines.items():
-        table.add_row(name, f"{result['hr']:.4f}", f"{result['ndcg']:.4f}")
-    Console().print(table)
-    err.print(f"catalog coverage {report['coverage']:.3f}, {report['events_per_s']:.0f} scored events/s")
 
 
 @app.command()

@@ -63,8 +63,36 @@ def simulate(
     drift_fraction: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of users whose tastes change at --drift-at.")
     ] = 0.5,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            dir_okay=False,
+            help="Write the stream to this JSON Lines file instead of Kafka (and the users' "
+            "true tastes beside it, as NAME.tastes.json), for `personalize replay`.",
+        ),
+    ] = None,
+    onboarding: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="--out: share of users who like their two favourite categories at sign-up."
+        ),
+    ] = 0.0,
+    step_ms: Annotated[int, typer.Option(min=1, help="--out: milliseconds between events.")] = 1000,
 ) -> None:
-    """Stream a synthetic clickstream (catalog first, then events stamped with the current time)."""
+    """Stream a synthetic clickstream (catalog first, then events stamped with the current time), or
+    write it to a file with --out (events stamped from 2023-11-14 on, --step-ms apart)."""
+    if out is not None:
+        from engine.ingest import logs
+        from models.synth import Clickstream
+
+        world = Clickstream(
+            users, items, n_categories=categories, seed=seed, step_ms=step_ms, drift_at=drift_at,
+            drift_fraction=drift_fraction,
+        )  # fmt: skip
+        written = logs.write_log(out, logs.synthetic_log(world, events, onboarding=onboarding))
+        logs.write_tastes(logs.tastes_path(out), world)
+        err.print(f"wrote {written} records to {out} and the users' tastes to {logs.tastes_path(out)}")
+        return
     settings = settings_or_exit()
     report = asyncio.run(
         producing.simulate(

@@ -1,228 +1,292 @@
-"""Replay evaluation: run the worker's model over a history file in-process and score it prequentially.
+"""Replay evaluation: run the worker's model over an event log in-process and score it prequentially.
 
-Test-then-learn: each positive of a user with an earlier positive is first ranked against the catalog
-known so far (minus what the user already rated), then learned. Baselines run in the same pass. No
-Kafka, no Redis: the same model code as the worker, driven directly.
+Test-then-learn: each positive of a user with an earlier positive (or onboarding likes), for an item the
+user has not consumed yet, is first ranked against the catalog known so far (minus what the user
+consumed), then learned. Simple baselines (`models.baselines`) are scored on the same events in the same
+pass, per cold-start slice too; with the users' true tastes (a synthetic log), each ranker's final lists
+are checked against them. No Kafka, no Redis: the same model code as the worker, driven directly.
 """
 
 from __future__ import annotations
 
-__all__ = ["ReplayReport", "Scoreboard", "replay"]
+__all__ = ["NEW_ITEM_MS", "NEW_USER_EVENTS", "ReplayReport", "baselines", "load_movielens", "replay"]
 
-import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.arrays import Vocabulary
-from models.popularity import ItemPopularity
+from engine.evaluation.scoreboard import Board, taste_share
+from engine.ingest.logs import Record
+from models.baselines import (
+    CoOccurrenceRecommender,
+    CountPopularity,
+    PopularRecommender,
+    TopCategoriesRecommender,
+)
 from models.profile import UserProfile
 from models.recommender import HybridRecommender
+from models.registry import Recommender
 from models.signals import signal_of
-from schemas.events import Event, ItemRecord
+from schemas.errors import DataFormatError
+from schemas.events import Context, Event, EventType, ItemRecord
+from schemas.users import ErasureRecord, PreferencesRecord
 
 #: Half-life of decayed popularity in replay (event time): MovieLens spans decades, not hours.
 REPLAY_HALF_LIFE_MS = 180 * 24 * 3600 * 1000.0
+#: Cold-start slices: a user's first events, an item's first day.
+NEW_USER_EVENTS = 5
+NEW_ITEM_MS = 24 * 3600 * 1000
+#: Users with at least this many events have their final list checked against their true tastes.
+SHARE_MIN_EVENTS = 15
+
+
+def baselines(seed: int = 0) -> dict[str, Recommender]:
+    """The simple rankers every replay scores beside the model, by name."""
+    return {
+        "popularity": CountPopularity(seed=seed),
+        "decayed_popularity": PopularRecommender(half_life_ms=REPLAY_HALF_LIFE_MS, seed=seed),
+        "cooccurrence": CoOccurrenceRecommender(seed=seed),
+        "top_categories": TopCategoriesRecommender(seed=seed),
+    }
 
 
 @dataclass(slots=True)
-class Scoreboard:
-    """Hits and discounted gains of one ranker.
-
-    >>> board = Scoreboard()
-    >>> board.score(["a", "b"], "b"); board.score(["a"], "z")
-    >>> board.hr, round(board.ndcg, 3)
-    (0.5, 0.315)
-    """
-
-    scored: int = 0
-    hits: int = 0
-    gain: float = 0.0
-    shown: set[str] = field(default_factory=set)
-
-    def score(self, ranked: list[str], target: str) -> None:
-        self.scored += 1
-        self.shown.update(ranked)
-        if target in ranked:
-            self.hits += 1
-            self.gain += 1.0 / math.log2(ranked.index(target) + 2)
-
-    @property
-    def hr(self) -> float:
-        return self.hits / self.scored if self.scored else 0.0
-
-    @property
-    def ndcg(self) -> float:
-        return self.gain / self.scored if self.scored else 0.0
-
-
-@dataclass(frozen=True, slots=True)
 class ReplayReport:
-    """The result of one replay (the JSON of `personalize replay --json`)."""
+    """The result of one replay (the JSON of `personalize replay --json`); ``boards["model"]`` is ours."""
 
     k: int
     events: int
-    events_scored: int
-    hr: float
-    ndcg: float
-    coverage: float
+    boards: dict[str, Board]
+    known_items: int
     seconds: float
+    model_seconds: float
     model_version: str
-    baselines: dict[str, tuple[float, float]]
+    invalid: int = 0
+    first_invalid: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def model(self) -> Board:
+        return self.boards["model"]
+
+    @property
+    def events_scored(self) -> int:
+        return self.model.overall.scored
 
     @property
     def events_per_s(self) -> float:
-        """Scored events per second of the whole run (learning every event included)."""
+        """Scored events per second of the whole run (learning every event and the baselines included)."""
         return self.events_scored / self.seconds if self.seconds else 0.0
 
+    @property
+    def model_us_per_event(self) -> float:
+        """Microseconds the model alone spent per event of the log (learning all, ranking the scored)."""
+        return self.model_seconds / self.events * 1e6 if self.events else 0.0
+
     def to_json(self) -> dict[str, object]:
+        ours = self.model.to_json(self.known_items)
         return {
             "k": self.k,
             "events": self.events,
             "events_scored": self.events_scored,
-            "hr": round(self.hr, 4),
-            "ndcg": round(self.ndcg, 4),
-            "coverage": round(self.coverage, 4),
+            "invalid": self.invalid,
+            **ours,
             "events_per_s": round(self.events_per_s, 1),
+            "model_us_per_event": round(self.model_us_per_event, 1),
             "seconds": round(self.seconds, 2),
             "model_version": self.model_version,
             "baselines": {
-                name: {"hr": round(hr, 4), "ndcg": round(ndcg, 4)}
-                for name, (hr, ndcg) in self.baselines.items()
+                name: board.to_json(self.known_items)
+                for name, board in self.boards.items()
+                if name != "model"
             },
+            **self.extra,
         }
 
 
-class _Counts:
-    """Items in descending order of an integer count, kept sorted under +1 updates in O(1).
+@dataclass(slots=True)
+class _Users:
+    """Per-user bookkeeping of the replay (the rankers keep their own state)."""
 
-    Items with equal counts form one run of ``order``; an increment swaps the item with the first
-    of its run, which then belongs to the run above.
+    profiles: dict[str, UserProfile] = field(default_factory=dict)
+    consumed: dict[str, set[str]] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+    has_positive: set[str] = field(default_factory=set)
+    onboarded: set[str] = field(default_factory=set)
+    context: dict[str, tuple[Context | None, int]] = field(default_factory=dict)
 
-    >>> c = _Counts()
-    >>> for item in "abcbcc":
-    ...     c.learn(item)
-    >>> c.order
-    ['c', 'b', 'a']
-    """
+    def profile(self, user: str) -> UserProfile:
+        return self.profiles.get(user) or self.profiles.setdefault(user, UserProfile(user))
 
-    def __init__(self) -> None:
-        self.order: list[str] = []
-        self._at: dict[str, int] = {}
-        self._count: dict[str, int] = {}
-        self._first: dict[int, int] = {}  # count -> index of the first item with it
-
-    def learn(self, item: str) -> None:
-        count = self._count.get(item, 0)
-        if count == 0:
-            self._at[item] = len(self.order)
-            self.order.append(item)
-            self._first.setdefault(0, len(self.order) - 1)
-        at, first = self._at[item], self._first[count]
-        other = self.order[first]
-        self.order[first], self.order[at] = item, other
-        self._at[item], self._at[other] = first, at
-        # The run of `count` now starts one later (or is gone); `item` ends the run of count + 1.
-        if first + 1 < len(self.order) and self._count.get(self.order[first + 1], 0) == count:
-            self._first[count] = first + 1
-        else:
-            del self._first[count]
-        self._first.setdefault(count + 1, first)
-        self._count[item] = count + 1
+    def reset(self, user: str) -> None:
+        self.profiles[user] = UserProfile(user)
+        self.consumed.pop(user, None)
+        self.has_positive.discard(user)
 
 
-class _Popular:
-    """Baseline: the most popular items (all-time counts, or decayed) the user has not rated."""
+class _Replay:
+    """One pass over a log: the rankers, the users and the catalog as known so far."""
 
-    def __init__(self, half_life_ms: float | None) -> None:
-        self.decayed = ItemPopularity(half_life_ms) if half_life_ms else None
-        self.ids = Vocabulary()
-        self.counts = _Counts()
+    def __init__(self, rankers: dict[str, Recommender], items: Mapping[str, ItemRecord], k: int) -> None:
+        self.rankers, self.items, self.k = rankers, items, k
+        self.model = rankers["model"]
+        self.boards = {name: Board() for name in rankers}
+        self.users = _Users()
+        self.categories: dict[str, tuple[str, ...]] = {}
+        self.born: dict[str, int] = {}
+        self.last_ts: int | None = None
+        self.model_seconds = 0.0
 
-    def learn(self, item: str, ts: int) -> None:
-        if self.decayed is not None:
-            self.decayed.learn_one(self.ids.id(item), 1.0, ts)
-        else:
-            self.counts.learn(item)
+    def item(self, record: ItemRecord) -> None:
+        """A catalog record: every ranker learns it now."""
+        if self.last_ts is not None:
+            self.born.setdefault(record.item_id, self.last_ts)
+        self.categories[record.item_id] = record.categories
+        for name, ranker in self.rankers.items():
+            started = time.perf_counter()
+            ranker.learn_item(record)
+            if name == "model":
+                self.model_seconds += time.perf_counter() - started
 
-    def rank(self, k: int, rated: set[str]) -> list[str]:
-        best: Iterable[str] = self.counts.order
-        if self.decayed is not None:
-            best = self._decayed(k + len(rated))
-        out: list[str] = []
-        for item in best:
-            if item not in rated:
-                out.append(item)
-                if len(out) == k:
-                    break
-        return out
+    def user_record(self, record: PreferencesRecord | ErasureRecord) -> None:
+        """Onboarding, overrides, reset or erasure, applied as the worker applies them."""
+        user = record.user_id
+        if isinstance(record, ErasureRecord) or record.reset:
+            for ranker in self.rankers.values():
+                ranker.forget_user(user)
+            self.users.reset(user)
+        if isinstance(record, ErasureRecord):
+            return
+        if record.liked_categories:
+            for ranker in self.rankers.values():
+                like = getattr(ranker, "like_categories", None)
+                if like is not None:
+                    like(user, record.liked_categories, record.ts)
+        implied = [(item, EventType.CLICK) for item in record.liked_items]
+        implied += [(item, EventType.DISMISS) for item in record.hidden_items]
+        for n, (item, kind) in enumerate(implied):
+            event = Event(
+                event_id=f"{record.event_id}:{n}", user_id=user, item_id=item, type=kind, ts=record.ts
+            )
+            self.learn(event)
+        if record.liked_categories or record.liked_items:
+            self.users.onboarded.add(user)
+            self.users.has_positive.add(user)
 
-    def _decayed(self, depth: int) -> Iterator[str]:
-        """The decayed top, read in chunks: most calls stop after the first few items."""
-        assert self.decayed is not None
-        ids, names = self.decayed.top_ids(depth), self.ids.names
-        for start in range(0, len(ids), 64):
-            yield from map(names.__getitem__, ids[start : start + 64].tolist())
+    def learn(self, event: Event) -> None:
+        """Every ranker learns the event; the user's profile observes it."""
+        user, item = event.user_id, event.item_id
+        if item not in self.categories:
+            self.item(self.items.get(item) or ItemRecord(item_id=item))
+        profile = self.users.profile(user)
+        for name, ranker in self.rankers.items():
+            started = time.perf_counter()
+            ranker.learn_one(event, profile)
+            if name == "model":
+                self.model_seconds += time.perf_counter() - started
+        signal = signal_of(event)
+        profile.observe(event, signal)
+        if signal.consumed:
+            self.users.consumed.setdefault(user, set()).add(item)
+        if signal.label == 1:
+            self.users.has_positive.add(user)
+
+    def event(self, event: Event, scored: bool) -> None:
+        """Score the event (if ``scored`` and a positive the rankers could have ranked), then learn it."""
+        user, item = event.user_id, event.item_id
+        self.born.setdefault(item, event.ts)
+        consumed = self.users.consumed.get(user, set())
+        signal = signal_of(event)
+        if scored and signal.label == 1 and user in self.users.has_positive and item not in consumed:
+            slices = []
+            if self.users.events.get(user, 0) < NEW_USER_EVENTS:
+                slices.append("new_users")
+                if user in self.users.onboarded:
+                    slices.append("onboarded_new_users")
+            if event.ts - self.born[item] < NEW_ITEM_MS:
+                slices.append("new_items")
+            profile = self.users.profile(user)
+            for name, ranker in self.rankers.items():
+                started = time.perf_counter()
+                ranked = ranker.recommend(profile, self.k + 10, event.context, event.ts)
+                if name == "model":
+                    self.model_seconds += time.perf_counter() - started
+                top = [i for i, _ in ranked if i not in consumed][: self.k]
+                self.boards[name].score(top, item, slices)
+        self.learn(event)
+        self.users.events[user] = self.users.events.get(user, 0) + 1
+        self.users.context[user] = (event.context, event.ts)
+        self.last_ts = event.ts
+
+    def share(self, tastes: Mapping[str, Mapping[str, float]]) -> None:
+        """Each ranker's final top k (ranked as when scoring) for users with enough events, against their
+        true top-2 categories."""
+        shares: dict[str, list[float]] = {name: [] for name in self.rankers}
+        for user, profile in self.users.profiles.items():
+            if profile.events_seen < SHARE_MIN_EVENTS or user not in tastes:
+                continue
+            taste = tastes[user]
+            liked = set(sorted(taste, key=lambda c: -taste[c])[:2])
+            context, ts = self.users.context.get(user, (None, profile.last_ts))
+            consumed = self.users.consumed.get(user, set())
+            for name, ranker in self.rankers.items():
+                ranked = ranker.recommend(profile, self.k + 10, context, ts)
+                items = [i for i, _ in ranked if i not in consumed][: self.k]
+                shares[name].append(taste_share(items, liked, self.categories))
+        for name, values in shares.items():
+            self.boards[name].top2_share = sum(values) / len(values) if values else 0.0
+            self.boards[name].share_users = len(values)
 
 
 def replay(
-    events: Iterable[Event],
-    items: dict[str, ItemRecord],
+    records: Iterable[Record | DataFormatError],
+    items: Mapping[str, ItemRecord] | None = None,
     *,
     k: int = 10,
     from_ts: int | None = None,
-    model: HybridRecommender | None = None,
+    model: Recommender | None = None,
+    compare: Mapping[str, Recommender] | None = None,
+    tastes: Mapping[str, Mapping[str, float]] | None = None,
     progress: Callable[[int], None] = lambda _: None,
 ) -> ReplayReport:
-    """Prequential evaluation of ``model`` (a fresh `HybridRecommender` by default) over ``events``.
+    """Prequential evaluation of ``model`` (a fresh `HybridRecommender` by default) and of the ``compare``
+    rankers (`baselines` by default) over ``records`` (a log in the order things happened).
 
-    ``events`` must be in timestamp order; ``items`` maps item ids to their catalog records, each
-    learned just before the item's first event (so "known so far" means seen in the history so far).
-    Metrics count events with ``ts >= from_ts`` only; every event is learned.
+    Catalog records in ``records`` are learned when they come; an item without one is learned from
+    ``items`` (or bare) just after its first event is scored, so "known" means seen so far. Metrics count
+    events with ``ts >= from_ts`` only; every event is learned. Lines that could not be read are counted.
     """
     rec = model or HybridRecommender(half_life_ms=REPLAY_HALF_LIFE_MS)
-    baselines = {"popularity": _Popular(None), "decayed_popularity": _Popular(REPLAY_HALF_LIFE_MS)}
-    boards = {name: Scoreboard() for name in ("model", *baselines)}
-    profiles: dict[str, UserProfile] = {}
-    rated: dict[str, set[str]] = {}
-    known: set[str] = set()
-    has_positive: set[str] = set()
-    started, count = time.perf_counter(), 0
-    for count, event in enumerate(events, 1):
-        user, item = event.user_id, event.item_id
-        profile = profiles.get(user) or profiles.setdefault(user, UserProfile(user))
-        seen = rated.setdefault(user, set())
-        signal = signal_of(event)
-        if signal.label == 1 and user in has_positive and (from_ts is None or event.ts >= from_ts):
-            ranked = [i for i, _ in rec.recommend(profile, k + 10, event.context, event.ts) if i not in seen]
-            boards["model"].score(ranked[:k], item)
-            for name, baseline in baselines.items():
-                boards[name].score(baseline.rank(k, seen), item)
-        if item not in known:
-            known.add(item)
-            rec.learn_item(items.get(item) or ItemRecord(item_id=item))
-        rec.learn_one(event, profile)
-        profile.observe(event, signal)
-        seen.add(item)
-        if signal.label == 1:
-            has_positive.add(user)
-            for baseline in baselines.values():
-                baseline.learn(item, event.ts)
-        if count % 1000 == 0:
-            progress(1000)
+    rankers: dict[str, Recommender] = {"model": rec, **(baselines() if compare is None else compare)}
+    run = _Replay(rankers, items or {}, k)
+    started, count, invalid, first_invalid = time.perf_counter(), 0, 0, None
+    for record in records:
+        if isinstance(record, DataFormatError):
+            invalid += 1
+            first_invalid = first_invalid or str(record)
+        elif isinstance(record, ItemRecord):
+            run.item(record)
+        elif isinstance(record, Event):
+            count += 1
+            run.event(record, from_ts is None or record.ts >= from_ts)
+            if count % 1000 == 0:
+                progress(1000)
+        else:
+            run.user_record(record)
     progress(count % 1000)
-    board = boards.pop("model")
+    if tastes is not None:
+        run.share(tastes)
     return ReplayReport(
         k=k,
         events=count,
-        events_scored=board.scored,
-        hr=board.hr,
-        ndcg=board.ndcg,
-        coverage=len(board.shown) / len(known) if known else 0.0,
+        boards=run.boards,
+        known_items=len(run.categories),
         seconds=time.perf_counter() - started,
+        model_seconds=run.model_seconds,
         model_version=rec.version,
-        baselines={name: (b.hr, b.ndcg) for name, b in boards.items()},
+        invalid=invalid,
+        first_invalid=first_invalid,
     )
 
 

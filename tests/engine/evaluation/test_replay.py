@@ -1,17 +1,24 @@
-"""Tests for the prequential replay evaluator (`engine.evaluation.replay`) and `personalize replay`."""
+"""The prequential replay (`engine.evaluation.replay`), `personalize replay` and `simulate --out`."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import orjson
 import pytest
 from typer.testing import CliRunner
 
 from engine.cli.main import app
-from engine.evaluation.replay import ReplayReport, Scoreboard, replay
+from engine.evaluation.replay import NEW_ITEM_MS, baselines, replay
+from engine.evaluation.scoreboard import Board, Scoreboard
+from engine.ingest import logs
 from models.synth import Clickstream
+from schemas.errors import DataFormatError
 from schemas.events import Event, EventType, ItemRecord
+from schemas.users import PreferencesRecord
+
+BASELINES = {"popularity", "decayed_popularity", "cooccurrence", "top_categories"}
 
 
 def _rating(n: int, user: str, item: str, value: float) -> Event:
@@ -35,31 +42,68 @@ def test_only_positives_after_a_first_positive_are_scored() -> None:
     report = replay(events, {}, k=1)
     assert report.events == len(HISTORY)
     assert report.events_scored == 2  # u1's b and u2's b
-    assert report.hr == pytest.approx(0.5)  # u1's b cannot be known yet; u2's b is
-    assert set(report.baselines) == {"popularity", "decayed_popularity"}
+    assert report.model.overall.hr == pytest.approx(0.5)  # u1's b cannot be known yet; u2's b is
+    assert set(cast(dict[str, object], report.to_json()["baselines"])) == BASELINES
 
 
 def test_from_ts_limits_what_is_scored_not_what_is_learned() -> None:
     events = [_rating(n, *row) for n, row in enumerate(HISTORY)]
     report = replay(events, {}, k=1, from_ts=events[3].ts)
     assert report.events_scored == 1
-    assert report.hr == 1.0
+    assert report.model.overall.hr == 1.0
 
 
-def test_rated_items_are_never_counted_as_recommended() -> None:
+def test_an_item_the_user_already_consumed_is_not_scored_again() -> None:
     events = [_rating(0, "u1", "a", 5), _rating(1, "u1", "b", 5), _rating(2, "u1", "a", 5)]
     report = replay(events, {}, k=10)
-    assert report.events_scored == 2
-    assert report.hr == 0.0  # a was already rated when it came again
+    assert report.events_scored == 1  # b only: a again cannot be recommended to u1 by any ranker
 
 
-def test_the_model_beats_popularity_on_synthetic_tastes() -> None:
-    stream = Clickstream(120, 200, n_categories=8, seed=4)
-    items = {record.item_id: record for record in stream.items()}
-    report = replay(stream.events(6000), items, k=10)
-    assert report.events_scored > 1000
-    assert report.hr > report.baselines["popularity"][0]
-    assert 0 < report.coverage <= 1
+def test_every_ranker_is_scored_on_the_same_events_with_slices() -> None:
+    events = [_rating(n, *row) for n, row in enumerate(HISTORY)]
+    report = replay(events, {}, k=1)
+    for board in report.boards.values():
+        assert board.overall.scored == 2
+        assert board.slices["new_users"].scored == 2  # both were among their users' first 5 events
+        assert board.slices["new_items"].scored == 2  # both items were hours old
+        assert board.slices["onboarded_new_users"].scored == 0
+
+
+def test_slices_follow_the_users_events_and_the_items_age() -> None:
+    day = NEW_ITEM_MS
+    events = [
+        Event(event_id=f"e{n}", user_id="u", item_id=f"i{n}", type="click", ts=10**12 + n * day)
+        for n in range(8)
+    ]
+    events.append(Event(event_id="late", user_id="v", item_id="i0", type="click", ts=10**12 + 9 * day))
+    events.append(Event(event_id="late2", user_id="v", item_id="i9", type="click", ts=10**12 + 9 * day + 1))
+    report = replay(events, {}, k=3, compare={})
+    board = report.model
+    assert board.overall.scored == 8  # u's events 2..8, and v's second
+    assert board.slices["new_users"].scored == 5  # u's 2nd-5th and v's 2nd
+    assert board.slices["new_items"].scored == 8  # each target's first event: scored at age 0
+    assert report.to_json()["baselines"] == {}
+
+
+def test_onboarding_likes_let_the_first_positive_be_scored_and_name_the_slice() -> None:
+    records: list[object] = [
+        ItemRecord(item_id=f"i{n}", categories=("jazz" if n % 2 else "rock",)) for n in range(6)
+    ]
+    for n in range(4):
+        records.append(Event(event_id=f"o{n}", user_id="other", item_id=f"i{n}", type="click", ts=10**12 + n))
+    records.append(PreferencesRecord(event_id="p", user_id="new", ts=10**12 + 10, liked_categories=("jazz",)))
+    records.append(Event(event_id="n0", user_id="new", item_id="i5", type="click", ts=10**12 + 11))
+    report = replay(records, k=3)  # type: ignore[arg-type]
+    assert report.events_scored == 4  # other's 2nd-4th and new's first
+    assert report.model.slices["onboarded_new_users"].scored == 1
+    assert report.boards["top_categories"].slices["onboarded_new_users"].hits == 1  # it used the likes too
+
+
+def test_unreadable_lines_are_counted_not_fatal() -> None:
+    events = [_rating(n, *row) for n, row in enumerate(HISTORY)]
+    report = replay([DataFormatError("x.jsonl", 3, "bad"), *events], {}, k=1)
+    assert report.invalid == 1 and report.first_invalid == "x.jsonl:3: bad"
+    assert report.events == len(HISTORY)
 
 
 def test_scoreboard_counts_hits_and_gains() -> None:
@@ -69,11 +113,13 @@ def test_scoreboard_counts_hits_and_gains() -> None:
     assert board.hr == 0.5 and board.ndcg == pytest.approx(0.5)
 
 
-def test_report_json_has_the_documented_fields() -> None:
-    report = ReplayReport(10, 5, 2, 0.5, 0.25, 0.1, 1.0, "m", {"popularity": (0.1, 0.05)})
-    data = report.to_json()
-    assert {"k", "events_scored", "hr", "ndcg", "coverage", "events_per_s", "baselines"} <= set(data)
-    assert data["baselines"] == {"popularity": {"hr": 0.1, "ndcg": 0.05}}
+def test_board_json_has_the_documented_fields() -> None:
+    board = Board()
+    board.score(["a", "b"], "b", ["new_users"])
+    board.top2_share, board.share_users = 0.5, 3
+    data = board.to_json(known_items=4)
+    assert data["hr"] == 1.0 and data["coverage"] == 0.5 and data["top2_share"] == 0.5
+    assert data["slices"]["new_users"] == {"scored": 1, "hr": 1.0, "ndcg": 0.6309}  # type: ignore[index]
 
 
 def _movielens(tmp_path: Path) -> Path:
@@ -97,7 +143,8 @@ def test_cli_prints_one_json_object(tmp_path: Path) -> None:
     data = orjson.loads(result.stdout)
     assert data["k"] == 10 and data["events_scored"] == 3
     assert data["hr"] == pytest.approx(2 / 3, abs=1e-3)
-    assert set(data["baselines"]) == {"popularity", "decayed_popularity"}
+    assert set(data["baselines"]) == BASELINES
+    assert {"coverage", "slices", "model_us_per_event", "events_per_s"} <= set(data)
 
 
 def test_cli_rejects_an_unknown_format(tmp_path: Path) -> None:
@@ -105,7 +152,39 @@ def test_cli_rejects_an_unknown_format(tmp_path: Path) -> None:
     assert result.exit_code == 2
 
 
-def test_items_from_the_catalog_are_learned(tmp_path: Path) -> None:
-    items = {"a": ItemRecord(item_id="a", categories=("x",))}
-    report = replay([_rating(0, "u1", "a", 5)], items)
-    assert report.events == 1 and report.events_scored == 0
+def test_simulate_out_then_replay_the_file(tmp_path: Path) -> None:
+    log = tmp_path / "world.jsonl"
+    runner = CliRunner()
+    written = runner.invoke(
+        app, ["simulate", "--out", str(log), "--users", "40", "--items", "60", "--events", "800",
+              "--seed", "3", "--onboarding", "0.5", "--drift-at", "400"],
+    )  # fmt: skip
+    assert written.exit_code == 0, written.output
+    records = [r for r in logs.read_log(log)]
+    assert sum(isinstance(r, ItemRecord) for r in records) == 60
+    assert sum(isinstance(r, Event) for r in records) == 800
+    assert any(isinstance(r, PreferencesRecord) for r in records)
+    assert logs.tastes_path(log).exists()
+    result = runner.invoke(app, ["replay", str(log), "--json"])  # jsonl by its suffix, tastes beside it
+    assert result.exit_code == 0, result.output
+    data = orjson.loads(result.stdout)
+    assert data["events"] == 800 and data["invalid"] == 0 and data["share_users"] > 0
+    assert data["slices"]["onboarded_new_users"]["scored"] > 0
+    assert all("top2_share" in board for board in data["baselines"].values())
+
+
+def test_replay_takes_a_separate_catalog_and_reports_bad_lines(tmp_path: Path) -> None:
+    catalog, log = tmp_path / "catalog.jsonl", tmp_path / "events.jsonl"
+    logs.write_log(catalog, [ItemRecord(item_id=i, categories=("c",)) for i in ("a", "b", "c")])
+    events = [_rating(n, *row) for n, row in enumerate(HISTORY)]
+    log.write_bytes(b"\n".join(orjson.dumps(e.model_dump(mode="json")) for e in events) + b"\n{oops\n")
+    result = CliRunner().invoke(app, ["replay", str(log), "--catalog", str(catalog), "--json"])
+    assert result.exit_code == 0, result.output
+    data = orjson.loads(result.stdout)
+    assert data["invalid"] == 1 and data["events"] == len(HISTORY) and data["events_scored"] == 2
+    assert "top2_share" not in data  # no tastes: a log from real users
+    assert "could not be read" in result.stderr
+
+
+def test_every_baseline_is_a_registered_kind_of_ranker() -> None:
+    assert set(baselines()) == BASELINES
