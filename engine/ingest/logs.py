@@ -27,9 +27,15 @@ import numpy as np
 import orjson
 
 from models.synth import Clickstream
-from schemas.errors import DataFormatError, InvalidEventError
+from schemas.errors import DataFormatError, InvalidEventError, Problem
 from schemas.events import Event, ItemRecord, decode_object, encode, parse_event, parse_item
-from schemas.users import ErasureRecord, PreferencesRecord, encode_user_record, parse_user_record
+from schemas.users import (
+    ConsentRecord,
+    ErasureRecord,
+    PreferencesRecord,
+    encode_user_record,
+    parse_user_record,
+)
 
 Record = Event | ItemRecord | PreferencesRecord | ErasureRecord
 
@@ -48,7 +54,10 @@ def parse_record(raw: bytes | str | dict[str, Any]) -> Record:
     if "type" not in obj:
         return parse_item(obj)
     if obj["type"] in _USER_TYPES:
-        return parse_user_record(obj)
+        record = parse_user_record(obj)
+        if isinstance(record, ConsentRecord):  # not among _USER_TYPES: cannot happen, but typed so
+            raise InvalidEventError([Problem("type", "consent records are not replayed", "value")])
+        return record
     return parse_event(obj)
 
 

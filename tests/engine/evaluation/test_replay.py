@@ -13,7 +13,6 @@ from engine.cli.main import app
 from engine.evaluation.replay import NEW_ITEM_MS, baselines, replay
 from engine.evaluation.scoreboard import Board, Scoreboard
 from engine.ingest import logs
-from models.synth import Clickstream
 from schemas.errors import DataFormatError
 from schemas.events import Event, EventType, ItemRecord
 from schemas.users import PreferencesRecord
