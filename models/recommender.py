@@ -297,11 +297,17 @@ class HybridRecommender:
         known = np.flatnonzero(at >= 0).tolist()
         rows = at[known].tolist()
         linked_names = [names[int(recent[at])] if at >= 0 else None for at in linked[known].tolist()]
-        # Each item's best-liked category: the argmax of the user's probabilities over its row.
+        # Each item's best-liked category among those the user showed interest in (own positives or
+        # onboarding likes): the argmax of the user's probabilities over its row. An item with none of
+        # them gets no category (its reason falls back to popular): the reason must be true.
         matrix = self._category_matrix[wanted[known]]
-        if category_prob.size and len(known):
-            liked = np.where(matrix >= 0, np.take(category_prob, matrix, mode="clip"), -1.0)
-            best = matrix[np.arange(len(known)), np.argmax(liked, axis=1)]
+        interest = self.affinity.interests(profile.user_id)
+        if category_prob.size and len(known) and interest.size:
+            shown = (matrix >= 0) & np.take(interest, matrix, mode="clip")
+            liked = np.where(shown, np.take(category_prob, matrix, mode="clip"), -1.0)
+            at_best = np.argmax(liked, axis=1)
+            rows_at = np.arange(len(known))
+            best = np.where(liked[rows_at, at_best] >= 0, matrix[rows_at, at_best], -1)
         else:
             best = np.full(len(known), -1)
         category_names = self.affinity.categories.names
