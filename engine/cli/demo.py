@@ -9,7 +9,7 @@ metrics) beside simple baselines scored the same way on the same stream, and the
 
 from __future__ import annotations
 
-__all__ = ["freshness", "run", "taste_share"]
+__all__ = ["freshness", "run"]
 
 import asyncio
 import os
@@ -29,6 +29,7 @@ from rich.table import Table
 
 from engine.bench import sandbox
 from engine.evaluation.prequential import score_stream
+from engine.evaluation.scoreboard import taste_share
 from engine.ingest import produce
 from engine.ops import workers
 from engine.ops.settings import Settings
@@ -62,17 +63,6 @@ async def freshness(store: RedisStore, last_event_ts: Mapping[str, int]) -> list
         if recs.last_event_ts == ts and recs.updated_ms is not None:
             out.append(float(recs.updated_ms - ts))
     return out
-
-
-def taste_share(items: Sequence[str], liked: set[str], categories: Mapping[str, Sequence[str]]) -> float:
-    """Share of ``items`` whose primary category is one of ``liked``.
-
-    >>> taste_share(["a", "b", "c", "d"], {"c1"}, {"a": ["c1"], "b": ["c2", "c1"], "c": ["c1"]})
-    0.5
-    """
-    if not items:
-        return 0.0
-    return sum(bool(categories.get(i)) and categories[i][0] in liked for i in items) / len(items)
 
 
 def _percentile(values: list[float], q: int) -> float:
