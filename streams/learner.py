@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = ["Learner"]
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -62,6 +63,9 @@ class Learner:
         self.publish_s = publish_s
         self.policies: dict[str, _Learned] = {}
         self._tally: dict[tuple[str, str], tuple[int, float]] = {}
+        #: One publication at a time: the timer's flush and a learn-triggered one, interleaved at their
+        #: awaits, published the same version twice, so the second was refused as "another worker's".
+        self._publishing = asyncio.Lock()
 
     async def _policy(self, decision: DecisionRecord) -> _Learned:
         spec = decision.policy
@@ -113,6 +117,10 @@ class Learner:
 
     async def flush(self, force: bool = False) -> None:
         """Publish every policy with unpublished learning older than ``publish_s`` (all if ``force``)."""
+        async with self._publishing:
+            await self._flush(force)
+
+    async def _flush(self, force: bool) -> None:
         now = time.monotonic()
         for policy_id, learned in list(self.policies.items()):
             if not learned.unpublished or (not force and now - learned.first_unpublished < self.publish_s):
