@@ -172,6 +172,11 @@ async def store(settings: Settings) -> AsyncIterator[RedisStore]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def ready_worker(worker: Worker, store: RedisStore) -> Worker:
     """The session's worker once it beats in Redis."""
+    return await until_beating(worker, store)
+
+
+async def until_beating(worker: Worker, store: RedisStore) -> Worker:
+    """``worker`` once a worker of ``store``'s namespace beats in Redis; fails with its log otherwise."""
 
     async def beating() -> bool:
         return bool(await store.workers())

@@ -30,7 +30,7 @@ from engine.store.redis_store import RedisStore
 from schemas import keys
 from schemas.events import Event, ItemRecord, encode
 from schemas.pseudonyms import Pseudonyms
-from tests.integration.conftest import Worker, api_server, processed, wait_for
+from tests.integration.conftest import Worker, api_server, processed, until_beating, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -62,16 +62,7 @@ def opt_in_worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def ready(opt_in_worker: Worker, store: RedisStore) -> Worker:
-    async def beating() -> bool:
-        return bool(await store.workers())
-
-    try:
-        await wait_for(beating, 90, "the worker's first heartbeat")
-    except AssertionError:
-        raise AssertionError(
-            f"worker never ready; log:\n{opt_in_worker.log_path.read_text()[-4000:]}"
-        ) from None
-    return opt_in_worker
+    return await until_beating(opt_in_worker, store)
 
 
 @pytest.fixture(scope="module")
