@@ -393,8 +393,7 @@ def warm_up() -> None:
         model.explain(profiles[user], [item for item, _ in model.recommend(profiles[user], 5)])
     model.learn_item(ItemRecord(item_id="fresh", categories=("c1",)))  # compiles the exploration kernel
     model.recommend(profiles["a"], 5)
-    # The focus's and the blend's kernels on what they get in the worker (the events above may not
-    # reach them all).
+    # The focus's and the blend's kernels as the worker calls them (the events above may not reach all).
     shares = np.full(2, 0.5)
     model.focus.learn_ranking(np.zeros(1, np.int32), 0, model.item_categories, shares, 1.0, 1)
     model.focus.learn(np.zeros(1, np.bool_), 0, 1.0, 1, 0.5)
