@@ -164,21 +164,6 @@ class CategoryAffinity:
         elif (user := self._users.get(user_id)) >= 0:
             self._personal[user] *= factor
 
-    def interests(self, user_id: str) -> npt.NDArray[np.bool_]:
-        """Per known category, whether the user showed interest in it: a positive personal weight, which
-        only the user's own liked events and onboarding likes can give (empty for an unknown user).
-
-        >>> aff = CategoryAffinity()
-        >>> aff.learn_one("u1", ["jazz"], 1, None, None); aff.learn_one("u1", ["metal"], 0, None, None)
-        >>> aff.learn_one("u2", ["pop"], 1, None, None)
-        >>> aff.interests("u1").tolist(), aff.interests("nobody").tolist()
-        ([True, False, False], [])
-        """
-        user = self._users.get(user_id)
-        if user < 0:
-            return np.zeros(0, dtype=np.bool_)
-        return self._personal[user, : len(self.categories)] > 0
-
     def forget(self, user_id: str) -> None:
         """Delete the user's personal weights (context weights are shared and stay)."""
         self.scale_personal(0.0, user_id)

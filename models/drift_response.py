@@ -1,7 +1,7 @@
 """What the model does when drift is detected: forget part of the users' tastes, or explore more for a while.
 
-Works on `HybridRecommender`'s public parts (``affinity``, ``explore_slots``) so the recommender itself
-needs no change. Pure: no I/O.
+Works on `HybridRecommender`'s public parts (``affinity``, ``shares``, ``explore_slots``) so the
+recommender itself needs no change. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ RESPONSES = ("none", "reset_affinity", "boost_exploration")
 class DriftResponder:
     """Applies one configured response per detection, at most once per ``cooldown`` events.
 
-    ``reset_affinity`` multiplies the personal user x category weights by ``decay`` (0 forgets them),
-    so tastes learned before the change stop outvoting the events after it. ``boost_exploration``
+    ``reset_affinity`` multiplies the personal user x category weights and the users' own category
+    positives by ``decay`` (0 forgets them), so tastes learned before the change stop outvoting the
+    events after it. ``boost_exploration``
     gives ``explore_slots`` places of each list to fresh items for ``cooldown`` events.
 
     >>> from models.recommender import HybridRecommender
@@ -60,6 +61,7 @@ class DriftResponder:
         self.last = at
         if self.response == "reset_affinity":
             self.model.affinity.scale_personal(self.decay)
+            self.model.shares.scale(self.decay)
         elif self.saved_slots is None:
             self.saved_slots = self.model.explore_slots
             self.model.explore_slots = max(self.explore_slots, self.saved_slots)

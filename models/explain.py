@@ -1,15 +1,19 @@
 """Why an item was recommended: its strongest signals and, where one exists, the item it came from.
 
 Built from what the ranking already computed (each candidate's features and the blend's weights),
-plus one bounded look-up of the user's recent items in the item links, so an explanation costs a
-few microseconds per item and can be stored with every list.
+plus one bounded look-up of the user's recent positives in the item links, so an explanation costs a
+few microseconds per item and can be stored with every list. It never claims more than the user's
+own history says: an ``item`` reason names one of the user's positives, a ``category`` reason a
+category the user took positively or said they like.
 """
 
 from __future__ import annotations
 
-__all__ = ["Explanation", "anchors", "explain_rows"]
+__all__ = ["Explanation", "anchors", "explain_list", "explain_rows"]
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +23,8 @@ from models.ranking_kernels import FEATURES
 
 #: Signals that point at one of the user's own items ("because you liked X").
 ITEM_SIGNALS = frozenset({"sequence", "cooccurrence", "transitions", "content"})
+#: Signals that point at one of the user's categories ("because you like C").
+CATEGORY_SIGNALS = frozenset({"affinity", "taste"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +66,12 @@ def explain_rows(
     weighted value minus the mean over the table): a signal every candidate shares, such as a high
     quality, explains none of them.
 
-    >>> w = np.array([1.0, 0.3, 0.3, 0.2, 0.2, 0.8, 0.6])
-    >>> table = np.array(
-    ...     [[0.9, 0.9, 0, 0, 0.1, 0.8, 0.2], [0.1, 0, 0, 0, 0.1, 0.8, 0.9], [0.2, 0, 0, 0, 0.9, 0.8, 0.2]]
-    ... )
+    >>> w = np.array([1.0, 0.3, 0.3, 0.2, 0.2, 0.8, 0.6, 0.5])
+    >>> table = np.array([
+    ...     [0.9, 0.9, 0, 0, 0.1, 0.8, 0.2, 0],
+    ...     [0.1, 0, 0, 0, 0.1, 0.8, 0.9, 0],
+    ...     [0.2, 0, 0, 0, 0.9, 0.8, 0.2, 0],
+    ... ])
     >>> [e.reason for e in explain_rows(table, [0, 1, 2], w, ["i3", None, None], [None, "jazz", None])]
     ['item', 'category', 'popular']
     """
@@ -85,13 +93,61 @@ def explain_rows(
                 if anchors[i]
                 else Explanation("similar_users", None, signals)
             )
-        elif top == "affinity" and categories[i] is not None:
+        elif top in CATEGORY_SIGNALS and categories[i] is not None:
             reason = Explanation("category", categories[i], signals)
         elif top == "quality":
             reason = Explanation("well_rated", None, signals)
         else:
             reason = Explanation("popular", None, signals)
         out.append(reason)
+    return out
+
+
+def explain_list(
+    wanted: npt.NDArray[np.int64],
+    ids: npt.NDArray[np.int32],
+    table: npt.NDArray[np.floating],
+    weights: npt.NDArray[np.float64],
+    recent: npt.NDArray[np.int64],
+    links: Sequence[tuple[Any, ...]],
+    scratch: npt.NDArray[np.float64],
+    matrix: npt.NDArray[np.int64],
+    own: npt.NDArray[np.float64],
+    category_names: Sequence[str],
+    item_names: Sequence[str],
+) -> list[Explanation]:
+    """Explanations of the items ``wanted`` of a list, from the ranking that made it: its candidates
+    ``ids`` with their features ``table``; ``weights`` of the blend.
+
+    ``recent`` are the user's latest positives (newest first), looked up in the rows of each of
+    ``links`` in turn (`models.kernels.links_of` states, e.g. co-occurrence then content) for the item
+    a candidate came from; ``scratch`` a per-item all-zero array. A candidate's category is, among its
+    row of ``matrix``, the one with the most of the user's ``own`` positives (none if all are zero).
+    Items not among ``ids`` were exploration places.
+    """
+    out = [EXPLORING] * len(wanted)
+    linked = np.full(len(wanted), -1, dtype=np.int64)
+    for row_of, link_ids, _, count, _ in links:
+        unlinked = linked < 0
+        if unlinked.any():
+            linked[unlinked] = anchors(wanted[unlinked], recent, row_of, link_ids, count, scratch)
+    # Each wanted item's row among the remembered candidates (-1: not there, an exploration place).
+    match = wanted[:, None] == ids[None, :]
+    at = np.where(match.any(axis=1), match.argmax(axis=1), -1) if ids.size else np.full(len(wanted), -1)
+    known = np.flatnonzero(at >= 0).tolist()
+    if not known:
+        return out
+    anchor_names = [item_names[int(recent[a])] if a >= 0 else None for a in linked[known].tolist()]
+    rows = matrix[wanted[known]]
+    mine = np.where(rows >= 0, np.take(own, rows, mode="clip") if own.size else 0.0, 0.0)
+    best = rows[np.arange(len(known)), np.argmax(mine, axis=1)]
+    best_names = [
+        category_names[c] if has else None
+        for c, has in zip(best.tolist(), (mine.max(axis=1) > 0).tolist(), strict=True)
+    ]
+    explained = explain_rows(table, at[known].tolist(), weights, anchor_names, best_names)
+    for place, explanation in zip(known, explained, strict=True):
+        out[place] = explanation
     return out
 
 

@@ -4,7 +4,8 @@ Each list is an `ItemPopularity` (a category's over its own ids, so its arrays g
 category, not the catalog); a list that changed enough to re-rank is re-ranked when the heads are next
 read, and its head (the best ``depth`` items) copied into one row of a matrix, so a request reads the
 heads of the user's favourite categories without a Python call per category, and loading a large
-catalog re-ranks nothing until the first request.
+catalog re-ranks nothing until the first request. Each category's mass (the sum of its items' values,
+in the overall list's frame) turns an item's overall value into its share of its category.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class PopularHeads:
         self._overall_filled = 0
         #: Lists to re-rank at the next read (category ids; -1 is the overall list).
         self._stale: set[int] = set()
+        #: Per category: the decayed positive weight of its items, in the frame of `overall`'s values.
+        self._mass = np.zeros(0)
 
     def _list(self, category: int) -> CategoryPopularity:
         while category >= len(self._lists):
@@ -95,6 +98,7 @@ class PopularHeads:
         if category >= len(self._heads):
             self._heads = grown(self._heads, category + 1, fill=-1)
             self._filled = grown(self._filled, category + 1)
+            self._mass = grown(self._mass, category + 1)
         return self._lists[category]
 
     def add(self, item: int, categories: Iterable[int]) -> None:
@@ -105,13 +109,38 @@ class PopularHeads:
             self._list(category).add(item)
             self._check(category)
 
-    def learn_one(self, item: int, categories: Iterable[int], weight: float, ts: int) -> None:
+    def learn_one(
+        self,
+        item: int,
+        categories: Iterable[int],
+        weight: float,
+        ts: int,
+        fractions: list[float] | None = None,
+    ) -> None:
         """One positive interaction with ``item``."""
+        before = self.overall.reference_ts
         self.overall.learn_one(item, weight, ts)
+        after = self.overall.reference_ts
+        assert after is not None  # set by the first learn_one
+        if before is not None and after != before:  # the overall values were rescaled: follow them
+            self._mass *= 2.0 ** (-(after - before) / self.half_life_ms)
+        added = weight * 2.0 ** ((ts - after) / self.half_life_ms)
         self._check(-1)
-        for category in categories:
+        for n, category in enumerate(categories):
             self._list(category).learn_one(item, weight, ts)
+            self._mass[category] += added * (fractions[n] if fractions is not None else 1.0)
             self._check(category)
+
+    def mass(self) -> npt.NDArray[np.float64]:
+        """Per category id, the sum of its items' values in `overall`'s `ItemPopularity.raw` frame.
+
+        >>> heads = PopularHeads(half_life_ms=1000)
+        >>> heads.learn_one(1, [0], 1.0, ts=0); heads.learn_one(2, [0, 1], 1.0, ts=1000)
+        >>> values, scale = heads.overall.raw()
+        >>> (values[2] / heads.mass()).tolist()
+        [0.666..., 1.0]
+        """
+        return self._mass
 
     def _check(self, category: int) -> None:
         """Note the list for re-ranking if it is due, or its head is not as full as it can be."""

@@ -119,6 +119,11 @@ class ItemPopularity:
         self._max = max(self._max, value)
         self._updates_since_refresh += 1
 
+    @property
+    def reference_ts(self) -> float | None:
+        """The event time at which a stored value equals its weight (moves forward at each rescale)."""
+        return self._reference_ts
+
     def raw(self) -> tuple[npt.NDArray[np.float64], float]:
         """The stored values (-1: not an item of this list) and the factor to relative popularity."""
         return self._scores, 1.0 / self._max if self._max > _TINY else 0.0

@@ -18,7 +18,9 @@ __all__ = [
 import numpy as np
 from numba import njit
 
+from models.focus import focused
 from models.kernels import affinity_predict, links_of, newest, read_history, sequence_scores
+from models.taste import shares_of
 
 
 @njit(cache=True, nogil=True)
@@ -170,33 +172,52 @@ def _with_extra(best, extra, mark):  # type: ignore[no-untyped-def]
 
 
 #: Features of a candidate, in the order of the columns `rank` returns (and of the blend weights).
-FEATURES = ("sequence", "cooccurrence", "transitions", "content", "popularity", "quality", "affinity")
+FEATURES = (
+    "sequence", "cooccurrence", "transitions", "content", "popularity", "quality", "affinity", "taste",
+)  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
 def features(  # type: ignore[no-untyped-def]
-    candidates, signals, relative, category_matrix, popularity, popularity_scale, positives, seen
+    candidates, signals, relative, category_matrix, popularity, popularity_scale, positives, seen,
+    shares, mass, fits, fit_prior,
 ):  # fmt: skip
     """One row of `FEATURES` per candidate: its sequence signals, then popularity, quality
-    (smoothed share of positives) and category affinity.
+    (smoothed share of positives), category affinity and taste.
 
     An item's affinity is the best ``relative`` value among its categories (row of
-    ``category_matrix``; -1 pads, -2 means no category and reads ``relative[-2]``).
+    ``category_matrix``; -1 pads, -2 means no category and reads ``relative[-2]``). Its taste sums,
+    over its categories c, the user's share of c (``shares``) times the item's share of c's
+    popularity: its ``popularity`` value, times the fit of c among its categories (row of ``fits``,
+    plus ``fit_prior`` each, normalised), over ``mass[c]``; scaled to max 1 over the candidates.
     """
-    out = np.empty((candidates.size, signals.shape[1] + 3))
+    out = np.empty((candidates.size, signals.shape[1] + 4))
     out[:, : signals.shape[1]] = signals
     width, no_category, last = category_matrix.shape[1], relative.size - 2, signals.shape[1]
+    categories = min(shares.size, mass.size)
+    top = 0.0
     for i in range(candidates.size):
         item = candidates[i]
+        value = max(popularity[item], 0.0) if item < popularity.size else 0.0
         affinity = -np.inf
+        taste, fit_total = 0.0, 0.0
         for j in range(width):
             category = category_matrix[item, j]
             if category == -1:
                 break
             affinity = max(affinity, relative[no_category if category == -2 else category])
-        out[i, last] = max(popularity[item], 0.0) * popularity_scale if item < popularity.size else 0.0
+            fit = fits[item, j] + fit_prior
+            fit_total += fit
+            if 0 <= category < categories and mass[category] > 0.0:
+                taste += shares[category] * fit / mass[category]
+        taste = taste * value / fit_total if fit_total > 0.0 else 0.0
+        out[i, last] = value * popularity_scale
         out[i, last + 1] = (positives[item] + 1.0) / (seen[item] + 2.0)
         out[i, last + 2] = affinity
+        out[i, last + 3] = taste
+        top = max(top, taste)
+    if top > 0.0:
+        out[:, last + 3] /= top
     return out
 
 
@@ -204,17 +225,20 @@ def features(  # type: ignore[no-untyped-def]
 def rank(  # type: ignore[no-untyped-def]
     recent, fallback, sequence_recent, sequence, co_recent, co_decay, cooccurrence,
     transitions_recent, transitions_decay, transitions, content_recent, content_decay, content,
-    blending, heads, final,
+    blending, heads, final, focusing,
 ):  # fmt: skip
-    """The whole candidate pipeline of one request: signals, blend, shortlist, features, scores.
+    """The whole candidate pipeline of one request: signals, blend, shortlist, features, scores, list.
 
     The signals start from the user's ``recent`` latest items (``fallback`` when the model has none).
     ``sequence`` is the `sequence_scores` state, ``cooccurrence``, ``transitions`` and ``content``
     the `links_of` states, each read for its number of recent items. ``blending`` is (weights of
     `FEATURES`, values, totals, hidden, unavailable, shortlist); ``heads`` is (overall head, heads
-    by category, n) for `popular`; ``final`` is (the `affinity_predict` arguments, category matrix,
-    popularity, popularity scale, positives, seen). The user's consumed items are hidden for the
-    call. Returns (items, scores, features), best first.
+    by category, n) for `popular`, which takes the heads of the user's three largest shares;
+    ``final`` is (the `affinity_predict` arguments, then the `features` arguments from the category
+    matrix on, with the `models.taste.shares_of` arguments for the shares); ``focusing`` the last
+    arguments of `models.focus.focused`, which makes the list from the first 4n of the ranking. The
+    user's consumed items are hidden for the call. Returns (items, scores, features) best first, the
+    user's category shares, and (items, scores) in the order of the list.
     """
     weights, values, totals, hidden, unavailable, shortlist = blending
     # The user's consumed items (hidden from the ranking) and latest ``recent`` of them (the signals'
@@ -229,11 +253,12 @@ def rank(  # type: ignore[no-untyped-def]
     )
     four_i, four_w = links_of(newest(history, content_recent, content[0].size), content_decay, *content)
     bounds = np.cumsum(np.array([0, one_i.size, two_i.size, three_i.size, four_i.size]))
-    affinity, category_matrix, popularity, scale, positives, seen = final
+    affinity, category_matrix, popularity, scale, positives, seen, taste, mass, fit, fit_prior = final
     probabilities = affinity_predict(*affinity)
+    shares = shares_of(*taste)
     hidden[consumed] = True
     overall, by_category, n = heads
-    extra = popular(overall, by_category, probabilities, n, hidden, unavailable)
+    extra = popular(overall, by_category, shares, n, hidden, unavailable)
     items, signals = combine(
         np.concatenate((one_i, two_i, three_i, four_i)), np.concatenate((one_w, two_w, three_w, four_w)),
         bounds,
@@ -247,12 +272,30 @@ def rank(  # type: ignore[no-untyped-def]
     relative[:-2] = probabilities / top
     relative[-2] = relative[:-2].mean() if probabilities.size else 0.0
     relative[-1] = -np.inf
-    table = features(items, signals, relative, category_matrix, popularity, scale, positives, seen)
+    table = features(
+        items,
+        signals,
+        relative,
+        category_matrix,
+        popularity,
+        scale,
+        positives,
+        seen,
+        shares,
+        mass,
+        fit,
+        fit_prior,
+    )
     total = np.zeros(items.size)
     for j in range(weights.size):
         total += weights[j] * table[:, j]
     order = np.argsort(-total, kind="mergesort")
-    return items[order], total[order], table[order]
+    items, total = items[order], total[order]
+    levels, bounds, trust = focusing
+    listed, listed_total = focused(
+        items, total, 4 * n, category_matrix, fit, fit_prior, shares, levels, bounds, trust, n
+    )
+    return items, total, table[order], shares, listed, listed_total
 
 
 @njit(cache=True, nogil=True)

@@ -1,8 +1,10 @@
-"""The hybrid online recommender: sequence neighbours, co-occurrence, transitions, content, trends.
+"""The hybrid online recommender: sequence neighbours, co-occurrence, transitions, content, tastes, trends.
 
 Candidates come from what similar users consumed around the user's recent items, items related to
 them, the user's favourite categories, what is popular now and fresh items still exploring; a blend of
-the normalised signals ranks them. Every part learns from each event; no batch jobs.
+the normalised signals, learned from what users take next, ranks them, and the list leans on the user's
+two favourite categories as far as the data says that costs no hits (`models.focus`). Every part learns
+from each event; no batch jobs.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ from models.arrays import Vocabulary, grown
 from models.blend import OnlineBlend
 from models.content import ContentLinks
 from models.cooccurrence import CoOccurrence
-from models.explain import EXPLORING, Explanation, anchors, explain_rows
+from models.explain import Explanation, explain_list
+from models.focus import Focus
 from models.popular_heads import PopularHeads
 from models.profile import UserProfile
 from models.sequence import SequenceNeighbors
 from models.signals import signal_of
+from models.taste import CategoryShares, ItemCategories
 from schemas.events import Context, Event, ItemRecord
 
-MODEL_VERSION = "hybrid-0.6"
+MODEL_VERSION = "hybrid-0.7"
 
 #: How deep popularity lists are kept for candidate generation (consumed items are skipped there).
 POPULAR_DEPTH = 550
@@ -48,16 +52,24 @@ CO_RECENT = 10
 TRANSITIONS_RECENT = 5
 CONTENT_RECENT = 5
 REMEMBERED_USERS = 20_000
+#: Own positives at which a user's favourite categories are trusted half (focus, fit of item categories).
+TRUST = 2.0
+#: How far a score is put below the one above it when it would not be lower by itself.
+STEP = 1e-6
+_NONE = np.zeros(0)
+#: The focus is judged on the top of the list, where hits are counted.
+FOCUS_DEPTH = 10
 
 
 @dataclass(frozen=True, slots=True)
 class Blend:
-    """Prior weights of the features in the final score (`ranking_kernels.FEATURES` order), each in [0, 1].
+    """Prior weights of the features in the final score (`ranking_kernels.FEATURES` order).
 
     Chosen by replay on MovieLens (docs/models.md): sequence neighbours carry most of the signal,
     co-occurrence and transitions add to it, decayed popularity and the item's share of positive
     ratings (``quality``) break ties towards well-liked items; ``affinity`` is the context-aware
-    category model, which carries new users and new items. `OnlineBlend` learns from here.
+    category model, which carries new users and new items; ``taste`` is the user's category shares
+    times the item's popularity within them (`models.taste`). `OnlineBlend` learns from here.
     """
 
     sequence: float = 1.0
@@ -67,6 +79,7 @@ class Blend:
     popularity: float = 0.2
     quality: float = 0.8
     affinity: float = 0.6
+    taste: float = 0.5
 
 
 class HybridRecommender:
@@ -100,6 +113,8 @@ class HybridRecommender:
         self.blend = blend
         #: The blend actually used: learned online from each user's next item, starting at ``blend``.
         self.ranker = OnlineBlend(astuple(blend))
+        #: How much of each list goes to the user's favourite categories, learned likewise.
+        self.focus = Focus()
         self._shown: OrderedDict[str, tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]] = OrderedDict()
         self.half_life_ms = half_life_ms
         self.explore_slots = explore_slots
@@ -113,10 +128,9 @@ class HybridRecommender:
         self.sequence = SequenceNeighbors()
         self.content = ContentLinks()
         self.affinity = CategoryAffinity()
-        self._categories: list[tuple[str, ...]] = []
-        #: Per item, its category ids padded with -1 (one row per item, as wide as the widest);
-        #: [-2, -1, ...] for an item without a category.
-        self._category_matrix = np.full((64, 1), -2, dtype=np.int64)
+        self.shares = CategoryShares()
+        #: Per item, its category ids (category ids are shared with the affinity model) and their fit.
+        self.item_categories = ItemCategories()
         self._unavailable = np.zeros(64, dtype=bool)
         #: Scratch: set at the consumed items of the user being ranked, cleared after.
         self._hidden = np.zeros(64, dtype=bool)
@@ -137,22 +151,16 @@ class HybridRecommender:
     def _item(self, item_id: str) -> int:
         """The id of an item, making room for it in the per-item arrays when it is new."""
         item = self._items.id(item_id)
-        if item == len(self._categories):
-            self._categories.append(())
-            size = item + 1
-            self._category_matrix = grown(self._category_matrix, size, fill=-1)
-            self._category_matrix[item, 0] = -2
+        size = item + 1
+        if size > len(self._unavailable):
             self._unavailable = grown(self._unavailable, size)
             self._hidden = grown(self._hidden, size)
             self._values = grown(self._values, size)
             self._totals = grown(self._totals, size)
             self._positives = grown(self._positives, size)
             self._seen = grown(self._seen, size)
+        self.item_categories.reserve(size)
         return item
-
-    def _category(self, name: str) -> int:
-        """The category's id; categories share their ids with the affinity model."""
-        return self.affinity.category_id(name)
 
     def learn_item(self, record: ItemRecord) -> None:
         """Take a catalog update: categories, tags and availability; a new item joins the exploration pool."""
@@ -160,14 +168,8 @@ class HybridRecommender:
         item = self._item(record.item_id)
         if not known:
             self._fresh[item] = None
-        self._categories[item] = record.categories
-        ids = [self._category(c) for c in record.categories]
-        if len(ids) > self._category_matrix.shape[1]:
-            wider = np.full((len(self._category_matrix), len(ids)), -1, dtype=np.int64)
-            wider[:, : self._category_matrix.shape[1]] = self._category_matrix
-            self._category_matrix = wider
-        self._category_matrix[item] = -1
-        self._category_matrix[item, : max(len(ids), 1)] = ids or [-2]
+        ids = [self.affinity.category_id(c) for c in record.categories]
+        self.item_categories.set(item, ids)
         self.heads.add(item, ids)
         self._unavailable[item] = not record.available
         self.content.learn_item(item, record.tags)
@@ -180,47 +182,76 @@ class HybridRecommender:
         item, user = self._item(event.item_id), event.user_id
         self._fresh.pop(item, None)
         shown = self._shown.pop(user, None) if signal.consumed else None
-        if shown is not None and signal.label == 1:
-            candidates, table = shown
-            at = np.flatnonzero(candidates == item)
-            if at.size:
-                self.ranker.learn_one(table, int(at[0]))
         self._positives[item] += signal.label
         self._seen[item] += 1
         if signal.consumed:
             user_row = self.sequence.reserve(user, item)
-            self.cooccurrence.reserve(len(self._categories))
-            self.transitions.reserve(len(self._categories))
+            self.cooccurrence.reserve(len(self._items))
+            self.transitions.reserve(len(self._items))
             done = kernels.consume(
                 user_row, item, self.sequence.append_state(), self.cooccurrence.link_state(),
                 self.transitions.link_state(),
             )  # fmt: skip
             if not done:  # a bug, not bad input: the reserve calls above size every array
                 raise RuntimeError(f"no room reserved to learn item {event.item_id!r}")
-        ids = self._category_ids(item)
-        labels = [float(signal.label)] * len(ids)
-        if signal.label == 1:
-            self.heads.learn_one(item, ids, signal.weight, event.ts)
+        categories = list(self.item_categories.lists[item])
+        if signal.label == 0:
+            if categories:
+                labels = np.zeros(len(categories))
+                self.affinity.learn_ids(user, np.array(categories), labels, event.context, event.ts)
+            return
+        evidence, known = self.shares.evidence(user), len(self.affinity.categories)
+        if categories:
+            # The user's shares before this event come back: what their last ranking is judged with.
+            shares, fractions = self.shares.learn_item(user, self.item_categories, item, known, TRUST)
+            self.heads.learn_one(item, categories, signal.weight, event.ts, fractions.tolist())
+        else:
+            shares = self.shares.vector(user, known) if shown is not None and evidence > 0 else _NONE
+            self.heads.learn_one(item, (), signal.weight, event.ts)
+        if shown is not None:
+            self._learn_ranking(item, *shown, shares, evidence)
+        if categories:
+            labels_ = [1.0] * len(categories)
             # One category the user did not pick, as the implicit negative of a positive event.
-            if ids and len(self.affinity.categories) > len(ids):
-                negative = ids[0]
-                while negative in ids:
-                    negative = self._rng.randrange(len(self.affinity.categories))
-                ids.append(negative)
-                labels.append(0.0)
-        if ids:
-            self.affinity.learn_ids(user, np.array(ids), np.array(labels), event.context, event.ts)
+            if known > len(categories):
+                negative = categories[0]
+                while negative in categories:
+                    negative = self._rng.randrange(known)
+                categories.append(negative)
+                labels_.append(0.0)
+            self.affinity.learn_ids(user, np.array(categories), np.array(labels_), event.context, event.ts)
+
+    def _learn_ranking(
+        self,
+        item: int,
+        candidates: npt.NDArray[np.int32],
+        table: npt.NDArray[np.float32],
+        shares: npt.NDArray[np.float64],
+        evidence: float,
+    ) -> None:
+        """The user took ``item``: teach the blend and the focus from the user's last ranking."""
+        at = np.flatnonzero(candidates == item)
+        if not at.size:
+            return
+        self.ranker.learn_one(table, int(at[0]))
+        if evidence > 0 and shares.size:
+            trust = evidence / (evidence + TRUST)
+            self.focus.learn_ranking(candidates, int(at[0]), self.item_categories, shares, trust, FOCUS_DEPTH)
 
     def like_categories(self, user_id: str, categories: tuple[str, ...], ts: int) -> None:
         """Onboarding: the user says they like these categories (before any event)."""
         for category in categories:
-            self._category(category)
+            self.affinity.category_id(category)
             self.affinity.learn_one(user_id, [category], 1, None, ts, weight=3.0)
+        self.shares.like(
+            user_id, np.array([self.affinity.category_id(c) for c in categories], dtype=np.int64)
+        )
 
     def forget_user(self, user_id: str) -> None:
         """Drop what the model holds about one user (reset or erasure); shared item state stays."""
         self.sequence.forget(user_id)
         self.affinity.forget(user_id)
+        self.shares.forget_user(user_id)
         self._shown.pop(user_id, None)
 
     # -- ranking --------------------------------------------------------------------------------
@@ -233,7 +264,11 @@ class HybridRecommender:
     def recommend(
         self, profile: UserProfile, n: int, context: Context | None = None, ts: int | None = None
     ) -> list[tuple[str, float]]:
-        """Top-n (item_id, score) for the user, best first, without items the user consumed."""
+        """Top-n (item_id, score) for the user, best first, without items the user consumed.
+
+        Scores are the blend's, each kept strictly below the one above it (where the focus moved an item
+        up, or an exploration place follows), so a sorted set of them keeps the list's order.
+        """
         if n <= 0:
             return []
         when = ts if ts is not None else (profile.last_ts or None)
@@ -242,82 +277,57 @@ class HybridRecommender:
             known = (self._items.get(i) for i in profile.recent[-RECENT:])
             fallback = np.array([i for i in known if i >= 0], dtype=np.int64)
         popularity, scale = self.popularity.raw()
-        candidates, totals, table = ranking_kernels.rank(
+        categories, user = self.item_categories, profile.user_id
+        evidence = self.shares.evidence(user)
+        candidates, _, table, shares, listed, totals = ranking_kernels.rank(
             RECENT, fallback,
-            self.sequence.recent, self.sequence.kernel_state(profile.user_id),
+            self.sequence.recent, self.sequence.kernel_state(user),
             CO_RECENT, 0.8, self.cooccurrence.kernel_state(),
             TRANSITIONS_RECENT, 0.8, self.transitions.kernel_state(),
             CONTENT_RECENT, 0.8, self.content.kernel_state(),
             (self.ranker.weights, self._values, self._totals, self._hidden, self._unavailable, SHORTLIST),
             (*self.heads.kernel_state(), n),
-            (self.affinity.predict_state(profile.user_id, context, when), self._category_matrix, popularity,
-             scale, self._positives, self._seen),
+            (self.affinity.predict_state(user, context, when), categories.matrix, popularity, scale,
+             self._positives, self._seen, self.shares.kernel_state(user, len(self.affinity.categories)),
+             self.heads.mass(), categories.fit, categories.PRIOR),
+            self.focus.kernel_state(evidence / (evidence + TRUST)),
         )  # fmt: skip
-        self._remember(profile.user_id, candidates, table, n)
+        self._remember(user, candidates, table, n)
         names, hidden = self._items.names, profile.consumed
         ranked: list[tuple[str, float]] = []
         # Candidates are best first and the model's history is already hidden; what is left to
         # skip (items consumed before the model kept a history) is rare, so read a little past n.
-        for start in range(0, len(candidates), 2 * n):
-            top = zip(
-                candidates[start : start + 2 * n].tolist(),
-                totals[start : start + 2 * n].tolist(),
-                strict=True,
-            )
-            for item, value in top:
+        ceiling = np.inf
+        for start in range(0, len(listed), 2 * n):
+            stop = start + 2 * n
+            for item, value in zip(listed[start:stop].tolist(), totals[start:stop].tolist(), strict=True):
                 name = names[item]
                 if name not in hidden:
-                    ranked.append((name, value))
+                    # Strictly below the one above: readers of the sorted set get the list's order.
+                    ceiling = value if value < ceiling else ceiling - STEP
+                    ranked.append((name, ceiling))
                     if len(ranked) == n:
-                        return self._explore(ranked, profile, n, context, when)
-        return self._explore(ranked, profile, n, context, when)
+                        return self._explore(ranked, profile, n, shares)
+        return self._explore(ranked, profile, n, shares)
 
     def explain(
         self, profile: UserProfile, items: list[str], context: Context | None = None, ts: int | None = None
     ) -> list[Explanation]:
         """Why each of ``items`` (the user's latest `recommend` result) was recommended.
 
-        Reads the features kept from that ranking; items not among them were exploration places.
+        Reads the features kept from that ranking; items not among them were exploration places. An
+        ``item`` reason names one of the user's own recent positives, a ``category`` reason a category
+        of the user's own positives or onboarding likes.
         """
-        ids, table = self._shown.get(profile.user_id, (np.zeros(0, np.int32), None))
-        wanted = np.array([self._items.get(i) for i in items], dtype=np.int64)
-        recent = self.sequence.history(profile.user_id, last=CO_RECENT)[::-1].copy()
-        row_of, links, _, count, _ = self.cooccurrence.kernel_state()
-        linked = anchors(wanted, recent, row_of, links, count, self._totals)
-        unlinked = linked < 0
-        if unlinked.any():
-            row_of, links, _, count, _ = self.content.kernel_state()
-            linked[unlinked] = anchors(wanted[unlinked], recent, row_of, links, count, self._totals)
-        when = ts if ts is not None else (profile.last_ts or None)
-        category_prob = self.affinity.predict_vector(profile.user_id, context, when)
-        names, out = self._items.names, [EXPLORING] * len(items)
-        # Each wanted item's row among the remembered candidates (-1: not there, an exploration place).
-        match = wanted[:, None] == ids[None, :]
-        at = np.where(match.any(axis=1), match.argmax(axis=1), -1) if ids.size else np.full(len(items), -1)
-        known = np.flatnonzero(at >= 0).tolist()
-        rows = at[known].tolist()
-        linked_names = [names[int(recent[at])] if at >= 0 else None for at in linked[known].tolist()]
-        # Each item's best-liked category among those the user showed interest in (own positives or
-        # onboarding likes): the argmax of the user's probabilities over its row. An item with none of
-        # them gets no category (its reason falls back to popular): the reason must be true.
-        matrix = self._category_matrix[wanted[known]]
-        interest = self.affinity.interests(profile.user_id)
-        if category_prob.size and len(known) and interest.size:
-            shown = (matrix >= 0) & np.take(interest, matrix, mode="clip")
-            liked = np.where(shown, np.take(category_prob, matrix, mode="clip"), -1.0)
-            at_best = np.argmax(liked, axis=1)
-            rows_at = np.arange(len(known))
-            best = np.where(liked[rows_at, at_best] >= 0, matrix[rows_at, at_best], -1)
-        else:
-            best = np.full(len(known), -1)
-        category_names = self.affinity.categories.names
-        best_categories = [category_names[c] if c >= 0 else None for c in best.tolist()]
-        places = known
-        if rows and table is not None:
-            explained = explain_rows(table, rows, self.ranker.weights, linked_names, best_categories)
-            for place, explanation in zip(places, explained, strict=True):
-                out[place] = explanation
-        return out
+        ids, table = self._shown.get(profile.user_id, (np.zeros(0, np.int32), np.zeros((0, 0), np.float32)))
+        known = (self._items.get(i) for i in reversed(profile.recent[-CO_RECENT:]))
+        recent = np.array([i for i in known if i >= 0], dtype=np.int64)
+        return explain_list(
+            np.array([self._items.get(i) for i in items], dtype=np.int64), ids, table, self.ranker.weights,
+            recent, (self.cooccurrence.kernel_state(), self.content.kernel_state()), self._totals,
+            self.item_categories.matrix, self.shares.own(profile.user_id, len(self.affinity.categories)),
+            self.affinity.categories.names, self._items.names,
+        )  # fmt: skip
 
     def _remember(
         self, user_id: str, candidates: npt.NDArray[np.int64], table: npt.NDArray[np.float64], n: int
@@ -330,27 +340,17 @@ class HybridRecommender:
         if len(self._shown) > REMEMBERED_USERS:
             self._shown.popitem(last=False)
 
-    def _category_ids(self, item: int) -> list[int]:
-        """The item's category ids (from its row of the category matrix)."""
-        return [c for c in self._category_matrix[item].tolist() if c >= 0]
-
     def _explore(
-        self,
-        ranked: list[tuple[str, float]],
-        profile: UserProfile,
-        n: int,
-        context: Context | None,
-        when: int | None,
+        self, ranked: list[tuple[str, float]], profile: UserProfile, n: int, shares: npt.NDArray[np.float64]
     ) -> list[tuple[str, float]]:
         """Give the last ``explore_slots`` places to fresh items (no events yet), best category first."""
         if not self._fresh or not ranked or self.explore_slots <= 0 or n < 5:
             return ranked
-        # The newest 50 fresh items, read from the end: cost must not grow with the catalog; the best
-        # liked category first (the user's probabilities over each item's categories).
+        # The newest 50 fresh items, read from the end: cost must not grow with the catalog; the user's
+        # best category first (their shares over each item's categories).
         newest = np.fromiter(itertools.islice(reversed(self._fresh), 50), dtype=np.int64)
-        category_prob = self.affinity.predict_vector(profile.user_id, context, when)
         ordered = ranking_kernels.explore_order(
-            newest, self._unavailable, self._category_matrix, category_prob
+            newest, self._unavailable, self.item_categories.matrix, shares
         )
         keep = ranked[: max(len(ranked) - self.explore_slots, n - self.explore_slots)]
         want = n - len(keep)
@@ -367,7 +367,7 @@ class HybridRecommender:
         if not pool:
             return ranked
         floor = keep[-1][1] if keep else 0.0
-        return keep + [(names[item], floor) for item in pool]
+        return keep + [(names[item], floor - STEP * (k + 1)) for k, item in enumerate(pool)]
 
 
 _warm = False
@@ -393,3 +393,8 @@ def warm_up() -> None:
         model.explain(profiles[user], [item for item, _ in model.recommend(profiles[user], 5)])
     model.learn_item(ItemRecord(item_id="fresh", categories=("c1",)))  # compiles the exploration kernel
     model.recommend(profiles["a"], 5)
+    # The focus's and the blend's kernels as the worker calls them (the events above may not reach all).
+    shares = np.full(2, 0.5)
+    model.focus.learn_ranking(np.zeros(1, np.int32), 0, model.item_categories, shares, 1.0, 1)
+    model.focus.learn(np.zeros(1, np.bool_), 0, 1.0, 1, 0.5)
+    model.ranker.learn_one(np.zeros((2, len(model.ranker.prior)), np.float32), 1)

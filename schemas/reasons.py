@@ -35,6 +35,7 @@ SIGNALS = {
     "popularity": "p",
     "quality": "q",
     "affinity": "a",
+    "taste": "k",
 }
 _SIGNAL_NAME = {letter: name for name, letter in SIGNALS.items()}
 

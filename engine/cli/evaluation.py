@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = ["app"]
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -127,7 +128,8 @@ def replay(
     if json:
         typer.echo(orjson.dumps(report).decode())
         return
-    Console().print(_replay_table(report, k))
+    # Piped, the table keeps its width (rich would fold it to 80 columns).
+    Console(width=None if sys.stdout.isatty() else 150).print(_replay_table(report, k))
     err.print(
         f"{report['events_per_s']:.0f} scored events/s; "
         f"the model {report['model_us_per_event']:.0f} us per event"

@@ -19,6 +19,7 @@ from schemas import keys
 from schemas.events import Event, ItemRecord, encode
 from schemas.keys import MetaField
 from schemas.reasons import Reason
+from schemas.users import PreferencesRecord, encode_user_record
 from tests.integration.conftest import Worker, api_server, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -79,12 +80,60 @@ async def test_a_co_consumed_item_arrives_because_the_user_liked_its_partner(
         "popularity",
         "quality",
         "affinity",
+        "taste",
     }
     assert all(item["reason_code"] is not None for item in body["items"])
 
     async with AsyncClient(redis_url=settings.redis, namespace=settings.namespace) as sdk:
         direct = await sdk.recommend(user, n=20)
     assert direct.reasons[sequel] == recs.reasons[sequel]
+
+
+async def test_a_newcomer_with_only_onboarding_likes_gets_those_categories_first(
+    settings: Settings, ready_worker: Worker, store: RedisStore
+) -> None:
+    """Onboarding through the real services: a preferences record on the events topic -> the worker ->
+    a list in Redis led by the liked categories, each category reason naming one of them."""
+    kinds = [f"{RUN}-{name}" for name in ("rock", "pop", "jazz", "folk")]
+    liked = {kinds[2], kinds[3]}  # the two least popular: popularity alone would not lead with them
+    catalog = {f"{kind}-{n}": kind for kind in kinds for n in range(6)}
+    fans = [f"{RUN}-listener{n}" for n in range(6)]
+    ts = time.time_ns() // 1_000_000
+    events = []
+    for n, fan in enumerate(fans):
+        taken = [f"{kinds[0]}-{k}" for k in range(4)] + [f"{kinds[1]}-{k}" for k in range(3)]
+        taken += [f"{kinds[2 + n % 2]}-{n % 3}"]
+        for k, item in enumerate(taken):
+            events.append(Event(event_id=f"{fan}-{k}", user_id=fan, item_id=item, type="click", ts=ts + k))
+    newcomer = f"{RUN}-newcomer"
+    likes = PreferencesRecord(
+        event_id=f"{newcomer}-p", user_id=newcomer, ts=ts + 50, liked_categories=sorted(liked)
+    )
+    async with AsyncProducer(settings.bootstrap) as producer:
+        for item, kind in catalog.items():
+            await producer.send(
+                settings.items_topic, encode(ItemRecord(item_id=item, categories=[kind])), item.encode()
+            )
+        for event in events:
+            await producer.send(settings.events_topic, encode(event), event.user_id.encode())
+
+        async def fans_learned() -> bool:
+            return [(await store.read(fan)).events_seen for fan in fans] == [8] * len(fans)
+
+        await wait_for(fans_learned, 90, "the listeners' events learned")
+        await producer.send(settings.events_topic, encode_user_record(likes), newcomer.encode())
+
+    async def listed() -> bool:
+        return bool((await store.read(newcomer, 10)).items)
+
+    await wait_for(listed, 60, "the newcomer's list published")
+    recs = await store.read(newcomer, 10)
+    top = [item for item, _ in recs.items]
+    assert all(catalog.get(item) in liked for item in top[:5]), top
+    for item in top:
+        reason = recs.reasons.get(item)
+        assert reason is None or reason.code != "item"
+        assert reason is None or reason.code != "category" or reason.anchor in liked, (item, reason)
 
 
 async def test_reasons_pair_with_redis_own_order_of_tied_scores(

@@ -57,17 +57,19 @@ def test_category_mix_detects_a_change_of_favourite_categories_and_not_a_stable_
     assert c0.before.mean > c0.after.mean  # the old favourite lost share
 
 
-def test_reset_affinity_shrinks_personal_weights_and_leaves_context_weights() -> None:
+def test_reset_affinity_shrinks_personal_tastes_and_leaves_context_weights() -> None:
     model = HybridRecommender()
     for _ in range(5):
         model.affinity.learn_one("u1", ["jazz"], 1, None, 1_700_000_000_000)
+    model.like_categories("u1", ("jazz",), 1_700_000_000_000)
     weights = model.affinity.weights
     personal, shared = "u=u1|c=jazz", next(n for n in weights if n.startswith("h="))
-    before = weights[personal], weights[shared]
+    before = weights[personal], weights[shared], model.shares.evidence("u1")
     assert DriftResponder(model, "reset_affinity", decay=0.5).respond(at=1)
     after = model.affinity.weights
     assert after[personal] == pytest.approx(before[0] / 2)
     assert after[shared] == before[1]
+    assert model.shares.evidence("u1") == pytest.approx(before[2] / 2)  # the category shares too
 
 
 def test_unknown_response_is_refused_and_none_does_nothing() -> None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from models.explain import Explanation
 from models.profile import UserProfile
 from models.recommender import HybridRecommender
+from models.synth import Clickstream
 from schemas.events import Event, ItemRecord
 
 TS = 10**12
@@ -73,3 +79,51 @@ def test_items_without_any_category_are_explained() -> None:
     why = rec.explain(users[0], items)
     assert len(why) == len(items)
     assert all(w.reason != "category" for w in why)
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    users=st.integers(3, 30),
+    items=st.integers(8, 60),
+    onboarded=st.floats(0.0, 1.0),
+)
+def test_every_reason_of_every_list_is_true_to_the_users_own_history(
+    seed: int, users: int, items: int, onboarded: float
+) -> None:
+    """A ``category`` reason names a category of the user's own positives or onboarding likes; an ``item``
+    reason names one of the user's own positives: checked for every list after every event of a stream."""
+    world = Clickstream(users, items, n_categories=5, seed=seed)
+    rec = HybridRecommender(seed=seed)
+    categories: dict[str, tuple[str, ...]] = {}
+    for record in world.items():
+        rec.learn_item(record)
+        categories[record.item_id] = record.categories
+    rng = random.Random(seed)
+    positives: dict[str, set[str]] = {}
+    liked: dict[str, set[str]] = {}
+    profiles: dict[str, UserProfile] = {}
+    checked = 0
+    for event in world.events(400):
+        user = event.user_id
+        if user not in profiles:
+            profiles[user] = UserProfile(user)
+            if rng.random() < onboarded:  # onboarding likes before the first event, as an app sends them
+                picks = tuple(rng.sample(world.categories, 2))
+                rec.like_categories(user, picks, event.ts)
+                liked.setdefault(user, set()).update(picks)
+        profile = profiles[user]
+        rec.learn_one(event, profile)
+        profile.observe(event, rec.signal(event))
+        if rec.signal(event).label == 1:
+            positives.setdefault(user, set()).add(event.item_id)
+        ranked = [item for item, _ in rec.recommend(profile, 10, event.context, event.ts)]
+        mine = positives.get(user, set())
+        interests = liked.get(user, set()) | {c for item in mine for c in categories[item]}
+        for item, why in zip(ranked, rec.explain(profile, ranked, event.context, event.ts), strict=True):
+            if why.reason == "item":
+                assert why.anchor in mine, (user, item, why)
+            if why.reason == "category":
+                assert why.anchor in interests, (user, item, why)
+            checked += 1
+    assert checked > 0

@@ -232,11 +232,29 @@ def test_the_exploration_place_goes_to_a_fresh_item_of_the_users_best_liked_cate
     model = world.model()
     user = sorted(world.profiles)[0]
     profile = world.profile(user)
-    probs = model.affinity.predict_vector(user, None, world.last_ts).tolist()
+    shares = model.shares.vector(user, len(model.affinity.categories)).tolist()
     names = model.affinity.categories.names
-    best, worst = names[probs.index(max(probs))], names[probs.index(min(probs))]
+    best, worst = names[shares.index(max(shares))], names[shares.index(min(shares))]
     assert best != worst
     model.learn_item(ItemRecord(item_id="fresh-best", categories=(best,)))
     model.learn_item(ItemRecord(item_id="fresh-worst", categories=(worst,)))  # newest: first unsorted
     recs = _ids(model.recommend(profile, 10, None, world.last_ts))
     assert recs[-1] == "fresh-best" and "fresh-worst" not in recs
+
+
+def test_a_user_with_only_onboarding_likes_gets_their_categories_at_the_top(world: World) -> None:
+    model = world.model()
+    categories = {item.item_id: set(item.categories) for item in world.items}
+    popular = Counter(c for item, _ in model.popular(30) for c in categories[item])
+    # The two categories least present among the popular items: popularity alone would not show them.
+    liked = {c for c, _ in sorted(popular.items(), key=lambda kv: (kv[1], kv[0]))[:2]}
+    model.like_categories("newcomer", tuple(sorted(liked)), world.last_ts)
+    newcomer = UserProfile("newcomer")
+    top = _ids(model.recommend(newcomer, 10, None, world.last_ts))
+    assert len(top) == 10
+    assert all(categories[item] & liked for item in top[:5]), top
+    assert sum(bool(categories[item] & liked) for item in top) >= 7
+    stranger = _ids(model.recommend(UserProfile("stranger"), 10, None, world.last_ts))
+    assert sum(bool(categories[item] & liked) for item in stranger) <= 4  # the likes did it, not the base
+    for why in model.explain(newcomer, top, None, world.last_ts):
+        assert why.reason != "item" and (why.reason != "category" or why.anchor in liked)

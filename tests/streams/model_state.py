@@ -29,6 +29,9 @@ def differences(a: HybridRecommender, b: HybridRecommender, users: Iterable[str]
         "cooccurrence": (a.cooccurrence.kernel_state(), b.cooccurrence.kernel_state()),
         "transitions": (a.transitions.kernel_state(), b.transitions.kernel_state()),
         "blend": (a.ranker.weights, b.ranker.weights),
+        "focus": (a.focus.hits, b.focus.hits),
+        "category mass": (a.heads.mass(), b.heads.mass()),
+        "category fit": (a.item_categories.fit, b.item_categories.fit),
     }
     for user in users:
         parts[f"history {user}"] = (a.sequence.history(user), b.sequence.history(user))
@@ -36,4 +39,6 @@ def differences(a: HybridRecommender, b: HybridRecommender, users: Iterable[str]
             a.affinity.predict_vector(user, None, ts),
             b.affinity.predict_vector(user, None, ts),
         )
+        n = len(a.affinity.categories)
+        parts[f"shares {user}"] = (a.shares.vector(user, n), b.shares.vector(user, n))
     return [name for name, (x, y) in parts.items() if not _equal(x, y)]

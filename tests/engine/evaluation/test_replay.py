@@ -13,6 +13,7 @@ from engine.cli.main import app
 from engine.evaluation.replay import NEW_ITEM_MS, baselines, replay
 from engine.evaluation.scoreboard import Board, Scoreboard
 from engine.ingest import logs
+from models.synth import Clickstream
 from schemas.errors import DataFormatError
 from schemas.events import Event, EventType, ItemRecord
 from schemas.users import PreferencesRecord
@@ -103,6 +104,21 @@ def test_unreadable_lines_are_counted_not_fatal() -> None:
     report = replay([DataFormatError("x.jsonl", 3, "bad"), *events], {}, k=1)
     assert report.invalid == 1 and report.first_invalid == "x.jsonl:3: bad"
     assert report.events == len(HISTORY)
+
+
+def test_the_model_beats_every_baseline_on_a_synthetic_world() -> None:
+    world = Clickstream(300, 250, n_categories=10, seed=4)
+    records = list(logs.synthetic_log(world, 9000))
+    tastes = {f"u{u + 1}": world.taste(f"u{u + 1}") for u in range(world.n_users)}
+    report = replay(records, k=10, tastes=tastes)
+    assert report.events_scored > 3000
+    ours = report.model
+    assert ours.top2_share is not None and ours.share_users > 50
+    for name in BASELINES:
+        theirs = report.boards[name]
+        assert ours.overall.hr > theirs.overall.hr, name
+        assert ours.top2_share > (theirs.top2_share or 0.0), name
+    assert 0 < len(ours.shown) / report.known_items <= 1
 
 
 def test_scoreboard_counts_hits_and_gains() -> None:
