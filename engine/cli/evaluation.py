@@ -195,7 +195,7 @@ def ope(
     train_fraction: Annotated[
         float, typer.Option(min=0.05, max=0.95, help="Share of the log (oldest first) to learn from.")
     ] = 0.5,
-    policy: Annotated[str, typer.Option(help="linucb, lints, egreedy or uniform.")] = "linucb",
+    policy: Annotated[str, typer.Option(help="logts, linucb, lints, egreedy or uniform.")] = "logts",
     seed: Annotated[int, typer.Option(help="Seed of the policy.")] = 0,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
