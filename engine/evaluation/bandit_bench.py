@@ -124,7 +124,7 @@ def run(
 
     >>> report = run(rounds=50, seed=1)
     >>> report["policies"]["uniform"]["regret"] > 0, sorted(report["policies"])[:4]
-    (True, ['egreedy', 'lints', 'linucb', 'uniform'])
+    (True, ['egreedy', 'lints', 'linucb', 'logts'])
     """
     env = LinearBanditEnv(seed=seed, bias=bias)
     expected_best = sum(float(r.expected.max()) for r in env.rounds(rounds))
