@@ -15,9 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from models.bandits import EpsilonGreedy, LinearTS, LinUCB, UniformRandom, make
-
-AnyPolicy = LinUCB | LinearTS | EpsilonGreedy | UniformRandom
+from models.bandits import AnyPolicy, UniformRandom, make
 
 _MAGIC = b"p13n-policy-v1\n"
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 __all__ = [
     "POLICIES",
+    "AnyPolicy",
     "Decision",
     "EpsilonGreedy",
     "LinUCB",
     "LinearTS",
+    "LogisticTS",
     "OnlineRidge",
     "Policy",
     "UniformRandom",
@@ -26,6 +28,8 @@ from typing import Any, Protocol, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from models.online_regression import OnlineLogistic, OnlineRidge, features
 
 Floats = NDArray[np.float64]
 
@@ -48,87 +52,6 @@ class Decision:
     def propensity(self) -> float:
         """The probability with which the chosen action was drawn (always > 0)."""
         return self.probabilities[self.action]
-
-
-def features(context: ArrayLike, actions: ArrayLike) -> Floats:
-    """Shared-weights ADF features: one row per action, ``[action, 1] ⊗ [context, 1]`` flattened.
-
-    The cross terms let one linear model learn how each context feature changes each action feature's
-    value; the constant columns keep the plain action and context effects.
-
-    >>> features([2.0], [[1.0], [0.0]]).tolist()
-    [[2.0, 1.0, 2.0, 1.0], [0.0, 0.0, 2.0, 1.0]]
-    """
-    x = np.asarray(context, dtype=np.float64)
-    a = np.asarray(actions, dtype=np.float64)
-    if x.ndim != 1 or a.ndim != 2 or a.shape[0] == 0:
-        raise ValueError(f"need a 1-d context and a non-empty 2-d action matrix, got {x.shape} and {a.shape}")
-    x1 = np.append(x, 1.0)
-    a1 = np.hstack([a, np.ones((a.shape[0], 1))])
-    out: Floats = (a1[:, :, None] * x1[None, None, :]).reshape(a.shape[0], -1)
-    return out
-
-
-class OnlineRidge:
-    """Ridge regression updated one (weighted) example at a time with the Sherman-Morrison identity.
-
-    Keeps the inverse of ``ridge * I + sum(w * phi phi^T)``, so predictions and confidence widths cost
-    O(d^2) per row and an update O(d^2); the dimension is fixed by the first row seen.
-
-    >>> m = OnlineRidge(ridge=1.0)
-    >>> for _ in range(200):
-    ...     m.learn_one(np.array([1.0, 0.0]), 1.0); m.learn_one(np.array([0.0, 1.0]), 0.0)
-    >>> m.predict(np.eye(2)).round(2).tolist()
-    [1.0, 0.0]
-    """
-
-    def __init__(self, ridge: float = 1.0) -> None:
-        self.ridge = ridge
-        self._a_inv: Floats | None = None
-        self._b: Floats | None = None
-        self._theta: Floats | None = None
-
-    def _ensure(self, dim: int) -> tuple[Floats, Floats, Floats]:
-        if self._a_inv is None or self._b is None or self._theta is None:
-            self._a_inv = np.eye(dim) / self.ridge
-            self._b = np.zeros(dim)
-            self._theta = np.zeros(dim)
-        elif self._b.shape[0] != dim:
-            raise ValueError(f"feature dimension changed from {self._b.shape[0]} to {dim}")
-        return self._a_inv, self._b, self._theta
-
-    def learn_one(self, phi: Floats, reward: float, weight: float = 1.0) -> None:
-        if weight <= 0:
-            return
-        a_inv, b, _ = self._ensure(phi.shape[0])
-        u = a_inv @ phi
-        a_inv -= (weight / (1.0 + weight * float(phi @ u))) * np.outer(u, u)
-        b += weight * reward * phi
-        self._theta = a_inv @ b
-
-    def get_state(self) -> tuple[Floats, Floats] | None:
-        """``(A^-1, b)``, or None before the first update; enough to rebuild the model exactly."""
-        if self._a_inv is None or self._b is None:
-            return None
-        return self._a_inv, self._b
-
-    def set_state(self, a_inv: Floats, b: Floats) -> None:
-        """Restore what `get_state` returned (the arrays are copied)."""
-        self._a_inv = np.array(a_inv, dtype=np.float64)
-        self._b = np.array(b, dtype=np.float64)
-        self._theta = self._a_inv @ self._b
-
-    def predict(self, phi: Floats) -> Floats:
-        """Predicted reward of each row of ``phi``."""
-        _, _, theta = self._ensure(phi.shape[1])
-        out: Floats = phi @ theta
-        return out
-
-    def covariance(self, phi: Floats) -> Floats:
-        """``phi A^-1 phi^T``: the (unscaled) posterior covariance of the rows' predictions."""
-        a_inv, _, _ = self._ensure(phi.shape[1])
-        out: Floats = phi @ a_inv @ phi.T
-        return out
 
 
 class Policy(Protocol):
@@ -178,26 +101,61 @@ def _greedy_mix(scores: Floats, epsilon: float) -> Floats:
     return out
 
 
+def _slate(orders: NDArray[np.intp], n_actions: int, n_positions: int, epsilon: float) -> Floats:
+    """Position marginals of a ranking drawn from ``orders`` (one ranking per row, equally likely) with
+    probability ``1 - epsilon``, else a uniformly random ranking (every action ``1 / n`` at each place).
+
+    >>> _slate(np.array([[2, 0, 1], [2, 1, 0]]), 3, 2, 0.0).tolist()
+    [[0.0, 0.5], [0.0, 0.5], [1.0, 0.0]]
+    """
+    if not 1 <= n_positions <= n_actions:
+        raise ValueError(f"need 1 <= n_positions <= {n_actions} actions, got {n_positions}")
+    counts = np.stack(
+        [np.bincount(orders[:, k], minlength=n_actions) for k in range(n_positions)], axis=1
+    ).astype(np.float64)
+    out: Floats = (1.0 - epsilon) * counts / orders.shape[0] + epsilon / n_actions
+    return out
+
+
+def _order(scores: Floats) -> NDArray[np.intp]:
+    """One ranking (best first) per column of ``scores`` (actions x draws), ties broken by index."""
+    return np.argsort(-scores.T, axis=1, kind="stable")
+
+
 class _RidgePolicy(_Base):
     ridge: float
 
     def _start(self) -> None:
         super()._start()
-        self._model = OnlineRidge(self.ridge)
+        self._model = self._new_model()
+
+    def _new_model(self) -> OnlineRidge:
+        return OnlineRidge(self.ridge)
 
     @property
     def model(self) -> OnlineRidge:
-        """The ridge regression behind the policy (its state is what a snapshot stores)."""
+        """The regression behind the policy (its state is what a snapshot stores)."""
         return self._model
 
     def learn_one(
         self, context: ArrayLike, actions: ArrayLike, chosen: int, reward: float, *, weight: float = 1.0
     ) -> None:
         """Learn the reward of the chosen action; ``weight`` > 1 counts it more (e.g. an IPS weight)."""
-        phi = features(context, actions)
-        if not 0 <= chosen < phi.shape[0]:
-            raise ValueError(f"chosen action {chosen} is not among the {phi.shape[0]} actions")
-        self._model.learn_one(phi[chosen], float(reward), float(weight))
+        a = np.asarray(actions, dtype=np.float64)
+        if a.ndim != 2 or not 0 <= chosen < a.shape[0]:
+            n = features(context, a).shape[0]  # raises for malformed input first
+            raise ValueError(f"chosen action {chosen} is not among the {n} actions")
+        self._model.learn_one(features(context, a[chosen : chosen + 1])[0], float(reward), float(weight))
+
+    def _scores(self, context: ArrayLike, actions: ArrayLike) -> Floats:
+        raise NotImplementedError
+
+    def slate(self, context: ArrayLike, actions: ArrayLike, n_positions: int) -> Floats:
+        """``out[a, k]``: the probability that action ``a`` is shown at place ``k`` when the policy ranks
+        ``actions`` (its best-scoring first; with ``epsilon``, a uniformly random ranking instead)."""
+        scores = self._scores(context, actions)
+        epsilon = float(getattr(self, "epsilon", 0.0))
+        return _slate(_order(scores[:, None]), scores.shape[0], n_positions, epsilon)
 
 
 class LinUCB(_RidgePolicy):
@@ -221,10 +179,14 @@ class LinUCB(_RidgePolicy):
         self.seed = seed
         self._start()
 
-    def decide(self, context: ArrayLike, actions: ArrayLike) -> Decision:
+    def _scores(self, context: ArrayLike, actions: ArrayLike) -> Floats:
         phi = features(context, actions)
         width = np.sqrt(np.clip(np.diag(self._model.covariance(phi)), 0.0, None))
-        scores = self._model.predict(phi) + self.alpha * width
+        out: Floats = self._model.predict(phi) + self.alpha * width
+        return out
+
+    def decide(self, context: ArrayLike, actions: ArrayLike) -> Decision:
+        scores = self._scores(context, actions)
         return self._decision(_greedy_mix(scores, self.epsilon), scores)
 
 
@@ -242,8 +204,11 @@ class EpsilonGreedy(_RidgePolicy):
         self.seed = seed
         self._start()
 
+    def _scores(self, context: ArrayLike, actions: ArrayLike) -> Floats:
+        return self._model.predict(features(context, actions))
+
     def decide(self, context: ArrayLike, actions: ArrayLike) -> Decision:
-        scores = self._model.predict(features(context, actions))
+        scores = self._scores(context, actions)
         return self._decision(_greedy_mix(scores, self.epsilon), scores)
 
 
@@ -275,16 +240,92 @@ class LinearTS(_RidgePolicy):
         self.seed = seed
         self._start()
 
-    def decide(self, context: ArrayLike, actions: ArrayLike) -> Decision:
-        phi = features(context, actions)
+    def _draws(self, phi: Floats) -> tuple[Floats, Floats]:
+        """The posterior mean of each action and ``n_samples`` draws (actions x draws)."""
         mean = self._model.predict(phi)
         k = phi.shape[0]
         cov = self._model.covariance(phi)
         chol = np.linalg.cholesky((cov + cov.T) / 2.0 + 1e-9 * np.eye(k))
         draws = mean + self.scale * self._rng.standard_normal((self.n_samples, k)) @ chol.T
-        wins = np.bincount(np.argmax(draws, axis=1), minlength=k) / self.n_samples
+        return mean, draws.T
+
+    def decide(self, context: ArrayLike, actions: ArrayLike) -> Decision:
+        mean, draws = self._draws(features(context, actions))
+        k = mean.shape[0]
+        wins = np.bincount(np.argmax(draws, axis=0), minlength=k) / self.n_samples
         probabilities = (1.0 - self.epsilon) * wins + self.epsilon / k
         return self._decision(probabilities, probabilities + 1e-9 * mean)
+
+    def slate(self, context: ArrayLike, actions: ArrayLike, n_positions: int) -> Floats:
+        """As `LinUCB.slate`, each of ``n_samples`` posterior draws ranking the actions once."""
+        _, draws = self._draws(features(context, actions))
+        return _slate(_order(draws), draws.shape[0], n_positions, self.epsilon)
+
+
+class LogisticTS(_RidgePolicy):
+    """Thompson sampling on a Bayesian logistic regression: the policy for sparse clicks.
+
+    The click probability is ``sigmoid(w . phi)`` with the prior ``w ~ N(m0, I / ridge)`` centred on
+    ``prior_ctr`` (`models.online_regression.OnlineLogistic`), so at a click-through rate of 0.5% a
+    handful of clicks counts for what it is worth instead of being drowned by the prior (ridge on 0/1
+    rewards) or by an exploration bonus in reward units (LinUCB's). ``n_samples`` weight vectors are
+    drawn from the posterior and kept until the next update; an action's probability is the share of
+    draws that rank it first, mixed with ``epsilon`` uniform, and the action is drawn from exactly that.
+
+    >>> policy = LogisticTS(seed=3)
+    >>> d = policy.decide([0.5, -1.0], [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> round(sum(d.probabilities), 6), min(d.probabilities) > 0
+    (1.0, True)
+    """
+
+    def __init__(
+        self,
+        prior_ctr: float = 0.01,
+        ridge: float = 1.0,
+        epsilon: float = 0.02,
+        n_samples: int = 100,
+        seed: int | None = None,
+    ) -> None:
+        self.prior_ctr = prior_ctr
+        self.ridge = ridge
+        self.epsilon = epsilon
+        self.n_samples = n_samples
+        self.seed = seed
+        self._weights: Floats | None = None
+        self._start()
+
+    def _new_model(self) -> OnlineLogistic:
+        return OnlineLogistic(self.ridge, self.prior_ctr)
+
+    def _draws(self, phi: Floats) -> Floats:
+        """Each action's logit under each kept posterior draw (actions x draws)."""
+        if self._weights is None or self._weights.shape[0] != phi.shape[1]:
+            model = self._model
+            assert isinstance(model, OnlineLogistic)
+            # kept as features x draws, contiguous: a product with a transposed view is 10x slower here
+            self._weights = np.ascontiguousarray(model.sample(self.n_samples, self._rng, phi.shape[1]).T)
+        out: Floats = phi @ self._weights
+        return out
+
+    def learn_one(
+        self, context: ArrayLike, actions: ArrayLike, chosen: int, reward: float, *, weight: float = 1.0
+    ) -> None:
+        """Learn a click (1) or not (0) of the chosen action; the kept posterior draws are renewed."""
+        super().learn_one(context, actions, chosen, reward, weight=weight)
+        self._weights = None
+
+    def decide(self, context: ArrayLike, actions: ArrayLike) -> Decision:
+        phi = features(context, actions)
+        draws = self._draws(phi)
+        k = phi.shape[0]
+        wins = np.bincount(np.argmax(draws, axis=0), minlength=k) / self.n_samples
+        probabilities = (1.0 - self.epsilon) * wins + self.epsilon / k
+        return self._decision(probabilities, probabilities + 1e-9 * self._model.predict(phi))
+
+    def slate(self, context: ArrayLike, actions: ArrayLike, n_positions: int) -> Floats:
+        """As `LinUCB.slate`, each kept posterior draw ranking the actions once."""
+        draws = self._draws(features(context, actions))
+        return _slate(_order(draws), draws.shape[0], n_positions, self.epsilon)
 
 
 class UniformRandom(_Base):
@@ -307,19 +348,25 @@ class UniformRandom(_Base):
     ) -> None:
         """Nothing to learn."""
 
+    def slate(self, context: ArrayLike, actions: ArrayLike, n_positions: int) -> Floats:
+        """Every action ``1 / n`` at every place."""
+        k = features(context, actions).shape[0]
+        return _slate(np.zeros((1, k), dtype=np.intp), k, n_positions, 1.0)
+
+
+AnyPolicy = LinUCB | LinearTS | LogisticTS | EpsilonGreedy | UniformRandom
 
 #: Every policy by name; ``make(name, seed)`` builds one with its default parameters.
-POLICIES: dict[str, type[LinUCB | LinearTS | EpsilonGreedy | UniformRandom]] = {
+POLICIES: dict[str, type[AnyPolicy]] = {
     "linucb": LinUCB,
     "lints": LinearTS,
+    "logts": LogisticTS,
     "egreedy": EpsilonGreedy,
     "uniform": UniformRandom,
 }
 
 
-def make(
-    name: str, seed: int | None = None, **params: Any
-) -> LinUCB | LinearTS | EpsilonGreedy | UniformRandom:
+def make(name: str, seed: int | None = None, **params: Any) -> AnyPolicy:
     """Build a registered policy by name.
 
     >>> make("linucb", seed=0, alpha=1.0)

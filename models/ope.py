@@ -1,12 +1,14 @@
 """Off-policy estimators: the value a target policy would have had, from another policy's logged decisions.
 
-IPS, self-normalised IPS and doubly robust, each with a normal-approximation confidence interval. Pure
-numpy over arrays of logged rounds; reading logs is `engine.evaluation.ope`'s job.
+IPS, self-normalised IPS and doubly robust, each with a normal-approximation confidence interval, and
+`at_positions`, which turns a ranking policy's per-position distributions into their inputs (the Open
+Bandit Pipeline's layout and definitions; tests/models/test_ope_reference.py checks every value against
+obp). Pure numpy over arrays of logged rounds; reading logs is `engine.evaluation.ope`'s job.
 """
 
 from __future__ import annotations
 
-__all__ = ["Estimate", "dr", "importance_weight", "ips", "mean_with_ci", "snips"]
+__all__ = ["Estimate", "at_positions", "dr", "importance_weight", "ips", "mean_with_ci", "snips"]
 
 import math
 from dataclasses import dataclass
@@ -94,6 +96,49 @@ def importance_weight(target: ArrayLike, logged: ArrayLike) -> Floats:
         raise ValueError("target probabilities must lie in [0, 1]")
     out: Floats = pi / mu
     return out
+
+
+def at_positions(
+    action_dist: ArrayLike,
+    actions: ArrayLike,
+    positions: ArrayLike | None = None,
+    estimated_rewards: ArrayLike | None = None,
+) -> tuple[Floats, Floats, Floats]:
+    """The per-round inputs of `ips`, `snips` and `dr` for a policy that fills several positions.
+
+    ``action_dist[t, a, k]`` is the target's probability of showing action ``a`` at position ``k`` in
+    round ``t`` (each ``[t, :, k]`` sums to 1), ``actions[t]`` and ``positions[t]`` (0-based; None when
+    there is one position) what the log shows, and its ``propensity`` must be the logging policy's
+    probability of that action *at that position*. ``estimated_rewards[t, a, k]`` is a reward model's
+    prediction (None: zeros). Returns ``(pi, q_logged, q_target)``: ``action_dist[t, a_t, k_t]``,
+    ``estimated_rewards[t, a_t, k_t]`` and ``sum_a action_dist[t, a, k_t] * estimated_rewards[t, a, k_t]``.
+    A log row is one impression at one position, so the value is the expected reward per row, as the
+    logged click-through rate is.
+
+    >>> dist = [[[0.9, 0.0], [0.1, 1.0]]]  # one round, actions 0 and 1, two positions
+    >>> pi, q_log, q_pi = at_positions(dist, [1], [1], [[[0.2, 0.1], [0.4, 0.3]]])
+    >>> pi.tolist(), q_log.tolist(), q_pi.round(6).tolist()
+    ([1.0], [0.3], [0.3])
+    """
+    dist = np.asarray(action_dist, dtype=np.float64)
+    a = np.asarray(actions)
+    if dist.ndim != 3 or a.ndim != 1 or a.shape[0] != dist.shape[0] or a.shape[0] == 0:
+        raise ValueError(f"need action_dist (n, actions, positions) and n actions: {dist.shape}, {a.shape}")
+    if not np.issubdtype(a.dtype, np.integer) or np.any(a < 0) or np.any(a >= dist.shape[1]):
+        raise ValueError(f"actions must be integers in [0, {dist.shape[1]})")
+    k = np.zeros_like(a) if positions is None else np.asarray(positions)
+    if k.shape != a.shape or not np.issubdtype(k.dtype, np.integer) or np.any((k < 0) | (k >= dist.shape[2])):
+        raise ValueError(f"positions must be n integers in [0, {dist.shape[2]})")
+    q = np.zeros_like(dist) if estimated_rewards is None else np.asarray(estimated_rewards, dtype=np.float64)
+    if q.shape != dist.shape:
+        raise ValueError(f"estimated_rewards has shape {q.shape}, action_dist {dist.shape}")
+    rows = np.arange(a.shape[0])
+    at_k = dist[rows, :, k]
+    q_at_k = q[rows, :, k]
+    pi: Floats = at_k[rows, a]
+    q_logged: Floats = q_at_k[rows, a]
+    q_target: Floats = np.sum(at_k * q_at_k, axis=1)
+    return pi, q_logged, q_target
 
 
 def ips(rewards: ArrayLike, target: ArrayLike, logged: ArrayLike, level: float = 0.95) -> Estimate:

@@ -165,12 +165,15 @@ def bench(
 def bandit_bench(
     rounds: Annotated[int, typer.Option(min=1, help="Rounds each policy plays.")] = 5000,
     seed: Annotated[int, typer.Option(help="Seed of the environment and of every policy.")] = 0,
+    bias: Annotated[
+        float, typer.Option(help="Base logit of a click: -1 gives click rates of 35-75%, -5 of 3-15%.")
+    ] = -1.0,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Our contextual bandits vs Vowpal Wabbit vs uniform random on one synthetic environment: regret."""
     from engine.evaluation import bandit_bench as bench
 
-    report = bench.run(rounds, seed, console=err)
+    report = bench.run(rounds, seed, bias=bias, console=err)
     if json:
         typer.echo(orjson.dumps(report).decode())
         return
@@ -190,6 +193,29 @@ def bandit_bench(
     Console().print(table)
 
 
+@app.command("ope-log")
+def ope_log(
+    out: Annotated[Path, typer.Argument(file_okay=False, help="Directory for log.csv and item_context.csv.")],
+    impressions: Annotated[int, typer.Option(min=1, help="Impressions; one row per shown item.")] = 60_000,
+    items: Annotated[int, typer.Option(min=2, help="Items in the catalog.")] = 34,
+    positions: Annotated[int, typer.Option(min=1, help="Items shown per impression.")] = 3,
+    ctr: Annotated[float, typer.Option(min=0.0001, max=0.5, help="Logged click-through rate.")] = 0.005,
+    seed: Annotated[int, typer.Option(help="Seed of the generator.")] = 0,
+) -> None:
+    """Write a seeded synthetic log shaped like real traffic (random slates, clicks under 1%) for `ope`."""
+    from engine.evaluation import ope as off_policy
+    from models.bandit_log import sparse_log
+
+    if positions > items:
+        err.print("[red]error:[/] --positions must not exceed --items")
+        raise typer.Exit(2)
+    data = sparse_log(
+        n_impressions=impressions, n_items=items, n_positions=positions, base_ctr=ctr, seed=seed
+    )
+    log, item_table = off_policy.write_log(out, data)
+    err.print(f"{len(data.log_rows)} rows, click-through rate {data.clicks.mean():.4f}: {log}, {item_table}")
+
+
 @app.command()
 def ope(
     log: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Open Bandit Pipeline log CSV.")],
@@ -197,7 +223,7 @@ def ope(
     train_fraction: Annotated[
         float, typer.Option(min=0.05, max=0.95, help="Share of the log (oldest first) to learn from.")
     ] = 0.5,
-    policy: Annotated[str, typer.Option(help="linucb, lints, egreedy or uniform.")] = "linucb",
+    policy: Annotated[str, typer.Option(help="logts, linucb, lints, egreedy or uniform.")] = "logts",
     seed: Annotated[int, typer.Option(help="Seed of the policy.")] = 0,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -222,12 +248,18 @@ def ope(
         "value",
         "95% interval",
         "effective n",
+        "x logging (95%)",
         title=f"{policy}: learned on {result['rounds_train']} rounds, evaluated on {result['rounds_eval']}",
     )
     table.add_row(
-        "logging policy", f"{logged['value']:.4f}", f"{logged['ci_low']:.4f} .. {logged['ci_high']:.4f}", ""
+        "logging policy",
+        f"{logged['value']:.4f}",
+        f"{logged['ci_low']:.4f} .. {logged['ci_high']:.4f}",
+        "",
+        "1",
     )
     for name, e in result["estimates"].items():
         interval = f"{e['ci_low']:.4f} .. {e['ci_high']:.4f}"
-        table.add_row(name, f"{e['value']:.4f}", interval, f"{e['effective_sample_size']:.0f}")
+        lift = f"{e['lift']:.2f} ({e['lift_ci_low']:.2f} .. {e['lift_ci_high']:.2f})" if "lift" in e else ""
+        table.add_row(name, f"{e['value']:.4f}", interval, f"{e['effective_sample_size']:.0f}", lift)
     Console().print(table)

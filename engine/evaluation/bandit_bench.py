@@ -20,7 +20,7 @@ from models import bandits
 from models.bandit_env import LinearBanditEnv
 
 #: Our policies in the benchmark, with their default parameters, and the baseline.
-OURS = ("linucb", "lints", "egreedy", "uniform")
+OURS = ("linucb", "lints", "logts", "egreedy", "uniform")
 #: VW's contextual bandit with action-dependent features: SquareCB (the exploration the VW wiki
 #: recommends for cb_explore_adf) and plain epsilon-greedy; ``-q ua`` crosses context and action
 #: features, as our policies do.
@@ -113,17 +113,20 @@ def _play(player: _Player, env: LinearBanditEnv, rounds: int, advance: Any) -> d
     }
 
 
-def run(rounds: int = 5000, seed: int = 0, *, console: Console | None = None) -> dict[str, Any]:
-    """Play every policy for ``rounds`` rounds of the environment seeded with ``seed``.
+def run(
+    rounds: int = 5000, seed: int = 0, *, bias: float = -1.0, console: Console | None = None
+) -> dict[str, Any]:
+    """Play every policy for ``rounds`` rounds of the environment seeded with ``seed``; ``bias`` is the
+    environment's base logit (-1: click rates of 35-75%; -5: 3% for a random choice, 15% at best).
 
     Returns ``{"rounds", "seed", "environment", "policies": {name: {"regret", "mean_reward", "seconds"}},
     "skipped": {name: reason}, "best_possible_mean_reward"}``. A progress bar goes to ``console``.
 
     >>> report = run(rounds=50, seed=1)
     >>> report["policies"]["uniform"]["regret"] > 0, sorted(report["policies"])[:4]
-    (True, ['egreedy', 'lints', 'linucb', 'uniform'])
+    (True, ['egreedy', 'lints', 'linucb', 'logts'])
     """
-    env = LinearBanditEnv(seed=seed)
+    env = LinearBanditEnv(seed=seed, bias=bias)
     expected_best = sum(float(r.expected.max()) for r in env.rounds(rounds))
     missing = _vw_missing()
     names = list(OURS) + ([] if missing else list(VW_CONFIGS))
@@ -135,6 +138,7 @@ def run(rounds: int = 5000, seed: int = 0, *, console: Console | None = None) ->
             "n_candidates": env.n_candidates,
             "context_dim": env.context_dim,
             "action_dim": env.action_dim,
+            "bias": bias,
         },
         "policies": {},
         "skipped": {name: missing for name in VW_CONFIGS} if missing else {},

@@ -1,17 +1,19 @@
 """Off-policy evaluation of our bandit policies on a log in the Open Bandit Pipeline's CSV layout.
 
 Reads the log and its item table (checking every row), learns a policy off-policy on the first part in
-time order, then estimates its value on the rest with IPS, SNIPS and DR (`models.ope`).
+time order, then estimates its value on the rest with IPS, SNIPS and DR (`models.ope`). A log row is one
+item shown at one position; the policy fills the positions with its ranking, and a row counts through
+the policy's probability of that item at that position (OBP's propensities are per position).
 """
 
 from __future__ import annotations
 
-__all__ = ["LoggedBandit", "evaluate", "load", "write_synthetic"]
+__all__ = ["LoggedBandit", "evaluate", "load", "write_log", "write_synthetic"]
 
 import csv
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +24,8 @@ from numpy.typing import NDArray
 
 from models import bandits
 from models import ope as estimators
-from models.bandit_log import synthetic_log
+from models.bandit_log import SyntheticLog, synthetic_log
+from models.online_regression import OnlineLogistic
 from schemas.errors import DataFormatError
 
 Floats = NDArray[np.float64]
@@ -36,10 +39,11 @@ _MAX_CATEGORIES = 32
 
 @dataclass(frozen=True, slots=True, eq=False)
 class LoggedBandit:
-    """A log in time order, encoded as numbers: one row per logged impression.
+    """A log in time order, encoded as numbers: one row per item shown at one position.
 
-    ``contexts[t]`` is the user features (one-hot or standardised) plus the position, one-hot;
-    ``action_features(t)`` is every item's features plus the user's affinity to that item.
+    ``contexts[t]`` is the user features (one-hot or standardised); ``positions[t]`` the 0-based rank of
+    the row's position among the log's positions; ``action_features(t)`` is every item's features plus
+    the user's affinity to that item.
     """
 
     item_ids: list[str]
@@ -49,6 +53,8 @@ class LoggedBandit:
     contexts: Floats
     item_features: Floats
     affinity: Floats
+    positions: Ints
+    n_positions: int
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -163,18 +169,16 @@ def load(log_path: Path, items_path: Path) -> LoggedBandit:
         propensity = _number(log_path, line, "propensity_score", row[cols["propensity_score"]])
         if not 0.0 < propensity <= 1.0:
             raise DataFormatError(str(log_path), line, f"propensity_score {propensity} is outside (0, 1]")
-        _number(log_path, line, "position", row[cols["position"]])
+        position = _number(log_path, line, "position", row[cols["position"]])
         ts = _timestamp(log_path, line, row[cols["timestamp"]].strip())
-        parsed.append((ts, item_index[item], click, propensity))
+        parsed.append((ts, item_index[item], click, propensity, position))
     order = sorted(range(len(rows)), key=lambda i: parsed[i][0])
     rows = [rows[i] for i in order]
     user_cols = [i for i, h in enumerate(header) if h.startswith("user_feature_")]
-    contexts = np.hstack(
-        [
-            _features(rows, user_cols),
-            _encode([row[cols["position"]].strip() for _, row in rows], categorical=True),
-        ]
-    )
+    places = sorted({p[4] for p in parsed})
+    if len(places) > len(item_ids):
+        raise DataFormatError(str(log_path), None, f"{len(places)} positions but {len(item_ids)} items")
+    rank = {p: k for k, p in enumerate(places)}
     affinity = np.zeros((len(rows), len(item_ids)))
     for c, name in enumerate(header):
         if name.startswith(_AFFINITY) and name[len(_AFFINITY) :] in item_index:
@@ -185,64 +189,109 @@ def load(log_path: Path, items_path: Path) -> LoggedBandit:
         actions=np.array([parsed[i][1] for i in order], dtype=np.int64),
         rewards=np.array([parsed[i][2] for i in order]),
         propensities=np.array([parsed[i][3] for i in order]),
-        contexts=contexts,
+        contexts=_features(rows, user_cols),
         item_features=item_features,
         affinity=affinity,
+        positions=np.array([rank[parsed[i][4]] for i in order], dtype=np.int64),
+        n_positions=len(places),
     )
+
+
+def _reward_model(log: LoggedBandit, n_train: int, prior_rate: float) -> OnlineLogistic:
+    """DR's reward model: a logistic regression on the policy's features plus the position, one-hot,
+    fitted on the training rows only."""
+    model = OnlineLogistic(ridge=1.0, prior_rate=prior_rate)
+    for t in range(n_train):
+        a = int(log.actions[t])
+        phi = bandits.features(log.contexts[t], log.action_features(t)[a : a + 1])[0]
+        place = np.zeros(log.n_positions)
+        place[log.positions[t]] = 1.0
+        model.learn_one(np.concatenate([place, phi]), float(log.rewards[t]))
+    return model
+
+
+def _predicted(model: OnlineLogistic, log: LoggedBandit, t: int) -> Floats:
+    """``q[a, k]``: the reward model's click probability of item ``a`` at position ``k`` in row ``t``."""
+    mean = model.mean
+    assert mean is not None
+    p = log.n_positions
+    logits = bandits.features(log.contexts[t], log.action_features(t)) @ mean[p:]
+    out: Floats = 1.0 / (1.0 + np.exp(-(logits[:, None] + mean[None, :p])))
+    return out
+
+
+def _estimate(e: estimators.Estimate, logged: float) -> dict[str, float]:
+    out = e.to_json()
+    if logged > 0:
+        out |= {
+            "lift": round(e.value / logged, 3),
+            "lift_ci_low": round(e.ci_low / logged, 3),
+            "lift_ci_high": round(e.ci_high / logged, 3),
+        }
+    return out
 
 
 def evaluate(
     log: LoggedBandit,
-    policy: str = "linucb",
+    policy: str = "logts",
     train_fraction: float = 0.5,
     seed: int = 0,
     max_weight: float = 10.0,
+    on_slate: Callable[[int, Floats], None] | None = None,
 ) -> dict[str, Any]:
     """Learn ``policy`` on the first ``train_fraction`` of the log, estimate its value on the rest.
 
     Training updates are weighted by ``1 / (n_items * propensity)`` (1 for a uniform logger), clipped at
-    ``max_weight``, so the policy learns as if items had been shown uniformly. DR's reward model is a
-    ridge regression on the same features, fitted on the training part only.
+    ``max_weight``, so the policy learns as if items had been shown uniformly. ``logts`` starts from the
+    training part's click rate as its prior. On the evaluation part the policy ranks every item for each
+    row's user; ``pi[t]`` is its probability of the logged item at the logged position. DR's reward model
+    is a logistic regression on the same features plus the position, fitted on the training part only.
+    ``lift`` is an estimate divided by the logging policy's observed value on the evaluation part.
+    ``on_slate(t, slate)`` sees the policy's ``slate[item, position]`` probabilities of each evaluated
+    row ``t`` (tests use it to compute the true value on a synthetic log).
     """
     n = len(log)
-    n_train = min(max(int(round(n * train_fraction)), 1), n - 1)
     if n < 2:
         raise ValueError("need at least two logged rounds")
-    target = bandits.make(policy, seed=seed)
-    reward_model = bandits.OnlineRidge(ridge=1.0)
+    n_train = min(max(int(round(n * train_fraction)), 1), n - 1)
+    train_ctr = min(max(float(log.rewards[:n_train].mean()), 1e-4), 0.5)
+    params: dict[str, Any] = {"prior_ctr": train_ctr} if policy == "logts" else {}
+    target = bandits.make(policy, seed=seed, **params)
     n_items = len(log.item_ids)
     for t in range(n_train):
-        actions, a = log.action_features(t), int(log.actions[t])
         weight = min(1.0 / (n_items * float(log.propensities[t])), max_weight)
-        target.learn_one(log.contexts[t], actions, a, float(log.rewards[t]), weight=weight)
-        reward_model.learn_one(bandits.features(log.contexts[t], actions)[a], float(log.rewards[t]))
+        target.learn_one(
+            log.contexts[t], log.action_features(t), int(log.actions[t]), float(log.rewards[t]), weight=weight
+        )
+    reward_model = _reward_model(log, n_train, train_ctr)
     rest = range(n_train, n)
     pi, q_logged, q_target = np.zeros(len(rest)), np.zeros(len(rest)), np.zeros(len(rest))
     for j, t in enumerate(rest):
-        actions, a = log.action_features(t), int(log.actions[t])
-        probabilities = np.array(target.decide(log.contexts[t], actions).probabilities)
-        q = np.clip(reward_model.predict(bandits.features(log.contexts[t], actions)), 0.0, 1.0)
-        pi[j], q_logged[j], q_target[j] = probabilities[a], q[a], float(probabilities @ q)
+        slate = target.slate(log.contexts[t], log.action_features(t), log.n_positions)
+        if on_slate is not None:
+            on_slate(t, slate)
+        q = _predicted(reward_model, log, t)
+        got = estimators.at_positions(slate[None], log.actions[t : t + 1], log.positions[t : t + 1], q[None])
+        pi[j], q_logged[j], q_target[j] = got[0][0], got[1][0], got[2][0]
     r, mu = log.rewards[n_train:], log.propensities[n_train:]
+    logged = estimators.mean_with_ci(r)
     return {
         "policy": policy,
         "rounds_train": n_train,
         "rounds_eval": n - n_train,
         "items": n_items,
-        "logging_policy_value": estimators.mean_with_ci(r).to_json(),
+        "positions": log.n_positions,
+        "logging_policy_value": logged.to_json(),
         "estimates": {
-            "ips": estimators.ips(r, pi, mu).to_json(),
-            "snips": estimators.snips(r, pi, mu).to_json(),
-            "dr": estimators.dr(r, pi, mu, q_logged, q_target).to_json(),
+            "ips": _estimate(estimators.ips(r, pi, mu), logged.value),
+            "snips": _estimate(estimators.snips(r, pi, mu), logged.value),
+            "dr": _estimate(estimators.dr(r, pi, mu, q_logged, q_target), logged.value),
         },
     }
 
 
-def write_synthetic(
-    directory: Path, n_rounds: int = 400, n_items: int = 6, seed: int = 0
-) -> tuple[Path, Path]:
-    """Write `models.bandit_log.synthetic_log` as ``log.csv`` and ``item_context.csv`` in ``directory``."""
-    data = synthetic_log(n_rounds=n_rounds, n_items=n_items, seed=seed)
+def write_log(directory: Path, data: SyntheticLog) -> tuple[Path, Path]:
+    """Write a generated log as ``log.csv`` and ``item_context.csv`` in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = directory / "log.csv", directory / "item_context.csv"
     for path, header, rows in (
@@ -254,3 +303,10 @@ def write_synthetic(
             writer.writerow(header)
             writer.writerows(rows)
     return paths
+
+
+def write_synthetic(
+    directory: Path, n_rounds: int = 400, n_items: int = 6, seed: int = 0
+) -> tuple[Path, Path]:
+    """Write `models.bandit_log.synthetic_log` as ``log.csv`` and ``item_context.csv`` in ``directory``."""
+    return write_log(directory, synthetic_log(n_rounds=n_rounds, n_items=n_items, seed=seed))

@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     #: with ``default_reward``; which policy ranks when no experiment applies; the hashed feature sizes.
     reward_wait_s: float = Field(60.0, gt=0.0, le=86_400.0)
     default_reward: float = Field(0.0, ge=-1e6, le=1e6)
-    bandit_policy: Literal["linucb", "lints", "egreedy", "uniform"] = "linucb"
+    bandit_policy: Literal["linucb", "lints", "logts", "egreedy", "uniform"] = "linucb"
     bandit_context_dims: int = Field(16, ge=1, le=256)
     bandit_action_dims: int = Field(16, ge=1, le=256)
     #: The worker publishes a policy snapshot after this many rewards, or this long after it learned.

@@ -28,9 +28,11 @@ def test_the_committed_files_are_what_the_generator_writes(tmp_path: Path) -> No
 def test_load_encodes_the_committed_log() -> None:
     data = ope.load(LOG, ITEMS)
     assert len(data) == 400 and data.item_ids == [str(i) for i in range(6)]
-    # three hashed user features with 3, 2 and 4 values, one-hot, then three positions
-    assert data.contexts.shape == (400, 3 + 2 + 4 + 3)
-    assert np.allclose(data.contexts.sum(axis=1), 4.0)
+    # three hashed user features with 3, 2 and 4 values, one-hot; positions 1-3 apart, 0-based
+    assert data.contexts.shape == (400, 3 + 2 + 4)
+    assert np.allclose(data.contexts.sum(axis=1), 3.0)
+    assert data.n_positions == 3 and set(data.positions.tolist()) == {0, 1, 2}
+    assert data.positions.tolist() == synthetic_log().positions.tolist()
     assert data.action_features(0).shape[0] == 6
     assert set(np.unique(data.rewards)) <= {0.0, 1.0}
     assert np.all((data.propensities > 0) & (data.propensities <= 1))
@@ -101,7 +103,7 @@ def test_cli_ope_json() -> None:
     result = CliRunner().invoke(app, ["ope", str(LOG), "--items", str(ITEMS), "--json"])
     assert result.exit_code == 0, result.output
     report = orjson.loads(result.stdout)
-    assert report["policy"] == "linucb"
+    assert report["policy"] == "logts"
     assert (report["rounds_train"], report["rounds_eval"]) == (200, 200)
     assert 0 <= report["logging_policy_value"]["value"] <= 1
     for name in ("ips", "snips", "dr"):
