@@ -23,14 +23,14 @@ __all__ = [
 ]
 
 import math
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from schemas.errors import InvalidEventError, Problem
-from schemas.events import Id, Label
+from schemas.events import Id, Label, Version
 
 #: Most candidate actions in one rank request, and most features in one context or action.
 MAX_ACTIONS = 100
@@ -123,7 +123,7 @@ class DecisionRecord(_Record):
     ``actions`` are the ranked candidates (after ``exclude``); ``probabilities`` line up with them.
     """
 
-    v: Literal[1] = 1
+    v: Version = 1
     decision_id: Id
     ts: _Ms
     context: Features
@@ -162,7 +162,7 @@ class DecisionRecord(_Record):
 class RewardRecord(_Record):
     """One reward (topic ``p13n.<ns>.rewards``, keyed by ``decision_id``); ``ts`` is when it was sent."""
 
-    v: Literal[1] = 1
+    v: Version = 1
     decision_id: Id
     reward: Number
     ts: _Ms

@@ -15,6 +15,7 @@ __all__ = [
     "ItemRecord",
     "MAX_LABELS",
     "MAX_VALUE",
+    "Version",
     "decode_object",
     "encode",
     "parse_event",
@@ -31,6 +32,7 @@ import pydantic
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -66,6 +68,17 @@ def _printable(text: str) -> str:
 #: What `_printable` accepts, as a JSON schema pattern (documents the rule; never used to validate).
 ID_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 _DOCUMENTED = {"pattern": ID_PATTERN}
+
+
+def _integer_one(value: object) -> object:
+    # Literal[1] alone takes True and 1.0 (equal to 1 in Python); JSON true or 1.0 is no version.
+    if type(value) is not int:
+        raise ValueError(f"must be the integer {SCHEMA_VERSION}")
+    return value
+
+
+#: The ``v`` field of every record: the schema version, exactly the integer 1.
+Version = Annotated[Literal[1], BeforeValidator(_integer_one)]
 
 Id = Annotated[
     StrictStr, Field(min_length=1, max_length=256, json_schema_extra=_DOCUMENTED), AfterValidator(_printable)
@@ -116,7 +129,7 @@ class Event(_Record):
     (True, 1.0)
     """
 
-    v: Literal[1] = 1
+    v: Version = 1
     event_id: Id
     user_id: Id
     item_id: Id
@@ -173,7 +186,7 @@ class ItemRecord(_Record):
     True
     """
 
-    v: Literal[1] = 1
+    v: Version = 1
     item_id: Id
     categories: _Labels = ()
     tags: _Labels = ()

@@ -147,12 +147,13 @@ def preferences(namespace: str, user_id: str) -> str:
 
 def consent(namespace: str, user_id: str) -> str:
     """String of the user's consent: ``1:<epoch ms>`` (granted then) or ``0:<epoch ms>`` (withdrawn);
-    absent when never stated. Never expires and survives an erasure when it is a withdrawal.
+    absent when never stated. Never expires, and a withdrawal survives the user's erasure, so it is named
+    by the SHA-256 of the user id (first 32 hex digits) like `tombstone`: no erased id in a key name.
 
     >>> consent("shop", "u7")
-    'p13n:v1:shop:consent:u7'
+    'p13n:v1:shop:consent:e8180000fa67e824043aa522c6743de5'
     """
-    return _key(namespace, "consent", user_id)
+    return _key(namespace, "consent", hashlib.sha256(user_id.encode()).hexdigest()[:32])
 
 
 def preference_field(kind: PreferenceKind, ident: str) -> str:

@@ -27,7 +27,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from schemas.errors import InvalidEventError, Problem
-from schemas.events import Id, Label, decode_object
+from schemas.events import Id, Label, Version, decode_object
 
 #: Most ids in one list of a preferences request: onboarding screens show dozens, not thousands.
 MAX_PREFERENCE_IDS = 200
@@ -83,7 +83,7 @@ class PreferencesRecord(PreferencesRequest):
     b'{"v":1,"type":"preferences","event_id":"p-1","user_id":"u7","ts":1700000000000,"liked_items":["i1"]}'
     """
 
-    v: Literal[1] = 1
+    v: Version = 1
     type: Literal["preferences"] = "preferences"
     event_id: Id
     user_id: Id
@@ -97,7 +97,7 @@ class ErasureRecord(_Record):
     b'{"v":1,"type":"erasure","event_id":"x-1","user_id":"u7","ts":1700000000000}'
     """
 
-    v: Literal[1] = 1
+    v: Version = 1
     type: Literal["erasure"] = "erasure"
     event_id: Id
     user_id: Id
@@ -114,7 +114,7 @@ class ConsentRecord(_Record):
     b'{"v":1,"type":"consent","event_id":"c-1","user_id":"u7","ts":1700000000000,"granted":false}'
     """
 
-    v: Literal[1] = 1
+    v: Version = 1
     type: Literal["consent"] = "consent"
     event_id: Id
     user_id: Id

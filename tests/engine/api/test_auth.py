@@ -105,13 +105,15 @@ async def test_a_key_over_its_rate_gets_429_with_retry_after_and_other_keys_do_n
 async def test_no_key_and_no_pseudonym_secret_reaches_a_log(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     wrong = "p13n_not-configured-secret"
-    async with running(make_app(_store(), FakeProducer(fail=True), api_key_hashes=ENTRIES)) as api:
+    pseudonym_key = "a-pseudonym-key-that-must-never-be-logged"
+    app = make_app(_store(), FakeProducer(fail=True), api_key_hashes=ENTRIES, pseudonym_key=pseudonym_key)
+    async with running(app) as api:
         await api.post("/v1/events", json=EVENT, headers=_as(WRITER))  # 503: Kafka down, logged
         await api.post("/v1/events", json=EVENT, headers=_as(wrong))
         await api.delete("/v1/users/u1", headers=_as(WRITER))
     logged = caplog.text + "".join(str(r.args) for r in caplog.records)
     assert "answering 503" in logged  # something was logged
-    for secret in (WRITER, wrong, ADMIN):
+    for secret in (WRITER, wrong, ADMIN, pseudonym_key):
         assert secret not in logged
 
 
