@@ -39,7 +39,7 @@ SIGNALS = {
 }
 _SIGNAL_NAME = {letter: name for name, letter in SIGNALS.items()}
 
-#: One item: reason letter, signal letters (strongest first), optional anchor index; ``-`` = none.
+#: One token: reason letter, signal letters (strongest first), optional anchor index; ``-`` = none.
 _TOKEN = re.compile(r"([A-Z])([a-z]*)(\d*)")
 
 _FIXED_TEXT = {
@@ -125,38 +125,65 @@ def _token(reason: Reason | None, anchors: dict[str, int]) -> str:
     return letter + signals + str(anchors.setdefault(reason.anchor, len(anchors)))
 
 
+#: The palette indices of the stored form: one character per item, so at most 62 distinct tokens.
+_INDEX = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_INDEX_OF = {char: n for n, char in enumerate(_INDEX)}
+
+
 def encode(reasons: Sequence[Reason | None]) -> str:
     """The stored form of a list's reasons, one per item in the sorted set's ``ZREVRANGE`` order.
 
-    JSON ``{"r": "<token> <token> ...", "a": [anchors]}``; a token is the reason letter, the signal
-    letters, then the anchor's index in ``a`` if it has one (``-``: no reason). Serve-time reasons
-    and unknown signals are not stored.
+    Tab-separated: ``palette``, ``picks``, then the anchors. A token is the reason letter, the signal
+    letters (strongest first), then the index of its anchor if it has one (``-``: no reason);
+    ``palette`` holds each distinct token once, space-separated, and ``picks`` one character per item:
+    the index of its token in the palette (``0-9``, ``a-z``, ``A-Z``). Lists repeat a few tokens, so
+    this is about half the size of a token per item. Ids and labels hold no control characters, so a
+    tab never occurs inside a part. Serve-time reasons and unknown signals are not stored. A list of
+    more than 62 distinct tokens is stored in the first form, JSON ``{"r": "<token> <token> ...", "a":
+    [anchors]}``, which `decode` reads too.
 
-    >>> encode([Reason("item", "i3", ("sequence", "cooccurrence")), Reason("popular"), None,
-    ...         Reason("category", "jazz", ("affinity",)), Reason("item", "i3", ("content",))])
-    '{"r":"Isc0 P - Ca1 Ig0","a":["i3","jazz"]}'
+    >>> liked = Reason("item", "i3", ("sequence", "cooccurrence"))
+    >>> encode([liked, Reason("popular"), None, Reason("category", "jazz", ("affinity",)), liked])
+    'Isc0 P - Ca1\\t01230\\ti3\\tjazz'
     """
     anchors: dict[str, int] = {}
-    tokens = " ".join(_token(reason, anchors) for reason in reasons)
-    return json.dumps({"r": tokens, "a": list(anchors)}, separators=(",", ":"), ensure_ascii=False)
+    tokens = [_token(reason, anchors) for reason in reasons]
+    palette = list(dict.fromkeys(tokens))
+    if len(palette) > len(_INDEX):
+        return json.dumps(
+            {"r": " ".join(tokens), "a": list(anchors)}, separators=(",", ":"), ensure_ascii=False
+        )
+    at = {token: _INDEX[n] for n, token in enumerate(palette)}
+    return "\t".join([" ".join(palette), "".join(at[token] for token in tokens), *anchors])
+
+
+def _tokens(stored: str) -> tuple[list[str], list[str]]:
+    """One token per item and the anchors, from either stored form (raises on a malformed one)."""
+    if stored.startswith("{"):
+        data = json.loads(stored)
+        return str(data["r"]).split(" "), [str(a) for a in data["a"]]
+    palette, picks, *anchors = stored.split("\t")
+    tokens = palette.split(" ")
+    return [tokens[_INDEX_OF[char]] for char in picks], anchors
 
 
 def decode(stored: str | None, items: Sequence[str]) -> dict[str, Reason]:
     """Item -> reason from the stored form, pairing tokens with ``items`` (the list as ``ZREVRANGE``
     returns it, or its head); items without a valid token are left out.
 
-    >>> got = decode('{"r":"Isc0 P - Ca1","a":["i3","jazz"]}', ["x", "y", "z"])
+    >>> got = decode("Isc0 P - Ca1\\t0123\\ti3\\tjazz", ["x", "y", "z"])
     >>> got["x"], got["y"].code, "z" in got
     (Reason(code='item', anchor='i3', signals=('sequence', 'cooccurrence')), 'popular', False)
+    >>> decode('{"r":"Isc0 P - Ca1","a":["i3","jazz"]}', ["x", "y", "z", "w"])["w"].anchor
+    'jazz'
     >>> decode("not json", ["x"]), decode(None, ["x"])
     ({}, {})
     """
     if not stored:
         return {}
     try:
-        data = json.loads(stored)
-        tokens, anchors = str(data["r"]).split(" "), [str(a) for a in data["a"]]
-    except (ValueError, KeyError, TypeError):
+        tokens, anchors = _tokens(stored)
+    except (ValueError, KeyError, TypeError, IndexError):
         return {}
     out: dict[str, Reason] = {}
     for item, token in zip(items, tokens, strict=False):

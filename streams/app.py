@@ -105,6 +105,7 @@ def create_app(
         quality=quality,
         tombstone_ttl_s=settings.tombstone_ttl_s,
         consent_required=settings.consent_required,
+        explain=settings.store_reasons,
     )
 
     checkpointer = Checkpointer(

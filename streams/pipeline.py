@@ -99,6 +99,7 @@ class Pipeline:
         quality: Quality | None = None,
         tombstone_ttl_s: int = 7 * 86_400,
         consent_required: bool = False,
+        explain: bool = True,
     ) -> None:
         self.model = model
         self.store = store
@@ -120,6 +121,8 @@ class Pipeline:
         self._fences: dict[str, int] = {}
         #: Opt-in (only users who granted consent are learned) or opt-out (all but who withdrew).
         self.consent_required = consent_required
+        #: Explain each list and publish the reasons with it (`Settings.store_reasons`).
+        self.explain = explain
 
     async def dead_letter(
         self,
@@ -447,7 +450,7 @@ class Pipeline:
                 self.model.version,
                 one.profile.last_ts,
                 one.profile.events_seen,
-                self._reasons(one),
+                self._reasons(one) if self.explain else None,
                 one.position,
             )
             for user_id, one in staged.items()

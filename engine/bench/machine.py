@@ -5,7 +5,7 @@ Only reads ``/proc`` and the platform module; never starts or stops anything.
 
 from __future__ import annotations
 
-__all__ = ["describe", "percentile", "rss_bytes"]
+__all__ = ["cpu_seconds", "describe", "percentile", "rss_bytes"]
 
 import os
 import platform
@@ -36,6 +36,18 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise ValueError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (``utime`` + ``stime`` of ``/proc/<pid>/stat``).
+
+    >>> cpu_seconds(os.getpid()) > 0
+    True
+    """
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_model() -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from engine.bench import lookup, model_cost, sandbox
+from engine.bench import lookup, model_cost, readings, sandbox
 from engine.bench.machine import describe, percentile, rss_bytes
 from engine.bench.raw_consume import consume_rate
 from engine.bench.report import judge
@@ -63,35 +63,6 @@ class BenchConfig:
     seed: int = 0
 
 
-async def _meta_field(store: RedisStore, users: list[str], field: MetaField) -> dict[str, int]:
-    async with store.client.pipeline(transaction=False) as pipe:
-        for user in users:
-            pipe.hget(keys.meta(store.namespace, user), field)
-        values = await pipe.execute()
-    return {u: int(v) for u, v in zip(users, values, strict=True) if v is not None}
-
-
-async def _freshness(store: RedisStore, last_ts: dict[str, int], timeout_s: float) -> list[float]:
-    """Per user: their last event's ts -> their list written, once the worker caught up."""
-    users = list(last_ts)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        seen = await _meta_field(store, users, MetaField.LAST_EVENT_TS)
-        if all(seen.get(u, 0) >= ts for u, ts in last_ts.items()) or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.25)
-    written = await _meta_field(store, users, MetaField.UPDATED_MS)
-    return [float(written[u] - ts) for u, ts in last_ts.items() if seen.get(u) == ts and u in written]
-
-
-async def _redis_bytes_per_user(store: RedisStore, users: list[str]) -> float:
-    total = 0
-    for user in users:
-        for key in (keys.recs(store.namespace, user), keys.meta(store.namespace, user)):
-            total += int(await store.client.memory_usage(key, samples=0) or 0)
-    return total / len(users)
-
-
 async def _live(settings: Settings, config: BenchConfig, log: Log, log_dir: Path) -> dict[str, Any]:
     world = Clickstream(config.users, config.items, seed=config.seed)
     stream = list(world.events(config.events + int(config.freshness_s * 2_000)))
@@ -114,7 +85,7 @@ async def _live(settings: Settings, config: BenchConfig, log: Log, log_dir: Path
             await _progress_until(worker, store, config.events, timeout, log)
             await asyncio.sleep(0.5)
             users = [f"u{i + 1}" for i in range(config.users)]
-            written = await _meta_field(store, users, MetaField.UPDATED_MS)
+            written = await readings.meta_field(store, users, MetaField.UPDATED_MS)
             out["events_per_s"] = config.events / max((max(written.values()) - sent_ms) / 1000.0, 1e-3)
             log(f"throughput {out['events_per_s']:.0f} events/s; raw consumer next")
             out["raw_consume_per_s"] = await asyncio.to_thread(
@@ -130,7 +101,7 @@ async def _live(settings: Settings, config: BenchConfig, log: Log, log_dir: Path
                 run_id=f"f{uuid.uuid4().hex[:8]}",
                 rate=rate,
             )
-        fresh = await _freshness(store, last_ts, 120.0)
+        fresh = await readings.freshness(store, last_ts, 120.0)
         if not fresh:
             raise ServiceUnavailableError("bench worker (freshness phase)", settings.redis, 120.0)
         out["freshness_ms"] = {
@@ -141,7 +112,9 @@ async def _live(settings: Settings, config: BenchConfig, log: Log, log_dir: Path
         out["freshness_rate_per_s"] = rate
         with_recs = [u for u in users if await store.client.exists(keys.recs(settings.namespace, u))]
         out.update(await _lookups(settings, config, with_recs, log))
-        out["redis_bytes_per_user"] = await _redis_bytes_per_user(store, with_recs[: config.memory_sample])
+        memory = await readings.redis_bytes_per_user(store, with_recs[: config.memory_sample])
+        out["redis_bytes_per_user"] = memory["total"]
+        out["redis_bytes"] = memory
         out["rss_mb_per_100k_users"] = await _rss_per_user(worker, store, settings, world, config, log)
         return out
     finally:

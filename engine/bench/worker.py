@@ -6,7 +6,7 @@ to a log file the report names, so a failed run can be diagnosed.
 
 from __future__ import annotations
 
-__all__ = ["BenchWorker"]
+__all__ = ["BenchWorker", "stop_all"]
 
 import asyncio
 import os
@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from engine.ops.settings import Settings
@@ -65,6 +66,11 @@ class BenchWorker:
             self.proc.wait(timeout=10)
         self.proc = None
 
+    def check_alive(self) -> None:
+        """Raise `StackError` (naming the log) if the worker has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise StackError(f"a bench worker exited early; see its log {self.log_path}")
+
     async def beat(self, store: RedisStore) -> dict[str, int]:
         """This worker's latest heartbeat counters (``events``, ``items``, ``beat_ms``); {} before one."""
         for found in await store.workers():
@@ -87,3 +93,20 @@ class BenchWorker:
         raise ServiceUnavailableError(
             f"bench worker ({field} >= {at_least}); log {self.log_path}", "redis heartbeat", timeout_s
         )
+
+
+def stop_all(workers: Sequence[BenchWorker], grace_s: float = 30.0) -> None:
+    """Stop workers together: SIGTERM to all, then wait for each (SIGKILL after the grace period)."""
+    for worker in workers:
+        if worker.proc is not None and worker.proc.poll() is None:
+            worker.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for worker in workers:
+        if worker.proc is None:
+            continue
+        try:
+            worker.proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            worker.proc.kill()
+            worker.proc.wait(timeout=10)
+        worker.proc = None

@@ -137,28 +137,59 @@ def replay(
     )
 
 
+def _worker_counts(value: str | None) -> tuple[int, ...]:
+    """``--workers 1,2,4`` as a tuple (empty without the option)."""
+    if not value:
+        return ()
+    try:
+        counts = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise typer.BadParameter("a comma-separated list of worker counts, e.g. 1,2,4") from None
+    if not counts or any(n < 1 or n > 64 for n in counts):
+        raise typer.BadParameter("worker counts must be between 1 and 64")
+    return counts
+
+
 @app.command()
 def bench(
-    events: Annotated[int, typer.Option(min=10, help="Events for the throughput phase.")] = 20_000,
+    events: Annotated[
+        int, typer.Option(min=10, help="Events for the throughput phase (the backlog with --workers).")
+    ] = 20_000,
     users: Annotated[int, typer.Option(min=1, help="Users u1..uN.")] = 2_000,
     items: Annotated[int, typer.Option(min=12, help="Items i1..iM in the live catalog.")] = 3_000,
+    workers: Annotated[
+        str | None,
+        typer.Option(
+            help="Worker counts, e.g. 1,2,4: drain a backlog with each and report the scaling instead."
+        ),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path(
-        "bench/results/latest.json"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write the JSON report (bench/results/latest.json, or scaling.json with --workers)."
+        ),
+    ] = None,
 ) -> None:
-    """Throughput, raw Kafka ceiling, freshness, lookups, catalog scaling and memory on the local stack."""
+    """Throughput, raw Kafka ceiling, freshness, lookups, catalog scaling and memory on the local stack;
+    with --workers, events/s, CPU and memory per worker count against a bare Faust agent."""
     from engine import bench as benchmark
 
-    config = benchmark.BenchConfig(events=events, users=users, items=items)
-    report = benchmark.run(settings_or_exit(), config, console=err, log_dir=out.parent)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    counts = _worker_counts(workers)
+    target = out or Path("bench/results") / ("scaling.json" if counts else "latest.json")
+    if counts:
+        scaling = benchmark.ScalingConfig(workers=counts, backlog=events, users=users, items=items)
+        report = benchmark.run_scaling(settings_or_exit(), scaling, console=err, log_dir=target.parent)
+    else:
+        config = benchmark.BenchConfig(events=events, users=users, items=items)
+        report = benchmark.run(settings_or_exit(), config, console=err, log_dir=target.parent)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     if json:
         typer.echo(orjson.dumps(report).decode())
     else:
-        Console().print(benchmark.table(report))
-    err.print(f"report written to {out}")
+        Console().print(benchmark.scaling_table(report) if counts else benchmark.table(report))
+    err.print(f"report written to {target}")
 
 
 @app.command("bandit-bench")

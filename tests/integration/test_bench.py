@@ -1,4 +1,5 @@
-"""`personalize bench` at smoke size against the real stack: every reported figure is there and positive.
+"""`personalize bench` (and `--workers`) at smoke size against the real stack: every reported figure is
+there and positive.
 
 No targets asserted: this checks the harness, not the engine's speed.
 """
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from engine.bench import BenchConfig, run
+from engine.bench import BenchConfig, ScalingConfig, run, run_scaling
+from engine.bench.scaling_report import SCALING_TARGETS
 from engine.ops.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -50,3 +52,29 @@ def test_smoke_bench_reports_every_field(settings: Settings, tmp_path: Path) -> 
     assert report["lookup_python"]["per_s"] > 0 and report["lookup_client"]
     assert report["machine"]["cores"] >= 1 and report["settings"]["events"] == 300
     assert set(report["targets"]) and all("met" in v for v in report["targets"].values())
+
+
+def test_smoke_scaling_reports_every_worker_count(settings: Settings, tmp_path: Path) -> None:
+    config = ScalingConfig(
+        workers=(1, 2),
+        backlog=1_500,
+        users=60,
+        items=100,
+        freshness_s=1.0,
+        memory_users=200,
+        memory_sample=20,
+    )
+    report = run_scaling(settings, config, console=Console(stderr=True, quiet=True), log_dir=tmp_path)
+    assert [c["workers"] for c in report["counts"]] == [1, 2]
+    for count in report["counts"]:
+        assert count["events_per_s"] > 0 and count["window_events"] > 0, count
+        assert count["cpu_us_per_event"] > 0 and len(count["rss_mb_per_worker"]) == count["workers"]
+        assert count["freshness_ms"]["p99"] >= count["freshness_ms"]["p50"] > 0
+        memory = count["redis_bytes"]
+        assert memory["recs"] > 0 and memory["meta"] > 0
+        assert memory["total"] == pytest.approx(memory["recs"] + memory["meta"])
+        assert count["rss_mb_per_100k_users"] >= 0
+    assert report["bare_faust"]["bare_faust_per_s"] > 0
+    # Two worker counts give the replicated / partitioned split and the projection; values not asserted.
+    assert {"replicated_us_per_event", "partitioned_us_per_event", "projected_events_per_s_16"} <= set(report)
+    assert set(report["targets"]) == set(SCALING_TARGETS)

@@ -28,7 +28,30 @@ def test_top_20_fits_well_under_half_a_kilobyte() -> None:
     # Worst realistic case: every item anchored on a different 12-character id, two signals each.
     reasons = [Reason("item", f"item-{n:07d}", ("sequence", "cooccurrence")) for n in range(20)]
     assert len(encode(reasons).encode()) <= 500
-    assert len(encode([Reason("category", "Comedy", ("affinity",))] * 20).encode()) < 120
+    assert len(encode([Reason("category", "Comedy", ("affinity",))] * 20).encode()) < 40
+
+
+def test_a_list_repeating_a_few_reasons_stays_under_redis_default_listpack_value() -> None:
+    # Redis keeps a hash compact (listpack) while every value is at most hash-max-listpack-value (64).
+    liked = [Reason("item", f"i{n}", ("sequence", "cooccurrence")) for n in range(3)]
+    common = [Reason("popular", None, ("popularity", "quality")), Reason("category", "Drama", ("affinity",))]
+    reasons = [(liked + common)[n % 5] for n in range(20)]
+    stored = encode(reasons)
+    assert len(stored.encode()) <= 64, stored
+    assert decode(stored, [f"x{n}" for n in range(20)]) == {f"x{n}": r for n, r in enumerate(reasons)}
+
+
+def test_the_first_stored_form_is_still_read_and_written_past_62_distinct_tokens() -> None:
+    first = '{"r":"Isc0 P - Ca1","a":["i3","jazz"]}'
+    assert decode(first, ["w", "x", "y", "z"]) == {
+        "w": Reason("item", "i3", ("sequence", "cooccurrence")),
+        "x": Reason("popular"),
+        "z": Reason("category", "jazz", ("affinity",)),
+    }
+    many: list[Reason | None] = [Reason("item", f"i{n}") for n in range(70)]
+    stored = encode(many)
+    assert stored.startswith('{"r":')
+    assert decode(stored, [f"x{n}" for n in range(70)]) == {f"x{n}": r for n, r in enumerate(many) if r}
 
 
 def test_serve_time_reasons_and_unknown_signals_are_not_stored() -> None:
@@ -47,6 +70,10 @@ def test_serve_time_reasons_and_unknown_signals_are_not_stored() -> None:
         "[1, 2]",
         '{"r": 5, "a": 3}',
         '{"r": "I9 x Zs", "a": []}',  # anchor out of range, malformed token, unknown reason letter
+        "P\t01",  # a pick past the palette
+        "P\t0?",  # not a pick character
+        "P",
+        "I9 x Zs\t012",
     ],
 )
 def test_a_broken_stored_form_means_no_reasons_never_an_error(stored: str) -> None:

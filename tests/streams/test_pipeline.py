@@ -356,6 +356,20 @@ async def test_a_batch_writes_each_users_latest_list_once(harness: Harness) -> N
     assert len(harness.store.calls) == 2  # a flush writes what was staged since the last one only
 
 
+async def test_without_stored_reasons_lists_go_out_unexplained(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.pipeline.explain = False
+    monkeypatch.setattr(harness.pipeline.model, "explain", _never)
+    await harness.pipeline.handle_event(_raw(), b"u1", harness.profiles)
+    [call] = harness.store.calls
+    assert call.items and call.reasons is None
+
+
+def _never(*_args: object) -> None:
+    raise AssertionError("explained although the reasons are not stored")
+
+
 async def test_a_list_staged_before_an_erasure_in_the_same_batch_is_never_written(harness: Harness) -> None:
     await harness.pipeline.stage_event(_raw(), b"u1", harness.profiles)
     erase = _user_record(type="erasure", event_id="x1")

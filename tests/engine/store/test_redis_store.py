@@ -156,7 +156,7 @@ async def test_publish_stores_the_reasons_with_the_list_in_zrevrange_order() -> 
     [(_, args, _)] = client.pipelines[0].commands
     stored = args[-2]
     # ZREVRANGE: a (0.9), then the tie at 0.5 by member descending (c before b), then d.
-    assert stored == '{"r":"Isc0 P E -","a":["i0"]}'
+    assert stored == "Isc0 P E -\t0123\ti0"
     assert len(stored) < len(items) * 10
 
 
@@ -198,7 +198,7 @@ class ScriptClient(FakeClient):
 
 
 async def test_read_with_preferences_is_one_script_call_pairing_the_stored_reasons_with_the_list() -> None:
-    meta = ["1", None, "m1", None, '{"r":"Isc0 P E -","a":["i0"]}', "8"]  # as META_FIELDS, None: no field
+    meta = ["1", None, "m1", None, "Isc0 P E -\t0123\ti0", "8"]  # as META_FIELDS, None: no field
     client = ScriptClient(reply=[["a", "0.9", "c", "0.5", "b", "0.5"], meta, ["muted_category:jazz"]])
     recs, prefs = await _store(client).read_with_preferences("u1", 3)
     assert recs.items == [("a", 0.9), ("c", 0.5), ("b", 0.5)]
