@@ -7,6 +7,7 @@ figures here do not depend on what other tests sent.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from engine.api import hash_key
 from engine.ops.settings import Settings
 from engine.sdk.client import AsyncClient, Client
 from schemas import keys
+from schemas.keys import WorkerField
 from tests.integration.conftest import EXPERIMENTS, Worker, api_server, make_settings
 
 pytestmark = pytest.mark.integration
@@ -51,6 +53,14 @@ def rr_settings(live_stack: None) -> Settings:
 def rr_worker(rr_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     worker = _TunedWorker(rr_settings, tmp_path_factory.mktemp("rr-worker") / "worker.log")
     worker.start()
+    assert worker.proc is not None
+    # Ranks sent before the worker follows the decisions and rewards topics only wait in Kafka, but under a
+    # loaded machine its start can take most of a test's patience: wait for its first heartbeat here.
+    beat = keys.worker(rr_settings.namespace, f"{socket.gethostname()}-{worker.proc.pid}")
+    deadline = time.monotonic() + 120
+    while _redis_field(rr_settings, beat, WorkerField.EVENTS) is None:
+        assert time.monotonic() < deadline, f"the worker never beat; log:\n{_tail(worker)}"
+        time.sleep(0.5)
     yield worker
     worker.stop()
 
@@ -92,6 +102,10 @@ def _read_until(
     return records
 
 
+def _tail(worker: Worker) -> str:
+    return worker.log_path.read_text()[-4000:]
+
+
 def _probability(body: dict[str, Any], action_id: str) -> float:
     return float(next(r["probability"] for r in body["ranking"] if r["id"] == action_id))
 
@@ -120,7 +134,9 @@ def test_decisions_are_logged_keyed_by_id_with_every_propensity(rr_api: str, rr_
     assert logged["context"] == CONTEXT and logged["policy"]["id"] == "default"
 
 
-def test_rewards_favouring_one_action_raise_its_probability(rr_api: str, rr_settings: Settings) -> None:
+def test_rewards_favouring_one_action_raise_its_probability(
+    rr_api: str, rr_settings: Settings, rr_worker: Worker
+) -> None:
     rounds, rewarded, favourite = 0, 0, "a2"
     started = time.monotonic()
     with Client(rr_api, api_key=KEY) as client:
@@ -147,7 +163,9 @@ def test_rewards_favouring_one_action_raise_its_probability(rr_api: str, rr_sett
             if learned >= rounds + 2:
                 break
             time.sleep(0.5)
-        assert learned >= rounds + 2, f"the worker learned {learned} of {rounds + 2} decisions"
+        assert learned >= rounds + 2, (
+            f"the worker learned {learned} of {rounds + 2} decisions; log:\n{_tail(rr_worker)}"
+        )
         after = client.rank(CONTEXT, ACTIONS)
     print(
         f"\n{rounds} ranks ({rewarded} rewarded) in {sent_s:.1f}s; p({favourite}) "
@@ -160,7 +178,7 @@ def test_rewards_favouring_one_action_raise_its_probability(rr_api: str, rr_sett
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_experiment_variants_are_sticky_and_rewards_reach_the_report(
-    rr_api: str, rr_settings: Settings
+    rr_api: str, rr_settings: Settings, rr_worker: Worker
 ) -> None:
     async with AsyncClient(rr_api, api_key=KEY) as client:
         seen: dict[str, str] = {}
@@ -181,7 +199,7 @@ async def test_experiment_variants_are_sticky_and_rewards_reach_the_report(
     for name in ("control", "explore"):
         users = sum(variant == name for variant in seen.values())
         assert by_variant[name]["users"] == users and by_variant[name]["decisions"] == 2 * users
-    assert rewarded >= 30
+    assert rewarded >= 30, f"rewards in the report: {rewarded} of 30; worker log:\n{_tail(rr_worker)}"
     assert all(v["mean_reward"] is None or 0.0 <= v["mean_reward"] <= 1.0 for v in report["variants"])
     assert 0.0 <= report["srm"]["p_value"] <= 1.0
 
