@@ -117,17 +117,7 @@ def synthetic_log(n_rounds: int = 400, n_items: int = 6, seed: int = 0) -> Synth
         ]
         row += [f"{a:.1f}" for a in affinity[t]]
         log_rows.append(row)
-    item_header = ["", "item_id", "item_feature_0", "item_feature_1", "item_feature_2"]
-    item_rows = [
-        [
-            str(i),
-            str(i),
-            f"{price[i]:.6f}",
-            _hashed("category", int(category[i])),
-            _hashed("brand", int(brand[i])),
-        ]
-        for i in range(n_items)
-    ]
+    item_header, item_rows = _item_table(price, category, brand)
     return SyntheticLog(
         log_header=log_header,
         log_rows=log_rows,
@@ -139,6 +129,23 @@ def synthetic_log(n_rounds: int = 400, n_items: int = 6, seed: int = 0) -> Synth
         clicks=clicks,
         positions=(position - 1).astype(np.int64),
     )
+
+
+def _item_table(
+    price: Floats, category: NDArray[np.int64], brand: NDArray[np.int64]
+) -> tuple[list[str], list[list[str]]]:
+    """The item context file in obp's layout: an unnamed index, the id, then price, category and brand."""
+    rows = [
+        [
+            str(i),
+            str(i),
+            f"{price[i]:.6f}",
+            _hashed("category", int(category[i])),
+            _hashed("brand", int(brand[i])),
+        ]
+        for i in range(len(price))
+    ]
+    return ["", "item_id", "item_feature_0", "item_feature_1", "item_feature_2"], rows
 
 
 def _rows(columns: list[list[str]], timestamps: Floats) -> list[list[str]]:
@@ -231,17 +238,7 @@ def sparse_log(
         *(h.tolist() for h in hashed),
         *([counts[c] for c in affinity[imp][:, i].astype(np.int64)] for i in range(n_items)),
     ]
-    item_header = ["", "item_id", "item_feature_0", "item_feature_1", "item_feature_2"]
-    item_rows = [
-        [
-            str(i),
-            str(i),
-            f"{price[i]:.6f}",
-            _hashed("category", int(category[i])),
-            _hashed("brand", int(brand[i])),
-        ]
-        for i in range(n_items)
-    ]
+    item_header, item_rows = _item_table(price, category, brand)
     return SyntheticLog(
         log_header=log_header,
         log_rows=_rows(columns, seconds),
