@@ -20,6 +20,7 @@ __all__ = [
     "experiment",
     "experiment_users",
     "item",
+    "lists_held",
     "meta",
     "namespace_pattern",
     "policy",
@@ -123,6 +124,18 @@ def meta(namespace: str, user_id: str) -> str:
     'p13n:v1:shop:meta:u7'
     """
     return _key(namespace, "meta", user_id)
+
+
+def lists_held(namespace: str) -> str:
+    """Hash with one field per events partition (the partition number) whose users' lists this Redis
+    holds; the value is when a worker first found the field missing (epoch ms). A missing field means
+    Redis came back without its data (or never had the partition's lists): the partition's worker
+    republishes every user of it, then sets the field.
+
+    >>> lists_held("shop")
+    'p13n:v1:shop:lists:held'
+    """
+    return _key(namespace, "lists", "held")
 
 
 def item(namespace: str, item_id: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["create_app"]
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,12 +24,14 @@ from engine.ops.settings import Settings
 from engine.store.redis_store import RedisStore
 from models.recommender import MODEL_VERSION
 from streams import changelog, codecs
+from streams.batches import Incoming, handle_batch
 from streams.catchup import CatchUp
 from streams.checkpointer import Checkpointer, model_from
 from streams.gaps import CONTROL_HEADER, GapReader, OffsetGuard, is_control
 from streams.heartbeat import HEARTBEAT_S, Heartbeat
 from streams.pipeline import Pipeline
 from streams.quality import Quality
+from streams.republish import Republisher
 from streams.rewards import add_reward_agents
 from streams.singleton import Singleton
 from streams.trending import Trending
@@ -52,6 +55,25 @@ def _checkpoint_tick(
             log.exception("checkpoint timer failed")
 
     return tick
+
+
+def _republisher(
+    app: faust.App, settings: Settings, pipeline: Pipeline, writes: changelog.BatchWrites, lock: asyncio.Lock
+) -> Republisher:
+    """Republishes lists Redis did not get, for the events partitions this app owns once it has settled
+    (not rebalancing, tables recovered)."""
+
+    def owned() -> list[int]:
+        return [tp.partition for tp in app.consumer.assignment() if tp.topic == settings.events_topic]
+
+    def settled() -> bool:
+        recovery = cast(Any, app.tables).recovery  # TableManager has it; its interface does not say so
+        return not app.rebalancing and not app.in_recovery and bool(recovery.completed.is_set())
+
+    return Republisher(
+        pipeline=pipeline, profiles=writes, store=pipeline.store, metrics=pipeline.metrics, lock=lock,
+        partitions=settings.partitions, owned=owned, settled=settled,
+    )  # fmt: skip
 
 
 def create_app(
@@ -92,7 +114,9 @@ def create_app(
     registry = registry or CollectorRegistry()
     metrics = Metrics.create(registry, settings.namespace, MODEL_VERSION)
     model = model_from(restored)
-    store = RedisStore.from_url(settings.redis, settings.namespace, user_ttl_s=settings.user_ttl_s)
+    store = RedisStore.from_url(
+        settings.redis, settings.namespace, user_ttl_s=settings.user_ttl_s, timeout_s=settings.redis_timeout_s
+    )
     quality = Quality(model=model, store=store, metrics=metrics, send=send, settings=settings)
     pipeline = Pipeline(
         model=model,
@@ -129,9 +153,11 @@ def create_app(
         )
         checkpointer.advance(settings.events_topic, partition, offset + 1)
 
-    guard = OffsetGuard(
-        GapReader(settings.bootstrap, settings.events_topic, settings.app_id), writes, process, metrics
-    )
+    def reader(topic: str) -> GapReader:
+        patience = settings.kafka_read_patience_s
+        return GapReader(settings.bootstrap, topic, settings.app_id, patience_s=patience, metrics=metrics)
+
+    guard = OffsetGuard(reader(settings.events_topic), writes, process, metrics)
 
     async def nudge(topic: str, partition: int) -> None:
         await app.send(
@@ -142,8 +168,8 @@ def create_app(
         checkpointer=checkpointer,
         pipeline=pipeline,
         guard=guard,
-        events_reader=GapReader(settings.bootstrap, settings.events_topic, settings.app_id),
-        items_reader=GapReader(settings.bootstrap, settings.items_topic, settings.app_id),
+        events_reader=reader(settings.events_topic),
+        items_reader=reader(settings.items_topic),
         metrics=metrics,
         nudge=nudge,
     )
@@ -155,19 +181,18 @@ def create_app(
         # producer buffer (a fixed 100 by default) would stall the stream after every flush to drain it.
         app.producer.buffer.max_messages = max(100, 2 * settings.batch_max)
         async for batch in batches(settings.batch_max, within=settings.batch_within_s):
-            # The whole batch under the lock: a checkpoint never sees half a batch's effects.
-            async with checkpointer.lock:
-                for event in batch:
-                    message = event.message
-                    writes.partition = message.partition
-                    await catchup.events(message.partition, writes)
-                    await guard.on_message(
-                        message.partition, message.offset, event.key, event.value, is_control(message.headers)
-                    )
-                try:
-                    await pipeline.flush()
-                finally:
-                    writes.flush()
+            records = (
+                Incoming(e.message.partition, e.message.offset, e.key, e.value, is_control(e.message.headers))
+                for e in batch
+            )
+            await handle_batch(
+                records,
+                lock=checkpointer.lock,
+                catchup=catchup,
+                guard=guard,
+                pipeline=pipeline,
+                writes=writes,
+            )
 
     async def consume_items(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -183,6 +208,10 @@ def create_app(
                     offset=message.offset,
                 )
                 checkpointer.advance(settings.items_topic, message.partition, message.offset + 1)
+
+    republisher = _republisher(app, settings, pipeline, writes, checkpointer.lock)
+    pipeline.published = republisher.published
+    app.timer(interval=1.0)(republisher.tick)
 
     app.agent(events_topic, name="events")(consume_events)
     app.agent(items_topic, name="items")(consume_items)

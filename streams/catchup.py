@@ -3,6 +3,8 @@
 Events between the checkpoint's offset and the offset guard's expected one were counted in the profiles
 by the previous worker but are not in the restored model: they are re-read from Kafka and learned into
 the model only. Catalog records after the checkpoint's offset are applied again (they are upserts).
+Never moves a checkpoint offset past a record it could not read: a failed read raises, and the replay
+resumes there at the agent's next record.
 """
 
 from __future__ import annotations
@@ -154,7 +156,8 @@ class CatchUp:
         self, reader: GapReader, partition: int, start: int, end: int, handle: Callable[[Record], None]
     ) -> int:
         """Read ``start <= offset < end`` in chunks and hand each record over (control records skipped);
-        returns how many were handed over."""
+        returns how many were handed over. The checkpoint's offset moves past a chunk only once it is
+        handled; a read that keeps failing raises (`GapReader.read`) with the offset where it stopped."""
         low, _ = await reader.watermarks(partition)
         if low > start:
             log.error(
@@ -165,13 +168,9 @@ class CatchUp:
         read = 0
         for first in range(start, end, CHUNK):
             last = min(end, first + CHUNK)
-            try:
-                records = await reader.read(partition, first, last)
-            except Exception:  # noqa: BLE001 - Kafka trouble: log what the model misses and go on
-                log.exception(
-                    "%s[%d]: could not re-read offsets %d..%d", reader.topic, partition, first, last
-                )
-                records = []
+            # Retried while Kafka is away, then raised: the checkpoint's offset stays before what was
+            # not read, so the next try (the agent's next record) replays it (never taken as empty).
+            records = await reader.read(partition, first, last)
             handled = [record for record in records if not record.control]
             for n, record in enumerate(handled):
                 handle(record)

@@ -6,7 +6,9 @@ profile is rewritten by each of their events: `BatchWrites` applies every write 
 once (later reads see it) but sends each key's final value once, at `flush`, to the partition of the
 record that wrote it. Keys starting with NUL (the offset guard's next-offset keys, see
 `streams.gaps.offset_key`) are sent after the rest, so a crash in the middle of a flush can leave a
-partition's offset behind its profiles (records replayed, deduplicated by event id) but never ahead.
+partition's offset behind its profiles (records replayed, deduplicated by event id) but never ahead;
+keys written with `BatchWrites.put` (a partition's own state, e.g. `streams.republish`'s queue) go
+between the two, so an offset never gets ahead of what its batch queued either.
 
 >>> table = FakeTable()
 >>> writes = BatchWrites(table)
@@ -77,6 +79,8 @@ class BatchWrites(MutableMapping[str, Any]):
         self.table = table
         self.partition = 0
         self._pending: dict[str, int] = {}
+        #: Keys written by `put` since the last flush.
+        self._put: set[str] = set()
 
     def __getitem__(self, key: str) -> Any:
         return self.table.data[key]
@@ -89,6 +93,16 @@ class BatchWrites(MutableMapping[str, Any]):
         del self.table.data[key]
         self._pending[key] = self.partition
 
+    def put(self, partition: int, key: str, value: Any) -> None:
+        """Write ``key`` on the changelog partition ``partition`` (not the current record's): for keys
+        that belong to a partition rather than to the record being handled; None deletes the key."""
+        if value is None:
+            self.table.data.pop(key, None)
+        else:
+            self.table.data[key] = value
+        self._pending[key] = partition
+        self._put.add(key)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.table.data)
 
@@ -98,8 +112,12 @@ class BatchWrites(MutableMapping[str, Any]):
     def flush(self) -> int:
         """Send the final value (or the deletion) of every key written since the last flush; returns
         how many changelog records were sent."""
-        pending, self._pending = self._pending, {}
-        ordered = sorted(pending.items(), key=lambda kv: kv[0].startswith("\x00"))  # stable: offsets last
+        pending, self._pending, put, self._put = self._pending, {}, self._put, set()
+
+        def rank(kv: tuple[str, int]) -> int:
+            return 0 if not kv[0].startswith("\x00") else 1 if kv[0] in put else 2
+
+        ordered = sorted(pending.items(), key=rank)  # stable: partition state, then offsets, last
         for key, partition in ordered:
             value = self.table.data.get(key, _DELETED)
             if value is _DELETED:

@@ -7,6 +7,9 @@ the changelog-backed profiles table (same changelog partition as the profiles it
 cannot disagree after a crash). A message past it makes the agent re-read the missing range straight
 from Kafka first; a message before it is a redelivery and is skipped. A partition whose tail stalls
 behind its high watermark is nudged with a control record, which triggers the same repair.
+
+A failed read (Kafka away) is retried with backoff for ``patience_s`` and then raised: a range is either
+read in full or not at all, never taken as empty (callers move no offset past what they did not read).
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ __all__ = ["CONTROL_HEADER", "GapReader", "OffsetGuard", "Record", "is_control",
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import confluent_kafka
 
@@ -26,6 +30,12 @@ from engine.ops.metrics import Metrics
 from schemas.errors import DeliveryError
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: Seconds between the first retries of a failed read; doubled after each failure, up to `MAX_BACKOFF_S`.
+FIRST_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 5.0
 
 #: Header that marks a control record of the engine's own (value ignored, never an event).
 CONTROL_HEADER = "p13n-control"
@@ -61,13 +71,49 @@ class Record:
 class GapReader:
     """Reads offset ranges and watermarks of one topic directly, outside the consumer group."""
 
-    def __init__(self, bootstrap: str, topic: str, group_id: str, timeout_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        group_id: str,
+        timeout_s: float = 15.0,
+        *,
+        patience_s: float = 300.0,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.group_id = group_id
         self.timeout_s = timeout_s
+        #: How long a failing read is retried before its error is raised (`Settings.kafka_read_patience_s`).
+        self.patience_s = patience_s
+        self.metrics = metrics
         self._consumer: confluent_kafka.Consumer | None = None
         self._group: confluent_kafka.Consumer | None = None
+
+    async def _patiently(self, what: str, call: Callable[[], _T]) -> _T:
+        """``call()`` in a thread, retried with backoff while it fails, for up to ``patience_s``; then its
+        error (a `DeliveryError`) is raised."""
+        deadline, backoff, failures = time.monotonic() + self.patience_s, FIRST_BACKOFF_S, 0
+        while True:
+            try:
+                found = await asyncio.to_thread(call)
+            except (DeliveryError, confluent_kafka.KafkaException) as exc:
+                failures += 1
+                if self.metrics is not None:
+                    self.metrics.kafka_read_failures.inc()
+                if time.monotonic() + backoff > deadline:
+                    log.error("%s: %s failed %d time(s), giving up: %s", self.topic, what, failures, exc)
+                    if isinstance(exc, DeliveryError):
+                        raise
+                    raise DeliveryError(f"kafka topic {self.topic}", f"{what}: {exc}") from exc
+                log.warning("%s: %s failed (%s); retrying in %.1fs", self.topic, what, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+                continue
+            if failures:
+                log.warning("%s: %s succeeded after %d failure(s)", self.topic, what, failures)
+            return found
 
     def _client(self) -> confluent_kafka.Consumer:
         if self._consumer is None:
@@ -82,8 +128,11 @@ class GapReader:
         return self._consumer
 
     async def read(self, partition: int, start: int, end: int) -> list[Record]:
-        """Records with ``start <= offset < end`` (offsets the log no longer has are skipped)."""
-        return await asyncio.to_thread(self._read, partition, start, end)
+        """Records with ``start <= offset < end`` (offsets the log no longer has are skipped); raises
+        `DeliveryError` once reading has failed for ``patience_s``."""
+        return await self._patiently(
+            f"reading [{partition}] {start}..{end - 1}", lambda: self._read(partition, start, end)
+        )
 
     def _read(self, partition: int, start: int, end: int) -> list[Record]:
         consumer = self._client()
@@ -116,15 +165,26 @@ class GapReader:
             self._group = confluent_kafka.Consumer(
                 {"bootstrap.servers": self.bootstrap, "group.id": self.group_id, "enable.auto.commit": False}
             )
-        tp = confluent_kafka.TopicPartition(self.topic, partition)
-        [found] = await asyncio.to_thread(self._group.committed, [tp], 10.0)
+        group, tp = self._group, confluent_kafka.TopicPartition(self.topic, partition)
+        [found] = await self._patiently(
+            f"the committed offset of [{partition}]", lambda: group.committed([tp], 10.0)
+        )
         return int(found.offset) if found.offset >= 0 else None
 
-    async def watermarks(self, partition: int) -> tuple[int, int]:
-        """(low, high): the first offset still in the log and the next offset to be written."""
+    async def watermarks(self, partition: int, *, patient: bool = True) -> tuple[int, int]:
+        """(low, high): the first offset still in the log and the next offset to be written.
+
+        ``patient=False``: one try (for measurements that must not hold up a timer while Kafka is away).
+        """
         tp = confluent_kafka.TopicPartition(self.topic, partition)
-        low, high = await asyncio.to_thread(self._client().get_watermark_offsets, tp, 10.0, False)
-        return int(low), int(high)
+
+        def ask() -> tuple[int, int]:
+            low, high = self._client().get_watermark_offsets(tp, 10.0, False)
+            return int(low), int(high)
+
+        if not patient:
+            return await asyncio.to_thread(ask)
+        return await self._patiently(f"the watermarks of [{partition}]", ask)
 
     def close(self) -> None:
         for client in (self._consumer, self._group):
@@ -195,7 +255,7 @@ class OffsetGuard:
         out = []
         for partition in partitions:
             expected = await self.expected(partition)
-            _, high = await self.reader.watermarks(partition)
+            _, high = await self.reader.watermarks(partition, patient=False)
             if high > expected and self._last_seen.get(partition) == expected:
                 out.append(partition)
             self._last_seen[partition] = expected

@@ -23,6 +23,7 @@ from engine.store.redis_store import RedisStore
 from models.recommender import MODEL_VERSION
 from schemas.keys import WorkerField
 from streams.gaps import CONTROL_HEADER, OffsetGuard, offset_key
+from streams.republish import pending_key
 
 if TYPE_CHECKING:
     from streams.checkpointer import Checkpointer
@@ -65,10 +66,14 @@ class Heartbeat:
         return int(sum(get("personalize_events_total", {"outcome": o}) or 0 for o in OUTCOMES))
 
     async def __call__(self) -> None:
-        await self._nudge_stalled()
+        try:
+            await self._nudge_stalled()
+        except Exception:  # noqa: BLE001 - Kafka away: the beat to Redis must still go out
+            log.warning("could not look for stalled partitions", exc_info=True)
         await self._measure_lag()
         owned = sorted(self._partitions())
-        self.metrics.users.set(len(self.profiles) - sum(offset_key(p) in self.profiles for p in owned))
+        kept = sum(k in self.profiles for p in owned for k in (offset_key(p), pending_key(p)))
+        self.metrics.users.set(len(self.profiles) - kept)
         checkpoint_ms = self.checkpointer.last_ms if self.checkpointer is not None else None
         fields: dict[str, int | str] = {
             WorkerField.PID: os.getpid(),
@@ -105,7 +110,7 @@ class Heartbeat:
             self.metrics.consumer_lag.remove(str(partition))
         for partition in owned:
             try:
-                _, high = await self.guard.reader.watermarks(partition)
+                _, high = await self.guard.reader.watermarks(partition, patient=False)
                 expected = await self.guard.expected(partition)
             except Exception:  # noqa: BLE001 - a missed measurement must not stop the heartbeat
                 log.debug("no lag for partition %d", partition, exc_info=True)

@@ -17,7 +17,7 @@ __all__ = ["POPULAR", "Pipeline", "Profiles", "reasons_of"]
 
 import logging
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Collection, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +114,9 @@ class Pipeline:
         self.learned: Callable[[str, str], None] = lambda _user_id, _event_id: None
         #: Whether the model learned an event (the checkpointer's ring of learned ids in the worker).
         self.known: Callable[[str, str], bool] = lambda _user_id, _event_id: True
+        #: Called after each flush with the users whose list Redis took (or refused as fenced) and those
+        #: whose write failed, with the list's position (`streams.republish` keeps the latter).
+        self.published: Callable[[Collection[str], Mapping[str, int]], None] = lambda _done, _failed: None
         self.tombstone_ttl_s = tombstone_ttl_s
         self._staged: dict[str, _Staged] = {}
         #: user_id -> offset of their latest erasure, reset or withdrawal of the batch (written first at
@@ -404,6 +407,14 @@ class Pipeline:
         self.learned(record.user_id, record.event_id)
         return "learned"
 
+    def restage(self, profile: UserProfile, position: int) -> None:
+        """Rank for a user again, with no new event, and stage the list (its write had failed, or Redis
+        lost it); it waits for `flush` with ``position``, the offset of the user's last record if known."""
+        items = self.model.recommend(profile, self.top_n, None, profile.last_ts or None)
+        if self.quality is not None:
+            self.quality.remember(profile.user_id, items)
+        self._staged[profile.user_id] = _Staged(profile, items, None, profile.last_ts, position)
+
     def _stage(self, event: Event | PreferencesRecord, profile: UserProfile, position: int) -> None:
         """Rank for the user now (the model learns its blend from this ranking) and stage the list."""
         context = event.context if isinstance(event, Event) else None
@@ -430,8 +441,9 @@ class Pipeline:
 
         Each list is explained here, from the features its ranking kept: nothing of the user has been
         ranked since (a later event of theirs would have replaced the staged list). A failed write is
-        logged and counted, whatever the error (the batch's records are learned and acknowledged, so
-        raising would only stop the worker); the lists are rebuilt on the users' next events. A list
+        logged, counted and handed to `published` (the worker republishes those users once Redis
+        answers), whatever the error (the batch's records are learned and acknowledged, so raising
+        would only stop the worker). A list
         Redis refuses (older than the stored one or than the user's tombstone) is counted, not retried.
         """
         fences, self._fences, staged, self._staged = self._fences, {}, self._staged, {}
@@ -460,7 +472,9 @@ class Pipeline:
         except Exception:  # noqa: BLE001 - Redis down or a bug in the store: neither may stop the worker
             log.exception("could not publish the recommendations of %d user(s)", len(lists))
             self.metrics.publish_errors.inc(len(lists))
+            self.published((), {user_id: one.position for user_id, one in staged.items()})
             return
+        self.published(staged.keys(), {})
         for user_id, one in staged.items():
             reason = published.refused.get(user_id)
             if reason is not None:

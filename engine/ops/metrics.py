@@ -59,6 +59,11 @@ class Metrics:
     checkpoints: Gauge
     checkpoint_writes: Counter
     checkpoint_replayed: Counter
+    # Dependency outages (streams/gaps.py, streams/republish.py).
+    kafka_read_failures: Counter
+    republish_pending: Gauge
+    republished: Counter
+    redis_resets: Counter
     # Online quality and drift (streams/quality.py).
     event_types: Counter
     prequential_hits: Counter
@@ -206,6 +211,27 @@ class Metrics:
                 "Records re-read after a restore to bring the model up to the profile table, by topic kind "
                 "(events, items); learned into the model only.",
                 "topic",
+            ),
+            kafka_read_failures=counter(
+                "kafka_read_failures",
+                "Failed direct reads of Kafka (gap repair, catch-up replay), each retried with backoff for "
+                "up to PERSONALIZE_KAFKA_READ_PATIENCE_S before the error is raised.",
+            ),
+            republish_pending=gauge(
+                "republish_pending",
+                "Users of this worker's partitions whose list is waiting to be written to Redis again "
+                "(their write failed, or Redis came back without its data).",
+            ),
+            republished=counter(
+                "republished",
+                "Lists written again after Redis was away (ranked afresh from the model), by cause: failed "
+                "(the list's write had failed) or reset (Redis came back without its data).",
+                "cause",
+            ),
+            redis_resets=counter(
+                "redis_resets",
+                "Events partitions whose lists Redis no longer held (came back without its data, or "
+                "never had them): every user of the partition is queued for republishing.",
             ),
             event_types=counter("event_types", "Valid events learned, by event type.", "type"),
             prequential_hits=counter(

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     #: ``batch_within_s`` for a batch to fill: one Redis write and one changelog record per user per batch.
     batch_max: int = Field(500, ge=1, le=100_000)
     batch_within_s: float = Field(0.02, gt=0.0, le=10.0)
+    #: The worker's Redis client: seconds a connect or a reply may take before the call fails (a hung
+    #: Redis must not hold the batch, and the checkpoint lock with it); a failed list is republished
+    #: once Redis answers again (docs/reliability.md).
+    redis_timeout_s: float = Field(2.0, gt=0.0, le=300.0)
+    #: How long the worker retries a failed direct read of Kafka (gap repair, catch-up replay) before it
+    #: raises; the batch's work so far is flushed first and nothing is counted as read that was not.
+    kafka_read_patience_s: float = Field(300.0, ge=0.0, le=86_400.0)
     #: How long the consumer group waits for a silent worker before its partitions go to the others
     #: (Kafka's session timeout; Faust's default 60 s). Lower means a crashed worker's users are picked
     #: up sooner, but a worker whose event loop stalls that long (a long catch-up) is dropped too.

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from engine.store import consent
 from engine.store import scripts as redis_scripts
@@ -134,8 +137,24 @@ class RedisStore:
         self.user_ttl_s = user_ttl_s
 
     @classmethod
-    def from_url(cls, url: str, namespace: str, *, user_ttl_s: int = 0) -> RedisStore:
-        return cls(aioredis.Redis.from_url(url, decode_responses=True), namespace, user_ttl_s=user_ttl_s)
+    def from_url(
+        cls, url: str, namespace: str, *, user_ttl_s: int = 0, timeout_s: float | None = None
+    ) -> RedisStore:
+        """A store on a new client; with ``timeout_s``, every connect and reply is bounded by it, a call
+        that timed out is not retried (a hung server would double the wait) and one whose connection
+        broke is retried once, on a new connection (a restarted server). Without it, redis-py's defaults
+        (no timeout at all before redis-py 8)."""
+        if timeout_s is None:
+            return cls(aioredis.Redis.from_url(url, decode_responses=True), namespace, user_ttl_s=user_ttl_s)
+        backoff = ExponentialBackoff(cap=timeout_s / 2, base=0.05)
+        client = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(backoff, 1, (redis.exceptions.ConnectionError,)),
+        )
+        return cls(client, namespace, user_ttl_s=user_ttl_s)
 
     @property
     def address(self) -> str:
@@ -225,6 +244,19 @@ class RedisStore:
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, ttl_s)
             await pipe.execute()
+
+    async def lists_held(self, partitions: Sequence[int]) -> set[int]:
+        """Which of these events partitions' lists Redis holds (`schemas.keys.lists_held`)."""
+        if not partitions:
+            return set()
+        found = await self.client.hmget(keys.lists_held(self.namespace), [str(p) for p in partitions])
+        return {p for p, value in zip(partitions, found, strict=True) if value is not None}
+
+    async def hold_lists(self, partitions: Sequence[int]) -> None:
+        """Record that Redis holds (or is being given again) the lists of these events partitions."""
+        if partitions:
+            now = str(int(time.time() * 1000))
+            await self.client.hset(keys.lists_held(self.namespace), mapping={str(p): now for p in partitions})
 
     async def forget_worker(self, worker_id: str) -> None:
         """Remove a worker's heartbeat at once (on a clean shutdown)."""

@@ -29,7 +29,7 @@ class FakeReader:
     async def committed(self, partition: int) -> int | None:
         return self.committed_offset
 
-    async def watermarks(self, partition: int) -> tuple[int, int]:
+    async def watermarks(self, partition: int, *, patient: bool = True) -> tuple[int, int]:
         return self.low, self.low + len(self.log)
 
 
