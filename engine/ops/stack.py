@@ -7,7 +7,7 @@ process command line). Process management is synchronous on purpose: it runs fro
 
 from __future__ import annotations
 
-__all__ = ["Service", "ServiceStatus", "down", "status", "stop_workers", "up"]
+__all__ = ["Service", "ServiceStatus", "down", "start", "status", "stop", "stop_workers", "up"]
 
 import base64
 import os
@@ -235,10 +235,14 @@ def _start_redis(settings: Settings) -> int:
         "127.0.0.1",
         "--dir",
         str(home),
+        # Every write goes to the append-only file (fsynced each second, in the background): a restart
+        # keeps the lists, preferences, consent and tombstones (docs/reliability.md); no RDB snapshots.
         "--save",
         "",
         "--appendonly",
-        "no",
+        "yes",
+        "--appendfsync",
+        "everysec",
         "--daemonize",
         "no",
         "--protected-mode",
@@ -267,6 +271,11 @@ def _redis_ready(settings: Settings) -> bool:
 # -- lifecycle -----------------------------------------------------------------------------------
 
 
+#: Services this process started and has not reaped yet: kept so their `Popen` is not collected (and
+#: warned about) while they run; `_reap` waits for them through it.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def _spawn(cmd: list[str], cwd: Path, output: Path) -> int:
     with output.open("ab") as out:
         proc = subprocess.Popen(
@@ -277,6 +286,7 @@ def _spawn(cmd: list[str], cwd: Path, output: Path) -> int:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    _CHILDREN[proc.pid] = proc
     return proc.pid
 
 
@@ -284,23 +294,40 @@ def up(
     settings: Settings, log: Callable[[str], None] = print, timeout_s: float = 120.0
 ) -> list[ServiceStatus]:
     """Start whatever is not running yet and wait until both services answer (idempotent)."""
-    for service, port in ((Service.REDIS, settings.redis_port), (Service.KAFKA, settings.kafka_port)):
-        _dir(settings, service).mkdir(parents=True, exist_ok=True)
-        pid = _running_pid(settings, service)
-        if pid is None:
-            if _port_open(port):
-                raise StackError(
-                    f"port {port} is taken by a process that is not ours; free it or change "
-                    f"PERSONALIZE_{service.value.upper()}_PORT"
-                )
-            pid = _start_redis(settings) if service is Service.REDIS else _start_kafka(settings, log)
-            _pid_file(settings, service).write_text(f"{pid}\n")
-            log(f"started {service.value} (pid {pid})")
-        ready = (
-            (lambda: _redis_ready(settings)) if service is Service.REDIS else (lambda: _kafka_ready(settings))
-        )
-        _wait(service.value, f"127.0.0.1:{port}", ready, timeout_s, pid)
+    for service in (Service.REDIS, Service.KAFKA):
+        start(settings, service, log, timeout_s)
     return status(settings)
+
+
+def start(
+    settings: Settings, service: Service, log: Callable[[str], None] = print, timeout_s: float = 120.0
+) -> int:
+    """Start one service (Kafka or Redis) unless it runs already, wait until it answers; its pid."""
+    port = settings.redis_port if service is Service.REDIS else settings.kafka_port
+    _dir(settings, service).mkdir(parents=True, exist_ok=True)
+    pid = _running_pid(settings, service)
+    if pid is None:
+        if _port_open(port):
+            raise StackError(
+                f"port {port} is taken by a process that is not ours; free it or change "
+                f"PERSONALIZE_{service.value.upper()}_PORT"
+            )
+        pid = _start_redis(settings) if service is Service.REDIS else _start_kafka(settings, log)
+        _pid_file(settings, service).write_text(f"{pid}\n")
+        log(f"started {service.value} (pid {pid})")
+    ready = (lambda: _redis_ready(settings)) if service is Service.REDIS else (lambda: _kafka_ready(settings))
+    _wait(service.value, f"127.0.0.1:{port}", ready, timeout_s, pid)
+    return pid
+
+
+def stop(settings: Settings, service: Service, timeout_s: float = 30.0) -> int | None:
+    """Stop one service that `start` (or `up`) started under ``settings.stack_dir`` (SIGTERM, then
+    SIGKILL after ``timeout_s``); its pid, or None when it was not running. Nothing else is touched."""
+    pid = _running_pid(settings, service)
+    if pid is not None:
+        _stop(pid, timeout_s)
+    _pid_file(settings, service).unlink(missing_ok=True)
+    return pid
 
 
 def down(settings: Settings, log: Callable[[str], None] = print, timeout_s: float = 30.0) -> None:
@@ -310,11 +337,9 @@ def down(settings: Settings, log: Callable[[str], None] = print, timeout_s: floa
         log(f"stopped worker (pid {pid})")
     workers.forget_all(settings)
     for service in (Service.KAFKA, Service.REDIS):
-        service_pid = _running_pid(settings, service)
+        service_pid = stop(settings, service, timeout_s)
         if service_pid is not None:
-            _stop(service_pid, timeout_s)
             log(f"stopped {service.value} (pid {service_pid})")
-        _pid_file(settings, service).unlink(missing_ok=True)
 
 
 def stop_workers(
@@ -344,6 +369,11 @@ def _stop(pid: int, timeout_s: float) -> None:
 
 
 def _reap(pid: int) -> None:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            del _CHILDREN[pid]
+        return
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
