@@ -68,8 +68,8 @@ class Heartbeat:
     async def __call__(self) -> None:
         try:
             await self._nudge_stalled()
-        except Exception:  # noqa: BLE001 - Kafka away: the beat to Redis must still go out
-            log.warning("could not look for stalled partitions", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - Kafka away: the beat to Redis must still go out
+            log.warning("could not look for stalled partitions: %s", exc)
         await self._measure_lag()
         owned = sorted(self._partitions())
         kept = sum(k in self.profiles for p in owned for k in (offset_key(p), pending_key(p)))

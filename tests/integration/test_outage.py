@@ -19,7 +19,8 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -27,6 +28,7 @@ import pytest
 import redis.exceptions
 from prometheus_client.parser import text_string_to_metric_families
 
+from engine.api import hash_key
 from engine.ingest.kafka import AsyncProducer
 from engine.ingest.produce import ensure_engine_topics, send_event
 from engine.ops import stack
@@ -34,7 +36,7 @@ from engine.ops.settings import Settings
 from engine.store.redis_store import RedisStore
 from models.synth import Clickstream
 from schemas.events import encode
-from tests.integration.conftest import Worker, free_port, make_settings, wait_for
+from tests.integration.conftest import ROOT, Worker, api_server, free_port, make_settings, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -89,13 +91,19 @@ async def caught_up(store: RedisStore, wanted: dict[str, int]) -> bool:
     return True
 
 
+async def send_catalog(settings: Settings) -> None:
+    """The seeded world's catalog (its producer goes when this returns: no client left retrying)."""
+    async with AsyncProducer(settings.bootstrap) as producer:
+        for record in Clickstream(USERS, ITEMS, n_categories=8, seed=SEED).items():
+            await producer.send(settings.items_topic, encode(record), record.item_id.encode())
+
+
 async def produce(settings: Settings, sent: Counter[str], stop: asyncio.Event) -> None:
     """A catalog, then the seeded clickstream at `RATE` until ``stop``; ``sent`` counts what the broker
     confirmed, per user."""
     world = Clickstream(USERS, ITEMS, n_categories=8, seed=SEED, start_ms=time.time_ns() // 1_000_000)
+    await send_catalog(settings)
     async with AsyncProducer(settings.bootstrap) as producer:
-        for record in world.items():
-            await producer.send(settings.items_topic, encode(record), record.item_id.encode())
         for event in world.events(10**7):
             if stop.is_set():
                 return
@@ -205,3 +213,119 @@ async def _beating(store: RedisStore) -> bool:
         return bool(await store.workers())
     except (redis.exceptions.RedisError, OSError):
         return False
+
+
+@dataclass
+class Posting:
+    """What the API client saw: events accepted per user, 503s and their Retry-After, reads meanwhile."""
+
+    sent: Counter[str] = field(default_factory=Counter)
+    unavailable: int = 0
+    without_retry_after: int = 0
+    last_accepted: float = 0.0
+    reads: Counter[int] = field(default_factory=Counter)
+
+
+async def post_events(url: str, posting: Posting, stop: asyncio.Event) -> None:
+    """POST one event at a time at `RATE`, each retried after a 503 (as its Retry-After says) until the
+    API accepts it; the same event_id each time, so a record that did reach Kafka is not counted twice."""
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=30) as http:
+        n = 0
+        while not stop.is_set():
+            user = f"ku{n % USERS}"
+            body = {"event_id": f"k{n}", "user_id": user, "item_id": f"i{n % ITEMS + 1}", "type": "click",
+                    "ts": time.time_ns() // 1_000_000}  # fmt: skip
+            while True:
+                try:
+                    answer = await http.post("/v1/events", json=body)
+                except httpx.TransportError:
+                    await asyncio.sleep(0.5)
+                    continue
+                if answer.status_code == 202:
+                    break
+                assert answer.status_code == 503, answer.text
+                posting.unavailable += 1
+                wait = answer.headers.get("Retry-After")
+                posting.without_retry_after += wait is None
+                await asyncio.sleep(min(5.0, float(wait or 1)))
+            posting.sent[user] += 1
+            posting.last_accepted = time.monotonic()
+            n += 1
+            await asyncio.sleep(1 / RATE)
+
+
+async def read_recommendations(url: str, posting: Posting, stop: asyncio.Event) -> None:
+    """Read a user's list twice a second; the status codes are counted."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        while not stop.is_set():
+            posting.reads[(await http.get("/v1/recommendations/ku1")).status_code] += 1
+            await asyncio.sleep(0.5)
+
+
+async def test_kafka_broker_away_then_back_loses_nothing_and_the_api_says_retry(tmp_path: Path) -> None:
+    settings = private(
+        tmp_path, "outk", kafka_port=free_port(), kafka_controller_port=free_port(), kafka_heap="384m",
+        partitions=4,
+    )  # fmt: skip
+    kafka_dir = settings.stack_dir / "kafka"
+    kafka_dir.mkdir(parents=True)
+    (kafka_dir / "libs").symlink_to((ROOT / ".stack" / "kafka" / "libs").resolve())  # the shared jars
+    await asyncio.to_thread(stack.start, settings, stack.Service.KAFKA, lambda _m: None)
+    worker: Worker | None = None
+    store = RedisStore.from_url(settings.redis, settings.namespace)
+    stop_posting, stop_reading = asyncio.Event(), asyncio.Event()
+    posting = Posting()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await ensure_engine_topics(settings)
+        await send_catalog(settings)
+        worker = start_worker(settings, tmp_path / "worker.log", metrics_port=0)
+        api_env = {"PERSONALIZE_API_KEY_HASHES": hash_key(KEY), "PERSONALIZE_API_TIMEOUT_S": "2"}
+        with api_server(settings, tmp_path / "api.log", **api_env) as url:
+            await wait_for(lambda: _beating(store), 120, "the worker's first heartbeat")
+            tasks = [asyncio.create_task(post_events(url, posting, stop_posting))]
+            await wait_for(
+                lambda: caught_up(store, {f"ku{n}": 1 for n in range(USERS)}), 120, "every user's first list"
+            )
+            accepted_before = sum(posting.sent.values())
+            await asyncio.to_thread(stack.stop, settings, stack.Service.KAFKA)
+            tasks.append(asyncio.create_task(read_recommendations(url, posting, stop_reading)))
+            await asyncio.sleep(KAFKA_OUTAGE_S)
+            stop_reading.set()
+            accepted_during = sum(posting.sent.values()) - accepted_before
+            back = time.monotonic()
+            await asyncio.to_thread(stack.start, settings, stack.Service.KAFKA, lambda _m: None)
+            await wait_for(_accepted_since(posting, back), 120, "the API accepting events again")
+            accepting_s = posting.last_accepted - back
+            await asyncio.sleep(5)  # events flow with the broker back
+            stop_posting.set()
+            await asyncio.gather(*tasks)
+            await wait_for(lambda: caught_up(store, dict(posting.sent)), 180, "every accepted event, counted")
+            recovery_s = time.monotonic() - back
+            mismatches = [u for u, n in posting.sent.items() if (await store.read(u, 1)).events_seen != n]
+        print(
+            f"\nkafka outage ({KAFKA_OUTAGE_S:.0f} s): {sum(posting.sent.values())} events accepted, "
+            f"{accepted_during} while the broker was away, {posting.unavailable} answers 503 "
+            f"({posting.without_retry_after} without Retry-After), reads meanwhile {dict(posting.reads)}, "
+            f"mismatches {len(mismatches)}, accepting again {accepting_s:.1f} s and every event counted "
+            f"{recovery_s:.1f} s after the broker's start command"
+        )
+        assert mismatches == []
+        assert worker.proc is not None and worker.proc.poll() is None, "the worker stopped"
+        assert posting.unavailable > 0 and posting.without_retry_after == 0
+        assert posting.reads[200] > 0 and set(posting.reads) == {200}, posting.reads
+    finally:
+        stop_posting.set()
+        stop_reading.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if worker is not None:
+            worker.stop()
+        await store.close()
+        await asyncio.to_thread(stack.stop, settings, stack.Service.KAFKA)
+
+
+def _accepted_since(posting: Posting, since: float) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return posting.last_accepted > since
+
+    return check
