@@ -294,3 +294,15 @@ async def test_an_erased_users_queued_list_is_not_written_again(harness: Harness
     await harness.republisher()
     assert [c.user_id for c in harness.store.calls] == ["user2"]
     assert harness.queued() == {}
+
+
+def test_a_partitions_queue_reaches_the_changelog_before_its_offset() -> None:
+    table = FakeTable()
+    writes = BatchWrites(table)
+    writes.partition = 2
+    writes[offset_key(2)] = 9  # the guard's, written first in the batch
+    writes["user1"] = {"events_seen": 1}
+    writes.put(2, pending_key(2), {"user1": 8})  # at the batch's flush
+    writes.flush()
+    # A crash in the middle of the flush can leave the offset behind the queue, never ahead of it.
+    assert [key for _, key, _ in table.sent] == ["user1", pending_key(2), offset_key(2)]
