@@ -271,8 +271,7 @@ def _redis_ready(settings: Settings) -> bool:
 # -- lifecycle -----------------------------------------------------------------------------------
 
 
-#: Services this process started and has not reaped yet: kept so their `Popen` is not collected (and
-#: warned about) while they run; `_reap` waits for them through it.
+#: Services this process started and has not reaped: their `Popen` must not be collected while they run.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
