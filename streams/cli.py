@@ -25,7 +25,7 @@ def worker() -> None:
     from faust.worker import Worker
     from prometheus_client import CollectorRegistry
 
-    from engine.ops import scrape
+    from engine.ops import log_throttle, scrape
     from streams.app import create_app
     from streams.checkpointer import restore
 
@@ -45,6 +45,7 @@ def worker() -> None:
         scrape.write_targets(settings)  # drops workers that died without a goodbye (kill -9)
 
     faust_app.timer(interval=scrape.TARGETS_REFRESH_S)(refresh_targets)
+    log_throttle.install()  # a broker away: aiokafka's retry lines once per 10 s, not thousands a second
     Worker(faust_app, loop=loop, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 

@@ -314,6 +314,12 @@ async def test_kafka_broker_away_then_back_loses_nothing_and_the_api_says_retry(
         assert worker.proc is not None and worker.proc.poll() is None, "the worker stopped"
         assert posting.unavailable > 0 and posting.without_retry_after == 0
         assert posting.reads[200] > 0 and set(posting.reads) == {200}, posting.reads
+        # aiokafka retries without a pause while the broker is away (two error lines per try, thousands a
+        # second); the worker lets one line of each kind through per 10 s.
+        retries = (tmp_path / "worker.log").read_text().count("Unable to update metadata from")
+        assert 0 < retries <= 2 + KAFKA_OUTAGE_S / 10 * 2, (
+            f"{retries} metadata retry lines in the worker's log"
+        )
     finally:
         stop_posting.set()
         stop_reading.set()
