@@ -10,7 +10,7 @@ are its identity here), the context becomes River's feature dict. Pure: no I/O.
 
 from __future__ import annotations
 
-__all__ = ["RIVER_POLICIES", "RiverPolicy"]
+__all__ = ["RIVER_POLICIES", "RiverPolicy", "make_any"]
 
 import inspect
 from typing import Any, Self
@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from river import bandit, proba
 
-from models.bandits import Decision, _Base, _greedy_mix
+from models.bandits import AnyPolicy, Decision, _Base, _greedy_mix, make
 
 #: Our name -> (River class, whether it takes a context, its default parameters).
 RIVER_POLICIES: dict[str, tuple[type[Any], bool, dict[str, Any]]] = {
@@ -99,3 +99,15 @@ class RiverPolicy(_Base):
 
     def clone(self) -> Self:
         return type(self)(self.name, self.epsilon, self.seed)
+
+
+def make_any(name: str, seed: int | None = None, **params: Any) -> AnyPolicy | RiverPolicy:
+    """Ours by `models.bandits.make`, or River's through `RiverPolicy` (for the bandit bench; the
+    rank/reward path's snapshots and OPE's slate probabilities are ours only so far).
+
+    >>> make_any("river-ucb", seed=0).name, make_any("uniform", seed=0)
+    ('river-ucb', UniformRandom(seed=0))
+    """
+    if name in RIVER_POLICIES:
+        return RiverPolicy(name, seed=seed, **params)
+    return make(name, seed=seed, **params)

@@ -13,7 +13,7 @@ I/O beyond importing River modules the spec names.
 
 from __future__ import annotations
 
-__all__ = ["RiverReranker", "build"]
+__all__ = ["RiverReranker", "build", "version_of"]
 
 import hashlib
 import importlib
@@ -89,6 +89,19 @@ def build(spec: Any) -> Any:
     return _build_one(str(path), params or {})
 
 
+def version_of(spec: Any) -> str:
+    """River's version and the hash of the spec's content (whatever its layout), e.g. for model versions.
+
+    >>> version_of("river.linear_model.LogisticRegression: {}") == version_of(
+    ...     {"river.linear_model.LogisticRegression": {}})
+    True
+    """
+    canonical = orjson.dumps(
+        yaml.safe_load(spec) if isinstance(spec, str) else spec, option=orjson.OPT_SORT_KEYS
+    )
+    return f"river-{importlib.metadata.version('river')}-{hashlib.sha256(canonical).hexdigest()[:8]}"
+
+
 class RiverReranker:
     """The second stage: a River classifier scoring the head of each ranking.
 
@@ -107,12 +120,7 @@ class RiverReranker:
         self.pairs = pairs
         self.estimator = build(spec)
         self.updates = 0
-        canonical = orjson.dumps(
-            yaml.safe_load(spec) if isinstance(spec, str) else spec, option=orjson.OPT_SORT_KEYS
-        )
-        self.version = (
-            f"river-{importlib.metadata.version('river')}-{hashlib.sha256(canonical).hexdigest()[:8]}"
-        )
+        self.version = version_of(spec)
 
     @staticmethod
     def _x(row: Rows) -> dict[str, float]:

@@ -22,7 +22,6 @@ from engine.ops.checkpoints import Checkpoint, CheckpointStore
 from engine.ops.metrics import Metrics
 from engine.ops.settings import Settings
 from engine.store.redis_store import RedisStore
-from models.recommender import MODEL_VERSION
 from streams import changelog, codecs
 from streams.batches import Incoming, handle_batch
 from streams.catchup import CatchUp
@@ -112,8 +111,8 @@ def create_app(
         return await app.send(topic, key=key, value=value)
 
     registry = registry or CollectorRegistry()
-    metrics = Metrics.create(registry, settings.namespace, MODEL_VERSION)
-    model = model_from(restored)
+    model = model_from(restored, settings)
+    metrics = Metrics.create(registry, settings.namespace, model.version)
     store = RedisStore.from_url(
         settings.redis, settings.namespace, user_ttl_s=settings.user_ttl_s, timeout_s=settings.redis_timeout_s
     )
@@ -221,6 +220,7 @@ def create_app(
     app.timer(interval=HEARTBEAT_S)(heartbeat)
     app.on_before_shutdown.connect(heartbeat.farewell)
     heartbeat.checkpointer = checkpointer
+    heartbeat.model_version = model.version
     if settings.trending_interval_s > 0:
         singleton = Singleton(settings.events_topic, lambda: app.consumer.assignment())
         trending = Trending(settings, pipeline.store, singleton, metrics)

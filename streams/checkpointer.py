@@ -6,7 +6,7 @@ it reflects) is taken between records, never halfway through one. Files: `engine
 
 from __future__ import annotations
 
-__all__ = ["LEARNED_IDS", "Checkpointer", "learned_key", "model_from", "restore"]
+__all__ = ["LEARNED_IDS", "Checkpointer", "configured_version", "learned_key", "model_from", "restore"]
 
 import asyncio
 import copy
@@ -19,8 +19,9 @@ from typing import Any
 from engine.ops.checkpoints import Checkpoint, CheckpointInfo, CheckpointStore, Offsets
 from engine.ops.metrics import Metrics
 from engine.ops.settings import Settings
-from models.recommender import MODEL_VERSION, HybridRecommender, warm_up
-from schemas.errors import CheckpointError
+from models.recommender import HybridRecommender, warm_up
+from models.river_recommender import new_model, version_for
+from schemas.errors import CheckpointError, ConfigError
 from streams.quality import Quality
 
 log = logging.getLogger(__name__)
@@ -35,21 +36,34 @@ def learned_key(user_id: str, event_id: str) -> str:
     return f"{user_id}\x00{event_id}"
 
 
-def _state(checkpoint: Checkpoint) -> tuple[HybridRecommender, list[str]] | None:
+def configured_version(settings: Settings) -> str:
+    """The model version the settings ask for: the built-in model's, or with the River reranker's spec."""
+    try:
+        return version_for(settings.river_spec)
+    except Exception as exc:  # noqa: BLE001 - a YAML or JSON error of the user's spec, said as such
+        raise ConfigError(f"PERSONALIZE_RIVER_RERANKER: not a River spec: {exc}") from None
+
+
+def _state(checkpoint: Checkpoint, version: str) -> tuple[HybridRecommender, list[str]] | None:
     state = checkpoint.state
     model = state.get("model") if isinstance(state, dict) else None
-    if not isinstance(model, HybridRecommender) or model.version != MODEL_VERSION:
+    if not isinstance(model, HybridRecommender) or model.version != version:
         return None
     return model, [str(i) for i in state.get("learned_ids", [])]
 
 
-def model_from(restored: Checkpoint | None) -> HybridRecommender:
-    """The restored model (kernels warmed, as a new model's are), or a new one."""
-    state = _state(restored) if restored is not None else None
-    if state is None:
-        return HybridRecommender()
-    warm_up()
-    return state[0]
+def model_from(restored: Checkpoint | None, settings: Settings | None = None) -> HybridRecommender:
+    """The restored model (kernels warmed, as a new model's are), or a new one as ``settings`` configure
+    it (the built-in model alone when None)."""
+    spec = settings.river_spec if settings is not None else None
+    state = _state(restored, version_for(spec)) if restored is not None else None
+    if state is not None:
+        warm_up()
+        return state[0]
+    try:
+        return new_model(spec, top=settings.river_top if settings is not None else 50)
+    except (ValueError, TypeError, ImportError) as exc:
+        raise ConfigError(f"PERSONALIZE_RIVER_RERANKER: {exc}") from None
 
 
 async def restore(settings: Settings, say: Callable[[str], None] = log.info) -> Checkpoint | None:
@@ -59,13 +73,14 @@ async def restore(settings: Settings, say: Callable[[str], None] = log.info) -> 
     """
     if not settings.checkpoint_enabled:
         return None
+    version = configured_version(settings)
     store = CheckpointStore(settings.checkpoint_folder, settings.namespace, settings.checkpoint_keep)
-    found = await store.anewest(MODEL_VERSION)
-    if found is not None and _state(found) is None:
-        log.warning("refusing checkpoint %s: it holds no %s model", found.info.path, MODEL_VERSION)
+    found = await store.anewest(version)
+    if found is not None and _state(found, version) is None:
+        log.warning("refusing checkpoint %s: it holds no %s model", found.info.path, version)
         found = None
     if found is None:
-        say(f"no usable {MODEL_VERSION} checkpoint in {store.folder}: starting with an empty model")
+        say(f"no usable {version} checkpoint in {store.folder}: starting with an empty model")
         return None
     age_s = time.time() - found.info.created_ms / 1000
     say(f"restored model state from {found.info.path} ({found.info.size_bytes} bytes, {age_s:.0f} s old)")
@@ -102,7 +117,7 @@ class Checkpointer:
         #: Whether the model came from a checkpoint (decides where an unknown partition starts).
         self.restored = restored is not None
         self.offsets: Offsets = copy.deepcopy(restored.info.offsets) if restored else {}
-        state = _state(restored) if restored else None
+        state = _state(restored, model.version) if restored else None
         self._learned_ids: dict[str, None] = dict.fromkeys(state[1] if state else [])
         if restored is not None and quality is not None:
             quality_state = restored.state.get("quality")
@@ -175,7 +190,9 @@ class Checkpointer:
                 self._last_at = time.monotonic()
             try:
                 await self.flush()
-                info = await self.store.awrite_payload(payload, model_version=MODEL_VERSION, offsets=offsets)
+                info = await self.store.awrite_payload(
+                    payload, model_version=self.model.version, offsets=offsets
+                )
                 await self.store.aprune()
                 kept = len(await asyncio.to_thread(self.store.paths))
             except (CheckpointError, OSError, RuntimeError) as exc:

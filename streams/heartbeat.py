@@ -58,6 +58,8 @@ class Heartbeat:
         self.started_ms = time.time_ns() // 1_000_000
         #: Source of ``checkpoint_ms``, set when the app wires checkpoints.
         self.checkpointer: Checkpointer | None = None
+        #: The worker's model version (the app sets it when the model has a River reranker).
+        self.model_version = MODEL_VERSION
         self._lagging: set[int] = set()
 
     def processed(self) -> int:
@@ -79,7 +81,7 @@ class Heartbeat:
             WorkerField.PID: os.getpid(),
             WorkerField.STARTED_MS: self.started_ms,
             WorkerField.BEAT_MS: time.time_ns() // 1_000_000,
-            WorkerField.MODEL_VERSION: MODEL_VERSION,
+            WorkerField.MODEL_VERSION: self.model_version,
             WorkerField.EVENTS: self.processed(),
             WorkerField.ITEMS: int(self.metrics.registry.get_sample_value("personalize_items_total") or 0),
             WorkerField.CHECKPOINT_MS: checkpoint_ms or 0,

@@ -10,7 +10,7 @@ __all__ = ["app"]
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -18,7 +18,11 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.cli.support import err, settings_or_exit
+from engine.ops.settings import Settings
 from schemas.errors import PersonalizeError
+
+if TYPE_CHECKING:
+    from models.registry import Recommender
 
 app = typer.Typer()
 
@@ -97,6 +101,17 @@ def replay(
         int | None, typer.Option("--from-ts", help="Score only events at or after this epoch time (s or ms).")
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    river: Annotated[
+        str | None,
+        typer.Option(
+            "--river",
+            help="A River classifier spec (YAML/JSON inline or a file) re-ranking the model's lists, as "
+            "PERSONALIZE_RIVER_RERANKER does in the worker.",
+        ),
+    ] = None,
+    river_top: Annotated[
+        int, typer.Option("--river-top", min=2, help="Items the River stage re-orders.")
+    ] = 50,
 ) -> None:
     """Prequential replay of a history through the worker's model beside simple baselines: HR@k, NDCG@k,
     coverage, cold-start slices and, with true tastes, the share of each ranker's lists in them."""
@@ -117,8 +132,9 @@ def replay(
     with Progress(console=err, transient=True, refresh_per_second=2) as bar:
         task = bar.add_task("replaying", total=len(records))
         result = replaying.replay(
-            records, items, k=k, from_ts=since, tastes=truth, progress=lambda n: bar.advance(task, n)
-        )
+            records, items, k=k, from_ts=since, tastes=truth, progress=lambda n: bar.advance(task, n),
+            model=_river_model(river, river_top),
+        )  # fmt: skip
     report = result.to_json()
     if result.invalid:
         err.print(
@@ -135,6 +151,21 @@ def replay(
         f"the model {report['model_us_per_event']:.0f} us per event"
         + (f"; top-2 share over {report['share_users']} users with >= 15 events" if truth else "")
     )
+
+
+def _river_model(spec: str | None, top: int) -> Recommender | None:
+    """The replay's model with a River second stage, or None (the built-in model)."""
+    if spec is None:
+        return None
+    from engine.evaluation.replay import REPLAY_HALF_LIFE_MS
+    from models.river_recommender import RiverRecommender
+
+    try:
+        document = Settings(river_reranker=spec).river_spec
+        return RiverRecommender(document, top=top, half_life_ms=REPLAY_HALF_LIFE_MS)
+    except (PersonalizeError, ValueError, TypeError, ImportError) as exc:
+        err.print(f"[red]error:[/] --river: {exc}")
+        raise typer.Exit(2) from None
 
 
 def _worker_counts(value: str | None) -> tuple[int, ...]:
@@ -254,7 +285,12 @@ def ope(
     train_fraction: Annotated[
         float, typer.Option(min=0.05, max=0.95, help="Share of the log (oldest first) to learn from.")
     ] = 0.5,
-    policy: Annotated[str, typer.Option(help="logts, linucb, lints, egreedy or uniform.")] = "logts",
+    policy: Annotated[
+        str,
+        typer.Option(
+            help="logts, linucb, lints, egreedy, uniform, or one of River's (river-linucb, river-ts, ...)."
+        ),
+    ] = "logts",
     seed: Annotated[int, typer.Option(help="Seed of the policy.")] = 0,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:

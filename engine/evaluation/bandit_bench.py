@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from models import bandits
+from models import river_bandits
 from models.bandit_env import LinearBanditEnv
 
 #: Our policies in the benchmark, with their default parameters, and the baseline.
@@ -40,7 +40,7 @@ class _Player(Protocol):
 
 class _Ours:
     def __init__(self, name: str, seed: int) -> None:
-        self.policy = bandits.make(name, seed=seed)
+        self.policy = river_bandits.make_any(name, seed=seed)
 
     def choose(self, context: NDArray[np.float64], actions: NDArray[np.float64]) -> tuple[int, float]:
         decision = self.policy.decide(context, actions)
@@ -129,7 +129,7 @@ def run(
     env = LinearBanditEnv(seed=seed, bias=bias)
     expected_best = sum(float(r.expected.max()) for r in env.rounds(rounds))
     missing = _vw_missing()
-    names = list(OURS) + ([] if missing else list(VW_CONFIGS))
+    names = [*OURS, *river_bandits.RIVER_POLICIES] + ([] if missing else list(VW_CONFIGS))
     report: dict[str, Any] = {
         "rounds": rounds,
         "seed": seed,

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     #: them out: ~60-90 B less per user in Redis and no explaining in the worker, and readers get lists
     #: without reasons (the API's reason fields are null).
     store_reasons: bool = True
+    #: Bring your own River model (docs/river.md): a River classifier spec (YAML or JSON inline, or the
+    #: path of a .yaml/.yml/.json file holding one) that re-ranks the first ``river_top`` items of each
+    #: list, learning from every event. Unset: the built-in model alone. Part of the model version.
+    river_reranker: str | None = None
+    river_top: int = Field(50, ge=2, le=1000)
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=0, le=65535)
     #: The accepted API keys (`personalize api-key new`), comma-separated in the environment: each
@@ -180,6 +185,21 @@ class Settings(BaseSettings):
     def redis(self) -> str:
         """Redis URL: ``redis_url`` or the local stack's server."""
         return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def river_spec(self) -> str | None:
+        """The River reranker's spec document: ``river_reranker`` itself, or the file it names.
+
+        >>> Settings(river_reranker="river.linear_model.LogisticRegression: {}").river_spec
+        'river.linear_model.LogisticRegression: {}'
+        """
+        value = self.river_reranker
+        if value is None or not value.strip().endswith((".yaml", ".yml", ".json")):
+            return value
+        try:
+            return Path(value.strip()).read_text()
+        except OSError as exc:
+            raise ConfigError(f"PERSONALIZE_RIVER_RERANKER: cannot read {value!r}: {exc}") from None
 
     @property
     def checkpoint_folder(self) -> Path:

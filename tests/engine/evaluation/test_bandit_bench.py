@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from engine.cli.main import app
 from engine.evaluation import bandit_bench
+from models.river_bandits import RIVER_POLICIES
 
 
 def test_cli_bandit_bench_json() -> None:
@@ -35,5 +36,5 @@ def test_same_seed_same_report_apart_from_timings() -> None:
 def test_missing_vowpal_wabbit_is_skipped_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bandit_bench, "_vw_missing", lambda: "vowpalwabbit is not installed")
     report = bandit_bench.run(50, seed=0)
-    assert set(report["policies"]) == set(bandit_bench.OURS)
+    assert set(report["policies"]) == {*bandit_bench.OURS, *RIVER_POLICIES}  # River's play beside ours
     assert report["skipped"] == {name: "vowpalwabbit is not installed" for name in bandit_bench.VW_CONFIGS}
