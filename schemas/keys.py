@@ -17,6 +17,8 @@ __all__ = [
     "WorkerField",
     "consent",
     "drift",
+    "erasure",
+    "erasure_audit",
     "experiment",
     "experiment_users",
     "item",
@@ -206,6 +208,27 @@ def tombstone(namespace: str, user_id: str) -> str:
     'p13n:v1:shop:tombstone:e8180000fa67e824043aa522c6743de5'
     """
     return _key(namespace, "tombstone", hashlib.sha256(user_id.encode()).hexdigest()[:32])
+
+
+def erasure(namespace: str, user_id: str) -> str:
+    """Hash of the user's latest erasure: ``event_id``, ``requested_ms``, ``by`` (the API key's name),
+    ``deleted_keys``, and ``done_ms`` once a worker has forgotten the user; named by the SHA-256 of the
+    user id like `tombstone`, and expiring with it.
+
+    >>> erasure("shop", "u7")
+    'p13n:v1:shop:erasure:e8180000fa67e824043aa522c6743de5'
+    """
+    return _key(namespace, "erasure", hashlib.sha256(user_id.encode()).hexdigest()[:32])
+
+
+def erasure_audit(namespace: str) -> str:
+    """Stream, append-only: one entry per erasure request (``step`` requested, by whom) and one per worker
+    that completed it (``step`` done), each naming the user by the SHA-256 of their id.
+
+    >>> erasure_audit("shop")
+    'p13n:v1:shop:audit:erasures'
+    """
+    return _key(namespace, "audit", "erasures")
 
 
 def worker(namespace: str, worker_id: str) -> str:

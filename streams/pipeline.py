@@ -16,6 +16,8 @@ from __future__ import annotations
 __all__ = ["POPULAR", "Pipeline", "Profiles", "reasons_of"]
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Collection, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import redis.exceptions
 
 from engine.ops.metrics import Metrics
+from engine.store import erasures
 from engine.store.redis_store import RedisStore, UserList
 from models.profile import UserProfile
 from models.recommender import HybridRecommender
@@ -47,6 +50,13 @@ if TYPE_CHECKING:
     from streams.quality import Quality
 
 log = logging.getLogger(__name__)
+#: How this worker signs the erasures it completed (as `streams.heartbeat` names it).
+WORKER = f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _ms() -> int:
+    return time.time_ns() // 1_000_000
+
 
 #: user_id -> `UserProfile.to_dict()`; a changelog-backed Faust table in the worker.
 Profiles = MutableMapping[str, Any]
@@ -122,6 +132,8 @@ class Pipeline:
         #: user_id -> offset of their latest erasure, reset or withdrawal of the batch (written first at
         #: flush).
         self._fences: dict[str, int] = {}
+        #: (user, erasure event id) forgotten in this batch: marked done in Redis at its flush.
+        self._erased: list[tuple[str, str]] = []
         #: Opt-in (only users who granted consent are learned) or opt-out (all but who withdrew).
         self.consent_required = consent_required
         #: Explain each list and publish the reasons with it (`Settings.store_reasons`).
@@ -298,6 +310,7 @@ class Pipeline:
             if withdrawn:  # a withdrawal outlives the erasure: later events stay dropped
                 profiles[user] = UserProfile(user, consent=False).to_dict()
             self.metrics.events.labels(outcome="erased").inc()
+            self._erased.append((user, record.event_id))
             return "erased"
         profile.seen_ids[record.event_id] = None
         profile.last_ts = max(profile.last_ts, record.ts)
@@ -453,6 +466,14 @@ class Pipeline:
         except Exception:  # noqa: BLE001 - as below; the API left the tombstone of its own erasures
             log.exception("could not write the tombstones of %d user(s)", len(fences))
             self.metrics.publish_errors.inc(len(fences))
+        erased, self._erased = self._erased, []
+        try:
+            if erased:
+                await erasures.done(
+                    self.store.client, self.store.namespace, erased, worker=WORKER, now_ms=_ms()
+                )
+        except Exception:  # noqa: BLE001 - the status stays pending; the user is forgotten all the same
+            log.exception("could not mark %d erasure(s) done", len(erased))
         if not staged:
             return
         lists = [

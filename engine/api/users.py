@@ -9,7 +9,7 @@ User ids are pseudonymized before Redis or Kafka see them; answers name the user
 
 from __future__ import annotations
 
-__all__ = ["Erased", "PreferencesAnswer", "PreferencesState", "users_router"]
+__all__ = ["Erased", "ErasureAnswer", "PreferencesAnswer", "PreferencesState", "users_router"]
 
 import time
 import uuid
@@ -18,13 +18,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, Field
 
-from engine.api.auth import Scope, require
+from engine.api.auth import ApiKey, Scope, require
 from engine.api.bodies import ErrorBody
 from engine.api.consent import admitted
 from engine.api.openapi import ID_PATTERN
 from engine.api.services import Services, produce_user_record, services
 from engine.serving.experiment_stats import ExperimentStats
 from engine.serving.experiments import Experiments
+from engine.store import erasures
 from engine.store.preferences import Preferences, changes
 from schemas.errors import InvalidEventError, Problem, RequestRejectedError, ServiceUnavailableError
 from schemas.users import ErasureRecord, PreferencesRecord, PreferencesRequest
@@ -54,6 +55,16 @@ class Erased(BaseModel):
     user_id: str
     event_id: str = Field(description="id of the `erasure` record produced to the events topic")
     deleted_keys: int = Field(description="how many of the user's Redis keys existed")
+
+
+class ErasureAnswer(BaseModel):
+    user_id: str
+    status: str = Field(description="`pending` until a worker has forgotten the user, then `done`")
+    event_id: str = Field(description="id of the latest `erasure` record")
+    requested_ms: int
+    done_ms: int | None = Field(description="when the first worker completed it (epoch ms)")
+    by: str = Field(description="the name of the API key that asked")
+    deleted_keys: int
 
 
 def _now_ms() -> int:
@@ -128,15 +139,37 @@ def users_router(read_auth: bool, experiments: Experiments) -> APIRouter:
     async def not_an_erasure() -> None:
         raise HTTPException(405, "Method Not Allowed", headers={"Allow": "GET, PUT"})
 
+    @router.get(
+        "/v1/users/{user_id:path}/erasure",
+        response_model=ErasureAnswer,
+        summary="Whether a user's erasure is done (a key with the admin scope)",
+        responses=_errors(401, 403, 404, 422, 429, 503),
+        dependencies=[Depends(require(Scope.ADMIN))],
+    )
+    async def erasure_status(user_id: UserId, svc: Annotated[Services, Depends(services)]) -> ErasureAnswer:
+        """The user's latest erasure: `pending` (Redis done, the workers' model state not yet) or `done`
+        (a worker took the erasure record and forgot the user), with when and by which key. 404: none
+        on record (never erased, or longer ago than `PERSONALIZE_TOMBSTONE_TTL_S`)."""
+        found = await erasures.status(svc.store.client, svc.settings.namespace, svc.pseudonyms.of(user_id))
+        if found is None:
+            raise HTTPException(404, "no erasure of this user on record")
+        return ErasureAnswer(
+            user_id=user_id, status=found.state, event_id=found.event_id, requested_ms=found.requested_ms,
+            done_ms=found.done_ms, by=found.by, deleted_keys=found.deleted_keys,
+        )  # fmt: skip
+
     @router.delete(
         "/v1/users/{user_id:path}",
         status_code=202,
         response_model=Erased,
         summary="Erase a user (a key with the admin scope)",
         responses=_errors(401, 403, 422, 429, 503),
-        dependencies=[Depends(require(Scope.ADMIN))],
     )
-    async def erase_user(user_id: UserId, svc: Annotated[Services, Depends(services)]) -> Erased:
+    async def erase_user(
+        user_id: UserId,
+        svc: Annotated[Services, Depends(services)],
+        key: Annotated[ApiKey, Depends(require(Scope.ADMIN))],
+    ) -> Erased:
         """Produce an `erasure` record to the events topic for the worker's state (202: that part
         follows), then delete the user's keys in Redis (list, metadata, preferences, experiment
         membership; a consent grant, not a withdrawal) before answering, leaving a tombstone at the
@@ -154,6 +187,10 @@ def users_router(read_auth: bool, experiments: Experiments) -> APIRouter:
             raise
         deleted = await svc.store.forget_user(stored, (delivered.offset, svc.settings.tombstone_ttl_s))
         await stats.forget_user(experiments, stored)
+        await erasures.requested(
+            svc.store.client, svc.settings.namespace, stored, event_id=record.event_id, by=key.name,
+            deleted_keys=deleted, now_ms=record.ts, ttl_s=svc.settings.tombstone_ttl_s,
+        )  # fmt: skip
         return Erased(user_id=user_id, event_id=record.event_id, deleted_keys=deleted)
 
     return router

@@ -29,6 +29,7 @@ class FakeRedis:
         self.hashes: dict[str, dict[str, str]] = {}
         self.sets: dict[str, set[str]] = {}
         self.zsets: dict[str, dict[str, float]] = {}
+        self.streams: dict[str, list[tuple[str, dict[str, str]]]] = {}
         #: Read by the API fakes' `FakeStore` (False: every read fails as if Redis were down).
         self.up = True
 
@@ -161,6 +162,17 @@ class FakeRedis:
         if held is not None and int(held) >= position:
             return deleted
         return deleted + await self.delete(keys[0], keys[1])
+
+    async def expire(self, key: str, seconds: int) -> bool:
+        return key in self.hashes or key in self.strings  # kept: unit tests do not outlive a TTL
+
+    async def xadd(self, key: str, fields: dict[str, Any]) -> str:
+        entries = self.streams.setdefault(key, [])
+        entries.append((f"{len(entries) + 1}-0", {k: str(v) for k, v in fields.items()}))
+        return entries[-1][0]
+
+    async def xrange(self, key: str) -> list[tuple[str, dict[str, str]]]:
+        return list(self.streams.get(key, []))
 
     async def aclose(self) -> None:
         return None

@@ -155,6 +155,11 @@ async def test_an_erased_user_stays_gone_while_a_lagging_worker_drains_their_ear
         assert erased.status_code == 202, erased.text
         sent += 1
         assert erased.json()["deleted_keys"] == 3
+        # Redis is done, the stopped worker's model is not: pending, with who asked and when.
+        pending = (await http.get(f"/v1/users/{USER}/erasure", headers=AUTH)).json()
+        assert pending["status"] == "pending" and pending["done_ms"] is None, pending
+        assert pending["by"] == f"key-{hash_key(KEY)[:8]}" and pending["deleted_keys"] == 3, pending
+        assert pending["event_id"] == erased.json()["event_id"]
     assert await _traces(er_store, USER, sets) == []
     await asyncio.sleep(max(0.0, erased_at + 5.0 - time.monotonic()))
     assert await _traces(er_store, USER, sets) == []
@@ -180,6 +185,19 @@ async def test_an_erased_user_stays_gone_while_a_lagging_worker_drains_their_ear
         metrics = (await http.get(er_worker.metrics_url())).text
     refused = re.search(r'personalize_fenced_writes_total\{reason="erased"\} (\S+)', metrics)
     assert refused is not None and float(refused.group(1)) >= 1, "no list of the backlog was refused"
+    # The worker took the erasure record: done, and the audit trail says both steps, without the user's id.
+    async with httpx.AsyncClient(base_url=er_api, timeout=30) as http:
+        status = (await http.get(f"/v1/users/{USER}/erasure", headers=AUTH)).json()
+        unknown = await http.get("/v1/users/never-erased/erasure", headers=AUTH)
+    assert status["status"] == "done" and status["done_ms"] >= status["requested_ms"], status
+    assert unknown.status_code == 404
+    audit: list[tuple[str, dict[str, str]]] = await er_store.client.xrange(  # type: ignore[assignment]
+        keys.erasure_audit(er_settings.namespace)
+    )
+    steps = [(fields["step"], fields["event_id"]) for _, fields in audit]
+    assert steps == [("requested", status["event_id"]), ("done", status["event_id"])], audit
+    assert all(USER not in str(fields) for _, fields in audit)
+    print(f"\nerasure done {status['done_ms'] - status['requested_ms']} ms after the request (worker paused)")
     await asyncio.sleep(2.0)
     assert await _traces(er_store, USER, sets) == []
 

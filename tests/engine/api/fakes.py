@@ -22,13 +22,13 @@ from engine.store.preferences import Preferences
 from engine.store.redis_store import Recommendations, RedisStore
 from schemas.errors import DeliveryError, ServiceUnavailableError
 from schemas.reasons import Reason
+from tests.engine import fake_redis
 
 KEY = "p13n_unit-test-key"
 
 
-@dataclass
-class FakeRedis:
-    up: bool = True
+class FakeRedis(fake_redis.FakeRedis):
+    """The unit fake of Redis whose ``ping`` fails while ``up`` is False."""
 
     async def ping(self) -> bool:
         if not self.up:

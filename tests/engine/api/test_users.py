@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
+from engine.api import hash_key
+from engine.store import erasures
 from engine.store.item_meta import ItemMeta
+from schemas import keys
 from tests.engine.api.fakes import KEY, FakeProducer, FakeStore, make_app, running
 
 AUTH = {"X-API-Key": KEY}
@@ -104,6 +107,25 @@ async def test_erasure_removes_the_user_at_once_and_produces_a_record() -> None:
     [(_, value, key)] = producer.sent
     assert key == b"u1/x" and orjson.loads(value)["type"] == "erasure"
     assert store.fences == {"u1/x": 0}  # the erasure record's offset
+
+
+async def test_an_erasure_is_pending_until_a_worker_completes_it_and_the_audit_names_the_key() -> None:
+    store = store_with_items()
+    async with running(make_app(store, FakeProducer())) as api:
+        assert (await api.get("/v1/users/u1/erasure", headers=AUTH)).status_code == 404
+        assert (await api.get("/v1/users/u1/erasure")).status_code == 401
+        erased = (await api.delete("/v1/users/u1", headers=AUTH)).json()
+        pending = (await api.get("/v1/users/u1/erasure", headers=AUTH)).json()
+        assert pending["status"] == "pending" and pending["event_id"] == erased["event_id"]
+        assert pending["by"] == f"key-{hash_key(KEY)[:8]}" and pending["done_ms"] is None
+        await erasures.done(
+            cast(Any, store.client), "unit", [("u1", erased["event_id"])], worker="w-1", now_ms=10**13
+        )
+        done = (await api.get("/v1/users/u1/erasure", headers=AUTH)).json()
+    assert done["status"] == "done" and done["done_ms"] == 10**13
+    audit = await store.client.xrange(keys.erasure_audit("unit"))
+    assert [fields["step"] for _, fields in audit] == ["requested", "done"]
+    assert all("u1" != value for _, fields in audit for value in fields.values())
 
 
 async def test_an_erasure_kafka_does_not_confirm_still_deletes_at_once_and_is_503() -> None:
