@@ -133,9 +133,11 @@ def users_router(read_auth: bool, experiments: Experiments) -> APIRouter:
         """Liked categories and items, muted categories and hidden items, as serving applies them."""
         return _answer(user_id, await svc.store.read_preferences(svc.pseudonyms.of(user_id)), None)
 
-    # The paths of a user's preferences and consent name no other user: DELETE there is no erasure.
+    # The paths of a user's preferences, consent and erasure status name no other user: DELETE there is
+    # no erasure.
     @router.delete("/v1/users/{user_id:path}/preferences", include_in_schema=False)
     @router.delete("/v1/users/{user_id:path}/consent", include_in_schema=False)
+    @router.delete("/v1/users/{user_id:path}/erasure", include_in_schema=False)
     async def not_an_erasure() -> None:
         raise HTTPException(405, "Method Not Allowed", headers={"Allow": "GET, PUT"})
 
