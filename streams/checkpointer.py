@@ -62,7 +62,7 @@ def model_from(restored: Checkpoint | None, settings: Settings | None = None) ->
         return state[0]
     try:
         return new_model(spec, top=settings.river_top if settings is not None else 50)
-    except (ValueError, TypeError, ImportError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any error building the user's spec (YAML, River's own)
         raise ConfigError(f"PERSONALIZE_RIVER_RERANKER: {exc}") from None
 
 

@@ -9,12 +9,15 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine.ops.checkpoints import CheckpointStore
 from engine.ops.settings import Settings
 from models.profile import UserProfile
 from models.recommender import MODEL_VERSION, HybridRecommender
 from models.river_recommender import RiverRecommender, new_model, version_for
 from models.synth import Clickstream
+from schemas.errors import ConfigError
 from streams.checkpointer import configured_version, model_from
 
 SPEC: dict[str, Any] = {"river.linear_model.LogisticRegression": {}}
@@ -82,3 +85,17 @@ def test_versions_name_the_spec_and_checkpoints_of_another_spec_are_not_restored
     # The same file under settings without the reranker: a fresh built-in model, not the River one.
     plain = model_from(restored, Settings(namespace="t"))
     assert type(plain) is HybridRecommender and plain.version == MODEL_VERSION
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "[unclosed",
+        "os.system: {}",
+        "river.linear_model.NoSuchModel: {}",
+        "river.linear_model.LogisticRegression: 3",
+    ],
+)
+def test_a_bad_spec_is_a_config_error_naming_the_setting(spec: str) -> None:
+    with pytest.raises(ConfigError, match="PERSONALIZE_RIVER_RERANKER"):
+        model_from(None, Settings(namespace="t", river_reranker=spec))
