@@ -10,7 +10,6 @@ __all__ = ["HEARTBEAT_S", "Heartbeat"]
 
 import logging
 import os
-import socket
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from engine.store.redis_store import RedisStore
 from models.recommender import MODEL_VERSION
 from schemas.keys import WorkerField
 from streams.gaps import CONTROL_HEADER, OffsetGuard, offset_key
+from streams.pipeline import WORKER
 from streams.republish import pending_key
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class Heartbeat:
         self.store = store
         self.metrics = metrics
         self.metrics_at = metrics_at or ""
-        self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        self.worker_id = WORKER
         self.started_ms = time.time_ns() // 1_000_000
         #: Source of ``checkpoint_ms``, set when the app wires checkpoints.
         self.checkpointer: Checkpointer | None = None

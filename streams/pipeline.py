@@ -13,7 +13,7 @@ erasures and resets leave a tombstone at theirs; Redis refuses older lists (`eng
 
 from __future__ import annotations
 
-__all__ = ["POPULAR", "Pipeline", "Profiles", "reasons_of"]
+__all__ = ["POPULAR", "WORKER", "Pipeline", "Profiles", "reasons_of"]
 
 import logging
 import os
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from streams.quality import Quality
 
 log = logging.getLogger(__name__)
-#: How this worker signs the erasures it completed (as `streams.heartbeat` names it).
+#: This worker's name: its heartbeat's key and the signature of the erasures it completed.
 WORKER = f"{socket.gethostname()}-{os.getpid()}"
 
 
