@@ -61,20 +61,32 @@ async def erase(
     """
     now = time.time_ns() // 1_000_000
     record = ErasureRecord(event_id=f"erase-{uuid.uuid4().hex}", user_id=user_id, ts=now)
+    ns, ttl_s = settings.namespace, settings.tombstone_ttl_s
+    live = await store.workers_by_id()
+    await erasures.opened(
+        store.client,
+        ns,
+        user_id,
+        event_id=record.event_id,
+        by=by,
+        expect=live.keys(),
+        now_ms=now,
+        ttl_s=ttl_s,
+    )
     timeout = settings.api_timeout_s
     future = producer.send_nowait(settings.events_topic, encode_user_record(record), user_id.encode())
     try:
         delivered = await asyncio.wait_for(future, timeout + 1.0)
     except Exception as exc:  # noqa: BLE001 - any delivery failure is the same: Kafka did not confirm
+        await erasures.abandoned(store.client, ns, user_id, record.event_id)
         await store.forget_user(user_id)
         await _leave_sets(store, user_id, experiment_sets)
         raise ServiceUnavailableError("kafka", settings.bootstrap, timeout) from exc
-    deleted = await store.forget_user(user_id, (delivered.offset, settings.tombstone_ttl_s))
+    deleted = await store.forget_user(user_id, (delivered.offset, ttl_s))
     left = await _leave_sets(store, user_id, experiment_sets)
     removed = (f"user-keys:{deleted}", f"experiment-sets:{left}", "consent-grant")
-    live = await store.workers_by_id()
     await erasures.requested(
-        store.client, settings.namespace, user_id, event_id=record.event_id, by=by, deleted_keys=deleted,
-        removed=removed, expect=live.keys(), now_ms=now, ttl_s=settings.tombstone_ttl_s,
+        store.client, ns, user_id, event_id=record.event_id, by=by, deleted_keys=deleted, removed=removed,
+        now_ms=now,
     )  # fmt: skip
     return Erasure(record.event_id, now, deleted, removed)

@@ -2,17 +2,18 @@
 
 Three kinds of step, each written to the user's erasure hash and appended to the audit stream:
 ``requested`` (the API or `personalize forget`: when, by which key, what it deleted, which workers were
-beating then), ``forgotten`` (the worker owning the user's partition took the erasure record: profile
-table, model, the user's tombstone) and ``scrubbed`` (one per worker that read the record, whichever
-reader: its model and quality state forgot the user and no checkpoint file of it holds the user any
-more). `status` answers ``done`` once the owner forgot the user and every worker beating at the request
-that still beats has scrubbed. The user appears only as the SHA-256 of their id (`schemas.keys.erasure`).
-Async; no raw user id is written here.
+beating then; the status is `opened` before the record is produced, so a fast worker's steps find it),
+``forgotten`` (the worker owning the user's partition took the erasure record: profile table, model, the
+user's tombstone) and ``scrubbed`` (one per worker that read the record, whichever reader: its model and
+quality state forgot the user and no checkpoint file of it holds the user any more). `status` answers
+``done`` once the owner forgot the user and every worker beating at the request that still beats has
+scrubbed. The user appears only as the SHA-256 of their id (`schemas.keys.erasure`). Async; no raw user
+id is written here.
 """
 
 from __future__ import annotations
 
-__all__ = ["ErasureStatus", "forgotten", "requested", "scrubbed", "status"]
+__all__ = ["ErasureStatus", "abandoned", "forgotten", "opened", "requested", "scrubbed", "status"]
 
 import hashlib
 from collections.abc import Collection, Sequence
@@ -62,6 +63,42 @@ class ErasureStatus:
         return "pending" if self.done_ms is None else "done"
 
 
+async def opened(
+    client: aioredis.Redis,
+    namespace: str,
+    user_id: str,
+    *,
+    event_id: str,
+    by: str,
+    expect: Collection[str],
+    now_ms: int,
+    ttl_s: int,
+) -> None:
+    """Start the status of an erasure (replacing an earlier one's) before its record is produced, so a
+    worker fast enough to finish before the request does still finds it; ``expect``: the workers beating
+    now, each of which must scrub."""
+    key = keys.erasure(namespace, user_id)
+    fields: dict[Any, Any] = {  # redis-py types keys invariantly
+        "event_id": event_id,
+        "requested_ms": str(now_ms),
+        "by": by,
+        "deleted_keys": "0",
+        "expect": ",".join(sorted(expect)),
+    }
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.delete(key)
+        pipe.hset(key, mapping=fields)
+        pipe.expire(key, ttl_s)
+        await pipe.execute()
+
+
+async def abandoned(client: aioredis.Redis, namespace: str, user_id: str, event_id: str) -> None:
+    """Forget an opened status whose record Kafka did not take (the caller resends)."""
+    key = keys.erasure(namespace, user_id)
+    if await client.hget(key, "event_id") == event_id:
+        await client.delete(key)
+
+
 async def requested(
     client: aioredis.Redis,
     namespace: str,
@@ -71,26 +108,21 @@ async def requested(
     by: str,
     deleted_keys: int,
     removed: Sequence[str],
-    expect: Collection[str],
     now_ms: int,
-    ttl_s: int,
 ) -> None:
-    """Record an erasure request (replacing an earlier one's status) and append it to the audit stream;
-    ``expect``: the workers beating now, each of which must scrub."""
+    """The request's own step done (Kafka has the record, Redis lost the user's keys): what it deleted,
+    in the status and appended to the audit stream."""
+    fields: dict[Any, Any] = {"deleted_keys": str(deleted_keys), "removed": ",".join(removed)}
     key = keys.erasure(namespace, user_id)
-    fields: dict[Any, Any] = {  # redis-py types keys invariantly
-        "event_id": event_id,
-        "requested_ms": str(now_ms),
-        "by": by,
-        "deleted_keys": str(deleted_keys),
-        "removed": ",".join(removed),
-        "expect": ",".join(sorted(expect)),
-    }
     async with client.pipeline(transaction=True) as pipe:
-        pipe.delete(key)
         pipe.hset(key, mapping=fields)
-        pipe.expire(key, ttl_s)
-        pipe.xadd(keys.erasure_audit(namespace), {"step": "requested", "user": _subject(user_id), **fields})
+        entry: dict[Any, Any] = {
+            "step": "requested",
+            "user": _subject(user_id),
+            "event_id": event_id,
+            "by": by,
+        }
+        pipe.xadd(keys.erasure_audit(namespace), {**entry, "requested_ms": str(now_ms), **fields})
         await pipe.execute()
 
 
