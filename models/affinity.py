@@ -165,8 +165,9 @@ class CategoryAffinity:
             self._personal[user] *= factor
 
     def forget(self, user_id: str) -> None:
-        """Delete the user's personal weights (context weights are shared and stay)."""
+        """Delete the user's personal weights and their name (context weights are shared and stay)."""
         self.scale_personal(0.0, user_id)
+        self._users.drop(user_id)
 
     def predict_vector(
         self, user_id: str, context: Context | None, ts: int | None

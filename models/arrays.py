@@ -46,6 +46,22 @@ class Vocabulary:
         """The id of ``name``, or -1 when it was never seen."""
         return self._ids.get(name, -1)
 
+    def drop(self, name: str) -> int:
+        """Forget ``name`` (an erased user): its id stays taken by a blank name, never handed out again,
+        so arrays indexed by ids keep their rows; the name itself is kept nowhere. Returns the old id,
+        -1 when it was never seen.
+
+        >>> v = Vocabulary()
+        >>> v.id("a"), v.id("b"), v.drop("a"), v.get("a"), list(v.names)
+        (0, 1, 0, -1, ['', 'b'])
+        >>> v.id("a")  # comes back as someone new
+        2
+        """
+        found = self._ids.pop(name, -1)
+        if found >= 0:
+            self.names[found] = ""
+        return found
+
 
 def grown(array: npt.NDArray[_T], size: int, fill: object = 0) -> npt.NDArray[_T]:
     """``array`` with room for ``size`` rows (doubling, new rows set to ``fill``); itself if it fits.

@@ -142,6 +142,9 @@ class SequenceNeighbors:
             pages = self._table[user]
             self._pages[pages[pages >= 0]] = -1
             self._start[user] = self._end[user]
+            # The row stays behind, unreachable: the id is dropped, so the user's name is kept nowhere
+            # (a returning user gets a fresh row).
+            self._users.drop(user_id)
 
     def kernel_state(self, user_id: str) -> tuple[Any, ...]:
         """Everything `kernels.sequence_scores` needs besides the recent items, for this user."""

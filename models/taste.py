@@ -129,7 +129,9 @@ class CategoryShares:
         self._totals[user] += LIKED_WEIGHT * ids.size
 
     def forget_user(self, user_id: str) -> None:
+        """Zero the user's positives and drop their name (the row stays, unreachable)."""
         self.scale(0.0, user_id)
+        self._users.drop(user_id)
 
     def scale(self, factor: float, user_id: str | None = None) -> None:
         """Multiply users' own positives (one user's, or everyone's) by ``factor``; 0 forgets them."""

@@ -3,6 +3,7 @@
 from schemas import keys
 from schemas.errors import (
     CheckpointError,
+    CheckpointSignatureError,
     CheckpointVersionError,
     ConfigError,
     DataFormatError,
@@ -34,6 +35,7 @@ from schemas.events import (
 __all__ = [
     "SCHEMA_VERSION",
     "CheckpointError",
+    "CheckpointSignatureError",
     "CheckpointVersionError",
     "ConfigError",
     "Context",

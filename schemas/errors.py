@@ -11,7 +11,8 @@ imports nothing from the rest of the project so that every layer can raise these
     │   └── ServiceUnavailableError  a service did not answer in time
     ├── DeliveryError            a record could not be written to Kafka or Redis
     ├── CheckpointError          a model checkpoint cannot be written or read (has .path)
-    │   └── CheckpointVersionError   written by another format or model version: refused
+    │   ├── CheckpointVersionError   written by another format or model version: refused
+    │   └── CheckpointSignatureError unsigned or tampered with while a checkpoint key is set: refused
     └── RequestRejectedError     the HTTP API refused a request (no, unknown or limited key, too large)
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 __all__ = [
     "CheckpointError",
+    "CheckpointSignatureError",
     "CheckpointVersionError",
     "ConfigError",
     "DataFormatError",
@@ -150,6 +152,17 @@ class CheckpointError(PersonalizeError):
 
 class CheckpointVersionError(CheckpointError):
     """A checkpoint written by another checkpoint format or model version; it is refused, not loaded."""
+
+
+class CheckpointSignatureError(CheckpointError):
+    """A checkpoint without a valid signature while a checkpoint key is set; refused before unpickling.
+
+    ``reason``: ``unsigned`` (no signature) or ``signature`` (tampered with, or signed with another key).
+    """
+
+    def __init__(self, path: str, detail: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(path, detail)
 
 
 class RequestRejectedError(PersonalizeError):

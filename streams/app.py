@@ -12,7 +12,7 @@ __all__ = ["create_app"]
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import faust
@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from engine.ops.checkpoints import Checkpoint, CheckpointStore
 from engine.ops.metrics import Metrics
 from engine.ops.settings import Settings
+from engine.store import erasures
 from engine.store.redis_store import RedisStore
 from streams import changelog, codecs
 from streams.batches import Incoming, handle_batch
@@ -28,7 +29,7 @@ from streams.catchup import CatchUp
 from streams.checkpointer import Checkpointer, model_from
 from streams.gaps import CONTROL_HEADER, GapReader, OffsetGuard, is_control
 from streams.heartbeat import HEARTBEAT_S, Heartbeat
-from streams.pipeline import Pipeline
+from streams.pipeline import WORKER, Pipeline
 from streams.quality import Quality
 from streams.republish import Republisher
 from streams.rewards import add_reward_agents
@@ -54,6 +55,21 @@ def _checkpoint_tick(
             log.exception("checkpoint timer failed")
 
     return tick
+
+
+def _confirm_erasures(
+    settings: Settings, store: RedisStore, metrics: Metrics
+) -> Callable[[Sequence[tuple[str, str]], str], Awaitable[None]]:
+    """How the checkpointer marks erasures scrubbed by this worker (`engine.store.erasures`)."""
+
+    async def confirm(erased: Sequence[tuple[str, str]], removed: str) -> None:
+        await erasures.scrubbed(
+            store.client, settings.namespace, erased, worker=WORKER, removed=removed,
+            now_ms=time.time_ns() // 1_000_000,
+        )  # fmt: skip
+        metrics.erasures_scrubbed.inc(len(erased))
+
+    return confirm
 
 
 def _republisher(
@@ -133,7 +149,12 @@ def create_app(
 
     checkpointer = Checkpointer(
         model=model,
-        store=CheckpointStore(settings.checkpoint_folder, settings.namespace, settings.checkpoint_keep),
+        store=CheckpointStore(
+            settings.checkpoint_folder,
+            settings.namespace,
+            settings.checkpoint_keep,
+            key=settings.checkpoint_signing_key,
+        ),
         metrics=metrics,
         settings=settings,
         flush=lambda: app.producer.flush(),
@@ -142,6 +163,9 @@ def create_app(
     )
     pipeline.learned = checkpointer.learned
     pipeline.known = checkpointer.known
+    pipeline.forgotten = checkpointer.forget
+
+    checkpointer.confirm = _confirm_erasures(settings, store, metrics)
 
     writes = changelog.BatchWrites(profiles)
 
@@ -230,5 +254,7 @@ def create_app(
     if settings.checkpoint_enabled:
         app.timer(interval=1.0)(_checkpoint_tick(app, settings, catchup, checkpointer))
         app.on_before_shutdown.connect(checkpointer.close)
+    else:  # erasures are confirmed by the same tick (with no files to rewrite)
+        app.timer(interval=1.0)(checkpointer.tick)
     app.on_before_shutdown.connect(catchup.close)
     return app, pipeline

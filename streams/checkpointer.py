@@ -2,6 +2,8 @@
 
 The agents hold `Checkpointer.lock` around each record, so a snapshot (the pickled model plus the offsets
 it reflects) is taken between records, never halfway through one. Files: `engine.ops.checkpoints`.
+After an erasure (`forget`), the next tick writes a checkpoint without the user, deletes the older files
+(which hold the user) and then confirms the erasure (`confirm`): no file this worker keeps names the user.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import copy
 import logging
 import pickle
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from engine.ops.checkpoints import Checkpoint, CheckpointInfo, CheckpointStore, Offsets
@@ -66,16 +68,27 @@ def model_from(restored: Checkpoint | None, settings: Settings | None = None) ->
         raise ConfigError(f"PERSONALIZE_RIVER_RERANKER: {exc}") from None
 
 
-async def restore(settings: Settings, say: Callable[[str], None] = log.info) -> Checkpoint | None:
+async def restore(
+    settings: Settings,
+    say: Callable[[str], None] = log.info,
+    refused: Callable[[str], None] | None = None,
+) -> Checkpoint | None:
     """The newest usable checkpoint of the namespace for this model version, or None (a fresh model).
 
-    Checkpoints of another format or model version are refused with a log line each, never raised.
+    Checkpoints of another format or model version, or without a valid signature while
+    ``PERSONALIZE_CHECKPOINT_KEY`` is set, are refused with a log line each (and their reason given to
+    ``refused``), never raised, never unpickled when the signature is what fails.
     """
     if not settings.checkpoint_enabled:
         return None
     version = configured_version(settings)
-    store = CheckpointStore(settings.checkpoint_folder, settings.namespace, settings.checkpoint_keep)
-    found = await store.anewest(version)
+    store = CheckpointStore(
+        settings.checkpoint_folder,
+        settings.namespace,
+        settings.checkpoint_keep,
+        key=settings.checkpoint_signing_key,
+    )
+    found = await store.anewest(version, refused)
     if found is not None and _state(found, version) is None:
         log.warning("refusing checkpoint %s: it holds no %s model", found.info.path, version)
         found = None
@@ -100,6 +113,7 @@ class Checkpointer:
         flush: Callable[[], Awaitable[None]],
         restored: Checkpoint | None = None,
         quality: Quality | None = None,
+        confirm: Callable[[Sequence[tuple[str, str]], str], Awaitable[None]] | None = None,
     ) -> None:
         self.model = model
         #: The drift detectors and what else streams.quality keeps; checkpointed with the model.
@@ -127,6 +141,15 @@ class Checkpointer:
                 quality.restore(quality_state)
         #: Records whose effect the model took since the last checkpoint.
         self.pending = 0
+        #: Marks erasures (user, event id) done by this worker in Redis, with what it removed.
+        self.confirm = confirm
+        self.erasure_gap_s = settings.erasure_checkpoint_gap_s
+        #: Users forgotten since the last checkpoint: their learned ids leave the ring before the next.
+        self._forgotten: set[str] = set()
+        #: Erasures waiting for a checkpoint without the user, then those waiting for `confirm` to succeed.
+        self._unwritten: list[tuple[str, str]] = []
+        self._unconfirmed: list[tuple[str, str]] = []
+        self._removed = ""
         #: When the state of the model was last checkpointed or restored (epoch ms), None before either.
         self.last_ms: int | None = restored.info.created_ms if restored else None
         self._last_at = time.monotonic()
@@ -154,6 +177,20 @@ class Checkpointer:
         if len(ids) > LEARNED_IDS:
             del ids[next(iter(ids))]
 
+    def forget(self, user_id: str, event_id: str | None) -> None:
+        """The model forgot the user (an erasure with its event id, or a withdrawal): the next tick writes
+        a checkpoint without them and deletes the older files (`Pipeline.forgotten`)."""
+        self._forgotten.add(user_id)
+        if event_id is not None:
+            self._unwritten.append((user_id, event_id))
+
+    def _scrub(self) -> None:
+        """Forget the forgotten users' learned ids (under the lock, before a snapshot)."""
+        if self._forgotten:
+            gone = self._forgotten
+            ids = self._learned_ids
+            self._learned_ids = {k: None for k in ids if k.split("\x00", 1)[0] not in gone}
+
     def known(self, user_id: str, event_id: str) -> bool:
         """Whether the model learned this event of the user recently (so a replayed copy is a duplicate)."""
         return learned_key(user_id, event_id) in self._learned_ids
@@ -161,6 +198,8 @@ class Checkpointer:
     # -- writing --------------------------------------------------------------------------------
 
     def due(self) -> bool:
+        if self.enabled and self._forgotten:
+            return time.monotonic() - self._last_at >= self.erasure_gap_s
         if not self.enabled or not self.pending:
             return False
         if self.every_events and self.pending >= self.every_events:
@@ -168,11 +207,29 @@ class Checkpointer:
         return bool(self.every_s) and time.monotonic() - self._last_at >= self.every_s
 
     async def tick(self) -> None:
-        """Every second: refresh the age metric, checkpoint when due."""
+        """Every second: refresh the age metric, checkpoint when due, confirm erasures."""
         if self.last_ms is not None:
             self.metrics.checkpoint_age.set(max(0.0, time.time() - self.last_ms / 1000))
+        if not self.enabled and self._forgotten:  # no files: memory is all there is to scrub
+            async with self.lock:
+                self._scrub()
+                self._forgotten.clear()
+                self._unconfirmed += self._unwritten
+                self._unwritten, self._removed = [], "model,quality,learned-ids"
         if self.due():
             await self.checkpoint()
+        await self._confirm()
+
+    async def _confirm(self) -> None:
+        """Mark this worker's finished erasures done in Redis; kept for the next tick if Redis fails."""
+        if not self._unconfirmed or self.confirm is None:
+            return
+        erased, self._unconfirmed = self._unconfirmed, []
+        try:
+            await self.confirm(erased, self._removed)
+        except Exception:  # noqa: BLE001 - Redis away: the user is forgotten all the same, confirmed later
+            log.warning("could not confirm %d erasure(s); retrying", len(erased), exc_info=True)
+            self._unconfirmed = erased + self._unconfirmed
 
     async def checkpoint(self) -> CheckpointInfo | None:
         """Snapshot model and offsets between two records, flush the changelog, write the file, prune.
@@ -181,6 +238,9 @@ class Checkpointer:
         """
         async with self._writing:
             async with self.lock:
+                self._scrub()
+                forgotten, self._forgotten = self._forgotten, set()
+                erased, self._unwritten = self._unwritten, []
                 state: dict[str, Any] = {"model": self.model, "learned_ids": list(self._learned_ids)}
                 if self.quality is not None:
                     state["quality"] = self.quality.state()
@@ -193,13 +253,19 @@ class Checkpointer:
                 info = await self.store.awrite_payload(
                     payload, model_version=self.model.version, offsets=offsets
                 )
+                dropped = await self.store.adrop_older(info) if forgotten else []
                 await self.store.aprune()
                 kept = len(await asyncio.to_thread(self.store.paths))
             except (CheckpointError, OSError, RuntimeError) as exc:
                 log.error("model checkpoint failed: %s", exc)
                 self.metrics.checkpoint_writes.labels(outcome="failed").inc()
                 self.pending += taken
+                self._forgotten |= forgotten
+                self._unwritten = erased + self._unwritten
                 return None
+        if erased:
+            self._unconfirmed += erased
+            self._removed = f"model,quality,learned-ids,checkpoints:{len(dropped)}"
         self.last_ms = info.created_ms
         self.metrics.checkpoint_writes.labels(outcome="written").inc()
         self.metrics.checkpoint_bytes.set(info.size_bytes)
@@ -212,5 +278,6 @@ class Checkpointer:
 
     async def close(self, *_args: Any, **_kwargs: Any) -> None:
         """On a clean shutdown: checkpoint whatever the model took since the last checkpoint."""
-        if self.enabled and self.pending:
+        if self.enabled and (self.pending or self._forgotten):
             await self.checkpoint()
+        await self._confirm()

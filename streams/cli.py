@@ -32,12 +32,17 @@ def worker() -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(produce.ensure_engine_topics(settings))
-    restored = loop.run_until_complete(restore(settings, say=lambda m: err.print(f"[dim]{m}[/]")))
+    refusals: list[str] = []
+    restored = loop.run_until_complete(
+        restore(settings, say=lambda m: err.print(f"[dim]{m}[/]"), refused=refusals.append)
+    )
     registry = CollectorRegistry()
     metrics_at = scrape.serve_metrics(settings, registry)
     if metrics_at is not None:
         err.print(f"metrics on http://{metrics_at}/metrics")
-    faust_app, _ = create_app(settings, registry, restored, metrics_at=metrics_at)
+    faust_app, pipeline = create_app(settings, registry, restored, metrics_at=metrics_at)
+    for reason in refusals:
+        pipeline.metrics.checkpoint_refused.labels(reason=reason).inc()
     workers.register(settings, metrics_at, on_exit=lambda: scrape.write_targets(settings))
     scrape.write_targets(settings)
 

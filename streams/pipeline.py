@@ -127,6 +127,9 @@ class Pipeline:
         #: Called after each flush with the users whose list Redis took (or refused as fenced) and those
         #: whose write failed, with the list's position (`streams.republish` keeps the latter).
         self.published: Callable[[Collection[str], Mapping[str, int]], None] = lambda _done, _failed: None
+        #: Called with (user_id, erasure event id, or None for a withdrawal) whenever this worker forgets a
+        #: user, whichever path read the record (the checkpointer rewrites its files and confirms).
+        self.forgotten: Callable[[str, str | None], None] = lambda _user_id, _event_id: None
         self.tombstone_ttl_s = tombstone_ttl_s
         self._staged: dict[str, _Staged] = {}
         #: user_id -> offset of their latest erasure, reset or withdrawal of the batch (written first at
@@ -334,8 +337,7 @@ class Pipeline:
         if record.granted:
             profile.consent = True
         else:
-            if learn:
-                self.model.forget_user(user)
+            self._forget(user, None, learn=learn)
             self._staged.pop(user, None)
             self._fences[user] = max(position, self._fences.get(user, position))
             profile = UserProfile(user, consent=False)
@@ -351,9 +353,11 @@ class Pipeline:
     ) -> UserProfile:
         """The model's and the profile's side of a user record; returns the profile to keep."""
         user = record.user_id
+        if isinstance(record, ErasureRecord):
+            self._forget(user, record.event_id, learn=learn)
+        elif record.reset and learn:
+            self.model.forget_user(user)
         if isinstance(record, ErasureRecord) or record.reset:
-            if learn:
-                self.model.forget_user(user)
             # A reset keeps the user's consent; an erasure forgets it (`handle_user_record` keeps a
             # withdrawal).
             consent = None if isinstance(record, ErasureRecord) else profile.consent
@@ -372,6 +376,15 @@ class Pipeline:
                 self.model.learn_one(event, profile)
             profile.observe(event, self.model.signal(event))
         return profile
+
+    def _forget(self, user: str, event_id: str | None, *, learn: bool) -> None:
+        """Forget the user in this worker's state (an erasure with its event id, or a withdrawal): the model
+        (unless ``learn`` is false: it holds the record already), the quality monitor, then `forgotten`."""
+        if learn:
+            self.model.forget_user(user)
+        if self.quality is not None:
+            self.quality.forget(user)
+        self.forgotten(user, event_id)
 
     def relearn(
         self, raw: bytes, key: bytes | None, profiles: Profiles, known: Callable[[str, str], bool]
@@ -398,7 +411,7 @@ class Pipeline:
         profile = UserProfile.from_dict(stored) if stored is not None else UserProfile(record.user_id)
         if isinstance(record, ConsentRecord):
             if not record.granted:
-                self.model.forget_user(record.user_id)
+                self._forget(record.user_id, None, learn=True)
             self.learned(record.user_id, record.event_id)
             return "learned"
         # The consent the profile holds now, after the whole gap (a grant inside it admits the user's
@@ -469,7 +482,7 @@ class Pipeline:
         erased, self._erased = self._erased, []
         try:
             if erased:
-                await erasures.done(
+                await erasures.forgotten(
                     self.store.client, self.store.namespace, erased, worker=WORKER, now_ms=_ms()
                 )
         except Exception:  # noqa: BLE001 - the status stays pending; the user is forgotten all the same

@@ -135,6 +135,10 @@ class Quality:
         if len(self._top) > MAX_USERS:
             del self._top[next(iter(self._top))]
 
+    def forget(self, user_id: str) -> None:
+        """Drop the user's last top-k (an erasure or withdrawal); the detectors hold no user."""
+        self._top.pop(user_id, None)
+
     async def before_learn(self, event: Event, profile: UserProfile) -> None:
         """Score the event against the user's list, feed the detectors; ``profile`` is before the event."""
         self.events += 1

@@ -23,12 +23,13 @@ from engine.api.bodies import ErrorBody
 from engine.api.consent import admitted
 from engine.api.openapi import ID_PATTERN
 from engine.api.services import Services, produce_user_record, services
-from engine.serving.experiment_stats import ExperimentStats
+from engine.ingest.erase import erase
+from engine.serving.experiment_stats import user_sets
 from engine.serving.experiments import Experiments
 from engine.store import erasures
 from engine.store.preferences import Preferences, changes
-from schemas.errors import InvalidEventError, Problem, RequestRejectedError, ServiceUnavailableError
-from schemas.users import ErasureRecord, PreferencesRecord, PreferencesRequest
+from schemas.errors import InvalidEventError, Problem, RequestRejectedError
+from schemas.users import PreferencesRecord, PreferencesRequest
 
 UserId = Annotated[
     str,
@@ -59,12 +60,24 @@ class Erased(BaseModel):
 
 class ErasureAnswer(BaseModel):
     user_id: str
-    status: str = Field(description="`pending` until a worker has forgotten the user, then `done`")
+    status: str = Field(
+        description="`done` once the owner of the user's partition forgot the user and every worker "
+        "beating at the request (and still beating) scrubbed its model state and checkpoints; else `pending`"
+    )
     event_id: str = Field(description="id of the latest `erasure` record")
     requested_ms: int
-    done_ms: int | None = Field(description="when the first worker completed it (epoch ms)")
-    by: str = Field(description="the name of the API key that asked")
+    done_ms: int | None = Field(description="when the erasure completed (epoch ms); null while pending")
+    forgotten_ms: int | None = Field(
+        description="when the owner of the user's partition forgot them (profile table, model, tombstone)"
+    )
+    workers: dict[str, int] = Field(
+        description="worker id -> when it scrubbed its model state and checkpoint files (epoch ms)"
+    )
+    waiting: list[str] = Field(description="workers beating at the request and now that have not scrubbed")
+    gone: list[str] = Field(description="workers beating at the request that stopped before scrubbing")
+    by: str = Field(description="the name of the API key that asked (`cli:<user>` for `personalize forget`)")
     deleted_keys: int
+    removed: list[str] = Field(description="what the request deleted in Redis, by kind with counts")
 
 
 def _now_ms() -> int:
@@ -149,15 +162,22 @@ def users_router(read_auth: bool, experiments: Experiments) -> APIRouter:
         dependencies=[Depends(require(Scope.ADMIN))],
     )
     async def erasure_status(user_id: UserId, svc: Annotated[Services, Depends(services)]) -> ErasureAnswer:
-        """The user's latest erasure: `pending` (Redis done, the workers' model state not yet) or `done`
-        (a worker took the erasure record and forgot the user), with when and by which key. 404: none
-        on record (never erased, or longer ago than `PERSONALIZE_TOMBSTONE_TTL_S`)."""
-        found = await erasures.status(svc.store.client, svc.settings.namespace, svc.pseudonyms.of(user_id))
+        """The user's latest erasure: `pending` (Redis done, the workers' state not yet) or `done` (the
+        owner of the user's partition forgot the user, and every worker beating at the request that
+        still beats forgot them in its model and quality state and rewrote its checkpoints), with when,
+        by which key and what was removed. 404: none on record (never erased, or longer ago than
+        `PERSONALIZE_TOMBSTONE_TTL_S`)."""
+        live = await svc.store.workers_by_id()
+        found = await erasures.status(
+            svc.store.client, svc.settings.namespace, svc.pseudonyms.of(user_id), live.keys()
+        )
         if found is None:
             raise HTTPException(404, "no erasure of this user on record")
         return ErasureAnswer(
             user_id=user_id, status=found.state, event_id=found.event_id, requested_ms=found.requested_ms,
-            done_ms=found.done_ms, by=found.by, deleted_keys=found.deleted_keys,
+            done_ms=found.done_ms, forgotten_ms=found.forgotten_ms, workers=found.workers,
+            waiting=list(found.waiting), gone=list(found.gone), by=found.by, deleted_keys=found.deleted_keys,
+            removed=[r for r in found.removed.split(",") if r],
         )  # fmt: skip
 
     @router.delete(
@@ -172,27 +192,16 @@ def users_router(read_auth: bool, experiments: Experiments) -> APIRouter:
         svc: Annotated[Services, Depends(services)],
         key: Annotated[ApiKey, Depends(require(Scope.ADMIN))],
     ) -> Erased:
-        """Produce an `erasure` record to the events topic for the worker's state (202: that part
-        follows), then delete the user's keys in Redis (list, metadata, preferences, experiment
-        membership; a consent grant, not a withdrawal) before answering, leaving a tombstone at the
-        record's offset: a worker still holding the user's earlier events cannot write their list again
-        (`PERSONALIZE_TOMBSTONE_TTL_S`). If Kafka does not confirm the record: the keys are deleted all
-        the same, without a tombstone, and the answer is 503 (resend)."""
+        """Produce an `erasure` record to the events topic for the workers' state (202: that part
+        follows; `GET .../erasure` says when it is done), then delete the user's keys in Redis (list,
+        metadata, preferences, experiment membership; a consent grant, not a withdrawal) before
+        answering, leaving a tombstone at the record's offset: a worker still holding the user's earlier
+        events cannot write their list again (`PERSONALIZE_TOMBSTONE_TTL_S`). If Kafka does not confirm
+        the record: the keys are deleted all the same, without a tombstone, and the answer is 503
+        (resend). `engine.ingest.erase`, shared with `personalize forget`."""
+        sets = user_sets(experiments, svc.settings.namespace)
         stored = svc.pseudonyms.of(user_id)
-        record = ErasureRecord(event_id=f"erase-{uuid.uuid4().hex}", user_id=stored, ts=_now_ms())
-        stats = ExperimentStats(svc.store.client, svc.settings.namespace)
-        try:
-            delivered = await produce_user_record(svc, record)
-        except ServiceUnavailableError:
-            await svc.store.forget_user(stored)
-            await stats.forget_user(experiments, stored)
-            raise
-        deleted = await svc.store.forget_user(stored, (delivered.offset, svc.settings.tombstone_ttl_s))
-        await stats.forget_user(experiments, stored)
-        await erasures.requested(
-            svc.store.client, svc.settings.namespace, stored, event_id=record.event_id, by=key.name,
-            deleted_keys=deleted, now_ms=record.ts, ttl_s=svc.settings.tombstone_ttl_s,
-        )  # fmt: skip
-        return Erased(user_id=user_id, event_id=record.event_id, deleted_keys=deleted)
+        done = await erase(svc.producer, svc.store, svc.settings, stored, by=key.name, experiment_sets=sets)
+        return Erased(user_id=user_id, event_id=done.event_id, deleted_keys=done.deleted_keys)
 
     return router

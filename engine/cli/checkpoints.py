@@ -25,7 +25,12 @@ _JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 def _store() -> CheckpointStore:
     settings = load()
-    return CheckpointStore(settings.checkpoint_folder, settings.namespace, settings.checkpoint_keep)
+    return CheckpointStore(
+        settings.checkpoint_folder,
+        settings.namespace,
+        settings.checkpoint_keep,
+        key=settings.checkpoint_signing_key,
+    )
 
 
 def _usable(info: CheckpointInfo) -> bool:

@@ -2,7 +2,8 @@
 
 Thin: parses options, then calls the module that does the job; the evaluation commands live in
 `engine.cli.evaluation`, the serving ones in `engine.cli.serving`, checkpoints in `engine.cli.checkpoints`,
-the stack and its workers in `engine.cli.stack`, the worker's health check in `engine.cli.health`.
+the stack and its workers in `engine.cli.stack`, the worker's health check in `engine.cli.health`,
+erasure in `engine.cli.forget`.
 Progress and logs go to stderr so that ``--json`` output on stdout stays machine-readable.
 """
 
@@ -28,6 +29,7 @@ from rich.table import Table
 
 from engine.cli import checkpoints as checkpoint_cli
 from engine.cli import evaluation as eval_cli
+from engine.cli import forget as forget_cli
 from engine.cli import health as health_cli
 from engine.cli import serving as serve_cli
 from engine.cli import stack as stack_cli
@@ -42,6 +44,7 @@ app.add_typer(checkpoint_cli.app, name="checkpoint")
 app.add_typer(eval_cli.app)
 app.add_typer(serve_cli.app)
 app.add_typer(health_cli.app)
+app.add_typer(forget_cli.app)
 
 
 @app.command()

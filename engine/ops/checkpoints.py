@@ -1,7 +1,8 @@
 """Model checkpoints on disk: one file each, written atomically (temp file, fsync, rename), the last few kept.
 
-A file is a magic line, a JSON header line (format and model version, Kafka offsets, checksum) and the
-pickled state; the header is read and checked before anything is unpickled. No Kafka, no Redis.
+A file is a magic line, a JSON header line (format and model version, Kafka offsets, checksum, and with a
+checkpoint key its HMAC: `engine.ops.sealing`) and the pickled state; the header is read and checked
+(with a key: its signature too) before anything is unpickled. No Kafka, no Redis.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ import logging
 import os
 import pickle
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from schemas.errors import CheckpointError, CheckpointVersionError
+from engine.ops.sealing import FIELD, Seal, sign, verdict
+from schemas.errors import CheckpointError, CheckpointSignatureError, CheckpointVersionError
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ class CheckpointInfo:
     offsets: Offsets
     size_bytes: int
     payload_sha256: str
+    #: The header's signature as judged with the store's key (`engine.ops.sealing.Seal`).
+    seal: str = Seal.UNSIGNED.value
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +67,7 @@ class CheckpointInfo:
             "offsets": {t: {str(p): o for p, o in parts.items()} for t, parts in self.offsets.items()},
             "size_bytes": self.size_bytes,
             "payload_sha256": self.payload_sha256,
+            "seal": self.seal,
         }
 
 
@@ -84,12 +90,20 @@ class CheckpointStore:
     ({'w': [1, 2]}, {'events': {0: 5}})
     >>> store.newest("m2") is None  # another model version is refused (and logged)
     True
+    >>> signed = CheckpointStore(store.folder, namespace="shop", key=b"k" * 32)
+    >>> signed.newest("m1") is None  # with a key, an unsigned file is refused before it is unpickled
+    True
+    >>> _ = signed.write({"w": [3]}, model_version="m1", offsets={})
+    >>> signed.newest("m1").state, signed.newest("m1").info.seal
+    ({'w': [3]}, 'valid')
     """
 
-    def __init__(self, folder: Path, namespace: str, keep: int = 3) -> None:
+    def __init__(self, folder: Path, namespace: str, keep: int = 3, key: bytes | None = None) -> None:
         self.folder = folder
         self.namespace = namespace
         self.keep = keep
+        #: Signs what is written and is required of what is read (`PERSONALIZE_CHECKPOINT_KEY`).
+        self.key = key
         self._seq = 0
 
     # -- writing --------------------------------------------------------------------------------
@@ -121,6 +135,8 @@ class CheckpointStore:
             "payload_bytes": len(payload),
             "payload_sha256": hashlib.sha256(payload).hexdigest(),
         }
+        if self.key is not None:
+            header[FIELD] = sign(header, self.key)
         self.folder.mkdir(parents=True, exist_ok=True)
         final = self.folder / name
         tmp = self.folder / f".{name}.tmp"
@@ -155,6 +171,15 @@ class CheckpointStore:
             doomed += [p for p in self.folder.glob(f".*{_SUFFIX}.tmp") if p.stat().st_mtime < stale]
         for path in doomed:
             path.unlink(missing_ok=True)
+        return doomed
+
+    def drop_older(self, info: CheckpointInfo) -> list[Path]:
+        """Delete every checkpoint older than ``info`` (after an erasure: they may hold the user)."""
+        doomed = [p for p in self.paths() if p.name < info.path.name]
+        for path in doomed:
+            path.unlink(missing_ok=True)
+        if doomed:
+            self._fsync_folder()
         return doomed
 
     # -- reading --------------------------------------------------------------------------------
@@ -196,12 +221,14 @@ class CheckpointStore:
                 },
                 size_bytes=size,
                 payload_sha256=str(header["payload_sha256"]),
+                seal=verdict(header, self.key).value,
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(str(path), f"unreadable header: {exc}") from exc
 
     def load(self, info: CheckpointInfo, model_version: str) -> Checkpoint:
-        """Check versions and checksum, then unpickle (raises `CheckpointVersionError`, `CheckpointError`)."""
+        """Check versions, signature (with a key) and checksum, then unpickle (raises
+        `CheckpointVersionError`, `CheckpointSignatureError`, `CheckpointError`)."""
         if info.format not in READS:
             known = ", ".join(str(f) for f in sorted(READS))
             raise CheckpointVersionError(
@@ -210,6 +237,15 @@ class CheckpointStore:
         if info.model_version != model_version:
             raise CheckpointVersionError(
                 str(info.path), f"model version {info.model_version}, this worker runs {model_version}"
+            )
+        if self.key is not None and info.seal != Seal.VALID:
+            unsigned = info.seal == Seal.UNSIGNED
+            raise CheckpointSignatureError(
+                str(info.path),
+                "unsigned while PERSONALIZE_CHECKPOINT_KEY is set"
+                if unsigned
+                else "signature does not match PERSONALIZE_CHECKPOINT_KEY (tampered with, or another key)",
+                "unsigned" if unsigned else "signature",
             )
         try:
             with info.path.open("rb") as f:
@@ -226,15 +262,23 @@ class CheckpointStore:
             raise CheckpointError(str(info.path), f"cannot unpickle: {exc!r}") from exc
         return Checkpoint(info, state)
 
-    def newest(self, model_version: str) -> Checkpoint | None:
-        """The newest checkpoint that loads for ``model_version``; each refused one is logged, not raised."""
+    def newest(self, model_version: str, refused: Callable[[str], None] | None = None) -> Checkpoint | None:
+        """The newest checkpoint that loads for ``model_version``; each refused one is logged, not raised,
+        and its reason (``version``, ``unsigned``, ``signature``, ``unreadable``) given to ``refused``."""
         for info in self.infos():
             try:
                 return self.load(info, model_version)
             except CheckpointVersionError as exc:
                 log.warning("refusing %s; trying an older checkpoint", exc)
+                reason = "version"
+            except CheckpointSignatureError as exc:
+                log.error("refusing %s; trying an older checkpoint", exc)
+                reason = exc.reason
             except CheckpointError as exc:
                 log.warning("skipping %s; trying an older checkpoint", exc)
+                reason = "unreadable"
+            if refused is not None:
+                refused(reason)
         return None
 
     # -- the worker's async entry points (file I/O in a thread, never on the event loop) ----------
@@ -247,8 +291,13 @@ class CheckpointStore:
     async def aprune(self) -> list[Path]:
         return await asyncio.to_thread(self.prune)
 
-    async def anewest(self, model_version: str) -> Checkpoint | None:
-        return await asyncio.to_thread(self.newest, model_version)
+    async def anewest(
+        self, model_version: str, refused: Callable[[str], None] | None = None
+    ) -> Checkpoint | None:
+        return await asyncio.to_thread(self.newest, model_version, refused)
+
+    async def adrop_older(self, info: CheckpointInfo) -> list[Path]:
+        return await asyncio.to_thread(self.drop_older, info)
 
     async def ainfos(self) -> list[CheckpointInfo]:
         return await asyncio.to_thread(self.infos)

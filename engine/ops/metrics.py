@@ -59,6 +59,8 @@ class Metrics:
     checkpoints: Gauge
     checkpoint_writes: Counter
     checkpoint_replayed: Counter
+    checkpoint_refused: Counter
+    erasures_scrubbed: Counter
     # Dependency outages (streams/gaps.py, streams/republish.py).
     kafka_read_failures: Counter
     republish_pending: Gauge
@@ -211,6 +213,17 @@ class Metrics:
                 "Records re-read after a restore to bring the model up to the profile table, by topic kind "
                 "(events, items); learned into the model only.",
                 "topic",
+            ),
+            checkpoint_refused=counter(
+                "checkpoint_refused",
+                "Checkpoints the worker refused to restore, by reason (version, unsigned, signature: no "
+                "valid signature while PERSONALIZE_CHECKPOINT_KEY is set, never unpickled; unreadable).",
+                "reason",
+            ),
+            erasures_scrubbed=counter(
+                "erasures_scrubbed",
+                "Erasures this worker completed: the user forgotten in its model and quality state and no "
+                "checkpoint file of it holds the user (counted when confirmed in Redis).",
             ),
             kafka_read_failures=counter(
                 "kafka_read_failures",

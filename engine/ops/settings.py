@@ -143,6 +143,13 @@ class Settings(BaseSettings):
     checkpoint_every_events: int = Field(20_000, ge=0, le=100_000_000)
     checkpoint_every_s: float = Field(60.0, ge=0.0, le=86_400.0)
     checkpoint_keep: int = Field(3, ge=1, le=1000)
+    #: Signs every checkpoint written (HMAC-SHA256, `engine.ops.sealing`) and refuses, before unpickling,
+    #: any checkpoint without a valid signature (at least 32 characters, never logged). Without it files
+    #: are unsigned and the folder must be writable only by the operator.
+    checkpoint_key: SecretStr | None = Field(None, min_length=32)
+    #: After an erasure the worker writes a checkpoint and deletes its older ones (they hold the user) at
+    #: the next second's tick, but not sooner than this many seconds after its previous checkpoint.
+    erasure_checkpoint_gap_s: float = Field(1.0, ge=0.0, le=3600.0)
     #: Privacy (docs/privacy.md). ``pseudonym_key``: with it, the edge (HTTP API, simulate, produce, the
     #: SDK's and CLI's reads) replaces every user id by its keyed hash (`schemas.pseudonyms`) before
     #: Kafka or Redis see it; at least 32 characters, never logged. ``consent_required``: only users
@@ -209,6 +216,16 @@ class Settings(BaseSettings):
         PosixPath('.stack/checkpoints/shop')
         """
         return (self.checkpoint_dir or self.stack_dir / "checkpoints") / self.namespace
+
+    @property
+    def checkpoint_signing_key(self) -> bytes | None:
+        """``checkpoint_key``'s bytes, or None (checkpoints unsigned).
+
+        >>> Settings(checkpoint_key="k" * 32).checkpoint_signing_key == b"k" * 32
+        True
+        """
+        key = self.checkpoint_key
+        return key.get_secret_value().encode() if key is not None else None
 
     @property
     def app_id(self) -> str:

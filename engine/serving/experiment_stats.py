@@ -6,7 +6,7 @@ and decisions; the worker adds rewards and their sum. Async only.
 
 from __future__ import annotations
 
-__all__ = ["ExperimentStats", "RewardTally"]
+__all__ = ["ExperimentStats", "RewardTally", "user_sets"]
 
 from collections import defaultdict
 from collections.abc import Mapping
@@ -22,6 +22,21 @@ from schemas import keys
 RewardTally = Mapping[tuple[str, str], tuple[int, float]]
 
 
+def user_sets(experiments: Experiments, namespace: str) -> list[str]:
+    """The keys of every variant's set of assigned users (an erased user leaves each of them).
+
+    >>> from engine.serving.experiments import Variant
+    >>> home = Experiment(name="e", variants=[Variant(name="a", weight=1)])
+    >>> user_sets(Experiments(experiments=[home]), "shop")
+    ['p13n:v1:shop:experiment-users:e:a']
+    """
+    return [
+        keys.experiment_users(namespace, experiment.name, variant.name)
+        for experiment in experiments.experiments
+        for variant in experiment.variants
+    ]
+
+
 class ExperimentStats:
     """Counters of one namespace's experiments (a client with ``decode_responses=True``)."""
 
@@ -33,16 +48,6 @@ class ExperimentStats:
         """Queue on ``pipe`` what one decision adds: the user to the variant's set, one decision."""
         pipe.sadd(keys.experiment_users(self.namespace, experiment, variant), user_id)
         pipe.hincrby(keys.experiment(self.namespace, experiment), f"{variant}.decisions", 1)
-
-    async def forget_user(self, experiments: Experiments, user_id: str) -> None:
-        """Remove an erased user from every variant's set of ``experiments`` (one round trip)."""
-        if not experiments.experiments:
-            return
-        async with self.client.pipeline(transaction=False) as pipe:
-            for experiment in experiments.experiments:
-                for variant in experiment.variants:
-                    pipe.srem(keys.experiment_users(self.namespace, experiment.name, variant.name), user_id)
-            await pipe.execute()
 
     async def add_rewards(self, tally: RewardTally) -> None:
         """Add joined rewards (count and sum per variant) in one round trip."""

@@ -84,6 +84,12 @@ class FakeRedis:
         self.sets[key].update(members)
         return len(self.sets[key]) - before
 
+    async def srem(self, key: str, *members: str) -> int:
+        found = self.sets.get(key, set())
+        gone = found & set(members)
+        found -= gone
+        return len(gone)
+
     async def scard(self, key: str) -> int:
         return len(self.sets.get(key, set()))
 

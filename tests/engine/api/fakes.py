@@ -53,6 +53,11 @@ class FakeStore:
     consent: dict[str, tuple[bool, int]] = field(default_factory=dict)
     client: FakeRedis = field(default_factory=FakeRedis)
     address: str = "fake:6379"
+    #: worker id -> heartbeat fields of the workers beating now
+    workers: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    async def workers_by_id(self) -> dict[str, dict[str, str]]:
+        return self.workers
 
     async def read(self, user_id: str, n: int = 50) -> Recommendations:
         if not self.client.up:

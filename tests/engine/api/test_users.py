@@ -109,23 +109,64 @@ async def test_erasure_removes_the_user_at_once_and_produces_a_record() -> None:
     assert store.fences == {"u1/x": 0}  # the erasure record's offset
 
 
-async def test_an_erasure_is_pending_until_a_worker_completes_it_and_the_audit_names_the_key() -> None:
+async def test_an_erasure_is_pending_until_the_owner_and_every_worker_beating_then_finish() -> None:
     store = store_with_items()
+    store.workers = {"w-1": {}, "w-2": {}, "w-3": {}}
+    client = cast(Any, store.client)
     async with running(make_app(store, FakeProducer())) as api:
         assert (await api.get("/v1/users/u1/erasure", headers=AUTH)).status_code == 404
         assert (await api.get("/v1/users/u1/erasure")).status_code == 401
         erased = (await api.delete("/v1/users/u1", headers=AUTH)).json()
-        pending = (await api.get("/v1/users/u1/erasure", headers=AUTH)).json()
+        erasure = [("u1", erased["event_id"])]
+
+        async def status() -> dict[str, Any]:
+            return cast(dict[str, Any], (await api.get("/v1/users/u1/erasure", headers=AUTH)).json())
+
+        pending = await status()
         assert pending["status"] == "pending" and pending["event_id"] == erased["event_id"]
         assert pending["by"] == f"key-{hash_key(KEY)[:8]}" and pending["done_ms"] is None
-        await erasures.done(
-            cast(Any, store.client), "unit", [("u1", erased["event_id"])], worker="w-1", now_ms=10**13
+        assert pending["waiting"] == ["w-1", "w-2", "w-3"] and pending["removed"][0] == "user-keys:1"
+        # The owner forgot the user, and two workers scrubbed: pending while w-3 beats.
+        await erasures.forgotten(client, "unit", erasure, worker="w-1", now_ms=10**13)
+        await erasures.scrubbed(client, "unit", erasure, worker="w-1", removed="model", now_ms=10**13 + 5)
+        await erasures.scrubbed(client, "unit", erasure, worker="w-2", removed="model", now_ms=10**13 + 9)
+        still = await status()
+        assert (
+            still["status"] == "pending" and still["waiting"] == ["w-3"] and still["forgotten_ms"] == 10**13
         )
-        done = (await api.get("/v1/users/u1/erasure", headers=AUTH)).json()
-    assert done["status"] == "done" and done["done_ms"] == 10**13
+        # w-3 stops beating without scrubbing: done, and the answer says it is gone.
+        del store.workers["w-3"]
+        done = await status()
+    assert done["status"] == "done" and done["done_ms"] == 10**13 + 9 and done["gone"] == ["w-3"]
+    assert done["workers"] == {"w-1": 10**13 + 5, "w-2": 10**13 + 9}
     audit = await store.client.xrange(keys.erasure_audit("unit"))
-    assert [fields["step"] for _, fields in audit] == ["requested", "done"]
+    assert [fields["step"] for _, fields in audit] == ["requested", "forgotten", "scrubbed", "scrubbed"]
     assert all("u1" != value for _, fields in audit for value in fields.values())
+
+
+async def test_an_erasure_is_not_done_before_the_owner_forgot_the_user() -> None:
+    store = store_with_items()
+    async with running(make_app(store, FakeProducer())) as api:
+        erased = (await api.delete("/v1/users/u1", headers=AUTH)).json()
+        erasure = [("u1", erased["event_id"])]
+        client = cast(Any, store.client)
+        await erasures.scrubbed(client, "unit", erasure, worker="w-2", removed="model", now_ms=10**13)
+        assert (await api.get("/v1/users/u1/erasure", headers=AUTH)).json()["status"] == "pending"
+        await erasures.forgotten(client, "unit", erasure, worker="w-1", now_ms=10**13 + 1)
+        # No worker beat at the request: the owner's step and one scrub complete it.
+        assert (await api.get("/v1/users/u1/erasure", headers=AUTH)).json()["done_ms"] == 10**13 + 1
+
+
+async def test_an_erasure_leaves_every_experiment_set() -> None:
+    store = store_with_items()
+    await store.client.sadd("p13n:v1:unit:experiment-users:home:a", "u1", "u2")
+    variants = '[{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]'
+    doc = f'{{"experiments": [{{"name": "home", "variants": {variants}}}]}}'
+    async with running(make_app(store, FakeProducer(), experiments=doc)) as api:
+        erased = await api.delete("/v1/users/u1", headers=AUTH)
+        status = (await api.get("/v1/users/u1/erasure", headers=AUTH)).json()
+    assert erased.status_code == 202 and status["removed"][1] == "experiment-sets:1"
+    assert store.client.sets["p13n:v1:unit:experiment-users:home:a"] == {"u2"}
 
 
 async def test_an_erasure_kafka_does_not_confirm_still_deletes_at_once_and_is_503() -> None:
