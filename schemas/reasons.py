@@ -1,5 +1,5 @@
 """Why an item is recommended, as stored in Redis and as served: reason codes, signal names, the compact
-per-list form kept in the user's meta hash (`keys.MetaField.REASONS`) and the short human text.
+per-list form kept with the user's list (`schemas.stored_list`, its last line) and the short human text.
 
 Contract only: no I/O, no model imports. Decoding never raises; a malformed entry means "no reason".
 """
@@ -131,7 +131,7 @@ _INDEX_OF = {char: n for n, char in enumerate(_INDEX)}
 
 
 def encode(reasons: Sequence[Reason | None]) -> str:
-    """The stored form of a list's reasons, one per item in the sorted set's ``ZREVRANGE`` order.
+    """The stored form of a list's reasons, one per item in the list's order (best first).
 
     Tab-separated: ``palette``, ``picks``, then the anchors. A token is the reason letter, the signal
     letters (strongest first), then the index of its anchor if it has one (``-``: no reason);
@@ -168,8 +168,8 @@ def _tokens(stored: str) -> tuple[list[str], list[str]]:
 
 
 def decode(stored: str | None, items: Sequence[str]) -> dict[str, Reason]:
-    """Item -> reason from the stored form, pairing tokens with ``items`` (the list as ``ZREVRANGE``
-    returns it, or its head); items without a valid token are left out.
+    """Item -> reason from the stored form, pairing tokens with ``items`` (the stored list, best first,
+    or its head); items without a valid token are left out.
 
     >>> got = decode("Isc0 P - Ca1\\t0123\\ti3\\tjazz", ["x", "y", "z"])
     >>> got["x"], got["y"].code, "z" in got
