@@ -115,14 +115,27 @@ def reason_json(reason: Reason | None) -> dict[str, object]:
     return reason.to_json()
 
 
+#: (code, signals) -> the token's letters ('' for a code that is not stored). Few codes times few signal
+#: pairs, so it stays small; it spares the worker a join per listed item.
+_LETTERS: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def _letters(code: str, signals: tuple[str, ...]) -> str:
+    found = _LETTERS.get((code, signals))
+    if found is None:
+        letter = _STORED.get(code)
+        found = "" if letter is None else letter + "".join(SIGNALS[s] for s in signals if s in SIGNALS)
+        _LETTERS[(code, signals)] = found
+    return found
+
+
 def _token(reason: Reason | None, anchors: dict[str, int]) -> str:
-    letter = _STORED.get(reason.code) if reason is not None else None
-    if reason is None or letter is None:
+    letters = _letters(reason.code, reason.signals) if reason is not None else ""
+    if reason is None or not letters:
         return "-"
-    signals = "".join(SIGNALS[s] for s in reason.signals if s in SIGNALS)
     if reason.anchor is None:
-        return letter + signals
-    return letter + signals + str(anchors.setdefault(reason.anchor, len(anchors)))
+        return letters
+    return letters + str(anchors.setdefault(reason.anchor, len(anchors)))
 
 
 #: The palette indices of the stored form: one character per item, so at most 62 distinct tokens.
