@@ -78,8 +78,10 @@ def explain_rows(
     data = np.asarray(table, dtype=np.float64)
     found = strongest(data, np.asarray(rows, dtype=np.int64), data.mean(axis=0), weights)
     return [
-        _explanation(*top, anchor, category)
-        for top, anchor, category in zip(found.tolist(), anchors, categories, strict=True)
+        _explanation(first, second, lift1, lift2, anchor, category)
+        for (first, second, lift1, lift2), anchor, category in zip(
+            found.tolist(), anchors, categories, strict=True
+        )
     ]
 
 
