@@ -9,7 +9,7 @@ category the user took positively or said they like.
 
 from __future__ import annotations
 
-__all__ = ["Explanation", "anchors", "explain_list", "explain_rows"]
+__all__ = ["Explanation", "anchors", "explain_list", "explain_rows", "explained", "strongest"]
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,31 +76,42 @@ def explain_rows(
     ['item', 'category', 'popular']
     """
     data = np.asarray(table, dtype=np.float64)
-    lift = (data[rows] - data.mean(axis=0)) * weights
-    order = np.argsort(-lift, axis=1, kind="stable")[:, :2]
-    # Python lists from here: indexing numpy scalars one at a time costs more than the whole sort.
-    best = np.take_along_axis(lift, order, axis=1).tolist()
-    out = []
-    for i, ((first, second), (lift1, lift2)) in enumerate(zip(order.tolist(), best, strict=True)):
-        if lift2 > 0:
-            signals: tuple[str, ...] = (FEATURES[first], FEATURES[second])
-        else:
-            signals = (FEATURES[first],) if lift1 > 0 else ()
-        top = signals[0] if signals else "popularity"
-        if top in ITEM_SIGNALS:
-            reason = (
-                Explanation("item", anchors[i], signals)
-                if anchors[i]
-                else Explanation("similar_users", None, signals)
-            )
-        elif top in CATEGORY_SIGNALS and categories[i] is not None:
-            reason = Explanation("category", categories[i], signals)
-        elif top == "quality":
-            reason = Explanation("well_rated", None, signals)
-        else:
-            reason = Explanation("popular", None, signals)
-        out.append(reason)
-    return out
+    found = strongest(data, np.asarray(rows, dtype=np.int64), data.mean(axis=0), weights)
+    return [
+        _explanation(first, second, lift1, lift2, anchor, category)
+        for (first, second, lift1, lift2), anchor, category in zip(
+            found.tolist(), anchors, categories, strict=True
+        )
+    ]
+
+
+def _explanation(
+    first: float, second: float, lift1: float, lift2: float, anchor: str | None, category: str | None
+) -> Explanation:
+    """The explanation of a candidate whose two strongest features (indices, as floats) lift it by
+    ``lift1`` and ``lift2``; ``anchor`` its linked item of the user, ``category`` its best category."""
+    signals = _PAIRS[int(first)][int(second)] if lift2 > 0 else _ONE[int(first)] if lift1 > 0 else ()
+    top = signals[0] if signals else "popularity"
+    if top in ITEM_SIGNALS:
+        return Explanation("item", anchor, signals) if anchor else _plain("similar_users", signals)
+    if top in CATEGORY_SIGNALS and category is not None:
+        return Explanation("category", category, signals)
+    return _plain("well_rated" if top == "quality" else "popular", signals)
+
+
+#: The signals of an explanation by feature index: the two strongest, or the strongest alone.
+_PAIRS = [[(a, b) for b in FEATURES] for a in FEATURES]
+_ONE = [(a,) for a in FEATURES]
+#: Explanations without an anchor, made once each (a few reasons times a few signal pairs): lists
+#: repeat them, and a frozen dataclass costs about a microsecond to build.
+_PLAIN: dict[tuple[str, tuple[str, ...]], Explanation] = {}
+
+
+def _plain(reason: str, signals: tuple[str, ...]) -> Explanation:
+    found = _PLAIN.get((reason, signals))
+    if found is None:
+        found = _PLAIN[(reason, signals)] = Explanation(reason, None, signals)
+    return found
 
 
 def explain_list(
@@ -123,31 +134,73 @@ def explain_list(
     ``links`` in turn (`models.kernels.links_of` states, e.g. co-occurrence then content) for the item
     a candidate came from; ``scratch`` a per-item all-zero array. A candidate's category is, among its
     row of ``matrix``, the one with the most of the user's ``own`` positives (none if all are zero).
-    Items not among ``ids`` were exploration places.
+    Items not among ``ids`` were exploration places. The arithmetic runs in one compiled call
+    (`explained`); Python only names what it found.
     """
-    out = [EXPLORING] * len(wanted)
     linked = np.full(len(wanted), -1, dtype=np.int64)
     for row_of, link_ids, _, count, _ in links:
         unlinked = linked < 0
         if unlinked.any():
             linked[unlinked] = anchors(wanted[unlinked], recent, row_of, link_ids, count, scratch)
-    # Each wanted item's row among the remembered candidates (-1: not there, an exploration place).
-    match = wanted[:, None] == ids[None, :]
-    at = np.where(match.any(axis=1), match.argmax(axis=1), -1) if ids.size else np.full(len(wanted), -1)
-    known = np.flatnonzero(at >= 0).tolist()
-    if not known:
-        return out
-    anchor_names = [item_names[int(recent[a])] if a >= 0 else None for a in linked[known].tolist()]
-    rows = matrix[wanted[known]]
-    mine = np.where(rows >= 0, np.take(own, rows, mode="clip") if own.size else 0.0, 0.0)
-    best = rows[np.arange(len(known)), np.argmax(mine, axis=1)]
-    best_names = [
-        category_names[c] if has else None
-        for c, has in zip(best.tolist(), (mine.max(axis=1) > 0).tolist(), strict=True)
-    ]
-    explained = explain_rows(table, at[known].tolist(), weights, anchor_names, best_names)
-    for place, explanation in zip(known, explained, strict=True):
-        out[place] = explanation
+    data = np.asarray(table, dtype=np.float64)
+    mean = data.mean(axis=0) if len(data) else np.zeros(len(weights))
+    found = explained(wanted, ids.astype(np.int64), data, mean, weights, matrix, own)
+    out = []
+    rows = zip(found.tolist(), linked.tolist(), strict=True)
+    for (at, first, second, lift1, lift2, category), link in rows:
+        if at < 0:
+            out.append(EXPLORING)
+            continue
+        anchor = item_names[int(recent[link])] if link >= 0 else None
+        named = category_names[int(category)] if category >= 0 else None
+        out.append(_explanation(first, second, lift1, lift2, anchor, named))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def strongest(data, rows, mean, weights):  # type: ignore[no-untyped-def]
+    """Per row of ``rows``: the indices of its two strongest features and their lifts (weighted value
+    minus the column's ``mean``), as ``[first, second, lift1, lift2]``. Ties go to the lower index, as
+    a stable sort would order them."""
+    out = np.empty((rows.size, 4), np.float64)
+    for r in range(rows.size):
+        first, second = -1, -1
+        lift1, lift2 = -np.inf, -np.inf
+        for f in range(data.shape[1]):
+            lift = (data[rows[r], f] - mean[f]) * weights[f]
+            if lift > lift1:
+                first, second, lift1, lift2 = f, first, lift, lift1
+            elif lift > lift2:
+                second, lift2 = f, lift
+        out[r, 0], out[r, 1], out[r, 2], out[r, 3] = first, second, lift1, lift2
+    return out
+
+
+@njit(cache=True, nogil=True)
+def explained(wanted, ids, data, mean, weights, matrix, own):  # type: ignore[no-untyped-def]
+    """Per wanted item: ``[row, first, second, lift1, lift2, category]``: its row among the ranking's
+    candidates ``ids`` (-1: an exploration place, the rest then unset), its two strongest features and
+    their lifts (`strongest`), and among its categories (its row of ``matrix``, -1 padded) the one with
+    the most of the user's ``own`` positives, first on ties (-1 when all have none)."""
+    out = np.full((wanted.size, 6), -1.0)
+    rows = np.full(1, -1, np.int64)
+    for w in range(wanted.size):
+        rows[0] = -1
+        for i in range(ids.size):
+            if ids[i] == wanted[w]:
+                rows[0] = i
+                break
+        if rows[0] < 0:
+            continue
+        out[w, 0] = rows[0]
+        out[w, 1:5] = strongest(data, rows, mean, weights)[0]
+        best, most = -1, 0.0
+        for c in matrix[wanted[w]]:
+            # A category past ``own`` reads its last entry (numpy's take with mode="clip").
+            mine = own[min(c, own.size - 1)] if c >= 0 and own.size else 0.0
+            if mine > most:
+                best, most = c, mine
+        out[w, 5] = best
     return out
 
 

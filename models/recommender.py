@@ -267,7 +267,7 @@ class HybridRecommender:
         """Top-n (item_id, score) for the user, best first, without items the user consumed.
 
         Scores are the blend's, each kept strictly below the one above it (where the focus moved an item
-        up, or an exploration place follows), so a sorted set of them keeps the list's order.
+        up, or an exploration place follows), so the scores alone keep the list's order.
         """
         if n <= 0:
             return []
@@ -303,7 +303,7 @@ class HybridRecommender:
             for item, value in zip(listed[start:stop].tolist(), totals[start:stop].tolist(), strict=True):
                 name = names[item]
                 if name not in hidden:
-                    # Strictly below the one above: readers of the sorted set get the list's order.
+                    # Strictly below the one above: the scores alone keep the ranked order (serving re-sorts).
                     ceiling = value if value < ceiling else ceiling - STEP
                     ranked.append((name, ceiling))
                     if len(ranked) == n:

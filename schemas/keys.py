@@ -11,7 +11,6 @@ __all__ = [
     "KEY_PREFIX",
     "KEY_VERSION",
     "ItemField",
-    "MetaField",
     "PolicyField",
     "PreferenceKind",
     "WorkerField",
@@ -23,15 +22,14 @@ __all__ = [
     "experiment_users",
     "item",
     "lists_held",
-    "meta",
     "namespace_pattern",
     "policy",
     "preference_field",
     "preferences",
-    "recs",
     "served",
     "tombstone",
     "trending",
+    "user_list",
     "worker",
     "workers_pattern",
 ]
@@ -44,21 +42,6 @@ KEY_VERSION = "v1"
 
 #: Scope of the trending list that ignores locale; a leading underscore never starts a locale tag.
 GLOBAL_SCOPE = "_global"
-
-
-class MetaField(StrEnum):
-    """Fields of the per-user metadata hash."""
-
-    UPDATED_MS = "updated_ms"
-    LAST_EVENT_TS = "last_event_ts"
-    MODEL_VERSION = "model_version"
-    EVENTS_SEEN = "events_seen"
-    #: Why each listed item is there, in `schemas.reasons`' compact form (one token per item, in the
-    #: sorted set's ZREVRANGE order); written with the list, absent when the model gives no reasons.
-    REASONS = "reasons"
-    #: The list's fencing position: the offset, on the user's events partition, of the last record the
-    #: list reflects. A list of an older position is refused (see `tombstone`).
-    POSITION = "pos"
 
 
 class WorkerField(StrEnum):
@@ -110,22 +93,16 @@ def _key(namespace: str, kind: str, ident: str) -> str:
     return f"{KEY_PREFIX}:{KEY_VERSION}:{namespace}:{kind}:{ident}"
 
 
-def recs(namespace: str, user_id: str) -> str:
-    """Sorted set of the user's top-N items, member = item_id, score = higher is better.
+def user_list(namespace: str, user_id: str) -> str:
+    """String: the user's top-N with its metadata and reasons, in `schemas.stored_list`'s form.
 
-    >>> recs("shop", "u7")
-    'p13n:v1:shop:recs:u7'
+    (It replaced the ``recs`` sorted set and ``meta`` hash of earlier releases: a reader of those finds
+    no key, never a misread one.)
+
+    >>> user_list("shop", "u7")
+    'p13n:v1:shop:list:u7'
     """
-    return _key(namespace, "recs", user_id)
-
-
-def meta(namespace: str, user_id: str) -> str:
-    """Hash with `MetaField` fields describing the user's current recommendations.
-
-    >>> meta("shop", "u7")
-    'p13n:v1:shop:meta:u7'
-    """
-    return _key(namespace, "meta", user_id)
+    return _key(namespace, "list", user_id)
 
 
 def lists_held(namespace: str) -> str:

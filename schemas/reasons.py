@@ -1,5 +1,5 @@
 """Why an item is recommended, as stored in Redis and as served: reason codes, signal names, the compact
-per-list form kept in the user's meta hash (`keys.MetaField.REASONS`) and the short human text.
+per-list form kept with the user's list (`schemas.stored_list`, its last line) and the short human text.
 
 Contract only: no I/O, no model imports. Decoding never raises; a malformed entry means "no reason".
 """
@@ -115,14 +115,27 @@ def reason_json(reason: Reason | None) -> dict[str, object]:
     return reason.to_json()
 
 
+#: (code, signals) -> the token's letters ('' for a code that is not stored). Few codes times few signal
+#: pairs, so it stays small; it spares the worker a join per listed item.
+_LETTERS: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def _letters(code: str, signals: tuple[str, ...]) -> str:
+    found = _LETTERS.get((code, signals))
+    if found is None:
+        letter = _STORED.get(code)
+        found = "" if letter is None else letter + "".join(SIGNALS[s] for s in signals if s in SIGNALS)
+        _LETTERS[(code, signals)] = found
+    return found
+
+
 def _token(reason: Reason | None, anchors: dict[str, int]) -> str:
-    letter = _STORED.get(reason.code) if reason is not None else None
-    if reason is None or letter is None:
+    letters = _letters(reason.code, reason.signals) if reason is not None else ""
+    if reason is None or not letters:
         return "-"
-    signals = "".join(SIGNALS[s] for s in reason.signals if s in SIGNALS)
     if reason.anchor is None:
-        return letter + signals
-    return letter + signals + str(anchors.setdefault(reason.anchor, len(anchors)))
+        return letters
+    return letters + str(anchors.setdefault(reason.anchor, len(anchors)))
 
 
 #: The palette indices of the stored form: one character per item, so at most 62 distinct tokens.
@@ -131,7 +144,7 @@ _INDEX_OF = {char: n for n, char in enumerate(_INDEX)}
 
 
 def encode(reasons: Sequence[Reason | None]) -> str:
-    """The stored form of a list's reasons, one per item in the sorted set's ``ZREVRANGE`` order.
+    """The stored form of a list's reasons, one per item in the list's order (best first).
 
     Tab-separated: ``palette``, ``picks``, then the anchors. A token is the reason letter, the signal
     letters (strongest first), then the index of its anchor if it has one (``-``: no reason);
@@ -168,8 +181,8 @@ def _tokens(stored: str) -> tuple[list[str], list[str]]:
 
 
 def decode(stored: str | None, items: Sequence[str]) -> dict[str, Reason]:
-    """Item -> reason from the stored form, pairing tokens with ``items`` (the list as ``ZREVRANGE``
-    returns it, or its head); items without a valid token are left out.
+    """Item -> reason from the stored form, pairing tokens with ``items`` (the stored list, best first,
+    or its head); items without a valid token are left out.
 
     >>> got = decode("Isc0 P - Ca1\\t0123\\ti3\\tjazz", ["x", "y", "z"])
     >>> got["x"], got["y"].code, "z" in got

@@ -1,4 +1,5 @@
-"""Read-side load: concurrent clients reading users' top-20 (ZREVRANGE) straight from Redis.
+"""Read-side load: concurrent clients reading users' stored lists (GET: the top-N with its metadata and
+reasons, `schemas.stored_list`) straight from Redis.
 
 Two clients. `measure`: several Python processes (so the client is not the one-core bottleneck), each an
 asyncio loop with concurrent tasks sharing a few connections, on random users: what a Python service
@@ -38,7 +39,7 @@ class LookupResult:
 
 
 async def _client(
-    url: str, user_keys: list[str], n: int, tasks: int, connections: int, seconds: float
+    url: str, user_keys: list[str], tasks: int, connections: int, seconds: float
 ) -> tuple[list[float], int, float]:
     pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=connections)
     client = aioredis.Redis(connection_pool=pool)
@@ -55,7 +56,7 @@ async def _client(
         while time.perf_counter() < deadline:
             key = rng.choice(user_keys)
             started = time.perf_counter()
-            got = await client.zrevrange(key, 0, n - 1, withscores=True)
+            got = await client.get(key)
             if started >= measure_from:
                 latencies.append((time.perf_counter() - started) * 1000.0)
                 empty += not got
@@ -68,9 +69,9 @@ async def _client(
 
 
 def _process(
-    url: str, user_keys: list[str], n: int, tasks: int, connections: int, seconds: float
+    url: str, user_keys: list[str], tasks: int, connections: int, seconds: float
 ) -> tuple[list[float], int, float]:
-    return asyncio.run(_client(url, user_keys, n, tasks, connections, seconds))
+    return asyncio.run(_client(url, user_keys, tasks, connections, seconds))
 
 
 def measure(
@@ -78,19 +79,18 @@ def measure(
     namespace: str,
     user_ids: list[str],
     *,
-    n: int = 20,
     processes: int = 2,
     tasks: int = 32,
     connections: int = 4,
     seconds: float = 5.0,
 ) -> LookupResult:
     """Run ``processes`` x ``tasks`` concurrent readers for ``seconds``; latency percentiles and rate."""
-    user_keys = [keys.recs(namespace, u) for u in user_ids]
+    user_keys = [keys.user_list(namespace, u) for u in user_ids]
     # spawn, not fork: the caller runs threads (Kafka clients), and forking those can deadlock.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
         futures = [
-            pool.submit(_process, url, user_keys, n, tasks, connections, seconds) for _ in range(processes)
+            pool.submit(_process, url, user_keys, tasks, connections, seconds) for _ in range(processes)
         ]
         results = [f.result() for f in futures]
     latencies = [x for lat, _, _ in results for x in lat]
@@ -109,7 +109,7 @@ def parse_benchmark_csv(text: str) -> LookupResult:
 
     >>> head = '"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",'
     >>> head += '"p99_latency_ms","max_latency_ms"'
-    >>> row = '"ZREVRANGE","74266.62","0.179","0.064","0.175","0.263","0.359","3.919"'
+    >>> row = '"GET","74266.62","0.179","0.064","0.175","0.263","0.359","3.919"'
     >>> out = "\\n".join([head, row])
     >>> parse_benchmark_csv(out)
     LookupResult(p50_ms=0.175, p99_ms=0.359, per_s=74266.62, lookups=0, empty=0)
@@ -127,10 +127,9 @@ def parse_benchmark_csv(text: str) -> LookupResult:
     )
 
 
-def measure_native(
-    url: str, key: str, *, n: int = 20, clients: int = 16, requests: int = 100_000
-) -> LookupResult | None:
-    """``redis-benchmark`` reading ``key``'s top-n with ``clients`` connections; None without the tool."""
+def measure_native(url: str, key: str, *, clients: int = 16, requests: int = 100_000) -> LookupResult | None:
+    """``redis-benchmark`` reading ``key`` (a stored list) with ``clients`` connections; None without
+    the tool."""
     tool = shutil.which("redis-benchmark")
     if tool is None:
         return None
@@ -144,11 +143,8 @@ def measure_native(
         "-n",
         str(requests),
         "--csv",
-        "ZREVRANGE",
+        "GET",
         key,
-        "0",
-        str(n - 1),
-        "WITHSCORES",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
     result = parse_benchmark_csv(done.stdout)

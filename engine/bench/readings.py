@@ -1,45 +1,48 @@
-"""What the benchmark reads back from Redis while workers run: per-user meta fields, progress, freshness
-and memory per user.
+"""What the benchmark reads back from Redis while workers run: the numbers of users' stored lists,
+progress, freshness and memory per user.
 
 Reads only the benchmark's own namespace (keys from `schemas.keys`); never writes.
 """
 
 from __future__ import annotations
 
-__all__ = ["freshness", "meta_field", "progress", "redis_bytes_per_user"]
+__all__ = ["freshness", "list_numbers", "progress", "redis_bytes_per_user"]
 
 import asyncio
 import time
 
 from engine.store import scripts as redis_scripts
 from engine.store.redis_store import RedisStore
-from schemas import keys
-from schemas.keys import MetaField
+from schemas import keys, stored_list
 
-#: KEYS: meta hashes. Replies ``[sum of events_seen, latest updated_ms]`` over them, read atomically, so
-#: the sum counts exactly the events whose lists were written by that time.
+#: KEYS: users' lists. Replies ``[sum of events_seen, latest updated_ms]`` over them, read atomically, so
+#: the sum counts exactly the events whose lists were written by that time (`schemas.stored_list`: the
+#: second and fourth numbers of the first line).
 _PROGRESS = redis_scripts.Script(
     "local seen, last = 0, 0 for _, key in ipairs(KEYS) do "
-    f"local v = redis.call('HMGET', key, '{MetaField.EVENTS_SEEN}', '{MetaField.UPDATED_MS}') "
-    "if v[1] then seen = seen + tonumber(v[1]) end "
-    "if v[2] and tonumber(v[2]) > last then last = tonumber(v[2]) end end return {seen, last}"
+    f"local head = redis.call('GETRANGE', key, 0, {stored_list.HEAD_BYTES - 1}) "
+    "local at, written, _, n = string.match(head, '^(%d+)\\t(%d+)\\t(%-?%d+)\\t(%d+)\\t') "
+    "if n then seen = seen + tonumber(n) "
+    "if tonumber(written) > last then last = tonumber(written) end end end return {seen, last}"
 )
 
 
-async def meta_field(store: RedisStore, users: list[str], field: MetaField) -> dict[str, int]:
-    """One integer field of each user's meta hash (users without it are left out)."""
+async def list_numbers(store: RedisStore, users: list[str]) -> dict[str, tuple[int, int, int, int]]:
+    """``(position, updated_ms, last_event_ts, events_seen)`` of each user's stored list (users without
+    one are left out), in one round trip."""
     async with store.client.pipeline(transaction=False) as pipe:
         for user in users:
-            pipe.hget(keys.meta(store.namespace, user), field)
+            pipe.getrange(keys.user_list(store.namespace, user), 0, stored_list.HEAD_BYTES - 1)
         values = await pipe.execute()
-    return {u: int(v) for u, v in zip(users, values, strict=True) if v is not None}
+    found = {user: stored_list.numbers(value) for user, value in zip(users, values, strict=True)}
+    return {user: numbers for user, numbers in found.items() if numbers is not None}
 
 
 async def progress(store: RedisStore, users: list[str]) -> tuple[int, int]:
     """``(events, updated_ms)``: the events counted in ``users``' written lists and the time of the
     latest of those writes (0 before any)."""
-    meta_keys = [keys.meta(store.namespace, user) for user in users]
-    seen, last = await redis_scripts.run(store.client, _PROGRESS, meta_keys)
+    list_keys = [keys.user_list(store.namespace, user) for user in users]
+    seen, last = await redis_scripts.run(store.client, _PROGRESS, list_keys)
     return int(seen), int(last)
 
 
@@ -48,23 +51,19 @@ async def freshness(store: RedisStore, last_ts: dict[str, int], timeout_s: float
     users = list(last_ts)
     deadline = time.monotonic() + timeout_s
     while True:
-        seen = await meta_field(store, users, MetaField.LAST_EVENT_TS)
-        if all(seen.get(u, 0) >= ts for u, ts in last_ts.items()) or time.monotonic() > deadline:
+        found = await list_numbers(store, users)
+        if all(u in found and found[u][2] >= ts for u, ts in last_ts.items()) or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.25)
-    written = await meta_field(store, users, MetaField.UPDATED_MS)
-    return [float(written[u] - ts) for u, ts in last_ts.items() if seen.get(u) == ts and u in written]
+    return [float(found[u][1] - ts) for u, ts in last_ts.items() if u in found and found[u][2] == ts]
 
 
 async def redis_bytes_per_user(store: RedisStore, users: list[str]) -> dict[str, float]:
-    """``MEMORY USAGE`` (all samples) of each user's list and meta hash, averaged over ``users``:
-    ``{"recs": .., "meta": .., "total": ..}`` in bytes."""
-    sums = {"recs": 0, "meta": 0}
+    """``MEMORY USAGE`` (all samples) of each user's stored list (its one key: list, metadata and
+    reasons), averaged over ``users``: ``{"list": .., "total": ..}`` in bytes (the same number: "total"
+    compares with earlier reports, whose lists took two keys)."""
+    total = 0
     for user in users:
-        for kind, key in (
-            ("recs", keys.recs(store.namespace, user)),
-            ("meta", keys.meta(store.namespace, user)),
-        ):
-            sums[kind] += int(await store.client.memory_usage(key, samples=0) or 0)
-    n = max(len(users), 1)
-    return {"recs": sums["recs"] / n, "meta": sums["meta"] / n, "total": (sums["recs"] + sums["meta"]) / n}
+        total += int(await store.client.memory_usage(keys.user_list(store.namespace, user), samples=0) or 0)
+    per_user = total / max(len(users), 1)
+    return {"list": per_user, "total": per_user}

@@ -35,7 +35,6 @@ from models.synth import Clickstream
 from schemas import keys
 from schemas.errors import ServiceUnavailableError, StackError
 from schemas.events import Event
-from schemas.keys import MetaField
 
 Log = Callable[[str], None]
 
@@ -85,8 +84,9 @@ async def _live(settings: Settings, config: BenchConfig, log: Log, log_dir: Path
             await _progress_until(worker, store, config.events, timeout, log)
             await asyncio.sleep(0.5)
             users = [f"u{i + 1}" for i in range(config.users)]
-            written = await readings.meta_field(store, users, MetaField.UPDATED_MS)
-            out["events_per_s"] = config.events / max((max(written.values()) - sent_ms) / 1000.0, 1e-3)
+            written = await readings.list_numbers(store, users)
+            last_ms = max(numbers[1] for numbers in written.values())
+            out["events_per_s"] = config.events / max((last_ms - sent_ms) / 1000.0, 1e-3)
             log(f"throughput {out['events_per_s']:.0f} events/s; raw consumer next")
             out["raw_consume_per_s"] = await asyncio.to_thread(
                 consume_rate, settings.bootstrap, settings.events_topic, raw_group, config.events
@@ -110,7 +110,7 @@ async def _live(settings: Settings, config: BenchConfig, log: Log, log_dir: Path
             "users": len(fresh),
         }
         out["freshness_rate_per_s"] = rate
-        with_recs = [u for u in users if await store.client.exists(keys.recs(settings.namespace, u))]
+        with_recs = [u for u in users if (await store.read(u, 1)).items]
         out.update(await _lookups(settings, config, with_recs, log))
         memory = await readings.redis_bytes_per_user(store, with_recs[: config.memory_sample])
         out["redis_bytes_per_user"] = memory["total"]
@@ -133,8 +133,7 @@ async def _lookups(settings: Settings, config: BenchConfig, users: list[str], lo
     native = await asyncio.to_thread(
         lookup.measure_native,
         settings.redis,
-        keys.recs(settings.namespace, users[0]),
-        n=config.top_n,
+        keys.user_list(settings.namespace, users[0]),
         clients=config.lookup_native_clients,
         requests=config.lookup_native_requests,
     )
@@ -144,7 +143,6 @@ async def _lookups(settings: Settings, config: BenchConfig, users: list[str], lo
         settings.redis,
         settings.namespace,
         users,
-        n=config.top_n,
         processes=config.lookup_processes,
         tasks=config.lookup_tasks,
         connections=config.lookup_connections,

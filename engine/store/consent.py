@@ -53,16 +53,12 @@ async def read_states(client: aioredis.Redis, namespace: str, user_ids: Sequence
 
 
 async def record(client: aioredis.Redis, namespace: str, user_id: str, granted: bool, ts: int) -> int:
-    """Store the user's consent; a withdrawal also deletes their list, metadata and preferences at once
-    (one MULTI/EXEC). Returns how many of those keys existed."""
+    """Store the user's consent; a withdrawal also deletes their list (with its metadata) and
+    preferences at once (one MULTI/EXEC). Returns how many of those keys existed."""
     async with client.pipeline(transaction=True) as pipe:
         pipe.set(keys.consent(namespace, user_id), f"{int(granted)}:{ts}")
         if not granted:
-            pipe.delete(
-                keys.recs(namespace, user_id),
-                keys.meta(namespace, user_id),
-                keys.preferences(namespace, user_id),
-            )
+            pipe.delete(keys.user_list(namespace, user_id), keys.preferences(namespace, user_id))
         answers = await pipe.execute()
     return 0 if granted else int(answers[-1])
 

@@ -1,15 +1,15 @@
 """Writes and reads users' recommendations in Redis, following the key contract in `schemas.keys`.
 
-A write replaces the sorted set and the metadata hash (with the list's reasons) atomically (one script
-call, `engine.store.scripts.REPLACE_LIST`), so a reader never sees a half-written list nor reasons of
-another list; the worker writes the lists of a whole batch of events in one round trip. Writes are
+A user's list, its metadata and its reasons are one string (`schemas.stored_list`), replaced whole by
+one script call (`engine.store.scripts.REPLACE_LIST`), so a reader never sees a half-written list nor
+reasons of another list; the worker writes the lists of a whole batch of events in one round trip. Writes are
 fenced: a list carries the position (events-partition offset) of the last record it reflects, and Redis
 refuses one older than the stored list or than the user's tombstone (erasure, reset). Async only.
 """
 
 from __future__ import annotations
 
-__all__ = ["Published", "Recommendations", "RedisStore", "UserList", "compact_score"]
+__all__ = ["Published", "Recommendations", "RedisStore", "UserList"]
 
 import time
 from collections.abc import Mapping, Sequence
@@ -26,9 +26,8 @@ from engine.store import scripts as redis_scripts
 from engine.store.consent import ConsentState
 from engine.store.item_meta import ItemMeta, from_hash, to_hash
 from engine.store.preferences import Preferences
-from schemas import keys
+from schemas import keys, stored_list
 from schemas.events import ItemRecord
-from schemas.keys import MetaField
 from schemas.reasons import Reason, reason_json
 from schemas.reasons import decode as decode_reasons
 from schemas.reasons import encode as encode_reasons
@@ -46,7 +45,7 @@ class Recommendations:
     last_event_ts: int | None
     #: Why each item is listed, by item id (stored with the list; items without one are missing).
     reasons: dict[str, Reason] = field(default_factory=dict)
-    #: The list's fencing position (`schemas.keys.MetaField.POSITION`); None without a list.
+    #: The list's fencing position (`schemas.stored_list.StoredList.position`); None without a list.
     position: int | None = None
 
     def to_json(self) -> dict[str, object]:
@@ -91,40 +90,33 @@ class Published:
 _REFUSALS = {redis_scripts.REFUSED_ERASED: "erased", redis_scripts.REFUSED_STALE: "stale"}
 
 
-def compact_score(score: float) -> float:
-    """``score`` to 5 significant digits: Redis keeps a sorted set's scores as their shortest decimal
-    text, and 5 digits instead of 17 save about 130 bytes per list of 20 (enough to order a list).
-
-    >>> compact_score(0.123456789), compact_score(1234567.0), compact_score(0.0)
-    (0.12346, 1234600.0, 0.0)
-    """
-    return float(f"{score:.5g}")
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value is not None else None
-
-
-def _recommendations(user_id: str, ranked: list[Any], meta: dict[str, str]) -> Recommendations:
-    items = [(str(item), float(score)) for item, score in ranked]
+def _recommendations(user_id: str, value: str | bytes | None, n: int) -> Recommendations:
+    """What a reader gets from a user's stored list (its first ``n`` items); empty, with None metadata,
+    when there is none."""
+    found = stored_list.decode(value.decode() if isinstance(value, bytes) else value, n)
+    if found is None:
+        return Recommendations(user_id, [], None, None, None, None)
     return Recommendations(
         user_id=user_id,
-        items=items,
-        updated_ms=_int(meta.get(MetaField.UPDATED_MS)),
-        model_version=meta.get(MetaField.MODEL_VERSION),
-        events_seen=_int(meta.get(MetaField.EVENTS_SEEN)),
-        last_event_ts=_int(meta.get(MetaField.LAST_EVENT_TS)),
-        reasons=decode_reasons(meta.get(MetaField.REASONS), [item for item, _ in items]),
-        position=_int(meta.get(MetaField.POSITION)),
+        items=found.items,
+        updated_ms=found.updated_ms,
+        model_version=found.model_version,
+        events_seen=found.events_seen,
+        last_event_ts=found.last_event_ts,
+        reasons=decode_reasons(found.reasons or None, [item for item, _ in found.items]),
+        position=found.position,
     )
 
 
-def _zrevrange_order(items: Sequence[tuple[str, float]], why: Sequence[Reason | None]) -> list[Reason | None]:
-    """``why`` (aligned with ``items``) in the order ZREVRANGE returns the items: score descending,
-    equal scores by member bytes descending (Redis compares members with memcmp)."""
-    scores = dict(items)  # as ZADD of a mapping: the last score of a repeated item wins
-    of = dict(zip((item for item, _ in items), why, strict=True))
-    return [of[item] for item in sorted(scores, key=lambda i: (scores[i], i.encode()), reverse=True)]
+def _best_first(
+    items: Sequence[tuple[str, float]], why: Sequence[Reason | None] | None
+) -> tuple[Sequence[tuple[str, float]], Sequence[Reason | None] | None]:
+    """``items`` (and their reasons) by score descending, equal scores in the order given (the model's
+    lists are already so: then they are returned as they are)."""
+    if all(items[n][1] >= items[n + 1][1] for n in range(len(items) - 1)):
+        return items, why
+    order = sorted(range(len(items)), key=lambda n: -items[n][1])
+    return [items[n] for n in order], None if why is None else [why[n] for n in order]
 
 
 class RedisStore:
@@ -184,23 +176,22 @@ class RedisStore:
         """Replace the recommendations (and reasons) of every user in ``lists``, each atomically (script
         `engine.store.scripts.REPLACE_LIST`), all in one round trip, except where the fence refuses."""
         updated_ms = time.time_ns() // 1_000_000
+        ttl = self.user_ttl_s
         calls = []
         for one in lists:
-            items = [(item, compact_score(score)) for item, score in one.items]
-            why = encode_reasons(_zrevrange_order(items, one.reasons)) if items and one.reasons else ""
-            args = redis_scripts.replace_list_args(
-                items, updated_ms, one.last_event_ts, one.model_version, one.events_seen, why, one.position
+            items, why = _best_first(one.items, one.reasons)
+            value = stored_list.encode(
+                items,
+                position=one.position,
+                updated_ms=updated_ms,
+                last_event_ts=one.last_event_ts,
+                events_seen=one.events_seen,
+                model_version=one.model_version,
+                reasons=encode_reasons(why) if items and why else "",
             )
-            calls.append((self._user_keys(one.user_id), args))
+            calls.append((self._user_keys(one.user_id), (value, one.position, ttl)))
         # Each call replaces a list whole (or is refused), so calls that ran before a NOSCRIPT run again.
         replies = await redis_scripts.run_many(self.client, redis_scripts.REPLACE_LIST, calls)
-        if self.user_ttl_s:
-            # A second round trip, only with a TTL: the script's DEL drops any TTL the list had.
-            async with self.client.pipeline(transaction=False) as pipe:
-                for (recs, meta, _tombstone), _args in calls:
-                    pipe.expire(recs, self.user_ttl_s)
-                    pipe.expire(meta, self.user_ttl_s)
-                await pipe.execute()
         refused = {
             one.user_id: _REFUSALS[int(reply)]
             for one, reply in zip(lists, replies, strict=True)
@@ -208,10 +199,10 @@ class RedisStore:
         }
         return Published(updated_ms, refused)
 
-    def _user_keys(self, user_id: str) -> tuple[str, str, str]:
-        """The keys `REPLACE_LIST` and `FENCE_USER` take: recs, meta, tombstone."""
+    def _user_keys(self, user_id: str) -> tuple[str, str]:
+        """The keys `REPLACE_LIST` and `FENCE_USER` take: list, tombstone."""
         ns = self.namespace
-        return keys.recs(ns, user_id), keys.meta(ns, user_id), keys.tombstone(ns, user_id)
+        return keys.user_list(ns, user_id), keys.tombstone(ns, user_id)
 
     async def fence_users(self, fences: Mapping[str, int], ttl_s: int) -> None:
         """For each user, raise their tombstone to the position (of an erasure, reset or consent
@@ -291,27 +282,15 @@ class RedisStore:
 
     async def read(self, user_id: str, n: int = 50) -> Recommendations:
         """The user's current top-n, best first, with their reasons (empty with None metadata for an
-        unknown user); the reasons come with the meta hash, so no extra round trip."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.zrevrange(keys.recs(self.namespace, user_id), 0, n - 1, withscores=True)
-            pipe.hgetall(keys.meta(self.namespace, user_id))
-            ranked, meta = await pipe.execute()
-        return _recommendations(user_id, ranked, meta)
+        unknown user): one GET."""
+        return _recommendations(user_id, await self.client.get(keys.user_list(self.namespace, user_id)), n)
 
     async def read_with_preferences(self, user_id: str, n: int) -> tuple[Recommendations, Preferences]:
         """The user's top-n and their explicit preferences, in one round trip (one script call)."""
         ns = self.namespace
-        user_keys = (keys.recs(ns, user_id), keys.meta(ns, user_id), keys.preferences(ns, user_id))
-        flat, values, prefs = await redis_scripts.run(
-            self.client, redis_scripts.READ_USER, user_keys, [str(n - 1)]
-        )
-        meta = {
-            name: value
-            for name, value in zip(redis_scripts.META_FIELDS, values, strict=True)
-            if value is not None
-        }
-        ranked = list(zip(flat[::2], flat[1::2], strict=True))
-        return _recommendations(user_id, ranked, meta), Preferences.from_hash(dict.fromkeys(prefs, ""))
+        user_keys = (keys.user_list(ns, user_id), keys.preferences(ns, user_id))
+        value, prefs = await redis_scripts.run(self.client, redis_scripts.READ_USER, user_keys)
+        return _recommendations(user_id, value, n), Preferences.from_hash(dict.fromkeys(prefs, ""))
 
     async def publish_items(self, records: Sequence[ItemRecord]) -> None:
         """Replace the metadata hashes of catalog items (what serve-time rules filter and boost on)."""
@@ -342,11 +321,11 @@ class RedisStore:
         self, user_id: str, to_set: dict[str, str], to_delete: Sequence[str], *, reset: bool = False
     ) -> Preferences:
         """Apply preference changes in one MULTI/EXEC and return the result; ``reset`` first drops the
-        user's list, meta and earlier preferences."""
+        user's list and earlier preferences."""
         prefs_key = keys.preferences(self.namespace, user_id)
         async with self.client.pipeline(transaction=True) as pipe:
             if reset:
-                pipe.delete(keys.recs(self.namespace, user_id), keys.meta(self.namespace, user_id), prefs_key)
+                pipe.delete(keys.user_list(self.namespace, user_id), prefs_key)
             if to_delete:
                 pipe.hdel(prefs_key, *to_delete)
             if to_set:
@@ -359,7 +338,7 @@ class RedisStore:
         return Preferences.from_hash(answers[-1])
 
     async def forget_user(self, user_id: str, fence: tuple[int, int] | None = None) -> int:
-        """Delete every key of the user (list, meta, preferences) at once; returns how many existed.
+        """Delete every key of the user (list, preferences) at once; returns how many existed.
 
         ``fence`` (position of the erasure record, tombstone TTL in seconds) also leaves a tombstone that
         refuses lists older than the erasure (a list already reflecting later records stays). A consent
@@ -368,11 +347,7 @@ class RedisStore:
         ns = self.namespace
         await consent.forget_grant(self.client, ns, user_id)
         if fence is None:
-            return int(
-                await self.client.delete(
-                    keys.recs(ns, user_id), keys.meta(ns, user_id), keys.preferences(ns, user_id)
-                )
-            )
+            return int(await self.client.delete(keys.user_list(ns, user_id), keys.preferences(ns, user_id)))
         user_keys = (*self._user_keys(user_id), keys.preferences(ns, user_id))
         return int(await redis_scripts.run(self.client, redis_scripts.FENCE_USER, user_keys, fence))
 

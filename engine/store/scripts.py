@@ -14,7 +14,6 @@ __all__ = [
     "COUNT_SERVED",
     "FENCE_USER",
     "ITEMS_PER_CALL",
-    "META_FIELDS",
     "PUBLISH_POLICY",
     "READ_ITEMS",
     "READ_USER",
@@ -23,7 +22,6 @@ __all__ = [
     "REFUSED_STALE",
     "SERVED_PER_CALL",
     "Script",
-    "replace_list_args",
     "run",
     "run_many",
 ]
@@ -37,10 +35,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from engine.store.item_meta import FIELDS
-from schemas.keys import MetaField, PolicyField
-
-#: The meta hash fields `READ_USER` returns, in this order (None for a field the hash lacks).
-META_FIELDS: tuple[str, ...] = tuple(name.value for name in MetaField)
+from schemas.keys import PolicyField
 
 #: Item hashes per `READ_ITEMS` call. Redis runs nothing else while a script runs (~2 us per hash here,
 #: so ~0.4 ms per call), and the client's event loop serves requests between calls.
@@ -66,12 +61,8 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.text.encode()).hexdigest())
 
 
-#: KEYS: recs, meta, prefs of one user; ARGV[1]: the last rank wanted (n - 1). Replies
-#: ``[[member, score, ...], [meta value per META_FIELDS], [preference field, ...]]``.
-READ_USER = Script(
-    "return {redis.call('ZREVRANGE', KEYS[1], 0, ARGV[1], 'WITHSCORES'), "
-    f"redis.call('HMGET', KEYS[2], {_quoted(META_FIELDS)}), redis.call('HKEYS', KEYS[3])}}"
-)
+#: KEYS: list, prefs of one user. Replies ``[stored list or None, [preference field, ...]]``.
+READ_USER = Script("return {redis.call('GET', KEYS[1]), redis.call('HKEYS', KEYS[2])}")
 
 #: KEYS: item hashes. Replies one HMGET answer of `engine.store.item_meta.FIELDS` per key.
 READ_ITEMS = Script(
@@ -94,66 +85,56 @@ SERVED_PER_CALL = 1000
 REFUSED_ERASED = -1
 REFUSED_STALE = -2
 
-#: KEYS: recs, meta, tombstone of one user. ARGV: the list as ``item<TAB>score<LF>...`` (ids hold no
-#: control characters, see `schemas.events`), updated_ms, last_event_ts, model_version, events_seen,
-#: reasons ('' = none: the field goes, so no list keeps an older list's reasons), position. Refused
-#: (`REFUSED_ERASED`, `REFUSED_STALE`, nothing written) when the position is below the tombstone's or
-#: the stored list's (equal is written: the same record handled again). Else DEL + ZADD + HSET (+ HDEL)
-#: atomically (a reader sees the old list and meta or the new ones) and the number of items. Sent as
-#: commands, redis-py spent ~150 us of the worker's CPU packing their ~50 arguments per list, ~70 us
-#: this way. Positions are Kafka offsets: Lua's doubles hold them exactly up to 2^53.
+#: The pattern that reads a stored list's fence position (`schemas.stored_list`: its first part), from
+#: the value's first 20 bytes (GETRANGE: an offset has at most 16 digits).
+_HELD = "local held = tonumber(string.match(redis.call('GETRANGE', KEYS[1], 0, 19), '^(%d+)\\t'))"
+
+#: KEYS: list, tombstone of one user. ARGV: the stored list (`schemas.stored_list.encode`), its position,
+#: the key's TTL in seconds (0: none). Refused (`REFUSED_ERASED`, `REFUSED_STALE`, nothing written) when
+#: the position is below the tombstone's or the stored list's (equal is written: the same record handled
+#: again). Else SET (a reader sees the old list or the new one, never half of either) and replies 1.
+#: Positions are Kafka offsets: Lua's doubles hold them exactly up to 2^53.
 REPLACE_LIST = Script(
     f"""
-local position = tonumber(ARGV[7])
-local fence = redis.call('GET', KEYS[3])
+local position = tonumber(ARGV[2])
+local fence = redis.call('GET', KEYS[2])
 if fence and position < tonumber(fence) then
   return {REFUSED_ERASED}
 end
-local held = redis.call('HGET', KEYS[2], '{MetaField.POSITION}')
-if held and position < tonumber(held) then
+{_HELD}
+if held and position < held then
   return {REFUSED_STALE}
 end
-redis.call('DEL', KEYS[1])
-local zadd = {{}}
-for item, score in string.gmatch(ARGV[1], '([^\\t\\n]+)\\t([^\\n]+)\\n') do
-  zadd[#zadd + 1] = score
-  zadd[#zadd + 1] = item
-end
-if #zadd > 0 then
-  redis.call('ZADD', KEYS[1], unpack(zadd))
-end
-redis.call('HSET', KEYS[2], '{MetaField.UPDATED_MS}', ARGV[2], '{MetaField.LAST_EVENT_TS}', ARGV[3],
-  '{MetaField.MODEL_VERSION}', ARGV[4], '{MetaField.EVENTS_SEEN}', ARGV[5], '{MetaField.POSITION}', ARGV[7])
-if ARGV[6] == '' then
-  redis.call('HDEL', KEYS[2], '{MetaField.REASONS}')
+if ARGV[3] ~= '0' then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 else
-  redis.call('HSET', KEYS[2], '{MetaField.REASONS}', ARGV[6])
+  redis.call('SET', KEYS[1], ARGV[1])
 end
-return #zadd / 2
+return 1
 """
 )
 
-#: KEYS: recs, meta, tombstone of one user, optionally their preferences hash. ARGV: position (of the
-#: erasure or reset record on the user's events partition), the tombstone's TTL in seconds. Raises the
-#: tombstone to the position (never lowers it; the TTL restarts when it rises), deletes the list and meta
-#: unless they reflect a record at or after the position (the user came back since), and deletes the
-#: preferences when given. Replies how many keys it deleted.
+#: KEYS: list, tombstone of one user, optionally their preferences hash. ARGV: position (of the erasure
+#: or reset record on the user's events partition), the tombstone's TTL in seconds. Raises the tombstone
+#: to the position (never lowers it; the TTL restarts when it rises), deletes the list unless it reflects
+#: a record at or after the position (the user came back since), and deletes the preferences when given.
+#: Replies how many keys it deleted.
 FENCE_USER = Script(
     f"""
 local position = tonumber(ARGV[1])
-local fence = redis.call('GET', KEYS[3])
+local fence = redis.call('GET', KEYS[2])
 if not fence or tonumber(fence) < position then
-  redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 end
 local deleted = 0
-if KEYS[4] then
-  deleted = redis.call('DEL', KEYS[4])
+if KEYS[3] then
+  deleted = redis.call('DEL', KEYS[3])
 end
-local held = redis.call('HGET', KEYS[2], '{MetaField.POSITION}')
-if held and tonumber(held) >= position then
+{_HELD}
+if held and held >= position then
   return deleted
 end
-return deleted + redis.call('DEL', KEYS[1], KEYS[2])
+return deleted + redis.call('DEL', KEYS[1])
 """
 )
 
@@ -171,24 +152,6 @@ redis.call('HSET', KEYS[1], '{PolicyField.VERSION}', version + 1, '{PolicyField.
 return version + 1
 """
 )
-
-
-def replace_list_args(
-    items: Sequence[tuple[str, float]],
-    updated_ms: int,
-    last_event_ts: int,
-    model_version: str,
-    events_seen: int,
-    reasons: str,
-    position: int,
-) -> list[str | int]:
-    """ARGV of one `REPLACE_LIST` call (``reasons`` in its stored form, or '' for none).
-
-    >>> replace_list_args([("i1", 0.5), ("i2", 0.25)], 1700, 1600, "m1", 3, "", 41)
-    ['i1\\t0.5\\ni2\\t0.25\\n', 1700, 1600, 'm1', 3, '', 41]
-    """
-    listed = "".join(f"{item}\t{score!r}\n" for item, score in items)
-    return [listed, updated_ms, last_event_ts, model_version, events_seen, reasons, position]
 
 
 async def run_many(client: aioredis.Redis, script: Script, calls: Sequence[Sequence[Any]]) -> list[Any]:

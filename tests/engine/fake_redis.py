@@ -1,5 +1,5 @@
 """A tiny in-memory Redis with the commands the policy store, experiment counters and the recommendation
-store use (str values; sorted sets ordered as Redis orders them)."""
+store use (str values; sorted sets ordered as Redis orders them; the store's scripts emulated)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 from engine.store.item_meta import FIELDS
 from engine.store.scripts import (
     FENCE_USER,
-    META_FIELDS,
     PUBLISH_POLICY,
     READ_ITEMS,
     READ_USER,
@@ -18,7 +17,8 @@ from engine.store.scripts import (
     REPLACE_LIST,
     Script,
 )
-from schemas.keys import MetaField, PolicyField
+from schemas import stored_list
+from schemas.keys import PolicyField
 
 
 class FakeRedis:
@@ -51,6 +51,13 @@ class FakeRedis:
         ranked = sorted(zset.items(), key=lambda pair: (pair[1], pair[0].encode()), reverse=True)
         window = ranked[start : None if end == -1 else end + 1]
         return window if withscores else [member for member, _ in window]
+
+    async def get(self, key: str) -> str | None:
+        return self.strings.get(key)
+
+    async def set(self, key: str, value: Any) -> bool:
+        self.strings[key] = str(value)
+        return True
 
     async def hdel(self, key: str, *fields: str) -> int:
         found = self.hashes.get(key, {})
@@ -111,35 +118,24 @@ class FakeRedis:
         if sha == READ_ITEMS.sha:
             return [await self.hmget(key, list(FIELDS)) for key in keys]
         assert sha == READ_USER.sha, sha
-        ranked = await self.zrevrange(keys[0], 0, int(args[0]), withscores=True)
-        flat = [str(value) for pair in ranked for value in pair]
-        return [flat, await self.hmget(keys[1], list(META_FIELDS)), list(self.hashes.get(keys[2], {}))]
+        return [self.strings.get(keys[0]), list(self.hashes.get(keys[1], {}))]
+
+    def _held(self, key: str) -> int | None:
+        """The stored list's fence position, as the scripts read it."""
+        numbers = stored_list.numbers(self.strings.get(key))
+        return numbers[0] if numbers is not None else None
 
     async def _replace_list(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> int:
-        """What `REPLACE_LIST` does (its Lua is checked against the real Redis in tests/integration)."""
-        listed, updated_ms, last_event_ts, model_version, events_seen, reasons, position = args
-        fence, held = self.strings.get(keys[2]), self.hashes.get(keys[1], {}).get(MetaField.POSITION)
+        """What `REPLACE_LIST` does (TTL aside; its Lua is checked against the real Redis in
+        tests/integration)."""
+        value, position, _ttl = args
+        fence, held = self.strings.get(keys[1]), self._held(keys[0])
         if fence is not None and int(position) < int(fence):
             return REFUSED_ERASED
-        if held is not None and int(position) < int(held):
+        if held is not None and int(position) < held:
             return REFUSED_STALE
-        pairs = [line.split("\t") for line in str(listed).splitlines()]
-        await self.delete(keys[0])
-        if pairs:
-            await self.zadd(keys[0], {item: float(score) for item, score in pairs})
-        meta = {
-            MetaField.UPDATED_MS: updated_ms,
-            MetaField.LAST_EVENT_TS: last_event_ts,
-            MetaField.MODEL_VERSION: model_version,
-            MetaField.EVENTS_SEEN: events_seen,
-            MetaField.POSITION: position,
-        }
-        await self.hset(keys[1], mapping=meta)
-        if reasons:
-            await self.hset(keys[1], mapping={MetaField.REASONS: reasons})
-        else:
-            await self.hdel(keys[1], MetaField.REASONS)
-        return len(pairs)
+        self.strings[keys[0]] = str(value)
+        return 1
 
     async def _publish_policy(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> int:
         """What `PUBLISH_POLICY` does (checked against the real Redis in tests/integration)."""
@@ -161,13 +157,13 @@ class FakeRedis:
     async def _fence_user(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> int:
         """What `FENCE_USER` does (TTL aside; checked against the real Redis in tests/integration)."""
         position = int(args[0])
-        if int(self.strings.get(keys[2], position - 1)) < position:
-            self.strings[keys[2]] = str(position)
-        deleted = await self.delete(keys[3]) if len(keys) > 3 else 0
-        held = self.hashes.get(keys[1], {}).get(MetaField.POSITION)
-        if held is not None and int(held) >= position:
+        if int(self.strings.get(keys[1], position - 1)) < position:
+            self.strings[keys[1]] = str(position)
+        deleted = await self.delete(keys[2]) if len(keys) > 2 else 0
+        held = self._held(keys[0])
+        if held is not None and held >= position:
             return deleted
-        return deleted + await self.delete(keys[0], keys[1])
+        return deleted + await self.delete(keys[0])
 
     async def expire(self, key: str, seconds: int) -> bool:
         return key in self.hashes or key in self.strings  # kept: unit tests do not outlive a TTL

@@ -15,10 +15,10 @@ import pytest
 from engine.ingest.kafka import AsyncProducer
 from engine.ops.checkpoints import CheckpointInfo, CheckpointStore
 from engine.ops.settings import Settings
-from engine.store import redis_store
 from engine.store.redis_store import RedisStore
 from models.profile import UserProfile
 from models.recommender import MODEL_VERSION, HybridRecommender
+from schemas import stored_list
 from schemas.events import Event, ItemRecord, encode
 from streams.checkpointer import learned_key
 from tests.integration.conftest import Worker, make_settings, wait_for
@@ -159,7 +159,7 @@ async def test_restarted_worker_keeps_its_model_and_learns_the_gap_after_a_crash
         expected_model.learn_one(probe, profile)
         profile.observe(probe, expected_model.signal(probe))
         ranked = expected_model.recommend(profile, run.settings.top_n, probe.context, probe.ts)
-        expected = [(item, redis_store.compact_score(score)) for item, score in ranked]  # as Redis keeps them
+        expected = [(item, float(stored_list.score_text(score))) for item, score in ranked]  # as stored
         got = (await run.store.read("cu3", run.settings.top_n)).items
         assert "restored model state" in run.log("second"), run.log("second")[-3000:]
         assert got == expected, f"the restored model ranks differently\n{run.log('second')[-3000:]}"

@@ -104,14 +104,10 @@ async def _send(settings: Settings, events: list[Event]) -> int:
 
 
 async def _traces(store: RedisStore, user: str, experiment_sets: list[str]) -> list[str]:
-    """Every place the user is found in the namespace: keys named by them, their list, meta and
+    """Every place the user is found in the namespace: keys named by them, their list and
     preferences, membership of experiment sets, and keys whose name holds their id."""
     ns, client = store.namespace, store.client
-    found = [
-        k
-        for k in (keys.recs(ns, user), keys.meta(ns, user), keys.preferences(ns, user))
-        if await client.exists(k)
-    ]
+    found = [k for k in (keys.user_list(ns, user), keys.preferences(ns, user)) if await client.exists(k)]
     found += [s for s in experiment_sets if await client.sismember(s, user)]
     found += [k async for k in client.scan_iter(match=keys.namespace_pattern(ns)) if user in k]
     return sorted(set(found))
@@ -145,7 +141,7 @@ async def test_an_erased_user_stays_gone_while_a_lagging_worker_drains_their_ear
         assert (await http.post("/v1/rank", json=body, headers=AUTH)).status_code == 200
         sets = [keys.experiment_users(er_settings.namespace, "home", v) for v in ("control", "explore")]
         traces = await _traces(er_store, USER, sets)
-        assert len(traces) == 4, traces  # list, meta, preferences, one experiment set
+        assert len(traces) == 3, traces  # list, preferences, one experiment set
 
         # The worker stops with the user's next events still ahead of it in Kafka.
         assert er_worker.proc is not None
@@ -155,11 +151,11 @@ async def test_an_erased_user_stays_gone_while_a_lagging_worker_drains_their_ear
         erased = await http.delete(f"/v1/users/{USER}", headers=AUTH)
         assert erased.status_code == 202, erased.text
         sent += 1
-        assert erased.json()["deleted_keys"] == 3
+        assert erased.json()["deleted_keys"] == 2
         # Redis is done, the stopped worker's model is not: pending, with who asked and when.
         pending = (await http.get(f"/v1/users/{USER}/erasure", headers=AUTH)).json()
         assert pending["status"] == "pending" and pending["done_ms"] is None, pending
-        assert pending["by"] == f"key-{hash_key(KEY)[:8]}" and pending["deleted_keys"] == 3, pending
+        assert pending["by"] == f"key-{hash_key(KEY)[:8]}" and pending["deleted_keys"] == 2, pending
         assert pending["event_id"] == erased.json()["event_id"]
     assert await _traces(er_store, USER, sets) == []
     await asyncio.sleep(max(0.0, erased_at + 5.0 - time.monotonic()))
@@ -169,7 +165,7 @@ async def test_an_erased_user_stays_gone_while_a_lagging_worker_drains_their_ear
     er_worker.proc.send_signal(signal.SIGCONT)
     deadline = time.monotonic() + 120
     ns = er_settings.namespace
-    user_keys = (keys.recs(ns, USER), keys.meta(ns, USER), keys.preferences(ns, USER))
+    user_keys = (keys.user_list(ns, USER), keys.preferences(ns, USER))
     beat = keys.worker(ns, f"{socket.gethostname()}-{er_worker.proc.pid}")  # as streams.heartbeat names it
     seen: list[int] = []
     while (counted := int(await er_store.client.hget(beat, WorkerField.EVENTS) or 0)) < sent:

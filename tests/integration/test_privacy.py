@@ -161,8 +161,7 @@ async def test_a_user_is_learned_only_between_grant_and_withdrawal_and_only_by_p
     assert (await http.post("/v1/events", json=learned)).json()["accepted"] == 4
 
     async def listed() -> bool:
-        meta = await store.client.hgetall(keys.meta(settings.namespace, ALICE))
-        return meta.get("events_seen") == "4"
+        return (await store.read(ALICE)).events_seen == 4
 
     await wait_for(listed, 60, "ALICE's list after her 4 events since the grant")
     served = (await http.get(f"/v1/recommendations/{RAW}")).json()
@@ -175,7 +174,7 @@ async def test_a_user_is_learned_only_between_grant_and_withdrawal_and_only_by_p
     assert (
         await http.put(f"/v1/users/{RAW}/preferences", json={"muted_categories": ["c2"]})
     ).status_code == 200
-    for key in (keys.recs, keys.meta, keys.preferences):
+    for key in (keys.user_list, keys.preferences):
         assert 0 < await store.client.ttl(key(settings.namespace, ALICE)) <= 3600
 
     # Raw ids nowhere: a checkpoint written after the list holds the pseudonym and not the id.
@@ -191,9 +190,7 @@ async def test_a_user_is_learned_only_between_grant_and_withdrawal_and_only_by_p
     # The withdrawal: her keys go at once, later events are dropped at the edge and in the worker.
     withdrawn = await http.put(f"/v1/users/{RAW}/consent", json={"granted": False})
     assert withdrawn.json()["deleted_keys"] >= 2 and withdrawn.json()["admitted"] is False
-    assert not await store.client.exists(
-        keys.recs(settings.namespace, ALICE), keys.meta(settings.namespace, ALICE)
-    )
+    assert not await store.client.exists(keys.user_list(settings.namespace, ALICE))
     late = await http.post("/v1/events", json=[_event(f"{run}-late", "pv7")])
     assert late.json()["dropped"] == [f"{run}-late"]
     before = await processed(store)
@@ -204,7 +201,7 @@ async def test_a_user_is_learned_only_between_grant_and_withdrawal_and_only_by_p
 
     await wait_for(consumed, 60, "the events after the withdrawal consumed")
     await asyncio.sleep(1.5)  # a batch's flush and a heartbeat later
-    assert not await store.client.exists(keys.recs(settings.namespace, ALICE))
+    assert not await store.client.exists(keys.user_list(settings.namespace, ALICE))
     assert (await http.get(f"/v1/users/{RAW}/consent")).json()["granted"] is False
 
     values = await asyncio.to_thread(_topic_values, settings)

@@ -17,7 +17,6 @@ from engine.sdk.client import AsyncClient
 from engine.store.redis_store import RedisStore
 from schemas import keys
 from schemas.events import Event, ItemRecord, encode
-from schemas.keys import MetaField
 from schemas.reasons import Reason
 from schemas.users import PreferencesRecord, encode_user_record
 from tests.integration.conftest import Worker, api_server, wait_for
@@ -136,19 +135,23 @@ async def test_a_newcomer_with_only_onboarding_likes_gets_those_categories_first
         assert reason is None or reason.code != "category" or reason.anchor in liked, (item, reason)
 
 
-async def test_reasons_pair_with_redis_own_order_of_tied_scores(
+async def test_reasons_pair_with_the_stored_order_of_tied_scores(
     settings: Settings, store: RedisStore
 ) -> None:
-    """The store orders the reasons as ZREVRANGE returns the members; checked against the real server."""
+    """The stored list is best first, equal scores in the order given (ids that sort differently as
+    bytes and as text), and the reasons follow it; checked through the real server."""
     user = f"{RUN}-ties"
     items = [("b", 0.5), ("a", 0.5), ("B", 0.5), ("ab", 0.5), ("z", 0.9), ("é", 0.5)]
     why = [Reason("item", f"for-{item}") for item, _ in items]
     await store.publish(user, items, model_version="m", last_event_ts=1, events_seen=1, reasons=why)
     recs = await store.read(user, 10)
+    assert [item for item, _ in recs.items] == ["z", "b", "a", "B", "ab", "é"]
     assert {item: r.anchor for item, r in recs.reasons.items()} == {item: f"for-{item}" for item, _ in items}
     client = aioredis.Redis.from_url(settings.redis)
     try:
-        stored = await client.hget(keys.meta(settings.namespace, user), MetaField.REASONS)
+        stored = await client.get(keys.user_list(settings.namespace, user))
     finally:
         await client.aclose()
-    assert isinstance(stored, bytes) and len(stored) < 120
+    assert isinstance(stored, bytes)
+    reasons = stored.decode().split("\n")[3]
+    assert reasons.startswith("I0 I1 I2") and len(reasons) < 120

@@ -18,7 +18,7 @@ from engine.store.policy_store import PolicyStore
 from engine.store.redis_store import Recommendations, RedisStore, UserList
 from schemas import keys
 from schemas.events import ItemRecord
-from schemas.keys import MetaField, PolicyField
+from schemas.keys import PolicyField
 from schemas.reasons import Reason
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -67,9 +67,9 @@ async def test_item_hashes_read_by_script_match_hmget(store: RedisStore) -> None
 
 async def test_a_script_the_server_has_not_seen_is_loaded_once(store: RedisStore) -> None:
     fresh = redis_scripts.Script(f"-- {uuid.uuid4().hex}\n{redis_scripts.READ_USER.text}")
-    user_keys = [keys.recs(store.namespace, "u"), keys.meta(store.namespace, "u"), keys.preferences("x", "u")]
+    user_keys = [keys.user_list(store.namespace, "u"), keys.preferences("x", "u")]
     assert (await store.client.script_exists(fresh.sha)) == [False]
-    assert await redis_scripts.run(store.client, fresh, user_keys, ["9"]) == [[], [None] * 6, []]
+    assert await redis_scripts.run(store.client, fresh, user_keys) == [None, []]
     assert (await store.client.script_exists(fresh.sha)) == [True]
 
 
@@ -88,15 +88,24 @@ async def test_a_list_replaces_the_previous_one_whole_with_its_reasons(store: Re
     )
     updated = published.updated_ms
     got = await store.read("script-u1")
-    assert got.items == [("w", 0.12346)] and got.reasons == {}
+    assert got.items == [("w", 0.123)] and got.reasons == {}
     assert (got.updated_ms, got.last_event_ts, got.events_seen, got.model_version) == (updated, 20, 2, "m2")
-    meta = await store.client.hgetall(keys.meta(store.namespace, "script-u1"))
-    assert MetaField.REASONS not in meta
+    stored = await store.client.get(keys.user_list(store.namespace, "script-u1"))
+    assert stored == f"0\t{updated}\t20\t2\tm2\nw\n0.123\n"
 
-    # An empty list: the sorted set goes, the metadata stays.
+    # An empty list: no items, the metadata stays.
     await store.publish("script-u1", [], model_version="m2", last_event_ts=21, events_seen=3)
-    assert not await store.client.exists(keys.recs(store.namespace, "script-u1"))
-    assert (await store.read("script-u1")).events_seen == 3
+    got = await store.read("script-u1")
+    assert got.items == [] and got.events_seen == 3 and got.last_event_ts == 21
+
+
+async def test_a_user_ttl_is_set_by_the_write_itself(store: RedisStore) -> None:
+    user = f"ttl-{uuid.uuid4().hex[:8]}"
+    expiring = RedisStore(store.client, store.namespace, user_ttl_s=60)
+    await expiring.publish(user, [("a", 1.0)], **_META)
+    assert 0 < await store.client.ttl(keys.user_list(store.namespace, user)) <= 60
+    await store.publish(user, [("b", 1.0)], **_META)  # without a TTL: the key keeps none
+    assert await store.client.ttl(keys.user_list(store.namespace, user)) == -1
 
 
 async def test_a_server_that_lost_its_scripts_gets_the_script_again(store: RedisStore) -> None:
@@ -126,6 +135,11 @@ async def test_a_list_older_than_the_stored_one_is_refused_and_an_equal_one_writ
     assert got.items == [("a", 1.0)] and got.position == 10
     assert (await store.publish(user, [("again", 1.0)], **_META, position=10)).refused == {}
     assert (await store.read(user)).items == [("again", 1.0)]
+    # Offsets up to 2^53 (16 digits) are read whole from the stored list's first bytes.
+    far = 2**53 - 2
+    assert (await store.publish(user, [("far", 1.0)], **_META, position=far)).refused == {}
+    assert (await store.publish(user, [("old", 1.0)], **_META, position=far - 1)).refused == {user: "stale"}
+    assert (await store.read(user)).position == far
 
 
 async def test_an_erasure_fence_deletes_older_lists_and_refuses_them_until_it_expires(
@@ -134,14 +148,14 @@ async def test_an_erasure_fence_deletes_older_lists_and_refuses_them_until_it_ex
     user, back = f"erased-{uuid.uuid4().hex[:8]}", f"back-{uuid.uuid4().hex[:8]}"
     await store.publish(user, [("a", 1.0)], **_META, position=5)
     await store.update_preferences(user, {"muted_category:x": "1"}, [])
-    assert await store.forget_user(user, (20, 60)) == 3  # list, meta, preferences
+    assert await store.forget_user(user, (20, 60)) == 2  # list, preferences
     assert await store.read(user) == Recommendations(user, [], None, None, None, None)
     tombstone = keys.tombstone(store.namespace, user)
     assert await store.client.get(tombstone) == "20" and 0 < await store.client.ttl(tombstone) <= 60
     assert user not in tombstone
     # A worker still holding the user's earlier events: refused, nothing re-created.
     assert (await store.publish(user, [("b", 1.0)], **_META, position=19)).refused == {user: "erased"}
-    assert not await store.client.exists(keys.recs(store.namespace, user), keys.meta(store.namespace, user))
+    assert not await store.client.exists(keys.user_list(store.namespace, user))
     # Records after the erasure write again; a later fence at an older position changes nothing.
     assert (await store.publish(user, [("c", 1.0)], **_META, position=21)).refused == {}
     await store.fence_users({user: 20}, 60)
@@ -152,7 +166,7 @@ async def test_an_erasure_fence_deletes_older_lists_and_refuses_them_until_it_ex
     assert (await store.read(back)).items == [("d", 1.0)]
     # The tombstone expires: then only the stored list's own position fences.
     await store.fence_users({back: 40}, 1)
-    assert not await store.client.exists(keys.recs(store.namespace, back))
+    assert not await store.client.exists(keys.user_list(store.namespace, back))
     await store.client.pexpire(keys.tombstone(store.namespace, back), 1)
     await asyncio.sleep(0.05)
     assert (await store.publish(back, [("e", 1.0)], **_META, position=35)).refused == {}
@@ -167,7 +181,7 @@ async def test_fencing_scripts_are_loaded_again_after_the_server_lost_them(store
     await store.client.script_flush()
     assert (await store.publish(user, [("a", 1.0)], **_META, position=7)).refused == {}
     await store.client.script_flush()
-    assert await store.forget_user(user, (8, 60)) == 2
+    assert await store.forget_user(user, (8, 60)) == 1
     policies = PolicyStore(store.client, store.namespace)
     await store.client.script_flush()
     assert await policies.publish(f"p-{user}", b"blob", 1, expected=0) == 1

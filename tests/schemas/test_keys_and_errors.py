@@ -18,31 +18,19 @@ from schemas.errors import (
 
 
 def test_keys_are_versioned_and_namespaced() -> None:
-    assert keys.recs("shop", "u7") == f"{keys.KEY_PREFIX}:{keys.KEY_VERSION}:shop:recs:u7"
-    assert keys.meta("shop", "u7") == "p13n:v1:shop:meta:u7"
-    assert keys.recs("shop", "u7") != keys.recs("books", "u7")
-    assert keys.recs("shop", "u7") != keys.meta("shop", "u7")
+    assert keys.user_list("shop", "u7") == f"{keys.KEY_PREFIX}:{keys.KEY_VERSION}:shop:list:u7"
+    assert keys.user_list("shop", "u7") != keys.user_list("books", "u7")
+    assert keys.user_list("shop", "u7") != keys.preferences("shop", "u7")
 
 
 def test_user_ids_with_separators_are_kept_verbatim() -> None:
-    assert keys.recs("ns", "a:b") == "p13n:v1:ns:recs:a:b"
+    assert keys.user_list("ns", "a:b") == "p13n:v1:ns:list:a:b"
 
 
 def test_trending_keys_per_locale_and_global() -> None:
     assert keys.trending("shop", "en-GB") == "p13n:v1:shop:trending:en-GB"
     assert keys.trending("shop") == keys.trending("shop", None) == "p13n:v1:shop:trending:_global"
     assert keys.trending("shop", "en") != keys.trending("books", "en")
-
-
-def test_meta_fields_are_the_documented_strings() -> None:
-    assert [f.value for f in keys.MetaField] == [
-        "updated_ms",
-        "last_event_ts",
-        "model_version",
-        "events_seen",
-        "reasons",
-        "pos",
-    ]
 
 
 def test_problem_str_with_and_without_field() -> None:

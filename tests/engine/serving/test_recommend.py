@@ -31,7 +31,7 @@ async def _store() -> RedisStore:
             ItemRecord(item_id="p", categories=["promo"]),
         ]
     )
-    # Ties at 0.5: the list in Redis reads c, b (member descending), which is not the order given.
+    # Ties at 0.5: the list in Redis reads b, c (equal scores keep the order given), a first.
     items = [("b", 0.5), ("a", 0.9), ("c", 0.5), ("sale", 0.1)]
     await store.publish(
         "u1", items, model_version="m1", last_event_ts=1, events_seen=3, reasons=[JAZZ, LIKED, NEW, None]
@@ -46,7 +46,7 @@ def _why(served: Any) -> dict[str, str | None]:
 async def test_each_item_keeps_the_reason_stored_with_it() -> None:
     served = await recommend(await _store(), "u1", 4, policy=ServingPolicy(strength=0.0))
     assert served.source == "personalized"
-    assert served.items == [("a", 0.9), ("c", 0.5), ("b", 0.5), ("sale", 0.1)]
+    assert served.items == [("a", 0.9), ("b", 0.5), ("c", 0.5), ("sale", 0.1)]
     assert served.reasons == {"a": LIKED, "b": JAZZ, "c": NEW}
     first = served.to_json()["items"][0]
     assert first == {

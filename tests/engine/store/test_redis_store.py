@@ -106,8 +106,8 @@ def test_to_json_of_an_unknown_user() -> None:
     }
 
 
-async def test_publish_replaces_list_and_metadata_with_one_script_call_per_user() -> None:
-    client = FakeClient(results=[2])
+async def test_publish_replaces_the_stored_list_with_one_script_call_per_user() -> None:
+    client = FakeClient(results=[1])
     published = await _store(client).publish(
         "u1", [("i1", 0.9), ("i2", 0.4)], model_version="m1", last_event_ts=123, events_seen=7, position=41
     )
@@ -115,14 +115,19 @@ async def test_publish_replaces_list_and_metadata_with_one_script_call_per_user(
     assert pipe.executed and not pipe.transaction  # each call is atomic on its own
     [(name, args, _)] = pipe.commands
     tombstone = "p13n:v1:shop:tombstone:bb82030dbc2bcaba32a90bf2e207a84a"
-    assert (name, args[:5]) == (
-        "evalsha",
-        (REPLACE_LIST.sha, 3, "p13n:v1:shop:recs:u1", "p13n:v1:shop:meta:u1", tombstone),
-    )
-    # No reasons given: '' makes the script drop an older list's reasons.
+    assert (name, args[:4]) == ("evalsha", (REPLACE_LIST.sha, 2, "p13n:v1:shop:list:u1", tombstone))
     updated = published.updated_ms
-    assert args[5:] == ("i1\t0.9\ni2\t0.4\n", updated, 123, "m1", 7, "", 41)
+    # The list, its metadata and (none here) its reasons in one value; then the position and no TTL.
+    assert args[4:] == (f"41\t{updated}\t123\t7\tm1\ni1\ti2\n0.9\t0.4\n", 41, 0)
     assert updated > 1_600_000_000_000 and published.refused == {}
+
+
+async def test_a_user_ttl_goes_with_the_write() -> None:
+    client = FakeClient(results=[1])
+    store = RedisStore(cast(aioredis.Redis, client), "shop", user_ttl_s=3600)
+    await store.publish("u1", [("i1", 0.5)], model_version="m1", last_event_ts=1, events_seen=1)
+    [pipe] = client.pipelines  # no second round trip for the TTL
+    assert pipe.commands[0][1][-1] == 3600
 
 
 async def test_lists_the_fence_refuses_are_named_with_the_reason() -> None:
@@ -137,26 +142,28 @@ async def test_publish_lists_writes_every_user_in_one_round_trip() -> None:
     lists = [UserList(f"u{n}", [("i1", 1.0 / (n + 1))], "m1", n, n) for n in range(3)]
     await _store(client).publish_lists(lists)
     [pipe] = client.pipelines
-    assert [args[2] for _, args, _ in pipe.commands] == [f"p13n:v1:shop:recs:u{n}" for n in range(3)]
+    assert [args[2] for _, args, _ in pipe.commands] == [f"p13n:v1:shop:list:u{n}" for n in range(3)]
 
 
-async def test_publish_keeps_scores_to_five_significant_digits() -> None:
+async def test_publish_keeps_scores_to_three_significant_digits() -> None:
     client = FakeClient(results=[1])
     await _store(client).publish(
-        "u1", [("i1", 0.123456789)], model_version="m1", last_event_ts=1, events_seen=1
+        "u1", [("i2", 1234.5), ("i1", 0.123456789)], model_version="m1", last_event_ts=1, events_seen=1
     )
-    assert client.pipelines[0].commands[0][1][5] == "i1\t0.12346\n"
+    value = client.pipelines[0].commands[0][1][4]
+    assert value.split("\n")[2] == "1.23e+03\t0.123"
 
 
-async def test_publish_stores_the_reasons_with_the_list_in_zrevrange_order() -> None:
-    client = FakeClient(results=[4])
+async def test_publish_stores_the_list_best_first_with_its_reasons() -> None:
+    client = FakeClient(results=[1])
     items = [("b", 0.5), ("a", 0.9), ("c", 0.5), ("d", 0.1)]
     why = [Reason("exploring"), Reason("item", "i0", ("sequence", "cooccurrence")), Reason("popular"), None]
     await _store(client).publish("u1", items, model_version="m1", last_event_ts=1, events_seen=1, reasons=why)
     [(_, args, _)] = client.pipelines[0].commands
-    stored = args[-2]
-    # ZREVRANGE: a (0.9), then the tie at 0.5 by member descending (c before b), then d.
-    assert stored == "Isc0 P E -\t0123\ti0"
+    ids, _scores, stored = args[4].split("\n")[1:]
+    # Best first, equal scores in the order given (b before c), and the reasons follow the items.
+    assert ids == "a\tb\tc\td"
+    assert stored == "Isc0 E P -\t0123\ti0"
     assert len(stored) < len(items) * 10
 
 
@@ -197,24 +204,32 @@ class ScriptClient(FakeClient):
         return hashlib.sha1(text.encode()).hexdigest()
 
 
+STORED = "8\t1\t5\t2\tm1\na\tc\tb\n0.9\t0.5\t0.5\nIsc0 P E\t012\ti0"
+
+
 async def test_read_with_preferences_is_one_script_call_pairing_the_stored_reasons_with_the_list() -> None:
-    meta = ["1", None, "m1", None, "Isc0 P E -\t0123\ti0", "8"]  # as META_FIELDS, None: no field
-    client = ScriptClient(reply=[["a", "0.9", "c", "0.5", "b", "0.5"], meta, ["muted_category:jazz"]])
+    client = ScriptClient(reply=[STORED, ["muted_category:jazz"]])
     recs, prefs = await _store(client).read_with_preferences("u1", 3)
     assert recs.items == [("a", 0.9), ("c", 0.5), ("b", 0.5)]
-    assert (recs.updated_ms, recs.model_version, recs.events_seen, recs.position) == (1, "m1", None, 8)
+    assert (recs.updated_ms, recs.model_version, recs.events_seen, recs.position) == (1, "m1", 2, 8)
+    assert recs.last_event_ts == 5
     assert recs.reasons == {
         "a": Reason("item", "i0", ("sequence", "cooccurrence")),
         "c": Reason("popular"),
         "b": Reason("exploring"),
     }
     assert prefs.muted_categories == frozenset({"jazz"})
-    user_keys = ("p13n:v1:shop:recs:u1", "p13n:v1:shop:meta:u1", "p13n:v1:shop:prefs:u1")
-    assert client.calls == [("evalsha", READ_USER.sha, 3, *user_keys, "2")]
+    user_keys = ("p13n:v1:shop:list:u1", "p13n:v1:shop:prefs:u1")
+    assert client.calls == [("evalsha", READ_USER.sha, 2, *user_keys)]
+
+
+async def test_a_read_takes_the_head_of_the_stored_list_with_its_reasons() -> None:
+    recs, _ = await _store(ScriptClient(reply=[STORED, []])).read_with_preferences("u1", 2)
+    assert recs.items == [("a", 0.9), ("c", 0.5)] and set(recs.reasons) == {"a", "c"}
 
 
 async def test_a_script_the_server_does_not_know_is_loaded_and_run_again() -> None:
-    client = ScriptClient(reply=[[], [None] * 6, []], loaded=False)
+    client = ScriptClient(reply=[None, []], loaded=False)
     recs, _ = await _store(client).read_with_preferences("nobody", 10)
     assert recs == Recommendations("nobody", [], None, None, None, None)
     assert [call[0] for call in client.calls] == ["evalsha", "script_load", "evalsha"]
@@ -235,19 +250,19 @@ async def test_read_items_is_one_script_call_per_chunk() -> None:
     assert await _store(client).read_items([]) == {}
 
 
-async def test_read_converts_types() -> None:
-    meta = {"updated_ms": "1700000000123", "model_version": "m1", "events_seen": "3", "last_event_ts": "99"}
-    client = FakeClient(results=[[("i1", 0.9), ("i2", 0.5)], meta])
-    recs = await _store(client).read("u1", n=2)
-    assert recs == Recommendations("u1", [("i1", 0.9), ("i2", 0.5)], 1_700_000_000_123, "m1", 3, 99)
-    [pipe] = client.pipelines
-    assert pipe.commands[0] == ("zrevrange", ("p13n:v1:shop:recs:u1", 0, 1), {"withscores": True})
-    assert pipe.commands[1] == ("hgetall", ("p13n:v1:shop:meta:u1",), {})
+async def test_read_is_one_get_decoded() -> None:
+    got: list[str] = []
 
+    class Client(FakeClient):
+        async def get(self, key: str) -> str | None:
+            got.append(key)
+            return STORED if key.endswith(":u1") else None
 
-async def test_read_of_an_unknown_user() -> None:
-    recs = await _store(FakeClient(results=[[], {}])).read("nobody")
-    assert recs == Recommendations("nobody", [], None, None, None, None)
+    recs = await _store(Client()).read("u1", n=2)
+    assert recs.items == [("a", 0.9), ("c", 0.5)]
+    assert (recs.updated_ms, recs.model_version, recs.events_seen, recs.last_event_ts) == (1, "m1", 2, 5)
+    assert got == ["p13n:v1:shop:list:u1"]
+    assert await _store(Client()).read("nobody") == Recommendations("nobody", [], None, None, None, None)
 
 
 async def test_publish_trending_replaces_the_locale_list_in_one_transaction() -> None:
