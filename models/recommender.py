@@ -238,6 +238,21 @@ class HybridRecommender:
             trust = evidence / (evidence + TRUST)
             self.focus.learn_ranking(candidates, int(at[0]), self.item_categories, shares, trust, FOCUS_DEPTH)
 
+    def learn_others(self, event: Event) -> None:
+        """Learn an event of a user this model does not rank (another worker's partition).
+
+        Everything `learn_one` learns (item-side statistics, the user's history and affinity row) except
+        the blend, which learns only from rankings this model made: a ranking kept from when this model
+        ranked the user is dropped, not learned from.
+        """
+        self._shown.pop(event.user_id, None)
+        self.learn_one(event, UserProfile(event.user_id))
+
+    def available(self, item_id: str) -> bool:
+        """Whether the catalog does not mark the item unavailable (unknown items are available)."""
+        item = self._items.get(item_id)
+        return item < 0 or not bool(self._unavailable[item])
+
     def like_categories(self, user_id: str, categories: tuple[str, ...], ts: int) -> None:
         """Onboarding: the user says they like these categories (before any event)."""
         for category in categories:

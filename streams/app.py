@@ -1,8 +1,11 @@
-"""The Faust app: topics, the per-user profile table and the two agents, built from `Settings`.
+"""The Faust app: topics, the per-user profile table, the two agents and the replica reader, from `Settings`.
 
 Events are keyed by user_id, so a user's events and profile share a partition; the profile table's
 changelog lets a replacement worker resume a dead one's users, and `OffsetGuard` makes sure every
-event record is handled once even where Faust's consumer skips some (see streams/gaps.py).
+event record is handled once even where Faust's consumer skips some (see streams/gaps.py). The group
+splits the events partitions between workers; each worker's replica reader (streams/replica.py) learns
+the rest and the whole catalog into its model, so N workers rank from one engine's state
+(docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ __all__ = ["create_app"]
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, cast
 
 import faust
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from engine.ops.checkpoints import Checkpoint, CheckpointStore
+from engine.ingest.produce import topic_configs
+from engine.ops.checkpoints import Checkpoint
 from engine.ops.metrics import Metrics
 from engine.ops.settings import Settings
 from engine.store import erasures
@@ -26,11 +31,12 @@ from engine.store.redis_store import RedisStore
 from streams import changelog, codecs
 from streams.batches import Incoming, handle_batch
 from streams.catchup import CatchUp
-from streams.checkpointer import Checkpointer, model_from
+from streams.checkpointer import Checkpointer, model_from, store_of
 from streams.gaps import CONTROL_HEADER, GapReader, OffsetGuard, is_control
 from streams.heartbeat import HEARTBEAT_S, Heartbeat
 from streams.pipeline import WORKER, Pipeline
 from streams.quality import Quality
+from streams.replica import Replica
 from streams.republish import Republisher
 from streams.rewards import add_reward_agents
 from streams.singleton import Singleton
@@ -42,14 +48,13 @@ log = logging.getLogger(__name__)
 def _checkpoint_tick(
     app: faust.App, settings: Settings, catchup: CatchUp, checkpointer: Checkpointer
 ) -> Callable[[], Awaitable[None]]:
-    """The checkpoint timer's body: catch-up nudges, the catalog tail, then a checkpoint if one is due."""
+    """The checkpoint timer's body: catch-up nudges, then a checkpoint if one is due."""
 
     async def tick() -> None:
         try:
             owned = app.consumer.assignment()
             events = [tp.partition for tp in owned if tp.topic == settings.events_topic]
             await catchup.nudge_pending(events, time.monotonic())
-            await catchup.items_tail(tp.partition for tp in owned if tp.topic == settings.items_topic)
             await checkpointer.tick()
         except Exception:  # noqa: BLE001 - a failed round must not stop the timer; the next one retries
             log.exception("checkpoint timer failed")
@@ -91,6 +96,25 @@ def _republisher(
     )  # fmt: skip
 
 
+def _follow(app: faust.App, events_topic: str, replica: Replica, catchup: CatchUp) -> None:
+    """Run the replica reader, and tell it and the catch-up which events partitions the group gives."""
+
+    def events_partitions(partitions: Iterable[TP]) -> list[int]:
+        return [tp.partition for tp in partitions if tp.topic == events_topic]
+
+    # Faust calls each receiver with the sender (the app), then the set of partitions.
+    async def on_assigned(*args: Any, **_kwargs: Any) -> None:
+        replica.assigned(events_partitions(args[1]))
+
+    async def on_revoked(*args: Any, **_kwargs: Any) -> None:
+        catchup.revoked(events_partitions(args[1]))
+
+    app.task(replica.run)
+    app.on_partitions_assigned.connect(on_assigned)
+    app.on_partitions_revoked.connect(on_revoked)
+    app.on_before_shutdown.connect(replica.close)
+
+
 def create_app(
     settings: Settings,
     registry: CollectorRegistry | None = None,
@@ -115,7 +139,11 @@ def create_app(
         broker_session_timeout=settings.session_timeout_s,
     )
     events_topic = app.topic(settings.events_topic, partitions=settings.partitions)
-    items_topic = app.topic(settings.items_topic, partitions=settings.partitions)
+    items_topic = app.topic(
+        settings.items_topic,
+        partitions=settings.partitions,
+        config=topic_configs(settings)[settings.items_topic],
+    )
     profiles = app.Table(
         "profiles",
         partitions=settings.partitions,
@@ -149,12 +177,7 @@ def create_app(
 
     checkpointer = Checkpointer(
         model=model,
-        store=CheckpointStore(
-            settings.checkpoint_folder,
-            settings.namespace,
-            settings.checkpoint_keep,
-            key=settings.checkpoint_signing_key,
-        ),
+        store=store_of(settings),
         metrics=metrics,
         settings=settings,
         flush=lambda: app.producer.flush(),
@@ -192,9 +215,16 @@ def create_app(
         pipeline=pipeline,
         guard=guard,
         events_reader=reader(settings.events_topic),
-        items_reader=reader(settings.items_topic),
         metrics=metrics,
         nudge=nudge,
+    )
+    replica = Replica(
+        bootstrap=settings.bootstrap,
+        events_topic=settings.events_topic,
+        items_topic=settings.items_topic,
+        checkpointer=checkpointer,
+        pipeline=pipeline,
+        metrics=metrics,
     )
 
     async def consume_events(stream: faust.StreamT[bytes]) -> None:
@@ -203,6 +233,7 @@ def create_app(
         # A batch's flush queues up to one changelog record per record of the batch at once; Faust's
         # producer buffer (a fixed 100 by default) would stall the stream after every flush to drain it.
         app.producer.buffer.max_messages = max(100, 2 * settings.batch_max)
+        await replica.ready.wait()  # no list is ranked from a partial catalog
         async for batch in batches(settings.batch_max, within=settings.batch_within_s):
             records = (
                 Incoming(e.message.partition, e.message.offset, e.key, e.value, is_control(e.message.headers))
@@ -218,19 +249,17 @@ def create_app(
             )
 
     async def consume_items(stream: faust.StreamT[bytes]) -> None:
+        # The group's share of the catalog: validated and published to Redis once. Every worker's model
+        # learns the whole catalog through its replica reader.
         async for event in stream.events():
             message = event.message
-            async with checkpointer.lock:
-                if not await catchup.items(message.partition, message.offset):
-                    continue  # the restored model holds this catalog record already
-                await pipeline.consume_item(
-                    event.value,
-                    event.key,
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                )
-                checkpointer.advance(settings.items_topic, message.partition, message.offset + 1)
+            await pipeline.consume_item(
+                event.value,
+                event.key,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            )
 
     republisher = _republisher(app, settings, pipeline, writes, checkpointer.lock)
     pipeline.published = republisher.published
@@ -238,6 +267,7 @@ def create_app(
 
     app.agent(events_topic, name="events")(consume_events)
     app.agent(items_topic, name="items")(consume_items)
+    _follow(app, settings.events_topic, replica, catchup)
     add_reward_agents(app, settings, metrics, pipeline.store)
 
     heartbeat = Heartbeat(app, settings.events_topic, guard, profiles, pipeline.store, metrics, metrics_at)

@@ -1,10 +1,12 @@
-"""After a restore: bring the checkpointed model up to what the profile table and the catalog already hold.
+"""When the group gives this worker an events partition: bring its model up to what the profile table holds.
 
-Events between the checkpoint's offset and the offset guard's expected one were counted in the profiles
-by the previous worker but are not in the restored model: they are re-read from Kafka and learned into
-the model only. Catalog records after the checkpoint's offset are applied again (they are upserts).
-Never moves a checkpoint offset past a record it could not read: a failed read raises, and the replay
-resumes there at the agent's next record.
+Events between the model's position on the partition (from the checkpoint it restored, or where this
+worker's replica reader stopped following the partition, streams/replica.py) and the offset guard's
+expected one were counted in the profiles by the previous owner but are not in this model: they are
+re-read from Kafka and learned into the model only. A model that never followed the partition learns it
+from the log start. The catalog needs none of this: every worker's replica reads all of it. Never moves
+a model position past a record it could not read: a failed read raises, and the replay resumes there at
+the agent's next record.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from engine.ops.metrics import Metrics
-from schemas.errors import InvalidEventError
 from streams.checkpointer import Checkpointer
 from streams.gaps import GapReader, OffsetGuard, Record
 from streams.pipeline import Pipeline, Profiles
@@ -42,7 +43,6 @@ class CatchUp:
         pipeline: Pipeline,
         guard: OffsetGuard,
         events_reader: GapReader,
-        items_reader: GapReader,
         metrics: Metrics,
         nudge: Nudge,
     ) -> None:
@@ -50,11 +50,9 @@ class CatchUp:
         self.pipeline = pipeline
         self.guard = guard
         self.events_reader = events_reader
-        self.items_reader = items_reader
         self.metrics = metrics
         self.nudge = nudge
         self._events_done: set[int] = set()
-        self._items_seen: set[int] = set()
         self._nudged: dict[int, float] = {}
 
     # -- events: called by the events agent, under the checkpointer's lock, after table recovery ----
@@ -67,31 +65,44 @@ class CatchUp:
         expected = await self.guard.expected(partition)
         start = self.checkpointer.position(topic, partition)
         if start is None:
-            # The model never saw this partition: it learns from where the worker goes on.
-            self.checkpointer.advance(topic, partition, expected, records=0)
+            # The model never followed this partition: it learns the partition's history first (model
+            # only, not ranked: this model never ranked those users).
+            start, _ = await self.events_reader.watermarks(partition)
+            if start < expected:
+                await self._replay_events(partition, start, expected, profiles, rank=False)
+            else:
+                self.checkpointer.advance(topic, partition, start, records=0)
         elif start < expected:
             await self._replay_events(partition, start, expected, profiles)
         elif start > expected:
-            log.warning(
-                "%s[%d]: the profile table ends at %d, before the checkpoint's %d; those records update "
+            log.info(
+                "%s[%d]: the profile table ends at %d, before the model's %d; those records update "
                 "profiles only (the model holds them)",
                 topic, partition, expected, start,
             )  # fmt: skip
         self._events_done.add(partition)
+
+    def revoked(self, partitions: Iterable[int]) -> None:
+        """The group took these partitions away: if they come back, catch the model up again first."""
+        self._events_done.difference_update(partitions)
 
     def should_learn(self, partition: int, offset: int) -> bool:
         """Whether the model still has to learn this events record (False: the checkpoint holds it)."""
         start = self.checkpointer.position(self.events_reader.topic, partition)
         return start is None or offset >= start
 
-    async def _replay_events(self, partition: int, start: int, end: int, profiles: Profiles) -> None:
+    async def _replay_events(
+        self, partition: int, start: int, end: int, profiles: Profiles, *, rank: bool = True
+    ) -> None:
         outcomes: dict[str, int] = {}
+        known = self.checkpointer.known
 
         def relearn(record: Record) -> None:
             try:
-                outcome = self.pipeline.relearn(
-                    record.value or b"", record.key, profiles, self.checkpointer.known
-                )
+                if rank:
+                    outcome = self.pipeline.relearn(record.value or b"", record.key, profiles, known)
+                else:
+                    outcome = self.pipeline.learn_others(record.value or b"", record.key, known)
             except Exception:  # noqa: BLE001 - one bad record must not stop the replay
                 log.exception("replaying offset %d of partition %d failed", record.offset, partition)
                 outcome = "failed"
@@ -103,52 +114,6 @@ class CatchUp:
             "%s[%d]: replayed offsets %d..%d into the restored model: %s",
             self.events_reader.topic, partition, start, end - 1, outcomes,
         )  # fmt: skip
-
-    # -- items: called by the items agent (before each record) and by the timer (up to the tail) ----
-
-    async def items(self, partition: int, offset: int) -> bool:
-        """Before the items agent applies ``offset``: apply what the model misses before it.
-
-        Returns False when the model already holds ``offset`` (it is older than the checkpoint's offset).
-        """
-        topic = self.items_reader.topic
-        self._items_seen.add(partition)
-        start = self.checkpointer.position(topic, partition)
-        if start is None:
-            if not self.checkpointer.restored:
-                return True  # no checkpoint: the catalog is learned from where the consumer starts
-            start, _ = await self.items_reader.watermarks(partition)
-        if offset > start:
-            await self._replay_items(partition, start, offset)
-        return offset >= start
-
-    async def items_tail(self, partitions: Iterable[int]) -> None:
-        """From the timer, once per partition after a restore: catalog records after the checkpoint's
-        offset that the agent will not see (the consumer resumes after them) are applied up to the tail.
-        From then on the agent goes on in order."""
-        if not self.checkpointer.restored:
-            return
-        for partition in partitions:
-            if partition in self._items_seen:
-                continue
-            _, high = await self.items_reader.watermarks(partition)
-            async with self.checkpointer.lock:
-                await self.items(partition, high)
-
-    async def _replay_items(self, partition: int, start: int, end: int) -> None:
-        def apply(record: Record) -> None:
-            try:
-                self.pipeline.apply_item(record.value or b"")
-            except InvalidEventError:
-                pass  # dead-lettered the first time
-            except Exception:  # noqa: BLE001 - one bad record must not stop the replay
-                log.exception("replaying catalog offset %d of partition %d failed", record.offset, partition)
-
-        read = await self._replay(self.items_reader, partition, start, end, apply)
-        self.metrics.checkpoint_replayed.labels(topic="items").inc(read)
-        (log.warning if read else log.debug)(
-            "%s[%d]: applied catalog offsets %d..%d again", self.items_reader.topic, partition, start, end - 1
-        )
 
     # -- shared -------------------------------------------------------------------------------
 
@@ -182,9 +147,8 @@ class CatchUp:
         return read
 
     async def close(self, *_args: object, **_kwargs: object) -> None:
-        """On shutdown: close the Kafka clients of the replay."""
+        """On shutdown: close the Kafka client of the replay."""
         self.events_reader.close()
-        self.items_reader.close()
 
     async def nudge_pending(self, owned: Iterable[int], now: float) -> None:
         """Owned events partitions not caught up yet get a control record, so their agent runs the replay

@@ -1,14 +1,25 @@
 """The worker's model checkpoints: restore the newest on start, write one regularly and on a clean shutdown.
 
-The agents hold `Checkpointer.lock` around each record, so a snapshot (the pickled model plus the offsets
-it reflects) is taken between records, never halfway through one. Files: `engine.ops.checkpoints`.
-After an erasure (`forget`), the next tick writes a checkpoint without the user, deletes the older files
-(which hold the user) and then confirms the erasure (`confirm`): no file this worker keeps names the user.
+The agents and the replica reader hold `Checkpointer.lock` around what they learn, so a snapshot (the
+pickled model plus the offsets it reflects, for every partition the model follows) is taken between
+records, never halfway through one. Each worker writes under its own identity; any restores any. After
+an erasure (`forget`), the next tick writes a checkpoint without the user, deletes the older files (of
+every identity: they hold the user) and then confirms the erasure (`confirm`). Files:
+`engine.ops.checkpoints`.
 """
 
 from __future__ import annotations
 
-__all__ = ["LEARNED_IDS", "Checkpointer", "configured_version", "learned_key", "model_from", "restore"]
+__all__ = [
+    "LEARNED_IDS",
+    "Checkpointer",
+    "configured_version",
+    "learned_key",
+    "model_from",
+    "needed",
+    "restore",
+    "store_of",
+]
 
 import asyncio
 import copy
@@ -68,27 +79,42 @@ def model_from(restored: Checkpoint | None, settings: Settings | None = None) ->
         raise ConfigError(f"PERSONALIZE_RIVER_RERANKER: {exc}") from None
 
 
+def store_of(settings: Settings) -> CheckpointStore:
+    """This worker's checkpoint store: its own folder for writing, every worker's for reading; signed
+    with ``PERSONALIZE_CHECKPOINT_KEY`` when set."""
+    return CheckpointStore(
+        settings.checkpoint_folder,
+        settings.namespace,
+        settings.checkpoint_keep,
+        key=settings.checkpoint_signing_key,
+        identity=settings.worker_name,
+    )
+
+
+def needed(settings: Settings) -> dict[str, range]:
+    """The partitions a worker's model follows, whichever it owns: every events and catalog partition."""
+    every = range(settings.partitions)
+    return {settings.events_topic: every, settings.items_topic: every}
+
+
 async def restore(
     settings: Settings,
     say: Callable[[str], None] = log.info,
     refused: Callable[[str], None] | None = None,
 ) -> Checkpoint | None:
-    """The newest usable checkpoint of the namespace for this model version, or None (a fresh model).
+    """The newest usable checkpoint of the namespace for this model version, whichever worker wrote it,
+    preferring one with offsets for every events and catalog partition; None: a fresh model.
 
-    Checkpoints of another format or model version, or without a valid signature while
-    ``PERSONALIZE_CHECKPOINT_KEY`` is set, are refused with a log line each (and their reason given to
-    ``refused``), never raised, never unpickled when the signature is what fails.
+    Every worker's model follows every partition (streams/replica.py), so any worker's checkpoint holds
+    the whole namespace's model. Checkpoints of another format or model version, or without a valid
+    signature while ``PERSONALIZE_CHECKPOINT_KEY`` is set, are refused with a log line each (and their
+    reason given to ``refused``), never raised, never unpickled when the signature is what fails.
     """
     if not settings.checkpoint_enabled:
         return None
     version = configured_version(settings)
-    store = CheckpointStore(
-        settings.checkpoint_folder,
-        settings.namespace,
-        settings.checkpoint_keep,
-        key=settings.checkpoint_signing_key,
-    )
-    found = await store.anewest(version, refused)
+    store = store_of(settings)
+    found = await store.anewest(version, refused, needed(settings))
     if found is not None and _state(found, version) is None:
         log.warning("refusing checkpoint %s: it holds no %s model", found.info.path, version)
         found = None
@@ -96,7 +122,14 @@ async def restore(
         say(f"no usable {version} checkpoint in {store.folder}: starting with an empty model")
         return None
     age_s = time.time() - found.info.created_ms / 1000
-    say(f"restored model state from {found.info.path} ({found.info.size_bytes} bytes, {age_s:.0f} s old)")
+    say(
+        f"restored model state from {found.info.path} ({found.info.size_bytes} bytes, {age_s:.0f} s old, "
+        f"written by {found.info.worker or 'a worker before identities'})"
+    )
+    if not found.info.covers(needed(settings)):
+        log.warning(
+            "%s lacks offsets of some partitions: the model learns those from the log start", found.info.path
+        )
     return found
 
 

@@ -50,7 +50,8 @@ if TYPE_CHECKING:
     from streams.quality import Quality
 
 log = logging.getLogger(__name__)
-#: This worker's name: its heartbeat's key and the signature of the erasures it completed.
+#: This worker process's name: its heartbeat's key and the signature of the erasures it completed (its
+#: checkpoint folder is `Settings.worker_name`, stable across restarts when PERSONALIZE_WORKER_ID is set).
 WORKER = f"{socket.gethostname()}-{os.getpid()}"
 
 
@@ -77,6 +78,23 @@ def reasons_of(
     if isinstance(model, PopularRecommender):
         return [POPULAR] * len(items)
     return None
+
+
+def _learnable(raw: bytes, key: bytes | None, known: Callable[[str, str], bool]) -> Event | UserRecord | str:
+    """The record a model-only pass learns, or why it does not (``invalid``, ``rekeyed``, ``duplicate``):
+    what the owner's first pass dead-lettered, moved to the user's partition or found a duplicate."""
+    try:
+        decoded = decode_object(raw)
+        record: Event | UserRecord = (
+            parse_user_record(decoded) if is_user_record(decoded) else parse_event(decoded)
+        )
+    except InvalidEventError:
+        return "invalid"  # dead-lettered the first time
+    if key is None or key.decode("utf-8", "replace") != record.user_id:
+        return "rekeyed"
+    if known(record.user_id, record.event_id):
+        return "duplicate"
+    return record
 
 
 @dataclass(slots=True)
@@ -139,6 +157,9 @@ class Pipeline:
         self._erased: list[tuple[str, str]] = []
         #: Opt-in (only users who granted consent are learned) or opt-out (all but who withdrew).
         self.consent_required = consent_required
+        #: Consent of other workers' users, as this worker's replica read it (`learn_others`); only users
+        #: with a consent record are here.
+        self._others_consent: dict[str, bool] = {}
         #: Explain each list and publish the reasons with it (`Settings.store_reasons`).
         self.explain = explain
 
@@ -165,22 +186,21 @@ class Pipeline:
     async def consume_item(
         self, raw: bytes | None, key: bytes | None, *, topic: str, partition: int, offset: int
     ) -> None:
-        """Apply one catalog record; whatever goes wrong goes to the dead-letter topic, not up."""
+        """Validate one catalog record and write its metadata to Redis for serve-time rules (categories,
+        regions...); an invalid one goes to the dead-letter topic, not up.
+
+        The items agent calls this on the group's share of the catalog, so each record is published
+        once; every worker's model learns the whole catalog elsewhere (`apply_item`, streams/replica.py).
+        A failed write is logged and counted like a failed list write; the next record of the item
+        rewrites it.
+        """
         try:
-            self.apply_item(raw or b"")
+            record = parse_item(raw or b"")
         except Exception as error:  # noqa: BLE001 - input must never crash the worker
             await self.dead_letter(raw, error, topic=topic, partition=partition, offset=offset, key=key)
             return
-        await self.publish_item(raw or b"")
-
-    async def publish_item(self, raw: bytes) -> None:
-        """Write a valid catalog record's metadata to Redis for serve-time rules (categories, regions...).
-
-        Parses the record again (catalog records are rare next to events). A failed write is logged and
-        counted like a failed list write; the next record of the item rewrites it.
-        """
         try:
-            await self.store.publish_items([parse_item(raw)])
+            await self.store.publish_items([record])
         except (redis.exceptions.RedisError, OSError):
             log.exception("could not publish the metadata of a catalog record")
             self.metrics.publish_errors.inc()
@@ -349,9 +369,15 @@ class Pipeline:
         return "consented" if record.granted else "withdrawn"
 
     def _apply_user_record(
-        self, record: PreferencesRecord | ErasureRecord, profile: UserProfile, *, learn: bool
+        self,
+        record: PreferencesRecord | ErasureRecord,
+        profile: UserProfile,
+        *,
+        learn: bool,
+        own: bool = True,
     ) -> UserProfile:
-        """The model's and the profile's side of a user record; returns the profile to keep."""
+        """The model's and the profile's side of a user record; returns the profile to keep. ``own``
+        False: the user is another worker's (the implied events do not teach the blend)."""
         user = record.user_id
         if isinstance(record, ErasureRecord):
             self._forget(user, record.event_id, learn=learn)
@@ -372,8 +398,10 @@ class Pipeline:
             event = Event(
                 event_id=f"{record.event_id}:{n}", user_id=user, item_id=item, type=kind, ts=record.ts
             )
-            if learn:
+            if learn and own:
                 self.model.learn_one(event, profile)
+            elif learn:
+                self.model.learn_others(event)
             profile.observe(event, self.model.signal(event))
         return profile
 
@@ -396,17 +424,9 @@ class Pipeline:
         drift monitors are left alone. Returns the outcome (``learned``, ``duplicate``, ``rekeyed``,
         ``invalid``, ``no_consent``).
         """
-        try:
-            decoded = decode_object(raw)
-            record: Event | UserRecord = (
-                parse_user_record(decoded) if is_user_record(decoded) else parse_event(decoded)
-            )
-        except InvalidEventError:
-            return "invalid"  # dead-lettered the first time
-        if key is None or key.decode("utf-8", "replace") != record.user_id:
-            return "rekeyed"
-        if known(record.user_id, record.event_id):
-            return "duplicate"
+        record = _learnable(raw, key, known)
+        if isinstance(record, str):
+            return record
         stored = profiles.get(record.user_id)  # read only: a scratch copy is what gets observed
         profile = UserProfile.from_dict(stored) if stored is not None else UserProfile(record.user_id)
         if isinstance(record, ConsentRecord):
@@ -431,6 +451,36 @@ class Pipeline:
             ):
                 self.model.recommend(profile, self.top_n, None, record.ts)
         self.learned(record.user_id, record.event_id)
+        return "learned"
+
+    def learn_others(self, raw: bytes, key: bytes | None, known: Callable[[str, str], bool]) -> str:
+        """Learn a record of a partition another worker owns into the model only (streams/replica.py).
+
+        Learned as its owner's model learns it (same skips as `relearn`: re-keyed, invalid, known), but
+        never ranked: the blend learns only from this worker's own rankings. No profile, no Redis, no
+        drift monitor. Consent is judged by the consent records this worker has read of the user (the
+        profile is the owner's); a withdrawal or an erasure forgets the user here too. Returns the
+        outcome, as `relearn`.
+        """
+        record = _learnable(raw, key, known)
+        if isinstance(record, str):
+            return record
+        user = record.user_id
+        if isinstance(record, ConsentRecord):
+            self._others_consent[user] = record.granted
+            if not record.granted:
+                self._forget(user, None, learn=True)
+        elif isinstance(record, ErasureRecord):
+            if self._others_consent.get(user) is True:
+                del self._others_consent[user]  # an erasure forgets a grant and keeps a withdrawal
+            self._apply_user_record(record, UserProfile(user), learn=True, own=False)
+        elif not admits(self._others_consent.get(user), self.consent_required):
+            return "no_consent"
+        elif isinstance(record, Event):
+            self.model.learn_others(record)
+        else:
+            self._apply_user_record(record, UserProfile(user), learn=True, own=False)
+        self.learned(user, record.event_id)
         return "learned"
 
     def restage(self, profile: UserProfile, position: int) -> None:
@@ -489,6 +539,11 @@ class Pipeline:
             log.exception("could not mark %d erasure(s) done", len(erased))
         if not staged:
             return
+        available = getattr(self.model, "available", None)  # other tiers (popular) know no catalog
+        if available is not None:
+            for one in staged.values():
+                # Whatever the model ranked from: no item the catalog marks unavailable reaches Redis.
+                one.items = [pair for pair in one.items if available(pair[0])]
         lists = [
             UserList(
                 user_id,

@@ -1,4 +1,4 @@
-"""``personalize checkpoint list|show``: the namespace's model checkpoints, read from their headers.
+"""``personalize checkpoint list|show``: every worker's model checkpoints of the namespace (headers only).
 
 Read only: never unpickles a model and never writes; the worker alone writes checkpoints.
 """
@@ -45,12 +45,15 @@ def list_checkpoints(as_json: _JSON = False) -> None:
     if as_json:
         typer.echo(orjson.dumps([{**i.to_json(), "usable": _usable(i)} for i in infos]).decode())
         return
-    table = Table("created", "age", "model", "format", "bytes", "usable", "file", title=str(store.folder))
+    table = Table(
+        "created", "age", "worker", "model", "format", "bytes", "usable", "file", title=str(store.folder)
+    )
     now = time.time()
     for info in infos:
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.created_ms / 1000))
         table.add_row(
-            created, f"{now - info.created_ms / 1000:.0f} s", info.model_version, str(info.format),
+            created, f"{now - info.created_ms / 1000:.0f} s", info.worker or "-", info.model_version,
+            str(info.format),
             str(info.size_bytes), "yes" if _usable(info) else "no", info.path.name,
         )  # fmt: skip
     Console().print(table)

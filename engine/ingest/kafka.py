@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 import confluent_kafka
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
 from schemas.errors import DeliveryError, ServiceUnavailableError
@@ -117,9 +119,11 @@ async def ensure_topics(
 ) -> None:
     """Create missing topics with ``partitions`` partitions and their ``configs`` (topic name -> Kafka
     topic configs, e.g. ``retention.ms``); existing ones must have that many partitions and keep the
-    configs they have."""
+    configs they have, except that a topic configured ``cleanup.policy=compact`` (the catalog) is
+    switched over if it was made before it was compacted."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     wanted = list(topics)
+    given = configs or {}
     metadata = await asyncio.to_thread(admin.list_topics, timeout=15)
     missing = [t for t in wanted if t not in metadata.topics]
     for name in set(wanted) - set(missing):
@@ -130,9 +134,10 @@ async def ensure_topics(
                 f"has {have} partitions but the engine is configured for {partitions} "
                 f"(set PERSONALIZE_PARTITIONS={have} for this namespace, or use a new namespace)",
             )
+    compact = [t for t in wanted if given.get(t, {}).get("cleanup.policy") == "compact"]
+    await _compact(admin, [t for t in compact if t not in missing])
     if not missing:
         return
-    given = configs or {}
     futures = admin.create_topics(
         [
             NewTopic(t, num_partitions=partitions, replication_factor=1, config=dict(given.get(t, {})))
@@ -145,3 +150,24 @@ async def ensure_topics(
         except confluent_kafka.KafkaException as exc:
             if exc.args[0].code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
                 raise DeliveryError(f"kafka topic {name}", str(exc)) from exc
+
+
+async def _compact(admin: AdminClient, topics: list[str]) -> None:
+    """Set ``cleanup.policy=compact`` on existing topics (a no-op where it is set already)."""
+    if not topics:
+        return
+    resources = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            topic,
+            incremental_configs=[
+                ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET)
+            ],
+        )
+        for topic in topics
+    ]
+    for resource, fut in admin.incremental_alter_configs(resources).items():
+        try:
+            await asyncio.wrap_future(fut)
+        except confluent_kafka.KafkaException as exc:
+            raise DeliveryError(f"kafka topic {resource.name}", f"cannot compact: {exc}") from exc

@@ -34,18 +34,20 @@ _WINDOW = 10_000
 
 
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
-    """Each topic of the namespace and the retention it is created with: records about users (events,
-    dead letters, decisions, rewards, bandit examples, drift) for ``topic_retention_hours``; the catalog,
-    which names no user, forever (a new worker learns every item from it).
+    """Each topic of the namespace and the configs it is created with: records about users (events,
+    dead letters, decisions, rewards, bandit examples, drift) kept for ``topic_retention_hours``; the
+    catalog, which names no user, compacted and kept for good (every worker reads it whole from the
+    start: each item's latest record).
 
     >>> configs = topic_configs(Settings(namespace="shop", topic_retention_hours=24))
     >>> configs["p13n.shop.events"], configs["p13n.shop.items"]
-    ({'retention.ms': '86400000'}, {'retention.ms': '-1'})
+    ({'retention.ms': '86400000'}, {'retention.ms': '-1', 'cleanup.policy': 'compact'})
     """
     kept = {"retention.ms": str(round(settings.topic_retention_hours * 3_600_000))}
     about_users = [settings.events_topic, settings.dead_letter_topic, settings.decisions_topic]
     about_users += [settings.rewards_topic, settings.bandit_examples_topic, settings.drift_topic]
-    return {settings.items_topic: {"retention.ms": "-1"}} | {topic: kept for topic in about_users}
+    catalog = {"retention.ms": "-1", "cleanup.policy": "compact"}
+    return {settings.items_topic: catalog} | {topic: kept for topic in about_users}
 
 
 async def ensure_engine_topics(settings: Settings) -> None:

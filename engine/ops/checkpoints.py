@@ -1,21 +1,35 @@
 """Model checkpoints on disk: one file each, written atomically (temp file, fsync, rename), the last few kept.
 
-A file is a magic line, a JSON header line (format and model version, Kafka offsets, checksum, and with a
-checkpoint key its HMAC: `engine.ops.sealing`) and the pickled state; the header is read and checked
-(with a key: its signature too) before anything is unpickled. No Kafka, no Redis.
+A file is a magic line, a JSON header line (format and model version, worker, Kafka offsets, checksum, and
+with a checkpoint key its HMAC: `engine.ops.sealing`) and the pickled state; the header is read and checked
+(with a key: its signature too) before anything is unpickled. Each worker identity writes into a folder of
+its own and prunes only that folder (and files of identities gone for a day); any worker reads every
+identity's files, so a replacement restores whichever is newest and covers the partitions it needs. No
+Kafka, no Redis.
 """
 
 from __future__ import annotations
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "READS", "Checkpoint", "CheckpointInfo", "CheckpointStore", "Offsets"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "ORPHAN_S",
+    "READS",
+    "Checkpoint",
+    "CheckpointInfo",
+    "CheckpointStore",
+    "Offsets",
+]
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
 import pickle
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +54,9 @@ Offsets = dict[str, dict[int, int]]
 _SUFFIX = ".ckpt"
 #: A temp file untouched this long belongs to a writer that died.
 _STALE_TEMP_S = 3600.0
+#: Another identity's checkpoint this old, with `keep` newer ones in the namespace, belongs to a worker
+#: that is gone (a pid-named identity never comes back): any worker's prune removes it.
+ORPHAN_S = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +67,8 @@ class CheckpointInfo:
     format: int
     model_version: str
     namespace: str
+    #: Identity of the worker that wrote it ("" for files written before identities).
+    worker: str
     created_ms: int
     offsets: Offsets
     size_bytes: int
@@ -57,12 +76,17 @@ class CheckpointInfo:
     #: The header's signature as judged with the store's key (`engine.ops.sealing.Seal`).
     seal: str = Seal.UNSIGNED.value
 
+    def covers(self, wanted: Mapping[str, Iterable[int]]) -> bool:
+        """Whether it holds an offset for every partition of ``wanted`` (topic -> partitions)."""
+        return _covers(self.offsets, wanted)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
             "format": self.format,
             "model_version": self.model_version,
             "namespace": self.namespace,
+            "worker": self.worker,
             "created_ms": self.created_ms,
             "offsets": {t: {str(p): o for p, o in parts.items()} for t, parts in self.offsets.items()},
             "size_bytes": self.size_bytes,
@@ -79,15 +103,36 @@ class Checkpoint:
     state: Any
 
 
+def _created_ms(path: Path) -> int:
+    """Creation time from a checkpoint's name (its first 13 digits); 0 for a name not made here."""
+    head = path.name[:13]
+    return int(head) if head.isdigit() else 0
+
+
+def _covers(offsets: Offsets, wanted: Mapping[str, Iterable[int]]) -> bool:
+    return all(p in offsets.get(topic, {}) for topic, parts in wanted.items() for p in parts)
+
+
+def _folder_name(identity: str) -> str:
+    """A worker identity as a folder name (anything but letters, digits, dot, dash and underscore is _).
+
+    >>> _folder_name("host-1.local-4242"), _folder_name("a/b")
+    ('host-1.local-4242', 'a_b')
+    """
+    return re.sub(r"[^A-Za-z0-9._-]", "_", identity) or "_"
+
+
 class CheckpointStore:
-    """Checkpoint files of one namespace in one folder, newest last by name (creation time first).
+    """Checkpoint files of one namespace, newest last by name (creation time first): this worker's in
+    ``<folder>/<identity>/`` (in ``folder`` itself without an identity), every worker's readable.
 
     >>> import tempfile
-    >>> store = CheckpointStore(Path(tempfile.mkdtemp()), namespace="shop", keep=2)
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> store = CheckpointStore(folder, namespace="shop", keep=2, identity="w1")
     >>> info = store.write({"w": [1, 2]}, model_version="m1", offsets={"events": {0: 5}})
-    >>> loaded = store.newest("m1")
-    >>> loaded.state, loaded.info.offsets
-    ({'w': [1, 2]}, {'events': {0: 5}})
+    >>> loaded = CheckpointStore(folder, namespace="shop", identity="w2").newest("m1")
+    >>> loaded.state, loaded.info.offsets, loaded.info.worker
+    ({'w': [1, 2]}, {'events': {0: 5}}, 'w1')
     >>> store.newest("m2") is None  # another model version is refused (and logged)
     True
     >>> signed = CheckpointStore(store.folder, namespace="shop", key=b"k" * 32)
@@ -98,12 +143,22 @@ class CheckpointStore:
     ({'w': [3]}, 'valid')
     """
 
-    def __init__(self, folder: Path, namespace: str, keep: int = 3, key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        namespace: str,
+        keep: int = 3,
+        key: bytes | None = None,
+        identity: str | None = None,
+    ) -> None:
         self.folder = folder
         self.namespace = namespace
         self.keep = keep
         #: Signs what is written and is required of what is read (`PERSONALIZE_CHECKPOINT_KEY`).
         self.key = key
+        self.identity = identity or ""
+        #: Where this worker writes (and what `prune` keeps to ``keep`` files).
+        self.own = folder / _folder_name(identity) if identity else folder
         self._seq = 0
 
     # -- writing --------------------------------------------------------------------------------
@@ -130,6 +185,7 @@ class CheckpointStore:
             "format": FORMAT_VERSION,
             "model_version": model_version,
             "namespace": self.namespace,
+            "worker": self.identity,
             "created_ms": created,
             "offsets": {t: {str(p): o for p, o in parts.items()} for t, parts in offsets.items()},
             "payload_bytes": len(payload),
@@ -137,9 +193,9 @@ class CheckpointStore:
         }
         if self.key is not None:
             header[FIELD] = sign(header, self.key)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        final = self.folder / name
-        tmp = self.folder / f".{name}.tmp"
+        self.own.mkdir(parents=True, exist_ok=True)
+        final = self.own / name
+        tmp = self.own / f".{name}.tmp"
         try:
             with tmp.open("wb") as out:
                 out.write(MAGIC)
@@ -155,27 +211,39 @@ class CheckpointStore:
         return self._info(final)
 
     def _fsync_folder(self) -> None:
-        fd = os.open(self.folder, os.O_RDONLY)
+        fd = os.open(self.own, os.O_RDONLY)
         try:
             os.fsync(fd)  # the rename itself survives a power cut only once the folder is synced
         finally:
             os.close(fd)
 
     def prune(self) -> list[Path]:
-        """Delete all but the ``keep`` newest checkpoints (and temp files of dead writers); returns them."""
+        """Delete all but this worker's ``keep`` newest checkpoints, temp files of its dead writes, and
+        other identities' files older than `ORPHAN_S` with ``keep`` newer ones in the namespace (their
+        worker is gone); returns the deleted files."""
         files = self.paths()
         doomed = files[: max(0, len(files) - self.keep)]
-        if self.folder.exists():
+        if self.own.exists():
             # Another process may be writing one right now: only temp files a crash left long ago.
             stale = time.time() - _STALE_TEMP_S
-            doomed += [p for p in self.folder.glob(f".*{_SUFFIX}.tmp") if p.stat().st_mtime < stale]
+            doomed += [p for p in self.own.glob(f".*{_SUFFIX}.tmp") if p.stat().st_mtime < stale]
+        everyone = self.all_paths()
+        orphan_before = time.time_ns() // 1_000_000 - int(ORPHAN_S * 1000)
+        for path in everyone[: max(0, len(everyone) - self.keep)]:
+            if path.parent != self.own and _created_ms(path) < orphan_before:
+                doomed.append(path)
         for path in doomed:
             path.unlink(missing_ok=True)
+            if path.parent != self.folder and path.parent != self.own:
+                with contextlib.suppress(OSError):
+                    path.parent.rmdir()  # the identity's last file: the folder goes too
         return doomed
 
     def drop_older(self, info: CheckpointInfo) -> list[Path]:
-        """Delete every checkpoint older than ``info`` (after an erasure: they may hold the user)."""
-        doomed = [p for p in self.paths() if p.name < info.path.name]
+        """Delete every identity's checkpoints older than ``info`` (after an erasure: they may hold the
+        user). Every checkpoint covers every partition (each worker's model follows them all), so any
+        worker can restore from ``info`` or a newer file."""
+        doomed = [p for p in self.all_paths() if p.name < info.path.name]
         for path in doomed:
             path.unlink(missing_ok=True)
         if doomed:
@@ -185,13 +253,21 @@ class CheckpointStore:
     # -- reading --------------------------------------------------------------------------------
 
     def paths(self) -> list[Path]:
-        """Checkpoint files, oldest first."""
-        return sorted(self.folder.glob(f"*{_SUFFIX}")) if self.folder.exists() else []
+        """This worker's checkpoint files, oldest first."""
+        return sorted(self.own.glob(f"*{_SUFFIX}")) if self.own.exists() else []
+
+    def all_paths(self) -> list[Path]:
+        """Every identity's checkpoint files (and those written before identities), oldest first."""
+        if not self.folder.exists():
+            return []
+        found = [*self.folder.glob(f"*{_SUFFIX}"), *self.folder.glob(f"*/*{_SUFFIX}")]
+        return sorted(found, key=lambda p: (p.name, str(p)))
 
     def infos(self) -> list[CheckpointInfo]:
-        """Headers of every readable checkpoint, newest first (unreadable files are logged and skipped)."""
+        """Headers of every identity's readable checkpoints, newest first (unreadable files are logged and
+        skipped)."""
         found = []
-        for path in reversed(self.paths()):
+        for path in reversed(self.all_paths()):
             try:
                 found.append(self._info(path))
             except CheckpointError as exc:
@@ -214,6 +290,7 @@ class CheckpointStore:
                 format=int(header["format"]),
                 model_version=str(header["model_version"]),
                 namespace=str(header.get("namespace", "")),
+                worker=str(header.get("worker", "")),
                 created_ms=int(header["created_ms"]),
                 offsets={
                     str(t): {int(p): int(o) for p, o in parts.items()}
@@ -262,10 +339,19 @@ class CheckpointStore:
             raise CheckpointError(str(info.path), f"cannot unpickle: {exc!r}") from exc
         return Checkpoint(info, state)
 
-    def newest(self, model_version: str, refused: Callable[[str], None] | None = None) -> Checkpoint | None:
-        """The newest checkpoint that loads for ``model_version``; each refused one is logged, not raised,
-        and its reason (``version``, ``unsigned``, ``signature``, ``unreadable``) given to ``refused``."""
-        for info in self.infos():
+    def newest(
+        self,
+        model_version: str,
+        refused: Callable[[str], None] | None = None,
+        covering: Mapping[str, Iterable[int]] | None = None,
+    ) -> Checkpoint | None:
+        """The newest checkpoint that loads for ``model_version``, preferring those with an offset for
+        every partition in ``covering`` (topic -> partitions); each refused one is logged, not raised, and
+        its reason (``version``, ``unsigned``, ``signature``, ``unreadable``) given to ``refused``."""
+        infos = self.infos()
+        if covering is not None:
+            infos = [i for i in infos if i.covers(covering)] + [i for i in infos if not i.covers(covering)]
+        for info in infos:
             try:
                 return self.load(info, model_version)
             except CheckpointVersionError as exc:
@@ -292,9 +378,12 @@ class CheckpointStore:
         return await asyncio.to_thread(self.prune)
 
     async def anewest(
-        self, model_version: str, refused: Callable[[str], None] | None = None
+        self,
+        model_version: str,
+        refused: Callable[[str], None] | None = None,
+        covering: Mapping[str, Iterable[int]] | None = None,
     ) -> Checkpoint | None:
-        return await asyncio.to_thread(self.newest, model_version, refused)
+        return await asyncio.to_thread(self.newest, model_version, refused, covering)
 
     async def adrop_older(self, info: CheckpointInfo) -> list[Path]:
         return await asyncio.to_thread(self.drop_older, info)

@@ -66,6 +66,8 @@ class Metrics:
     republish_pending: Gauge
     republished: Counter
     redis_resets: Counter
+    replica_records: Counter
+    replica_lag: Gauge
     # Online quality and drift (streams/quality.py).
     event_types: Counter
     prequential_hits: Counter
@@ -245,6 +247,18 @@ class Metrics:
                 "redis_resets",
                 "Events partitions whose lists Redis no longer held (came back without its data, or "
                 "never had them): every user of the partition is queued for republishing.",
+            ),
+            replica_records=counter(
+                "replica_records",
+                "Records this worker learned into its model from partitions it does not own (events of "
+                "other workers' partitions, and the whole catalog), by topic kind (events, items).",
+                "topic",
+            ),
+            replica_lag=gauge(
+                "replica_lag",
+                "Records behind the high watermark, summed over the partitions this worker's model follows "
+                "without owning them (streams/replica.py), by topic kind (events, items).",
+                "topic",
             ),
             event_types=counter("event_types", "Valid events learned, by event type.", "type"),
             prequential_hits=counter(

@@ -10,6 +10,7 @@ __all__ = ["Settings", "load"]
 
 import functools
 import os
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -161,6 +162,10 @@ class Settings(BaseSettings):
     #: them (the catalog topic, which names no user, keeps its records).
     user_ttl_s: int = Field(0, ge=0, le=10 * 365 * 86_400)
     topic_retention_hours: float = Field(168.0, gt=0.0, le=100 * 365 * 24.0)
+    #: This worker's identity among the namespace's workers: names its checkpoint folder (each worker
+    #: prunes only its own). Default: ``<hostname>-<pid>``; give each worker a stable one (worker-0,
+    #: worker-1...) so that a restarted worker goes on in its own folder.
+    worker_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,128}$")
 
     @field_validator("api_key_hashes", mode="before")
     @classmethod
@@ -226,6 +231,11 @@ class Settings(BaseSettings):
         """
         key = self.checkpoint_key
         return key.get_secret_value().encode() if key is not None else None
+
+    @property
+    def worker_name(self) -> str:
+        """``worker_id``, or ``<hostname>-<pid>`` of this process."""
+        return self.worker_id or f"{socket.gethostname()}-{os.getpid()}"
 
     @property
     def app_id(self) -> str:

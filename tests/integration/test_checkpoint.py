@@ -180,7 +180,7 @@ async def test_restarted_worker_keeps_its_model_and_learns_the_gap_after_a_crash
         before_crash = run.model()
         assert differences(before_crash, run.model(older), USERS, ts) != []
         second.stop(signal.SIGKILL)
-        for path in run.checkpoints.paths():
+        for path in run.checkpoints.all_paths():
             if path.name > older.path.name:
                 path.unlink()
 

@@ -86,8 +86,7 @@ class Worker:
         self.guard = OffsetGuard(cast(GapReader, reader), profiles, self.process, self.metrics)
         self.catchup = CatchUp(
             checkpointer=self.checkpointer, pipeline=self.pipeline, guard=self.guard,
-            events_reader=cast(GapReader, reader), items_reader=cast(GapReader, KeyedReader([], ITEMS)),
-            metrics=self.metrics, nudge=send_nothing,
+            events_reader=cast(GapReader, reader), metrics=self.metrics, nudge=send_nothing,
         )  # fmt: skip
 
     async def process(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
@@ -156,7 +155,7 @@ async def test_records_the_checkpoint_holds_but_the_profiles_lost_update_profile
 
     lost = copy.deepcopy(before_crash)
     second = Worker(tmp_path, log, lost, restored=True)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         for offset in range(6, 10):
             await second.on_message(offset, log[offset])
     for offset in range(8, 10):
@@ -164,29 +163,6 @@ async def test_records_the_checkpoint_holds_but_the_profiles_lost_update_profile
     assert "update profiles only" in caplog.text
     assert lost == profiles
     assert differences(second.model, first.model, ["u0", "u1", "u2"], TS) == []
-
-
-async def test_catalog_records_after_the_checkpoint_are_applied_again_in_order(tmp_path: Path) -> None:
-    items = [encode(ItemRecord(item_id=f"n{n}", categories=("c1",))) for n in range(5)]
-    first = Worker(tmp_path, [], {}, restored=False)
-    for offset in range(2):
-        first.pipeline.apply_item(items[offset])
-        first.checkpointer.advance(ITEMS, 1, offset + 1)
-    await first.checkpointer.checkpoint()
-
-    second = Worker(tmp_path, [], {}, restored=True)
-    reader = FakeReader(items)
-    reader.topic = ITEMS  # catalog records: the key does not matter
-    second.catchup.items_reader = cast(GapReader, reader)
-    await second.catchup.items_tail([1])  # idle partition: the timer applies 2..4
-    assert second.checkpointer.position(ITEMS, 1) == 5
-    assert await second.catchup.items(1, 1) is False  # redelivered: the model has it
-    assert await second.catchup.items(1, 5) is True  # the next new one
-    await second.catchup.items_tail([1])  # once only: from now on the agent goes on in order
-    catalog = {item for item, _ in second.model.popular(50)}
-    assert {"n0", "n1", "n2", "n3", "n4"} <= catalog
-    assert "n4" not in {item for item, _ in first.model.popular(50)}
-    assert reader.reads == [(2, 5)]
 
 
 async def test_checkpoints_are_due_by_count_or_time_and_written_on_shutdown(tmp_path: Path) -> None:

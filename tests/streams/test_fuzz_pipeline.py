@@ -9,6 +9,7 @@ record is learned (or counted a duplicate of an event id the user already sent).
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -20,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from engine.ops.metrics import Metrics
 from engine.store.redis_store import Published, RedisStore, UserList
 from models.recommender import HybridRecommender
+from schemas.errors import InvalidEventError
 from schemas.events import ItemRecord
 from streams.pipeline import Pipeline
 from tests.contract_strategies import (
@@ -155,7 +157,10 @@ async def test_every_catalog_record_is_learned_or_dead_lettered_as_invalid(
 ) -> None:
     run = _Run()
     for offset, (raw, _good) in enumerate(stream):
+        # The items agent validates and publishes (or dead-letters); the replica reader learns.
         await run.pipeline.consume_item(raw, b"k", topic=ITEMS, partition=0, offset=offset)
+        with contextlib.suppress(InvalidEventError):
+            run.pipeline.apply_item(raw)
     letters = run.dead_letters()
     assert [base64.b64decode(d["original_b64"]) for d in letters] == [raw for raw, good in stream if not good]
     assert all(d["kind"] == "invalid" and d["reason"] for d in letters)

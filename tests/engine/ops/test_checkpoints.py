@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import time
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,39 @@ async def test_the_async_entry_points_write_and_read_in_a_thread(tmp_path: Path)
     loaded = await store.anewest("m1")
     assert loaded is not None and loaded.state == "b"
     assert len(await store.ainfos()) == 1
+
+
+def test_each_worker_prunes_only_its_own_files_and_reads_everyones(tmp_path: Path) -> None:
+    one = CheckpointStore(tmp_path, "shop", keep=2, identity="worker-0")
+    two = CheckpointStore(tmp_path, "shop", keep=2, identity="worker-1")
+    now = time.time_ns() // 1_000_000
+    for n in range(4):
+        one.write({"n": f"one{n}"}, model_version="m1", offsets={}, created_ms=now + 2 * n)
+        two.write({"n": f"two{n}"}, model_version="m1", offsets={}, created_ms=now + 1 + 2 * n)
+    one.prune()
+    assert [p.parent.name for p in one.all_paths()].count("worker-0") == 2
+    assert [p.parent.name for p in one.all_paths()].count("worker-1") == 4  # another's: not pruned
+    assert [i.worker for i in one.infos()][:3] == ["worker-1", "worker-0", "worker-1"]
+    loaded = one.newest("m1")
+    assert loaded is not None and loaded.state == {"n": "two3"}  # whoever wrote the newest
+
+
+def test_files_of_a_worker_gone_for_a_day_are_pruned_by_any(tmp_path: Path) -> None:
+    gone = CheckpointStore(tmp_path, "shop", keep=2, identity="host-123")
+    old = gone.write({"n": 0}, model_version="m1", offsets={}, created_ms=1_000)
+    here = CheckpointStore(tmp_path, "shop", keep=2, identity="host-456")
+    here.write({"n": 1}, model_version="m1", offsets={})
+    here.prune()
+    assert old.path.exists()  # the only newer file is one: fewer than `keep`
+    here.write({"n": 2}, model_version="m1", offsets={})
+    assert old.path in here.prune()
+    assert not old.path.parent.exists()
+
+
+def test_the_newest_checkpoint_covering_every_partition_is_preferred(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path, "shop", identity="w")
+    store.write({"n": "all"}, model_version="m1", offsets={"ev": {0: 4, 1: 2}}, created_ms=1_000)
+    store.write({"n": "part"}, model_version="m1", offsets={"ev": {0: 9}}, created_ms=2_000)
+    assert store.newest("m1").state == {"n": "part"}  # type: ignore[union-attr]
+    assert store.newest("m1", covering={"ev": range(2)}).state == {"n": "all"}  # type: ignore[union-attr]
+    assert store.newest("m1", covering={"ev": range(3)}).state == {"n": "part"}  # type: ignore[union-attr]
