@@ -137,6 +137,7 @@ def create_app(
         datadir=str(settings.stack_dir / "faust"),
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     )
     events_topic = app.topic(settings.events_topic, partitions=settings.partitions)
     items_topic = app.topic(

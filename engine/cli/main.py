@@ -81,6 +81,9 @@ def simulate(
         ),
     ] = 0.0,
     step_ms: Annotated[int, typer.Option(min=1, help="--out: milliseconds between events.")] = 1000,
+    unavailable: Annotated[
+        str, typer.Option(help="Comma-separated item ids sent as unavailable (out of stock) in the catalog.")
+    ] = "",
 ) -> None:
     """Stream a synthetic clickstream (catalog first, then events stamped with the current time), or
     write it to a file with --out (events stamped from 2023-11-14 on, --step-ms apart)."""
@@ -109,6 +112,7 @@ def simulate(
             console=err,
             drift_at=drift_at,
             drift_fraction=drift_fraction,
+            unavailable=[i.strip() for i in unavailable.split(",") if i.strip()],
         )
     )
     if manifest is not None:

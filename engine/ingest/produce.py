@@ -14,7 +14,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -120,10 +120,13 @@ async def simulate(
     console: Console,
     drift_at: int | None = None,
     drift_fraction: float = 0.5,
+    unavailable: Collection[str] = (),
 ) -> dict[str, Any]:
     """Send a synthetic catalog and clickstream; returns the manifest (events sent per user...).
 
-    With ``drift_at``, a ``drift_fraction`` share of users change tastes from that event on.
+    With ``drift_at``, a ``drift_fraction`` share of users change tastes from that event on. Items in
+    ``unavailable`` are sent marked unavailable (out of stock: users still click them, lists must not
+    hold them).
     """
     await ensure_engine_topics(settings)
     world = Clickstream(
@@ -135,7 +138,11 @@ async def simulate(
     started = time.monotonic()
     pseudonyms = settings.pseudonyms
     async with AsyncProducer(settings.bootstrap) as producer, _consent_gate(settings) as gate:
-        n_items = await _send_catalog(producer, settings, world.items())
+        off = set(unavailable)
+        catalog = [
+            r.model_copy(update={"available": False}) if r.item_id in off else r for r in world.items()
+        ]
+        n_items = await _send_catalog(producer, settings, catalog)
         window = _Window()
         with _progress(console) as progress:
             task = progress.add_task("events", total=events)
@@ -163,6 +170,7 @@ async def simulate(
         "drift_at": drift_at,
         "users": users,
         "items": n_items,
+        "unavailable": sorted(off),
         "events": sum(per_user.values()),
         "seconds": time.monotonic() - started,
         # Keyed by the user ids as sent (pseudonyms when PERSONALIZE_PSEUDONYM_KEY is set).

@@ -147,3 +147,32 @@ def test_a_replay_after_a_restore_learns_no_event_of_a_user_without_consent() ->
         w.pipeline.relearn(raw, user.encode(), w.profiles, lambda _u, _e: False) for raw, user in raws
     ]
     assert outcomes == ["no_consent", "learned"] and w.learned == [("u2", "e2")]
+
+
+def test_another_workers_users_are_learned_by_the_consent_records_this_worker_read() -> None:
+    """The replica has no profile of other workers' users: it judges their consent by the records."""
+
+    def other(record: bytes, user: str = "u1") -> str:
+        return w.pipeline.learn_others(record, user.encode(), lambda _u, _e: False)
+
+    def click(event_id: str, user: str = "u1") -> bytes:
+        return encode(Event(event_id=event_id, user_id=user, item_id="i1", type="click", ts=TS))
+
+    def consent(granted: bool, event_id: str) -> bytes:
+        return encode_user_record(ConsentRecord(event_id=event_id, user_id="u1", ts=TS, granted=granted))
+
+    w = _Worker(consent_required=True)
+    assert other(click("e1")) == "no_consent"  # opt-in: no grant read yet
+    assert other(consent(True, "c1")) == "learned"
+    assert other(click("e2")) == "learned" and w.model.sequence.history("u1").size == 1
+    forgotten: list[tuple[str, str | None]] = []
+    w.pipeline.forgotten = lambda user, event: forgotten.append((user, event))
+    assert other(consent(False, "c2")) == "learned"  # a withdrawal forgets the user here too
+    assert w.model.sequence.history("u1").size == 0 and forgotten == [("u1", None)]
+    assert other(click("e3")) == "no_consent"
+    erase = encode_user_record(ErasureRecord(event_id="x1", user_id="u1", ts=TS))
+    assert other(erase) == "learned" and forgotten[-1] == ("u1", "x1")
+    assert other(click("e4")) == "no_consent"  # an erasure keeps a withdrawal
+
+    w = _Worker(consent_required=False)  # opt-out: learned until a withdrawal
+    assert other(click("e1", "u2"), "u2") == "learned"

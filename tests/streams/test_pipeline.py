@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -416,3 +417,46 @@ async def test_a_failed_batch_write_counts_every_user_it_held(harness: Harness) 
         await harness.pipeline.stage_event(_raw(f"e-{user}", user), user.encode(), harness.profiles)
     await harness.pipeline.flush()
     assert harness.sample("personalize_publish_errors_total") == 3.0
+
+
+async def test_a_list_never_holds_an_item_the_catalog_marks_unavailable_when_it_is_written(
+    harness: Harness,
+) -> None:
+    for n, item in enumerate(["i3", "i4", "i5"]):
+        await harness.pipeline.handle_event(_raw(f"b{n}", "bob", item, ts=TS + n), b"bob", harness.profiles)
+    await harness.pipeline.stage_event(_raw("e1", "u1", "i3", ts=TS + 10), b"u1", harness.profiles)
+    ranked = [item for item, _ in harness.pipeline._staged["u1"].items]  # noqa: SLF001 - the staged list
+    gone = ranked[0]
+    # The catalog changes between the ranking and the write (another partition's record, or a bug).
+    harness.pipeline.apply_item(encode(ItemRecord(item_id=gone, categories=("a",), available=False)))
+    await harness.pipeline.flush()
+    written = [item for item, _ in harness.store.calls[-1].items]
+    assert gone not in written and written == ranked[1:]
+    call = harness.store.calls[-1]
+    assert call.reasons is not None and len(call.reasons) == len(call.items)
+
+
+async def test_another_workers_records_teach_the_model_but_not_the_blend(harness: Harness) -> None:
+    model = harness.pipeline.model
+    await harness.pipeline.handle_event(_raw("e0", "u1", "i3", ts=TS), b"u1", harness.profiles)
+    blend = model.ranker.weights.copy()
+    control = copy.deepcopy(model)  # what the owner's learning would do to the blend
+    control.learn_one(
+        Event(event_id="e1", user_id="u1", item_id="i4", type="click", ts=TS + 1), UserProfile("u1")
+    )
+    assert not (control.ranker.weights == blend).all()
+    learned: list[tuple[str, str]] = []
+    harness.pipeline.learned = lambda user, event: learned.append((user, event))
+    for n, item in enumerate(["i4", "i5"]):
+        raw = _raw(f"e{n + 1}", "u1", item, ts=TS + n + 1)
+        assert harness.pipeline.learn_others(raw, b"u1", lambda _u, _e: False) == "learned"
+    assert model.sequence.history("u1").tolist() == [model._items.get(i) for i in ("i3", "i4", "i5")]  # noqa: SLF001
+    assert (model.ranker.weights == blend).all()  # u1's list was ranked here, but it is not theirs now
+    assert learned == [("u1", "e1"), ("u1", "e2")]
+    assert harness.pipeline.learn_others(_raw("e9", "u1"), b"u2", lambda _u, _e: False) == "rekeyed"
+    assert harness.pipeline.learn_others(_raw("e1", "u1"), b"u1", lambda _u, _e: True) == "duplicate"
+    assert harness.pipeline.learn_others(b"{", b"u1", lambda _u, _e: False) == "invalid"
+    erase = _user_record(type="erasure", event_id="x1")
+    assert harness.pipeline.learn_others(erase, b"u1", lambda _u, _e: False) == "learned"
+    assert model.sequence.history("u1").tolist() == [] and harness.store.calls[-1].user_id == "u1"
+    assert "u1" in harness.profiles  # the owner's profile table is not this worker's to touch
