@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = ["app", "main"]
 
 import asyncio
+import faulthandler
 import logging
 
 from engine.cli.main import app
@@ -22,6 +23,7 @@ from schemas.errors import PersonalizeError
 def worker() -> None:
     """Run the Faust worker: consume events, learn, publish recommendations to Redis."""
     settings = settings_or_exit()
+    faulthandler.enable()  # a crash in native code (numba kernels, librdkafka) leaves its stack in the log
     from faust.worker import Worker
     from prometheus_client import CollectorRegistry
 
