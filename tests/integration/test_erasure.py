@@ -241,7 +241,7 @@ async def test_an_erased_user_is_nowhere_we_keep_data_and_the_audit_says_who_whe
 
         await wait_for(checkpointed, 30, "a checkpoint holding the user")  # so the search can fail
         before = await _redis_traces(ee_settings, user)
-        assert len(before) == 4, before  # list, meta, preferences, an experiment set
+        assert len(before) == 3, before  # the list (with its metadata), preferences, an experiment set
 
         started = time.monotonic()
         erased = await http.delete(f"/v1/users/{user}", headers=AUTH)
@@ -260,7 +260,7 @@ async def test_an_erased_user_is_nowhere_we_keep_data_and_the_audit_says_who_whe
     worker_id = next(iter(await ee_store.workers_by_id()))
     assert status["by"] == "ops" and status["event_id"] == erased.json()["event_id"]
     assert status["workers"].keys() == {worker_id} and status["waiting"] == [] and status["gone"] == []
-    assert status["removed"] == ["user-keys:3", "experiment-sets:1", "consent-grant"]
+    assert status["removed"] == ["user-keys:2", "experiment-sets:1", "consent-grant"]
     audit: list[tuple[str, dict[str, str]]] = await ee_store.client.xrange(  # type: ignore[assignment]
         keys.erasure_audit(ee_settings.namespace)
     )
@@ -292,7 +292,7 @@ async def test_personalize_forget_erases_and_waits_until_done(
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout)
     assert answer["status"] == "done" and answer["by"].startswith("cli:"), answer
-    assert answer["removed"] == ["user-keys:3", "experiment-sets:1", "consent-grant"]
+    assert answer["removed"] == ["user-keys:2", "experiment-sets:1", "consent-grant"]
     await _nothing_left(ee_settings, ee_folder, user, answer)
     print(f"\npersonalize forget at idle: done {answer['done_ms'] - answer['requested_ms']} ms after request")
 

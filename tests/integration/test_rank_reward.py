@@ -143,8 +143,9 @@ def test_rewards_favouring_one_action_raise_its_probability(
         before = client.rank(CONTEXT, ACTIONS)
         # At least 160 ranks, and on until the favourite was chosen (and rewarded) 10 times: how soon the
         # policy tries it depends on how fast the worker closes windows and publishes, which varies with
-        # the machine's load (in one CI run 160 ranks never reached it).
-        while (rounds < 160 or rewarded < 10) and time.monotonic() - started < 90:
+        # the machine's load (in one CI run 160 ranks never reached it; under a parallel 3-worker test 90 s
+        # were not enough).
+        while (rounds < 160 or rewarded < 10) and time.monotonic() - started < 180:
             ranked = client.rank(CONTEXT, ACTIONS)
             rounds += 1
             if ranked.chosen == favourite:
