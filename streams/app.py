@@ -251,9 +251,12 @@ def create_app(
 
     async def consume_items(stream: faust.StreamT[bytes]) -> None:
         # The group's share of the catalog: validated and published to Redis once. Every worker's model
-        # learns the whole catalog through its replica reader.
+        # learns the whole catalog through its replica reader, the owner's at once (`Replica.take_item`).
+        await replica.ready.wait()  # the replica has set the catalog positions take_item relies on
         async for event in stream.events():
             message = event.message
+            async with checkpointer.lock:
+                replica.take_item(message.partition, message.offset, event.value or b"")
             await pipeline.consume_item(
                 event.value,
                 event.key,

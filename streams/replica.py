@@ -20,6 +20,7 @@ from __future__ import annotations
 __all__ = ["CHUNK", "Replica"]
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -87,6 +88,21 @@ class Replica:
     def assigned(self, partitions: Iterable[int]) -> None:
         """The group's new assignment of events partitions to this worker (replaces the previous)."""
         self.owned = set(partitions)
+
+    def take_item(self, partition: int, offset: int, value: bytes) -> bool:
+        """A catalog record the items agent (the group's owner of its partition) just read: learned now if
+        it is the next record the model lacks on that partition (this reader then skips it), else left
+        to this reader; whether it was learned here. Call under the checkpointer's lock, after `ready`.
+
+        The reader polls, so a record would reach the model up to a poll later; an event produced right
+        behind its item must find the item known on the worker owning the item's partition.
+        """
+        if self.checkpointer.position(self.items_topic, partition) != offset:
+            return False
+        with contextlib.suppress(InvalidEventError):  # the items agent dead-letters it
+            self.pipeline.apply_item(value)
+        self.checkpointer.advance(self.items_topic, partition, offset + 1)
+        return True
 
     # -- the task -------------------------------------------------------------------------------
 

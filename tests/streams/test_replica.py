@@ -210,3 +210,21 @@ async def test_a_partition_moving_between_agent_and_reader_is_learned_once(world
     world.replica._apply([Message(EVENTS, 0, 3, b"a", event(3, "a", "i6"))])  # noqa: SLF001 - that race
     assert histories(world.model)["a"] == ["i1", "i3"]
     assert world.checkpointer.position(EVENTS, 0) == 3
+
+
+async def test_the_items_agent_learns_the_next_catalog_record_at_once_and_the_reader_skips_it(
+    world: World,
+) -> None:
+    await world.replica.step()  # the catalog to its end: positions 3 and 3
+    late = ItemRecord(item_id="i7", categories=("k1",))
+    world.consumer.logs[(ITEMS, 0)].append(Message(ITEMS, 0, 3, b"i7", encode(late)))
+    assert not world.replica.take_item(0, 4, encode(late))  # not the next one: left to the reader
+    assert world.model._items.get("i7") < 0  # noqa: SLF001
+    assert world.replica.take_item(0, 3, encode(late))
+    assert world.model._items.get("i7") >= 0 and world.checkpointer.position(ITEMS, 0) == 4  # noqa: SLF001
+    assert world.replica.take_item(1, 3, b"{")  # invalid: skipped (the agent dead-letters it), position moves
+    assert world.checkpointer.position(ITEMS, 1) == 4
+    await world.replica.step()
+    get = world.replica.metrics.registry.get_sample_value
+    assert get("personalize_replica_records_total", {"topic": "items"}) == 6  # i7 not learned twice
+    assert get("personalize_items_total") == 7
