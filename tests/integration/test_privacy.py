@@ -132,8 +132,9 @@ def _topic_values(settings: Settings) -> list[bytes]:
 
 
 def _checkpoints_after(settings: Settings, since: float) -> list[Path]:
+    # Each worker writes into a folder of its own (its identity) below the namespace's.
     folder = settings.checkpoint_folder
-    return [p for p in folder.glob("*.ckpt") if p.stat().st_mtime > since] if folder.exists() else []
+    return [p for p in folder.rglob("*.ckpt") if p.stat().st_mtime > since] if folder.exists() else []
 
 
 async def test_topics_about_users_are_created_with_the_configured_retention(
