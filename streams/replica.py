@@ -246,6 +246,11 @@ class Replica:
             position = self.checkpointer.position(self.items_topic, partition)
             if partition not in self._catalog_eof and end > 0 and (position is None or position < end):
                 return
+        for partition, end in self._catalog_end.items():
+            if self.checkpointer.position(self.items_topic, partition) is None:
+                # Nothing read there (empty, or compacted away): the model lacks the partition from its end
+                # as of the start on, which `take_item` needs to know to learn the next record at once.
+                self.checkpointer.advance(self.items_topic, partition, end, records=0)
         log.info("catalog read to its end (%d partitions): ranking may start", len(self._catalog_end))
         self.ready.set()
 

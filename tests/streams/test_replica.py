@@ -137,6 +137,7 @@ def world(tmp_path: Path) -> World:
             (EVENTS, 1): log_of(EVENTS, 1, p1),
             (ITEMS, 0): log_of(ITEMS, 0, [(r.item_id.encode(), encode(r)) for r in catalog[:3]]),
             (ITEMS, 1): log_of(ITEMS, 1, [(r.item_id.encode(), encode(r)) for r in catalog[3:]]),
+            (ITEMS, 2): [],  # a catalog partition nothing was written to yet
         }
     )
     consumer.logs[(EVENTS, 1)].append(Message(EVENTS, 1, 4, None, b"", [(CONTROL_HEADER, b"nudge")]))
@@ -224,7 +225,9 @@ async def test_the_items_agent_learns_the_next_catalog_record_at_once_and_the_re
     assert world.model._items.get("i7") >= 0 and world.checkpointer.position(ITEMS, 0) == 4  # noqa: SLF001
     assert world.replica.take_item(1, 3, b"{")  # invalid: skipped (the agent dead-letters it), position moves
     assert world.checkpointer.position(ITEMS, 1) == 4
+    assert world.checkpointer.position(ITEMS, 2) == 0  # empty at the start: its first record is next
+    assert world.replica.take_item(2, 0, encode(ItemRecord(item_id="i8", categories=("k0",))))
     await world.replica.step()
     get = world.replica.metrics.registry.get_sample_value
     assert get("personalize_replica_records_total", {"topic": "items"}) == 6  # i7 not learned twice
-    assert get("personalize_items_total") == 7
+    assert get("personalize_items_total") == 8
