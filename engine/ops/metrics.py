@@ -85,6 +85,7 @@ class Metrics:
     bandit_snapshots: Counter
     bandit_snapshot_errors: Counter
     bandit_snapshot_conflicts: Counter
+    bandit_snapshot_refused: Counter
     # The HTTP API (engine/api/).
     api_requests: Counter
     api_latency: Histogram
@@ -338,6 +339,13 @@ class Metrics:
                 "Policy snapshots refused because another worker published a newer version since this "
                 "worker loaded it (the policy is then reloaded from Redis), by policy id.",
                 "policy",
+            ),
+            bandit_snapshot_refused=counter(
+                "bandit_snapshot_refused",
+                "Policy snapshots refused before any state was restored, by reason (unsigned, signature: "
+                "not validly signed with PERSONALIZE_POLICY_KEY; version; corrupt); the API ranks with an "
+                "untrained policy and the worker learns on from one until its next snapshot replaces it.",
+                "reason",
             ),
             api_requests=counter(
                 "api_requests",
