@@ -78,6 +78,7 @@ async def _live(settings: Settings, config: BenchConfig, log: Log, log_dir: Path
         worker.start()
         log(f"worker pid {worker.pid} starting in namespace {settings.namespace}")
         await worker.wait_until(store, "beat_ms", 1, 120.0)
+        out["model_version"] = await worker.model_version(store)
         async with AsyncProducer(settings.bootstrap) as producer:
             n_items = await send_catalog(producer, settings, world)
             await worker.wait_until(store, "items", n_items, 120.0)

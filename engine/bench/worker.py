@@ -81,6 +81,13 @@ class BenchWorker:
                 return {k: int(found.get(k, 0)) for k in ("events", "items", "beat_ms")}
         return {}
 
+    async def model_version(self, store: RedisStore) -> str | None:
+        """The model version this worker's heartbeat names (with a River stage: ``...+river-...``)."""
+        for found in await store.workers():
+            if found.get("pid") == str(self.pid):
+                return found.get("model_version")
+        return None
+
     async def wait_until(
         self, store: RedisStore, field: str, at_least: int, timeout_s: float
     ) -> dict[str, int]:
