@@ -341,11 +341,7 @@ class Metrics:
                 "policy",
             ),
             bandit_snapshot_refused=counter(
-                "bandit_snapshot_refused",
-                "Policy snapshots refused before any state was restored, by reason (unsigned, signature: "
-                "not validly signed with PERSONALIZE_POLICY_KEY; version; corrupt); the API ranks with an "
-                "untrained policy and the worker learns on from one until its next snapshot replaces it.",
-                "reason",
+                "bandit_snapshot_refused", "Policy snapshots refused unread, by reason.", "reason"
             ),
             api_requests=counter(
                 "api_requests",
