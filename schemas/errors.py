@@ -13,6 +13,7 @@ imports nothing from the rest of the project so that every layer can raise these
     ├── CheckpointError          a model checkpoint cannot be written or read (has .path)
     │   ├── CheckpointVersionError   written by another format or model version: refused
     │   └── CheckpointSignatureError unsigned or tampered with while a checkpoint key is set: refused
+    ├── PolicySnapshotError      a bandit policy snapshot refused: unsigned, tampered, other version (.reason)
     └── RequestRejectedError     the HTTP API refused a request (no, unknown or limited key, too large)
 """
 
@@ -27,6 +28,7 @@ __all__ = [
     "DeliveryError",
     "InvalidEventError",
     "PersonalizeError",
+    "PolicySnapshotError",
     "Problem",
     "RequestRejectedError",
     "ServiceUnavailableError",
@@ -163,6 +165,22 @@ class CheckpointSignatureError(CheckpointError):
     def __init__(self, path: str, detail: str, reason: str) -> None:
         self.reason = reason
         super().__init__(path, detail)
+
+
+class PolicySnapshotError(PersonalizeError):
+    """A bandit policy snapshot that is refused before its state is restored (never unpickled).
+
+    ``reason``: ``unsigned`` (no valid-looking signature where one is required), ``signature`` (tampered
+    with, or signed with another key), ``version`` (another state format or River version) or ``corrupt``.
+
+    >>> str(PolicySnapshotError("unsigned", "River state needs PERSONALIZE_POLICY_KEY"))
+    'policy snapshot refused (unsigned): River state needs PERSONALIZE_POLICY_KEY'
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"policy snapshot refused ({reason}): {detail}")
 
 
 class RequestRejectedError(PersonalizeError):

@@ -24,16 +24,16 @@ from engine.ops.metrics import Metrics
 from engine.serving.experiment_stats import ExperimentStats
 from engine.store.policy_store import PolicyStore
 from models.bandit_features import action_matrix, hash_features
-from models.bandit_snapshot import AnyPolicy, dumps
-from models.bandits import make
-from schemas.decisions import DecisionRecord
+from models.bandit_snapshot import SnapshotPolicy, dumps, fresh
+from schemas.decisions import DecisionRecord, PolicySpec
+from schemas.errors import PolicySnapshotError
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class _Learned:
-    policy: AnyPolicy
+    policy: SnapshotPolicy
     name: str
     context_dims: int
     action_dims: int
@@ -71,16 +71,27 @@ class Learner:
         spec = decision.policy
         learned = self.policies.get(spec.id)
         if learned is None:
-            loaded = await self.store.load(spec.id, seed=0)
-            if loaded is not None:
-                version, s = loaded
-                learned = _Learned(s.policy, s.name, s.context_dims, s.action_dims, s.rewards, version)
-            else:
-                params: dict[str, Any] = dict(spec.params)
-                policy = make(spec.name, seed=0, **params)
-                learned = _Learned(policy, spec.name, spec.context_dims, spec.action_dims, 0)
+            learned = await self._load(spec)
             self.policies[spec.id] = learned
         return learned
+
+    async def _load(self, spec: PolicySpec) -> _Learned:
+        """The policy from its latest snapshot, or untrained (on top of a refused snapshot's version,
+        whose place its next publish takes)."""
+        params: dict[str, Any] = dict(spec.params)
+        try:
+            loaded = await self.store.load(spec.id, seed=0)
+        except PolicySnapshotError as exc:
+            log.error("policy %s: %s; learning it from scratch", spec.id, exc)
+            self.metrics.bandit_snapshot_refused.labels(reason=exc.reason).inc()
+            version = await self.store.version(spec.id)
+            policy = fresh(spec.name, seed=0, **params)
+            return _Learned(policy, spec.name, spec.context_dims, spec.action_dims, 0, version)
+        if loaded is None:
+            policy = fresh(spec.name, seed=0, **params)
+            return _Learned(policy, spec.name, spec.context_dims, spec.action_dims, 0)
+        version, s = loaded
+        return _Learned(s.policy, s.name, s.context_dims, s.action_dims, s.rewards, version)
 
     async def learn(self, example: dict[str, Any]) -> str:
         """Learn one joined example (the JSON of `streams.reward_join.Example`); returns the outcome."""

@@ -103,7 +103,7 @@ def add_reward_agents(app: faust.App, settings: Settings, metrics: Metrics, stor
     app.agent(both, name="decision-rewards")(join_agent)
 
     learner = Learner(
-        PolicyStore(store.client, settings.namespace),
+        PolicyStore(store.client, settings.namespace, settings.policy_signing_key),
         ExperimentStats(store.client, settings.namespace),
         metrics,
         publish_every=settings.policy_publish_every,

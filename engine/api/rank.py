@@ -105,9 +105,9 @@ def rank_router(experiments: Experiments, read_auth: bool) -> APIRouter:
         # One per Services (per app start): the policy cache lives as long as the Redis client does.
         key = id(svc)
         if key not in rankers:
-            store = PolicyStore(svc.store.client, svc.settings.namespace)
+            store = PolicyStore(svc.store.client, svc.settings.namespace, svc.settings.policy_signing_key)
             rankers.clear()
-            rankers[key] = Ranker(svc.settings, experiments, PolicyCache(store))
+            rankers[key] = Ranker(svc.settings, experiments, PolicyCache(store, svc.metrics))
         return rankers[key]
 
     @router.post(

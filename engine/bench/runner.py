@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine.bench import lookup, model_cost, readings, sandbox
-from engine.bench.machine import describe, percentile, rss_bytes
+from engine.bench.machine import cpu_seconds, describe, percentile, rss_bytes
 from engine.bench.raw_consume import consume_rate
 from engine.bench.report import judge
 from engine.bench.traffic import send_catalog, send_events
@@ -60,12 +60,16 @@ class BenchConfig:
     memory_sample: int = 200
     memory_users: int = 20_000
     seed: int = 0
+    #: A River classifier spec for the worker's ``PERSONALIZE_RIVER_RERANKER`` (None: the built-in model
+    #: alone). The in-process model-cost phases time the built-in model only, so they are skipped then.
+    river: str | None = None
 
 
 async def _live(settings: Settings, config: BenchConfig, log: Log, log_dir: Path) -> dict[str, Any]:
     world = Clickstream(config.users, config.items, seed=config.seed)
     stream = list(world.events(config.events + int(config.freshness_s * 2_000)))
-    worker = BenchWorker(settings, log_dir / f"worker-{settings.namespace}.log")
+    env = {} if config.river is None else {"PERSONALIZE_RIVER_RERANKER": config.river}
+    worker = BenchWorker(settings, log_dir / f"worker-{settings.namespace}.log", env)
     store = RedisStore.from_url(settings.redis, settings.namespace)
     raw_group = f"{settings.app_id}-raw"
     out: dict[str, Any] = {"worker_log": str(worker.log_path)}
@@ -74,14 +78,18 @@ async def _live(settings: Settings, config: BenchConfig, log: Log, log_dir: Path
         worker.start()
         log(f"worker pid {worker.pid} starting in namespace {settings.namespace}")
         await worker.wait_until(store, "beat_ms", 1, 120.0)
+        out["model_version"] = await worker.model_version(store)
         async with AsyncProducer(settings.bootstrap) as producer:
             n_items = await send_catalog(producer, settings, world)
             await worker.wait_until(store, "items", n_items, 120.0)
             log(f"catalog of {n_items} learned; sending {config.events} events flat out")
             sent_ms = time.time_ns() // 1_000_000
+            cpu_before = cpu_seconds(worker.pid)
             await send_events(producer, settings, stream[: config.events], run_id=f"t{uuid.uuid4().hex[:8]}")
             timeout = max(120.0, config.events / 20)
             await _progress_until(worker, store, config.events, timeout, log)
+            # The worker's user + system CPU over the throughput phase, per event (its timers included).
+            out["cpu_us_per_event"] = (cpu_seconds(worker.pid) - cpu_before) / config.events * 1e6
             await asyncio.sleep(0.5)
             users = [f"u{i + 1}" for i in range(config.users)]
             written = await readings.list_numbers(store, users)
@@ -241,7 +249,13 @@ def run(base: Settings, config: BenchConfig, *, console: Console, log_dir: Path)
     report = asyncio.run(_live(settings, config, log, log_dir))
     report["ratio"] = report["events_per_s"] / report["raw_consume_per_s"]
     small, large = config.scaling_items
-    for n_items, field in ((small, "us_per_event_10k_items"), (large, "us_per_event_1m_items")):
+    # These time the built-in model in-process: not what a River run measures, so it skips them.
+    phases = (
+        ()
+        if config.river is not None
+        else ((small, "us_per_event_10k_items"), (large, "us_per_event_1m_items"))
+    )
+    for n_items, field in phases:
         log(f"model cost in-process with {n_items} items in the catalog")
         report[field] = _model_cost(n_items, config, console)
     settings_used = dataclasses.asdict(config)

@@ -23,11 +23,13 @@ from schemas.errors import ServiceUnavailableError, StackError
 
 
 class BenchWorker:
-    """A worker process for ``settings.namespace`` (metrics on a free port, ``top_n`` as configured)."""
+    """A worker process for ``settings.namespace`` (metrics on a free port, ``top_n`` as configured),
+    with ``env``'s ``PERSONALIZE_*`` settings on top (e.g. the River reranker)."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.log_path = log_path
+        self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -45,6 +47,7 @@ class BenchWorker:
             PERSONALIZE_STACK_DIR=str(self.settings.stack_dir),
             PERSONALIZE_PARTITIONS=str(self.settings.partitions),
         )
+        env.update(self.env)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -77,6 +80,13 @@ class BenchWorker:
             if found.get("pid") == str(self.pid):
                 return {k: int(found.get(k, 0)) for k in ("events", "items", "beat_ms")}
         return {}
+
+    async def model_version(self, store: RedisStore) -> str | None:
+        """The model version this worker's heartbeat names (with a River stage: ``...+river-...``)."""
+        for found in await store.workers():
+            if found.get("pid") == str(self.pid):
+                return found.get("model_version")
+        return None
 
     async def wait_until(
         self, store: RedisStore, field: str, at_least: int, timeout_s: float

@@ -201,18 +201,31 @@ def bench(
             help="Where to write the JSON report (bench/results/latest.json, or scaling.json with --workers)."
         ),
     ] = None,
+    river: Annotated[
+        str | None,
+        typer.Option(
+            "--river",
+            help="A River classifier spec (YAML/JSON inline or a file): the worker runs with it as "
+            "PERSONALIZE_RIVER_RERANKER (single worker only; the in-process model-cost phases are skipped).",
+        ),
+    ] = None,
 ) -> None:
     """Throughput, raw Kafka ceiling, freshness, lookups, catalog scaling and memory on the local stack;
     with --workers, events/s, CPU and memory per worker count against a bare Faust agent."""
     from engine import bench as benchmark
 
     counts = _worker_counts(workers)
+    if river is not None:
+        if counts:
+            err.print("[red]error:[/] --river runs the single-worker bench; leave out --workers")
+            raise typer.Exit(2)
+        _river_model(river, 50)  # a bad spec stops here, not in the worker's log
     target = out or Path("bench/results") / ("scaling.json" if counts else "latest.json")
     if counts:
         scaling = benchmark.ScalingConfig(workers=counts, backlog=events, users=users, items=items)
         report = benchmark.run_scaling(settings_or_exit(), scaling, console=err, log_dir=target.parent)
     else:
-        config = benchmark.BenchConfig(events=events, users=users, items=items)
+        config = benchmark.BenchConfig(events=events, users=users, items=items, river=river)
         report = benchmark.run(settings_or_exit(), config, console=err, log_dir=target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
@@ -288,7 +301,8 @@ def ope(
     policy: Annotated[
         str,
         typer.Option(
-            help="logts, linucb, lints, egreedy, uniform, or one of River's (river-linucb, river-ts, ...)."
+            help="logts, linucb, lints, egreedy, uniform, or one of River's (river-linucb, river-ts, "
+            "river-bayes-ucb, river-ucb, river-egreedy)."
         ),
     ] = "logts",
     seed: Annotated[int, typer.Option(help="Seed of the policy.")] = 0,
@@ -297,9 +311,11 @@ def ope(
     """Learn a bandit policy off-policy from a log, then estimate its value (IPS, SNIPS, DR) on the rest."""
     from engine.evaluation import ope as off_policy
     from models.bandits import POLICIES
+    from models.river_bandits import RANK_POLICIES
 
-    if policy not in POLICIES:
-        err.print(f"[red]error:[/] --policy must be one of {', '.join(POLICIES)}")
+    if policy not in POLICIES and policy not in RANK_POLICIES:
+        # Not river-exp3: its update divides by its own latest pull's probability, which a log lacks.
+        err.print(f"[red]error:[/] --policy must be one of {', '.join([*POLICIES, *RANK_POLICIES])}")
         raise typer.Exit(2)
     try:
         result = off_policy.evaluate(off_policy.load(log, items), policy, train_fraction, seed)

@@ -1,4 +1,4 @@
-"""Off-policy evaluation of our bandit policies on a log in the Open Bandit Pipeline's CSV layout.
+"""Off-policy evaluation of bandit policies (ours and River's) on a log in Open Bandit Pipeline's layout.
 
 Reads the log and its item table (checking every row), learns a policy off-policy on the first part in
 time order, then estimates its value on the rest with IPS, SNIPS and DR (`models.ope`). A log row is one
@@ -26,6 +26,7 @@ from models import bandits
 from models import ope as estimators
 from models.bandit_log import SyntheticLog, synthetic_log
 from models.online_regression import OnlineLogistic
+from models.river_bandits import make_any
 from schemas.errors import DataFormatError
 
 Floats = NDArray[np.float64]
@@ -247,6 +248,8 @@ def evaluate(
     row's user; ``pi[t]`` is its probability of the logged item at the logged position. DR's reward model
     is a logistic regression on the same features plus the position, fitted on the training part only.
     ``lift`` is an estimate divided by the logging policy's observed value on the evaluation part.
+    River's policies (``river-*``, `models.river_bandits`) learn unweighted (one estimate per arm) and
+    rank by one drawn ranking per evaluated row, an unbiased stand-in for their marginals.
     ``on_slate(t, slate)`` sees the policy's ``slate[item, position]`` probabilities of each evaluated
     row ``t`` (tests use it to compute the true value on a synthetic log).
     """
@@ -256,7 +259,7 @@ def evaluate(
     n_train = min(max(int(round(n * train_fraction)), 1), n - 1)
     train_ctr = min(max(float(log.rewards[:n_train].mean()), 1e-4), 0.5)
     params: dict[str, Any] = {"prior_ctr": train_ctr} if policy == "logts" else {}
-    target = bandits.make(policy, seed=seed, **params)
+    target = make_any(policy, seed=seed, **params)
     n_items = len(log.item_ids)
     for t in range(n_train):
         weight = min(1.0 / (n_items * float(log.propensities[t])), max_weight)

@@ -85,6 +85,7 @@ class Metrics:
     bandit_snapshots: Counter
     bandit_snapshot_errors: Counter
     bandit_snapshot_conflicts: Counter
+    bandit_snapshot_refused: Counter
     # The HTTP API (engine/api/).
     api_requests: Counter
     api_latency: Histogram
@@ -338,6 +339,9 @@ class Metrics:
                 "Policy snapshots refused because another worker published a newer version since this "
                 "worker loaded it (the policy is then reloaded from Redis), by policy id.",
                 "policy",
+            ),
+            bandit_snapshot_refused=counter(
+                "bandit_snapshot_refused", "Policy snapshots refused unread, by reason.", "reason"
             ),
             api_requests=counter(
                 "api_requests",

@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.errors import ConfigError
@@ -115,12 +115,28 @@ class Settings(BaseSettings):
     #: with ``default_reward``; which policy ranks when no experiment applies; the hashed feature sizes.
     reward_wait_s: float = Field(60.0, gt=0.0, le=86_400.0)
     default_reward: float = Field(0.0, ge=-1e6, le=1e6)
-    bandit_policy: Literal["linucb", "lints", "logts", "egreedy", "uniform"] = "linucb"
+    #: Ours, or one of River's (docs/river.md): River's need ``policy_key``.
+    bandit_policy: Literal[
+        "linucb",
+        "lints",
+        "logts",
+        "egreedy",
+        "uniform",
+        "river-linucb",
+        "river-ts",
+        "river-bayes-ucb",
+        "river-ucb",
+        "river-egreedy",
+    ] = "linucb"
     bandit_context_dims: int = Field(16, ge=1, le=256)
     bandit_action_dims: int = Field(16, ge=1, le=256)
     #: The worker publishes a policy snapshot after this many rewards, or this long after it learned.
     policy_publish_every: int = Field(50, ge=1, le=1_000_000)
     policy_publish_s: float = Field(1.0, gt=0.0, le=3600.0)
+    #: Signs every policy snapshot the worker publishes (HMAC-SHA256, `engine.store.policy_seal`); with it
+    #: the API and the worker read only validly signed snapshots. Required by River's policies, whose
+    #: snapshots hold pickled state (at least 32 characters, never logged).
+    policy_key: SecretStr | None = Field(None, min_length=32)
     #: Experiments (see docs/rank-reward.md): a JSON or YAML file, or the same document inline.
     experiments_file: Path | None = None
     experiments: str | None = None
@@ -175,6 +191,29 @@ class Settings(BaseSettings):
             # The digest is hex in either case; names keep theirs.
             return tuple(_lower_digest(str(p).strip()) for p in parts if str(p).strip())
         return value
+
+    @model_validator(mode="after")
+    def _river_policy_needs_key(self) -> Settings:
+        if self.bandit_policy.startswith("river-") and self.policy_key is None:
+            raise ConfigError(
+                f"PERSONALIZE_BANDIT_POLICY={self.bandit_policy} needs PERSONALIZE_POLICY_KEY (32+ "
+                "characters): River policy snapshots hold pickled state, read only when signed"
+            )
+        return self
+
+    @property
+    def policy_signing_key(self) -> bytes | None:
+        """``policy_key``'s bytes, or None (snapshots unsigned; River's policies refused).
+
+        >>> Settings(bandit_policy="river-ts")
+        Traceback (most recent call last):
+        ...
+        schemas.errors.ConfigError: PERSONALIZE_BANDIT_POLICY=river-ts needs PERSONALIZE_POLICY_KEY ...
+        >>> Settings(bandit_policy="river-ts", policy_key="k" * 32).policy_signing_key == b"k" * 32
+        True
+        """
+        key = self.policy_key
+        return key.get_secret_value().encode() if key is not None else None
 
     @property
     def pseudonyms(self) -> Pseudonyms:

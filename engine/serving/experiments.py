@@ -17,7 +17,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.ops.settings import Settings
-from models.bandits import make
+from models.bandit_snapshot import fresh
 from schemas.decisions import PolicySpec
 from schemas.errors import ConfigError
 
@@ -51,8 +51,10 @@ class Experiment(_Config):
         if len(set(names)) != len(names):
             raise ValueError(f"variant names repeat in {names}")
         for variant in self.variants:
+            if variant.policy == "river-exp3":
+                raise ValueError("river-exp3 cannot rank: its update needs its own pull's probability")
             params: dict[str, Any] = dict(variant.params)
-            make(variant.policy, **params)  # raises ValueError/TypeError for a bad policy
+            fresh(variant.policy, **params)  # raises ValueError/TypeError for a bad policy
         return self
 
     def expected_ratios(self) -> dict[str, float]:
@@ -150,6 +152,15 @@ def load_experiments(settings: Settings) -> Experiments:
     else:
         return Experiments()
     try:
-        return Experiments.model_validate(_decode(text, where))
+        experiments = Experiments.model_validate(_decode(text, where))
     except (pydantic.ValidationError, ValueError, TypeError) as exc:
         raise ConfigError(f"invalid experiments in {where}: {exc}") from None
+    river = sorted(
+        {v.policy for e in experiments.experiments for v in e.variants if v.policy.startswith("river-")}
+    )
+    if river and settings.policy_key is None:
+        raise ConfigError(
+            f"{where}: variants ranked by {', '.join(river)} need PERSONALIZE_POLICY_KEY (32+ characters): "
+            "River policy snapshots hold pickled state, read only when signed"
+        )
+    return experiments

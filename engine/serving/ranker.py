@@ -105,7 +105,7 @@ class Ranker:
             probabilities=probabilities,
             ranking=[actions[i].id for i in decision.ranking],
             policy=used,
-            policy_version=cached.version,
+            policy_version=cached.used_version,
             user_id=request.user_id,
             surface=request.surface,
             experiment=experiment.name if experiment is not None else None,

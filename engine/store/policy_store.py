@@ -11,33 +11,40 @@ from __future__ import annotations
 __all__ = ["CachedPolicy", "PolicyCache", "PolicyStore"]
 
 import base64
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from engine.ops.metrics import Metrics
 from engine.store import scripts
-from models.bandit_snapshot import AnyPolicy, Snapshot, loads
-from models.bandits import make
+from engine.store.policy_seal import open_snapshot, seal_snapshot
+from models.bandit_snapshot import Snapshot, SnapshotPolicy, fresh
 from schemas import keys
 from schemas.decisions import PolicySpec
+from schemas.errors import PolicySnapshotError
 from schemas.keys import PolicyField
+
+log = logging.getLogger(__name__)
 
 
 class PolicyStore:
-    """Reads and writes the snapshots of one namespace (a client with ``decode_responses=True``)."""
+    """Reads and writes the snapshots of one namespace (a client with ``decode_responses=True``),
+    signed and judged with ``key`` (``PERSONALIZE_POLICY_KEY``; `engine.store.policy_seal`)."""
 
-    def __init__(self, client: aioredis.Redis, namespace: str) -> None:
+    def __init__(self, client: aioredis.Redis, namespace: str, key: bytes | None = None) -> None:
         self.client = client
         self.namespace = namespace
+        self.key = key
 
     async def publish(self, policy_id: str, blob: bytes, rewards: int, expected: int) -> int | None:
         """Store a snapshot learned on top of version ``expected`` (0: none published); returns its
         version (``expected + 1``), or None when the stored version is no longer ``expected``."""
         args: list[str | int] = [
             expected,
-            base64.b64encode(blob).decode("ascii"),
+            base64.b64encode(seal_snapshot(blob, self.key)).decode("ascii"),
             rewards,
             time.time_ns() // 1_000_000,
         ]
@@ -51,23 +58,34 @@ class PolicyStore:
         return int(raw) if raw is not None else 0
 
     async def load(self, policy_id: str, seed: int | None = None) -> tuple[int, Snapshot] | None:
-        """The latest snapshot and its version, or None if the policy was never published."""
+        """The latest snapshot and its version, or None if the policy was never published;
+        `PolicySnapshotError` when its signature or version is refused (nothing unpickled)."""
         key = keys.policy(self.namespace, policy_id)
         version, snapshot = await self.client.hmget(key, [PolicyField.VERSION, PolicyField.SNAPSHOT])
         if version is None or snapshot is None:
             return None
-        return int(version), loads(base64.b64decode(snapshot), seed=seed)
+        return int(version), open_snapshot(base64.b64decode(snapshot), self.key, seed=seed)
 
 
 @dataclass(frozen=True, slots=True)
 class CachedPolicy:
-    """A policy ready to decide: its name, snapshot version (0: untrained) and hashed feature sizes."""
+    """A policy ready to decide: its name, snapshot version (0: untrained) and hashed feature sizes.
 
-    policy: AnyPolicy
+    ``refused``: the stored snapshot at ``version`` was refused (the reason), so ``policy`` is untrained
+    and decisions report version 0.
+    """
+
+    policy: SnapshotPolicy
     name: str
     version: int
     context_dims: int
     action_dims: int
+    refused: str | None = None
+
+    @property
+    def used_version(self) -> int:
+        """The version of the state that decides (0 for an untrained or refused one)."""
+        return 0 if self.refused is not None else self.version
 
 
 class PolicyCache:
@@ -77,8 +95,9 @@ class PolicyCache:
     process between requests is safe; each gets a fresh OS-seeded generator, never the worker's seed.
     """
 
-    def __init__(self, store: PolicyStore) -> None:
+    def __init__(self, store: PolicyStore, metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics
         self._cached: dict[str, CachedPolicy] = {}
 
     async def get(self, spec: PolicySpec, version: int) -> CachedPolicy:
@@ -86,11 +105,22 @@ class PolicyCache:
         cached = self._cached.get(spec.id)
         if cached is not None and cached.version == version:
             return cached
-        loaded = await self.store.load(spec.id) if version else None
+        refused: str | None = None
+        try:
+            loaded = await self.store.load(spec.id) if version else None
+        except PolicySnapshotError as exc:
+            # Not an error per request: ranking on with an untrained policy lets its decisions be
+            # learned, and the worker's next (signed) snapshot replaces the refused one.
+            log.error("policy %s: %s; ranking with an untrained policy until the next snapshot", spec.id, exc)
+            if self.metrics is not None:
+                self.metrics.bandit_snapshot_refused.labels(reason=exc.reason).inc()
+            loaded, refused = None, exc.reason
         if loaded is None:
             params: dict[str, Any] = dict(spec.params)
-            fresh = make(spec.name, **params)
-            cached = CachedPolicy(fresh, spec.name, 0, spec.context_dims, spec.action_dims)
+            untrained = fresh(spec.name, **params)
+            cached = CachedPolicy(
+                untrained, spec.name, version if refused else 0, spec.context_dims, spec.action_dims, refused
+            )
         else:
             got, snapshot = loaded
             cached = CachedPolicy(

@@ -6,6 +6,7 @@ No targets asserted: this checks the harness, not the engine's speed.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.integration
 
 FIELDS = (
     "events_per_s",
+    "cpu_us_per_event",
     "raw_consume_per_s",
     "ratio",
     "lookups_per_s",
@@ -28,21 +30,23 @@ FIELDS = (
 )
 
 
+SMOKE = BenchConfig(
+    events=300,
+    users=30,
+    items=100,
+    freshness_s=2.0,
+    lookup_s=1.0,
+    lookup_processes=1,
+    lookup_native_requests=2_000,
+    memory_users=200,
+    scaling_items=(200, 1_000),
+    scaling_warm_events=30,
+    scaling_events=20,
+)
+
+
 def test_smoke_bench_reports_every_field(settings: Settings, tmp_path: Path) -> None:
-    config = BenchConfig(
-        events=300,
-        users=30,
-        items=100,
-        freshness_s=2.0,
-        lookup_s=1.0,
-        lookup_processes=1,
-        lookup_native_requests=2_000,
-        memory_users=200,
-        scaling_items=(200, 1_000),
-        scaling_warm_events=30,
-        scaling_events=20,
-    )
-    report = run(settings, config, console=Console(stderr=True, quiet=True), log_dir=tmp_path)
+    report = run(settings, SMOKE, console=Console(stderr=True, quiet=True), log_dir=tmp_path)
     for field in FIELDS:
         assert report[field] > 0, field
     # The worker's RSS growth over 30 users can be nothing (or negative, reported as 0).
@@ -52,6 +56,19 @@ def test_smoke_bench_reports_every_field(settings: Settings, tmp_path: Path) -> 
     assert report["lookup_python"]["per_s"] > 0 and report["lookup_client"]
     assert report["machine"]["cores"] >= 1 and report["settings"]["events"] == 300
     assert set(report["targets"]) and all("met" in v for v in report["targets"].values())
+    assert "+river" not in report["model_version"]
+
+
+def test_smoke_bench_with_a_river_reranker_runs_the_worker_with_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    config = dataclasses.replace(SMOKE, river="river.linear_model.LogisticRegression: {}")
+    report = run(settings, config, console=Console(stderr=True, quiet=True), log_dir=tmp_path)
+    assert "+river-" in report["model_version"]
+    assert report["events_per_s"] > 0 and report["cpu_us_per_event"] > 0
+    # The in-process model cost times the built-in model only: not reported, not judged.
+    assert "us_per_event_10k_items" not in report and "scaling_1m_over_10k" not in report["targets"]
+    assert report["settings"]["river"] == config.river
 
 
 def test_smoke_scaling_reports_every_worker_count(settings: Settings, tmp_path: Path) -> None:

@@ -94,3 +94,23 @@ def test_api_key_hashes_are_comma_separated_in_the_environment(monkeypatch: pyte
 def test_api_key_hashes_must_be_sha256_hex(value: str) -> None:
     with pytest.raises(pydantic.ValidationError):
         Settings(api_key_hashes=(value,))
+
+
+def test_river_policies_on_the_rank_path_need_a_policy_key() -> None:
+    with pytest.raises(ConfigError, match="PERSONALIZE_POLICY_KEY"):
+        Settings(bandit_policy="river-linucb")
+    assert Settings(bandit_policy="river-linucb", policy_key="k" * 32).policy_signing_key == b"k" * 32
+    with pytest.raises(pydantic.ValidationError):
+        Settings(bandit_policy="river-exp3", policy_key="k" * 32)  # its update needs its own pull
+    with pytest.raises(pydantic.ValidationError):
+        Settings(policy_key="short")
+
+
+def test_the_selectable_policies_are_ours_and_rivers_rank_policies() -> None:
+    import typing
+
+    from models.bandits import POLICIES
+    from models.river_bandits import RANK_POLICIES
+
+    allowed = typing.get_args(Settings.model_fields["bandit_policy"].annotation)
+    assert set(allowed) == set(POLICIES) | set(RANK_POLICIES)

@@ -120,3 +120,13 @@ def test_events_are_stamped_with_the_users_variant_unless_already_set() -> None:
     preset = plain.model_copy(update={"context": plain.context.model_copy(update={"experiment": "mine"})})
     assert stamp_events([preset], exps)[0].context.experiment == "mine"
     assert stamp_events([plain], Experiments())[0] == plain
+
+
+def test_river_variants_need_the_policy_key_and_exp3_cannot_rank() -> None:
+    doc = '{"experiments": [{"name": "e", "variants": [{"name": "a", "weight": 1, "policy": "river-ts"}]}]}'
+    with pytest.raises(ConfigError, match="PERSONALIZE_POLICY_KEY"):
+        load_experiments(Settings(experiments=doc))
+    loaded = load_experiments(Settings(experiments=doc, policy_key="k" * 32))
+    assert loaded.experiments[0].variants[0].policy == "river-ts"
+    with pytest.raises(ConfigError, match="river-exp3 cannot rank"):
+        load_experiments(Settings(experiments=doc.replace("river-ts", "river-exp3"), policy_key="k" * 32))
