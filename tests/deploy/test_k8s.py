@@ -81,6 +81,10 @@ def _environment(docs: tuple[Doc, ...], container: Doc) -> dict[str, str]:
         if "value" in entry:
             env[entry["name"]] = entry["value"]
             continue
+        if "fieldRef" in entry["valueFrom"]:  # the pod's own name and the like: a stand-in value
+            assert entry["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+            env[entry["name"]] = "personalize-worker-0"
+            continue
         ref = entry["valueFrom"].get("secretKeyRef") or entry["valueFrom"]["configMapKeyRef"]
         kind = "Secret" if "secretKeyRef" in entry["valueFrom"] else "ConfigMap"
         holder = next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == ref["name"])
