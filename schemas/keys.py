@@ -31,7 +31,7 @@ __all__ = [
     "trending",
     "user_list",
     "worker",
-    "workers_pattern",
+    "workers",
 ]
 
 import hashlib
@@ -217,9 +217,14 @@ def worker(namespace: str, worker_id: str) -> str:
     return _key(namespace, "worker", worker_id)
 
 
-def workers_pattern(namespace: str) -> str:
-    """SCAN pattern matching every worker heartbeat of the namespace."""
-    return _key(namespace, "worker", "*")
+def workers(namespace: str) -> str:
+    """Sorted set of the namespace's worker ids (score: last beat, epoch ms): how readers find the
+    heartbeats without SCAN, which a tenant's Redis user may not run (SCAN ignores key permissions).
+
+    >>> workers("shop")
+    'p13n:v1:shop:workers:live'
+    """
+    return _key(namespace, "workers", "live")
 
 
 def policy(namespace: str, policy_id: str) -> str:

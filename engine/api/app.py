@@ -16,7 +16,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
@@ -34,6 +33,7 @@ from engine.api.ops import ops_router
 from engine.api.rank import rank_router
 from engine.api.recommendations import ServingState, recommendations_router
 from engine.api.services import Services
+from engine.api.tenants import OpenStore, Tenants, open_redis_store
 from engine.api.users import users_router
 from engine.ingest.kafka import AsyncProducer
 from engine.ingest.produce import ensure_engine_topics
@@ -130,13 +130,7 @@ async def _open_services(
         on_reject=refused,
     )
     if store is None:
-        client = aioredis.Redis.from_url(
-            settings.redis,
-            decode_responses=True,
-            socket_timeout=settings.api_timeout_s,
-            socket_connect_timeout=settings.api_timeout_s,
-        )
-        store = RedisStore(client, settings.namespace, user_ttl_s=settings.user_ttl_s)
+        store = await open_redis_store(settings)
         stack.push_async_callback(store.close)
     if producer is None:
         timeout_ms = int(settings.api_timeout_s * 1000)
@@ -156,11 +150,13 @@ def create_api(
     *,
     store: RedisStore | None = None,
     producer: AsyncProducer | None = None,
+    open_store: OpenStore | None = None,
 ) -> FastAPI:
-    """The API for one namespace; Redis and Kafka connections open when the app starts.
+    """The API for its namespace and the tenants its keys name (docs/tenants.md); Redis and Kafka
+    connections open when the app starts (another tenant's Redis at its first request).
 
-    ``store`` and ``producer`` replace the connections the app would open (tests); metrics register on
-    ``registry``.
+    ``store``, ``producer`` and ``open_store`` (of another tenant) replace the connections the app
+    would open (tests); metrics register on ``registry``.
     """
     metrics = Metrics.create(registry, settings.namespace)
     if not settings.api_key_hashes:
@@ -169,7 +165,10 @@ def create_api(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            app.state.services = await _open_services(settings, metrics, stack, store, producer)
+            home = await _open_services(settings, metrics, stack, store, producer)
+            tenants = Tenants(home, open_store or open_redis_store, check_topics=producer is None)
+            stack.push_async_callback(tenants.aclose)
+            app.state.services, app.state.tenants = home, tenants
             yield
 
     read_auth = settings.api_read_auth

@@ -1,8 +1,9 @@
 """API keys: minting, hashing, names and scopes, the per-key rate limit, and the FastAPI dependency.
 
 Only sha256 digests of keys are configured (``PERSONALIZE_API_KEY_HASHES``), so a leaked settings file
-leaks no key. Each entry is ``name:scopes:digest`` (scopes joined by ``+``) or a bare digest (an unnamed
-key with every scope, as before scopes existed). Writes always need a key with their scope; reads only
+leaks no key. Each entry is ``name:scopes:digest`` (scopes joined by ``+``), ``tenant:name:scopes:digest``
+(a key of another namespace served by the same API: docs/tenants.md) or a bare digest (an unnamed key
+with every scope, as before scopes existed). Writes always need a key with their scope; reads only
 when ``PERSONALIZE_API_READ_AUTH`` is true. A key is never logged, only its name.
 """
 
@@ -57,14 +58,21 @@ class Scope(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """One configured key: its name (what logs and metrics say), its scopes and its sha256."""
+    """One configured key: its name (what logs and metrics say), its scopes, its sha256 and its tenant
+    (the namespace whose data it reaches; None: the API's own)."""
 
     name: str
     scopes: frozenset[Scope]
     digest: str
+    tenant: str | None = None
 
     def allows(self, scope: Scope) -> bool:
         return scope in self.scopes or Scope.ADMIN in self.scopes
+
+    @property
+    def label(self) -> str:
+        """Its rate limit's name: ``tenant/name`` (two tenants may both name a key ``app``)."""
+        return f"{self.tenant}/{self.name}" if self.tenant else self.name
 
 
 def new_key() -> str:
@@ -86,14 +94,16 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def key_entry(name: str, scopes: Iterable[Scope], key: str) -> str:
-    """The settings entry for ``key``: ``name:scopes:digest``.
+def key_entry(name: str, scopes: Iterable[Scope], key: str, tenant: str | None = None) -> str:
+    """The settings entry for ``key``: ``name:scopes:digest``, or ``tenant:name:scopes:digest``.
 
     >>> key_entry("ingest", [Scope.EVENTS, Scope.READ], "p13n_example")[:30]
     'ingest:events+read:621b9ba6fe0'
+    >>> key_entry("app", [Scope.READ], "p13n_example", tenant="shop")[:20]
+    'shop:app:read:621b9b'
     """
     ordered = [scope.value for scope in Scope if scope in set(scopes)]
-    return f"{name}:{'+'.join(ordered)}:{hash_key(key)}"
+    return f"{tenant + ':' if tenant else ''}{name}:{'+'.join(ordered)}:{hash_key(key)}"
 
 
 def parse_entry(entry: str) -> ApiKey:
@@ -102,13 +112,15 @@ def parse_entry(entry: str) -> ApiKey:
     >>> parse_entry("shop-app:events+read:" + "ab" * 32).scopes == {Scope.EVENTS, Scope.READ}
     True
     >>> key = parse_entry("cd" * 32)
-    >>> key.name, sorted(s.value for s in key.scopes)
-    ('key-cdcdcdcd', ['admin', 'events', 'read'])
+    >>> key.name, sorted(s.value for s in key.scopes), key.tenant
+    ('key-cdcdcdcd', ['admin', 'events', 'read'], None)
+    >>> parse_entry("shop:app:read:" + "ab" * 32).tenant
+    'shop'
     """
     if ":" not in entry:
         return ApiKey(f"key-{entry[:8]}", frozenset(Scope), entry)
-    name, scopes, digest = entry.split(":")
-    return ApiKey(name, frozenset(Scope(s) for s in scopes.split("+")), digest)
+    *tenant, name, scopes, digest = entry.split(":")
+    return ApiKey(name, frozenset(Scope(s) for s in scopes.split("+")), digest, tenant[0] if tenant else None)
 
 
 class Keyring:
@@ -163,7 +175,7 @@ class Keyring:
         return found
 
     def _wait(self, found: ApiKey) -> float:
-        return self._buckets.take(found.name) if self._buckets is not None else 0.0
+        return self._buckets.take(found.label) if self._buckets is not None else 0.0
 
     def check(self, key: str | None, scope: Scope) -> ApiKey:
         """The key's entry if it may do ``scope`` now; else `RequestRejectedError` (401, 403 or 429)."""

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from engine.api import auth
 from engine.api.recommendations import ServingState
 from engine.api.services import Services
+from engine.api.tenants import Tenants
 
 PREFIX = "/v1/recommendations/"
 
@@ -67,11 +68,21 @@ def lean_parameters(path: str, query_string: bytes) -> Parameters | None:
     return Parameters(user_id, int(n), *labels)
 
 
-def _key_accepted(scope: Scope, services: Services) -> bool:
+def _api_key(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"x-api-key":  # the first one, as Starlette's headers give it to the route
-            return services.keys.admit(value.decode("latin-1"), auth.Scope.READ) is not None
-    return False
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _tenant(scope: Scope, tenants: Tenants, read_auth: bool) -> Services | None:
+    """The services of the request's tenant (`Tenants.for_key`), or None when the route must answer:
+    reads need a key and this one is missing or may not read now."""
+    key = _api_key(scope)
+    if not read_auth:
+        return await tenants.for_key(key)
+    found = tenants.home.keys.admit(key, auth.Scope.READ)
+    return None if found is None else await tenants.get(tenants.namespace_of(found))
 
 
 class LeanRecommendations:
@@ -96,8 +107,11 @@ class LeanRecommendations:
             and not scope.get("root_path")
             else None
         )
-        services: Services | None = getattr(scope["app"].state, "services", None)
-        if params is None or services is None or (self.read_auth and not _key_accepted(scope, services)):
+        tenants: Tenants | None = getattr(scope["app"].state, "tenants", None)
+        services = None
+        if params is not None and tenants is not None:
+            services = await _tenant(scope, tenants, self.read_auth)
+        if params is None or services is None:
             await self.app(scope, receive, send)
             return
         scope["route"] = self.route

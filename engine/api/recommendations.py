@@ -34,13 +34,21 @@ Label = Annotated[str | None, Query(min_length=1, max_length=128, pattern=ID_PAT
 
 @dataclass(frozen=True, slots=True)
 class ServingState:
-    """What the route keeps per process: the (hot-reloaded) rules, the coverage counter and the items'
-    metadata (see `ItemCache`: a change to an item reaches the answers within seconds)."""
+    """What the route keeps per process: the (hot-reloaded) rules; and per tenant (namespace) the coverage
+    counter and the items' metadata (see `ItemCache`: a change to an item reaches the answers within
+    seconds), so no tenant's catalog or coverage mixes with another's."""
 
     settings: Settings
     rules: RulesSource
-    coverage: Coverage
-    items: ItemCache
+    #: namespace -> (coverage, item cache), made at the tenant's first read.
+    tenants: dict[str, tuple[Coverage, ItemCache]] = dataclasses.field(default_factory=dict)
+
+    def of(self, namespace: str) -> tuple[Coverage, ItemCache]:
+        """The tenant's coverage counter and item cache."""
+        found = self.tenants.get(namespace)
+        if found is None:
+            found = self.tenants[namespace] = (Coverage(self.settings.coverage_window_hours), ItemCache())
+        return found
 
     @classmethod
     def create(cls, settings: Settings, metrics: Metrics) -> ServingState:
@@ -51,14 +59,14 @@ class ServingState:
 
         rules = RulesSource(settings.rules_file, on_reload=reloaded)
         rules.load()
-        return cls(settings, rules, Coverage(settings.coverage_window_hours), ItemCache())
+        return cls(settings, rules)
 
-    async def policy(self) -> ServingPolicy:
+    async def policy(self, namespace: str) -> ServingPolicy:
         return ServingPolicy(
             await self.rules.current(),
             self.settings.diversity_strength,
             self.settings.serve_candidates_factor,
-            self.items,
+            self.of(namespace)[1],
         )
 
     async def answer(
@@ -72,7 +80,7 @@ class ServingState:
     ) -> bytes:
         """The JSON body of a 200 answer, with the request counted in the metrics: what the FastAPI route
         and the lean path (`engine.api.lean`) both send."""
-        policy = await self.policy()
+        policy = await self.policy(svc.settings.namespace)
         stored = svc.pseudonyms.of(user_id)
         served = await recommend(svc.store, stored, n, locale, surface=surface, region=region, policy=policy)
         if stored != user_id:
@@ -88,9 +96,11 @@ class ServingState:
         """Diversity of this list; coverage counted in Redis at most once a second (see `Coverage`)."""
         if served.diversity is not None:
             svc.metrics.api_diversity.observe(served.diversity)
-        self.coverage.observe(item for item, _ in served.items)
-        distinct = await self.coverage.maybe_flush(svc.store)
-        if distinct is not None:
+        coverage = self.of(svc.settings.namespace)[0]
+        coverage.observe(item for item, _ in served.items)
+        distinct = await coverage.maybe_flush(svc.store)
+        # The gauge is the API's own namespace's (the metrics are the process's, not per tenant).
+        if distinct is not None and svc.settings.namespace == self.settings.namespace:
             svc.metrics.api_coverage.set(distinct)
 
 

@@ -1,8 +1,8 @@
 """What every request handler of the API uses: settings, the Redis store, the Kafka producer, metrics, keys,
 pseudonyms; and the one way a handler produces a user record.
 
-Built once per process by the app's lifespan and reached through the `services` dependency; handlers
-keep no state of their own, so any number of API processes can serve side by side.
+Built per tenant (namespace) by `engine.api.tenants` and reached through the `services` dependency;
+handlers keep no state of their own, so any number of API processes can serve side by side.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import cast
 
 from fastapi import Request
 
-from engine.api.auth import Keyring
+from engine.api.auth import API_KEY_HEADER, Keyring
 from engine.ingest.kafka import AsyncProducer, Delivery
 from engine.ops.metrics import Metrics
 from engine.ops.settings import Settings
@@ -37,8 +37,9 @@ class Services:
 
 
 async def services(request: Request) -> Services:
-    """FastAPI dependency: the process's `Services` (async, so FastAPI does not hop to a thread)."""
-    return cast(Services, request.app.state.services)
+    """FastAPI dependency: the `Services` of the tenant the request's API key belongs to (no key, or a key
+    not configured: the API's own namespace), see `engine.api.tenants` (async: no hop to a thread)."""
+    return cast(Services, await request.app.state.tenants.for_key(request.headers.get(API_KEY_HEADER)))
 
 
 async def produce_user_record(svc: Services, record: UserRecord) -> Delivery:

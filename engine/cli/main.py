@@ -3,7 +3,7 @@
 Thin: parses options, then calls the module that does the job; the evaluation commands live in
 `engine.cli.evaluation`, the serving ones in `engine.cli.serving`, checkpoints in `engine.cli.checkpoints`,
 the stack and its workers in `engine.cli.stack`, the worker's health check in `engine.cli.health`,
-erasure in `engine.cli.forget`.
+erasure in `engine.cli.forget`, tenants' Redis users in `engine.cli.tenants`.
 Progress and logs go to stderr so that ``--json`` output on stdout stays machine-readable.
 """
 
@@ -33,6 +33,7 @@ from engine.cli import forget as forget_cli
 from engine.cli import health as health_cli
 from engine.cli import serving as serve_cli
 from engine.cli import stack as stack_cli
+from engine.cli import tenants as tenant_cli
 from engine.cli.support import err, settings_or_exit
 from engine.ingest import produce as producing
 from engine.store.redis_store import RedisStore
@@ -40,6 +41,7 @@ from engine.store.redis_store import RedisStore
 app = typer.Typer(no_args_is_help=True, help="Streaming personalization engine.", add_completion=False)
 app.add_typer(stack_cli.app, name="stack")
 app.add_typer(checkpoint_cli.app, name="checkpoint")
+app.add_typer(tenant_cli.app, name="tenant")
 # Unnamed: their commands join the top level (`personalize replay`, `personalize api`, ...).
 app.add_typer(eval_cli.app)
 app.add_typer(serve_cli.app)

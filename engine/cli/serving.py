@@ -65,23 +65,34 @@ def api_key_new(
         list[str] | None,
         typer.Option(help="events, read or admin (admin may do everything); repeat for several."),
     ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="The namespace whose data the key reaches (default: the API's own)."),
+    ] = None,
 ) -> None:
-    """Mint an API key: the key goes to stdout, its settings entry (name, scopes, sha256) to stderr."""
+    """Mint an API key: the key goes to stdout, its settings entry (tenant, name, scopes, sha256) to
+    stderr."""
     import re
 
     from engine.api.auth import Scope, key_entry, new_key
 
     scopes = scope or ["events"]
     unknown = sorted(set(scopes) - {s.value for s in Scope})
-    if unknown or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-        err.print(
-            f"[red]error:[/] unknown scope(s) {', '.join(unknown)}" if unknown else "[red]error:[/] bad name"
+    bad_tenant = tenant is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", tenant)
+    if unknown or bad_tenant or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        problem = (
+            f"unknown scope(s) {', '.join(unknown)}"
+            if unknown
+            else "bad tenant"
+            if bad_tenant
+            else "bad name"
         )
+        err.print(f"[red]error:[/] {problem}")
         raise typer.Exit(2)
     key = new_key()
     typer.echo(key)
     err.print(
-        f"{key_entry(name, [Scope(s) for s in scopes], key)}\n"
+        f"{key_entry(name, [Scope(s) for s in scopes], key, tenant)}\n"
         "add this entry to PERSONALIZE_API_KEY_HASHES (comma-separated) on the API servers and send the "
         "key in the X-API-Key header; only its sha256 is in the entry, the key is not stored anywhere",
         soft_wrap=True,

@@ -10,21 +10,24 @@ __all__ = ["Settings", "load"]
 
 import functools
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.errors import ConfigError
 from schemas.pseudonyms import Pseudonyms
 
 _PREFIX = "PERSONALIZE_"
-#: An API key entry: ``name:scopes:sha256`` (scopes of events, read, admin joined by ``+``) or a bare
-#: sha256 (an unnamed key with every scope).
+#: An API key entry: ``[tenant:]name:scopes:sha256`` (scopes of events, read, admin joined by ``+``; the
+#: tenant a namespace, default the API's own) or a bare sha256 (an unnamed key with every scope).
 _SCOPE = r"(?:events|read|admin)"
-_KEY_ENTRY = rf"^(?:[A-Za-z0-9_.-]{{1,64}}:{_SCOPE}(?:\+{_SCOPE})*:)?[0-9a-f]{{64}}$"
+_NAMESPACE = r"[A-Za-z0-9_-]{1,64}"
+_KEY_ENTRY = rf"^(?:(?:{_NAMESPACE}:)?[A-Za-z0-9_.-]{{1,64}}:{_SCOPE}(?:\+{_SCOPE})*:)?[0-9a-f]{{64}}$"
+_REDIS_URL = re.compile(r"^(?:rediss?|unix)://\S+$")
 
 
 class Settings(BaseSettings):
@@ -35,9 +38,12 @@ class Settings(BaseSettings):
     ('p13n.shop.events', 'p13n-shop')
     """
 
-    model_config = SettingsConfigDict(env_prefix=_PREFIX, frozen=True, extra="forbid")
+    # Errors never echo their input: a secret (a Redis URL's password, a key too short) would be printed.
+    model_config = SettingsConfigDict(
+        env_prefix=_PREFIX, frozen=True, extra="forbid", hide_input_in_errors=True
+    )
 
-    namespace: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    namespace: str = Field("default", pattern=rf"^{_NAMESPACE}$")
     kafka_bootstrap: str | None = None
     redis_url: str | None = None
     #: Partitions of the namespace's topics: the most workers that can share its events (docs/operations.md).
@@ -84,7 +90,14 @@ class Settings(BaseSettings):
     #: The accepted API keys (`personalize api-key new`), comma-separated in the environment: each
     #: ``name:scopes:sha256`` (e.g. ``shop-app:events+read:<sha256>``; scopes events, read, admin) or a
     #: bare sha256 hex digest (a key with every scope). None configured means every write is refused.
+    #: ``tenant:name:scopes:sha256`` makes the key one of tenant (a namespace)'s: the API serves that
+    #: tenant's data to it (docs/tenants.md), with the tenant's Redis URL from ``tenant_redis_urls``.
     api_key_hashes: Annotated[tuple[Annotated[str, Field(pattern=_KEY_ENTRY)], ...], NoDecode] = ()
+    #: The API's Redis URL per tenant, with the tenant's own ACL user (`personalize tenant add`),
+    #: comma-separated ``namespace=redis://user:password@host:port/db`` entries; never logged. Every
+    #: tenant an API key names, other than ``namespace``, needs one; ``namespace`` without one uses
+    #: ``redis_url``.
+    tenant_redis_urls: SecretStr | None = Field(None, validate_default=True)
     #: Reads (recommendations, preferences, experiments, the API document; /metrics with an admin key)
     #: need a key with the read scope; /v1/health stays open.
     api_read_auth: bool = False
@@ -215,6 +228,46 @@ class Settings(BaseSettings):
         key = self.policy_key
         return key.get_secret_value().encode() if key is not None else None
 
+    @field_validator("tenant_redis_urls")
+    @classmethod
+    def _every_tenant_has_redis(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        urls = _tenant_urls(value.get_secret_value()) if value is not None else {}
+        named = _key_tenants(info.data.get("api_key_hashes", ()))
+        missing = sorted(named - {info.data.get("namespace")} - set(urls))
+        if missing:
+            raise ValueError(
+                f"API keys name tenant(s) {', '.join(missing)} without a Redis URL in "
+                "PERSONALIZE_TENANT_REDIS_URLS (`personalize tenant add NAME` prints one)"
+            )
+        return value
+
+    @property
+    def tenants(self) -> frozenset[str]:
+        """The namespaces this API serves: its own and every one an API key names.
+
+        >>> sorted(Settings(namespace="a", api_key_hashes="b:app:read:" + "0" * 64,
+        ...                 tenant_redis_urls="b=redis://p13n-b:pw@h:6379/0").tenants)
+        ['a', 'b']
+        """
+        return frozenset({self.namespace, *_key_tenants(self.api_key_hashes)})
+
+    @property
+    def tenant_redis(self) -> dict[str, str]:
+        """``tenant_redis_urls`` by namespace.
+
+        >>> Settings(tenant_redis_urls="b=redis://u:p@h:1/0, c=redis://v:q@h:1/0").tenant_redis["c"]
+        'redis://v:q@h:1/0'
+        """
+        urls = self.tenant_redis_urls
+        return _tenant_urls(urls.get_secret_value()) if urls is not None else {}
+
+    def redis_of(self, tenant: str) -> str:
+        """The Redis URL the API uses for ``tenant``'s requests (its own user's, see `tenant_redis`)."""
+        found = self.tenant_redis.get(tenant)
+        if found is None and tenant != self.namespace:
+            raise ConfigError(f"no Redis URL for tenant {tenant} in PERSONALIZE_TENANT_REDIS_URLS")
+        return found or self.redis
+
     @property
     def pseudonyms(self) -> Pseudonyms:
         """The edge's user id pseudonyms (ids unchanged without ``pseudonym_key``).
@@ -307,6 +360,34 @@ class Settings(BaseSettings):
     @property
     def drift_topic(self) -> str:
         return f"p13n.{self.namespace}.drift"
+
+
+def _key_tenants(entries: tuple[str, ...]) -> set[str]:
+    """The tenants API key entries name (``tenant:name:scopes:sha256``)."""
+    return {entry.split(":")[0] for entry in entries if entry.count(":") == 3}
+
+
+def _tenant_urls(text: str) -> dict[str, str]:
+    """``namespace=url`` entries, comma-separated; the error names the entry's position, not its text
+    (which holds a password).
+
+    >>> _tenant_urls("b=redis://u:p@h:1/0,")
+    {'b': 'redis://u:p@h:1/0'}
+    >>> _tenant_urls("b=http://h")
+    Traceback (most recent call last):
+    ...
+    ValueError: tenant Redis URL entry 1 is not namespace=redis://user:password@host:port/db
+    """
+    found = {}
+    for index, entry in enumerate((e.strip() for e in text.split(",") if e.strip()), 1):
+        tenant, _, url = entry.partition("=")
+        if not re.fullmatch(_NAMESPACE, tenant) or not _REDIS_URL.match(url) or tenant in found:
+            raise ValueError(
+                f"tenant Redis URL entry {index} is not namespace=redis://user:password@host:port/db"
+                + (" (a tenant named twice)" if tenant in found else "")
+            )
+        found[tenant] = url
+    return found
 
 
 def _lower_digest(entry: str) -> str:

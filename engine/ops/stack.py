@@ -227,33 +227,17 @@ def _start_redis(settings: Settings) -> int:
             "redis-server not found on PATH; `make install` installs it (apt-get install redis-server)"
         )
     home = _dir(settings, Service.REDIS)
-    cmd = [
-        server,
-        "--port",
-        str(settings.redis_port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        str(home),
-        # Every write goes to the append-only file (fsynced each second, in the background): a restart
-        # keeps the lists, preferences, consent and tombstones (docs/reliability.md); no RDB snapshots.
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-        "--daemonize",
-        "no",
-        "--protected-mode",
-        "yes",
-        # Keeps each user's meta hash (with its list's reasons, ~220 B at top-50) in the compact
-        # listpack encoding: about 400 B per user less than the default 64 allows (docs/redis-contract.md).
-        "--hash-max-listpack-value",
-        "256",
-        "--logfile",
-        str(home / "redis.log"),
-    ]
+    (home / "users.acl").touch()  # redis-server refuses to start with an aclfile that does not exist
+    cmd = [server, "--port", str(settings.redis_port), "--bind", "127.0.0.1", "--dir", str(home)]
+    # Every write goes to the append-only file (fsynced each second, in the background): a restart
+    # keeps the lists, preferences, consent and tombstones (docs/reliability.md); no RDB snapshots.
+    cmd += ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
+    cmd += ["--daemonize", "no", "--protected-mode", "yes", "--logfile", str(home / "redis.log")]
+    # Keeps each user's meta hash (with its list's reasons, ~220 B at top-50) in the compact
+    # listpack encoding: about 400 B per user less than the default 64 allows (docs/redis-contract.md).
+    cmd += ["--hash-max-listpack-value", "256"]
+    # Tenants' ACL users (`personalize tenant add`) are kept here by ACL SAVE, so a restart keeps them.
+    cmd += ["--aclfile", str(home / "users.acl")]
     return _spawn(cmd, home, home / "stdout.log")
 
 

@@ -234,6 +234,7 @@ class RedisStore:
             mapping: dict[Any, Any] = dict(fields)  # redis-py types keys invariantly
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, ttl_s)
+            pipe.zadd(keys.workers(self.namespace), {worker_id: time.time() * 1000})
             await pipe.execute()
 
     async def lists_held(self, partitions: Sequence[int]) -> set[int]:
@@ -251,34 +252,42 @@ class RedisStore:
 
     async def forget_worker(self, worker_id: str) -> None:
         """Remove a worker's heartbeat at once (on a clean shutdown)."""
-        await self.client.delete(keys.worker(self.namespace, worker_id))
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.worker(self.namespace, worker_id))
+            pipe.zrem(keys.workers(self.namespace), worker_id)
+            await pipe.execute()
 
     async def workers(self) -> list[dict[str, str]]:
         """Heartbeats of the namespace's live workers."""
         return list((await self.workers_by_id()).values())
 
     async def workers_by_id(self) -> dict[str, dict[str, str]]:
-        """Heartbeats of the namespace's live workers by worker id (``<host>-<pid>``)."""
-        found = {}
-        prefix = keys.worker(self.namespace, "")
-        async for key in self.client.scan_iter(match=keys.workers_pattern(self.namespace)):
-            beat = await self.client.hgetall(key)
-            if beat:
-                found[str(key).removeprefix(prefix)] = {str(k): str(v) for k, v in beat.items()}
-        return found
+        """Heartbeats of the namespace's live workers by worker id (``<host>-<pid>``): the ids from the
+        workers' index (`schemas.keys.workers`, no SCAN), each with its heartbeat hash if it has not
+        expired; ids whose heartbeat is gone are dropped from the index."""
+        index = keys.workers(self.namespace)
+        ids = [str(worker_id) for worker_id in await self.client.zrange(index, 0, -1)]
+        if not ids:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for worker_id in ids:
+                pipe.hgetall(keys.worker(self.namespace, worker_id))
+            beats: list[dict[Any, Any]] = await pipe.execute()
+        gone = [worker_id for worker_id, beat in zip(ids, beats, strict=True) if not beat]
+        if gone:
+            await self.client.zrem(index, *gone)
+        return {
+            worker_id: {str(k): str(v) for k, v in beat.items()}
+            for worker_id, beat in zip(ids, beats, strict=True)
+            if beat
+        }
 
     async def workers_on(self, host: str) -> dict[str, dict[str, str]]:
         """Heartbeats of the namespace's live workers on ``host``, by worker id (``<host>-<pid>``)."""
-        found = {}
-        start = len(keys.worker(self.namespace, ""))
-        async for key in self.client.scan_iter(match=keys.worker(self.namespace, f"{host}-*")):
-            worker_id = str(key)[start:]
-            if not worker_id[len(host) + 1 :].isdigit():
-                continue  # another host whose name starts with this one's and a dash
-            beat = await self.client.hgetall(key)
-            if beat:
-                found[worker_id] = {str(k): str(v) for k, v in beat.items()}
-        return found
+        live = await self.workers_by_id()
+        # Not another host whose name starts with this one's and a dash: the rest is the pid.
+        mine = f"{host}-"
+        return {w: beat for w, beat in live.items() if w.startswith(mine) and w[len(mine) :].isdigit()}
 
     async def read(self, user_id: str, n: int = 50) -> Recommendations:
         """The user's current top-n, best first, with their reasons (empty with None metadata for an

@@ -52,6 +52,15 @@ class FakeRedis:
         window = ranked[start : None if end == -1 else end + 1]
         return window if withscores else [member for member, _ in window]
 
+    async def zrange(self, key: str, start: int, end: int) -> list[str]:
+        """Score ascending, equal scores by member bytes (as Redis)."""
+        ranked = sorted(self.zsets.get(key, {}).items(), key=lambda pair: (pair[1], pair[0].encode()))
+        return [member for member, _ in ranked[start : None if end == -1 else end + 1]]
+
+    async def zrem(self, key: str, *members: str) -> int:
+        zset = self.zsets.get(key, {})
+        return sum(zset.pop(m, None) is not None for m in members)
+
     async def get(self, key: str) -> str | None:
         return self.strings.get(key)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -19,7 +20,9 @@ from engine.store.scripts import (
     REFUSED_STALE,
     REPLACE_LIST,
 )
+from schemas import keys
 from schemas.reasons import Reason
+from tests.engine.fake_redis import FakeRedis
 
 
 @dataclass
@@ -288,3 +291,23 @@ async def test_read_trending_reads_the_scope_best_first() -> None:
 
     assert await _store(Client()).read_trending(3, "de") == [("i1", 2.0)]
     assert calls == [("p13n:v1:shop:trending:de", 0, 2, {"withscores": True})]
+
+
+def test_workers_are_found_through_their_index_and_gone_ones_leave_it() -> None:
+    """No SCAN (a tenant's Redis user may not run it): heartbeats are found by the workers' index, and an
+    id whose heartbeat expired is dropped from the index when read."""
+
+    async def run() -> None:
+        redis = FakeRedis()
+        store = RedisStore(cast(aioredis.Redis, redis), "shop")
+        await store.heartbeat("hostA-1", {"pid": 1}, ttl_s=5)
+        await store.heartbeat("hostA-12", {"pid": 12}, ttl_s=5)
+        await store.heartbeat("hostA-b-3", {"pid": 3}, ttl_s=5)
+        assert set(await store.workers_by_id()) == {"hostA-1", "hostA-12", "hostA-b-3"}
+        assert set(await store.workers_on("hostA")) == {"hostA-1", "hostA-12"}
+        await redis.delete(keys.worker("shop", "hostA-12"))  # as if it expired
+        await store.forget_worker("hostA-1")
+        assert set(await store.workers_by_id()) == {"hostA-b-3"}
+        assert await redis.zrange(keys.workers("shop"), 0, -1) == ["hostA-b-3"]
+
+    asyncio.run(run())
