@@ -76,6 +76,8 @@ class OnlineBlend:
         """
         if not 0 <= taken < len(shown) or len(shown) < 2:
             return False
+        if not np.isfinite(shown).all():  # one inf feature would make every weight NaN for good
+            return False
         _step(shown, taken, self.weights, self._prior, self.learning_rate, self.pull)
         self.updates += 1
         return True

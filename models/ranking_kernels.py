@@ -137,9 +137,12 @@ def _kth_largest(values, k):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def _best(scores, k):  # type: ignore[no-untyped-def]
-    """Indices of the ``k`` highest scores, in no particular order (ties: the earliest)."""
+    """Indices of the ``k`` highest scores, in no particular order (ties: the earliest; NaN ranks
+    last)."""
     if scores.size <= k:
         return np.arange(scores.size)
+    if np.isnan(scores).any():  # NaN has no order: it ranks last
+        scores = np.where(np.isnan(scores), -np.inf, scores)
     threshold = _kth_largest(scores, k)
     out = np.empty(k, np.int64)
     c = 0
@@ -153,7 +156,7 @@ def _best(scores, k):  # type: ignore[no-untyped-def]
         if scores[i] == threshold:
             out[c] = i
             c += 1
-    return out
+    return out[:c]  # never an unset index, whatever the scores
 
 
 @njit(cache=True, nogil=True)
@@ -210,6 +213,8 @@ def features(  # type: ignore[no-untyped-def]
             fit_total += fit
             if 0 <= category < categories and mass[category] > 0.0:
                 taste += shares[category] * fit / mass[category]
+        if affinity == -np.inf:  # a row of padding only (an item known without any category)
+            affinity = relative[no_category]
         taste = taste * value / fit_total if fit_total > 0.0 else 0.0
         out[i, last] = value * popularity_scale
         out[i, last + 1] = (positives[item] + 1.0) / (seen[item] + 2.0)

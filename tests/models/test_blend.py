@@ -76,3 +76,27 @@ def test_a_feature_that_ranks_well_is_not_pushed_down_by_the_items_above_the_tak
         blend.learn_one(shown, taken=2)
     first, second = blend.weights.tolist()
     assert first > 1.0 and second > 1.0
+
+
+def test_a_non_finite_feature_teaches_the_blend_nothing() -> None:
+    # One -inf feature once made every weight NaN for good, and NaN scores then broke the shortlist.
+    blend = OnlineBlend([1.0, 0.5], learning_rate=0.5, pull=0.0)
+    shown = np.array([[1.0, -np.inf], [0.2, 1.0]])
+    assert not blend.learn_one(shown, taken=1)
+    assert blend.weights.tolist() == [1.0, 0.5]
+
+
+def test_an_item_known_without_any_category_gets_the_no_category_affinity() -> None:
+    from models.ranking_kernels import _best, features
+
+    relative = np.array([0.5, 1.0, 0.75, -np.inf])  # two categories, then no-category, then padding
+    matrix = np.array([[0, -1], [-1, -1], [-2, -1]])  # item 1: padding only (no categories at all)
+    table = features(
+        np.array([0, 1, 2]), np.zeros((3, 4)), relative, matrix, np.ones(3), 1.0, np.zeros(3),
+        np.zeros(3), np.array([0.5, 0.5]), np.ones(2), np.zeros((3, 2)), 1.0,
+    )  # fmt: skip
+    assert np.isfinite(table).all()
+    assert table[:, 6].tolist() == [0.5, 0.75, 0.75]
+    # And the shortlist never hands out an unset index, NaN scores or not.
+    assert sorted(_best(np.array([0.3, np.nan, 0.9, 0.1]), 2).tolist()) == [0, 2]
+    assert sorted(_best(np.array([np.nan, np.nan, 0.9]), 2).tolist()) == [0, 2]
