@@ -21,6 +21,7 @@ __all__ = [
     "experiment",
     "experiment_users",
     "item",
+    "legacy_list_patterns",
     "lists_held",
     "namespace_pattern",
     "policy",
@@ -103,6 +104,17 @@ def user_list(namespace: str, user_id: str) -> str:
     'p13n:v1:shop:list:u7'
     """
     return _key(namespace, "list", user_id)
+
+
+def legacy_list_patterns(namespace: str) -> tuple[str, str]:
+    """SCAN patterns of the per-user ``recs`` sorted sets and ``meta`` hashes of releases before the
+    one-string `user_list`: a worker deletes what matches once (``RedisStore.drop_legacy_lists``), so an
+    upgraded Redis keeps no list that erasure would miss.
+
+    >>> legacy_list_patterns("shop")
+    ('p13n:v1:shop:recs:*', 'p13n:v1:shop:meta:*')
+    """
+    return _key(namespace, "recs", "*"), _key(namespace, "meta", "*")
 
 
 def lists_held(namespace: str) -> str:

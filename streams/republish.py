@@ -7,6 +7,8 @@ partition (`schemas.keys.lists_held`); a partition without one (Redis came back 
 every user the table holds queued. Each second, once Redis answers, a chunk of the queue is ranked
 afresh from the model (`Pipeline.restage`) and written, under the checkpointer's lock like a batch.
 Never republishes a user the table no longer holds (erased) or whose consent does not admit them.
+On its first round the republisher also deletes lists left in the two-key form of earlier releases
+(``RedisStore.drop_legacy_lists``), whose markers then go too, so an upgraded Redis gets every list anew.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class Republisher:
         self.owned = owned
         #: False while the worker rebalances or recovers its tables (the table is not whole yet).
         self.settled = settled
+        #: Whether this worker has deleted the namespace's lists of the earlier two-key form.
+        self._migrated = False
 
     def pending(self, partition: int) -> dict[str, int]:
         """The partition's queue, user -> position (the table's own dict: change it, then `put` it)."""
@@ -123,6 +127,11 @@ class Republisher:
         if not owned:
             return
         try:
+            if not self._migrated:
+                dropped = await self.store.drop_legacy_lists()
+                self._migrated = True
+                if dropped:
+                    log.warning("deleted %d list key(s) of the earlier two-key form; republishing", dropped)
             held = await self.store.lists_held(owned)
         except (redis.exceptions.RedisError, OSError):
             return  # still away; the queue waits

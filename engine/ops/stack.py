@@ -233,8 +233,8 @@ def _start_redis(settings: Settings) -> int:
     # keeps the lists, preferences, consent and tombstones (docs/reliability.md); no RDB snapshots.
     cmd += ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
     cmd += ["--daemonize", "no", "--protected-mode", "yes", "--logfile", str(home / "redis.log")]
-    # Keeps each user's meta hash (with its list's reasons, ~220 B at top-50) in the compact
-    # listpack encoding: about 400 B per user less than the default 64 allows (docs/redis-contract.md).
+    # Hashes whose values fit 256 B (an item's metadata: categories and tags as JSON arrays) stay in
+    # the compact listpack encoding, which the default 64 B would give up on for long tag lists.
     cmd += ["--hash-max-listpack-value", "256"]
     # Tenants' ACL users (`personalize tenant add`) are kept here by ACL SAVE, so a restart keeps them.
     cmd += ["--aclfile", str(home / "users.acl")]

@@ -120,7 +120,8 @@ def _best_first(
 
 
 class RedisStore:
-    """Per-user top-N sorted sets plus metadata hashes for one namespace."""
+    """One namespace's Redis: per-user lists (one string each: items, metadata, reasons), preferences,
+    item metadata, trending, fences and heartbeats, all under `schemas.keys`."""
 
     def __init__(self, client: aioredis.Redis, namespace: str, *, user_ttl_s: int = 0) -> None:
         self.client = client
@@ -243,6 +244,24 @@ class RedisStore:
             return set()
         found = await self.client.hmget(keys.lists_held(self.namespace), [str(p) for p in partitions])
         return {p for p, value in zip(partitions, found, strict=True) if value is not None}
+
+    async def drop_legacy_lists(self, chunk: int = 500) -> int:
+        """Delete the namespace's lists in the two-key form of earlier releases (`keys.legacy_list_patterns`)
+        and, if there were any, the lists-held markers, so every partition's users are republished in the
+        one-string form; returns how many keys went. Idempotent: a second call finds nothing."""
+        dropped = 0
+        for pattern in keys.legacy_list_patterns(self.namespace):
+            found: list[Any] = []
+            async for key in self.client.scan_iter(match=pattern, count=chunk):
+                found.append(key)
+                if len(found) >= chunk:
+                    dropped += int(await self.client.unlink(*found))
+                    found = []
+            if found:
+                dropped += int(await self.client.unlink(*found))
+        if dropped:
+            await self.client.delete(keys.lists_held(self.namespace))
+        return dropped
 
     async def hold_lists(self, partitions: Sequence[int]) -> None:
         """Record that Redis holds (or is being given again) the lists of these events partitions."""

@@ -108,6 +108,31 @@ async def test_a_user_ttl_is_set_by_the_write_itself(store: RedisStore) -> None:
     assert await store.client.ttl(keys.user_list(store.namespace, user)) == -1
 
 
+async def test_lists_of_the_earlier_two_key_form_are_deleted_once(store: RedisStore) -> None:
+    upgraded = RedisStore(store.client, f"legacy{uuid.uuid4().hex[:8]}")
+    ns, client = upgraded.namespace, store.client
+    for n in range(3):  # what a release before the one-string list left: a sorted set and a meta hash
+        await client.zadd(f"p13n:v1:{ns}:recs:u{n}", {"a": 1.0, "b": 0.5})
+        await client.hset(f"p13n:v1:{ns}:meta:u{n}", mapping={"model_version": "old", "events_seen": 2})
+    await upgraded.hold_lists([0, 1])
+    await upgraded.publish("u0", [("c", 1.0)], **_META)  # a list in today's form stays
+    other = RedisStore(store.client, f"other{uuid.uuid4().hex[:8]}")
+    await client.zadd(f"p13n:v1:{other.namespace}:recs:u0", {"a": 1.0})  # another namespace's: untouched
+    try:
+        assert await upgraded.drop_legacy_lists(chunk=2) == 6
+        assert [k async for k in client.scan_iter(match=f"p13n:v1:{ns}:recs:*")] == []
+        assert [k async for k in client.scan_iter(match=f"p13n:v1:{ns}:meta:*")] == []
+        assert await upgraded.lists_held([0, 1]) == set()  # every partition's users republished
+        assert (await upgraded.read("u0", 5)).items[0][0] == "c"
+        assert await client.exists(f"p13n:v1:{other.namespace}:recs:u0") == 1
+        await upgraded.hold_lists([0])
+        assert await upgraded.drop_legacy_lists() == 0 and await upgraded.lists_held([0]) == {0}
+    finally:
+        await client.delete(f"p13n:v1:{other.namespace}:recs:u0")
+        async for key in client.scan_iter(match=keys.namespace_pattern(ns)):
+            await client.delete(key)
+
+
 async def test_a_server_that_lost_its_scripts_gets_the_script_again(store: RedisStore) -> None:
     await store.client.script_flush()
     await store.publish("script-u3", [("q", 1.0)], model_version="m1", last_event_ts=1, events_seen=1)

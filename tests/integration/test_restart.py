@@ -62,7 +62,7 @@ async def test_replacement_worker_resumes_profiles_without_double_counting(
             await wait_for(handled, 90, "the replacement worker handled the backlog")
 
             async def listed() -> bool:  # the heartbeat counts a record before its batch's list is written
-                return (await store.read("ru")).events_seen >= 8
+                return ((await store.read("ru")).events_seen or 0) >= 8
 
             with contextlib.suppress(AssertionError):
                 await wait_for(listed, 30, "the list after the backlog")

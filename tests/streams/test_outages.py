@@ -164,6 +164,9 @@ class LosingStore(FakeStore):
     async def hold_lists(self, partitions: Sequence[int]) -> None:
         self.held |= set(partitions)
 
+    async def drop_legacy_lists(self) -> int:
+        return 0
+
     def lose_everything(self) -> None:
         for kept in (self.held, self.calls, self.positions, self.fences):
             kept.clear()
