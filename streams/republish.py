@@ -128,10 +128,7 @@ class Republisher:
             return
         try:
             if not self._migrated:
-                dropped = await self.store.drop_legacy_lists()
-                self._migrated = True
-                if dropped:
-                    log.warning("deleted %d list key(s) of the earlier two-key form; republishing", dropped)
+                await self._drop_legacy_lists()
             held = await self.store.lists_held(owned)
         except (redis.exceptions.RedisError, OSError):
             return  # still away; the queue waits
@@ -150,6 +147,18 @@ class Republisher:
         self.metrics.republish_pending.set(left)
         if written:
             log.info("republished %d list(s); %d left", written, left)
+
+    async def _drop_legacy_lists(self) -> None:
+        """Once per worker: delete the lists of the earlier two-key form (raises while Redis is away)."""
+        try:
+            dropped = await self.store.drop_legacy_lists()
+        except redis.exceptions.NoPermissionError:
+            # A tenant's ACL user may not SCAN; tenants came after the two-key form, so none is there.
+            log.info("Redis does not let this worker SCAN: no look for lists of the earlier two-key form")
+            dropped = 0
+        self._migrated = True
+        if dropped:
+            log.warning("deleted %d list key(s) of the earlier two-key form; republishing", dropped)
 
     def _queue_all(self, lost: list[int]) -> None:
         """Queue every user the table holds on the ``lost`` partitions (Redis has none of their lists)."""

@@ -164,8 +164,19 @@ class LosingStore(FakeStore):
     async def hold_lists(self, partitions: Sequence[int]) -> None:
         self.held |= set(partitions)
 
+    #: What `drop_legacy_lists` finds (it drops the markers with them), or the error it raises.
+    legacy: int | Exception = 0
+    legacy_calls: int = 0
+
     async def drop_legacy_lists(self) -> int:
-        return 0
+        self.legacy_calls += 1
+        if isinstance(self.legacy, Exception):
+            raise self.legacy
+        found, self.legacy = self.legacy, 0
+        if found:  # an upgraded Redis: no list in today's form yet, markers that spoke of the old ones
+            self.held.clear()
+            self.positions.clear()
+        return found
 
     def lose_everything(self) -> None:
         for kept in (self.held, self.calls, self.positions, self.fences):
@@ -266,6 +277,30 @@ async def test_redis_back_without_its_data_gets_every_list_again(harness: Harnes
     harness.store.calls.clear()
     await harness.republisher()  # markers back: nothing more to do
     assert harness.store.calls == [] and harness.queued() == {}
+
+
+async def test_lists_of_the_earlier_two_key_form_are_replaced_once(harness: Harness) -> None:
+    for n, user in enumerate(USERS):
+        await harness.event(n, user)
+    await harness.batch_end()
+    harness.store.calls.clear()
+    harness.store.legacy = 16
+    await harness.republisher()
+    assert sorted(c.user_id for c in harness.store.calls) == USERS
+    await harness.republisher()
+    assert harness.store.legacy_calls == 1
+
+
+async def test_a_worker_that_may_not_scan_still_republishes(harness: Harness) -> None:
+    for n, user in enumerate(USERS):
+        await harness.event(n, user)
+    await harness.batch_end()
+    harness.store.lose_everything()
+    harness.store.legacy = redis.exceptions.NoPermissionError("this user has no permissions to run 'scan'")
+    await harness.republisher()  # a tenant's ACL user: no SCAN, the lost lists come back all the same
+    assert sorted(c.user_id for c in harness.store.calls) == USERS
+    await harness.republisher()
+    assert harness.store.legacy_calls == 1
 
 
 async def test_a_hung_redis_fails_the_flush_in_bounded_time(harness: Harness) -> None:
