@@ -6,7 +6,15 @@ Pure arithmetic on the measured per-count results (`engine.bench.scaling`); no I
 
 from __future__ import annotations
 
-__all__ = ["PROJECTED_WORKERS", "SCALING_TARGETS", "analyse", "projected_rate", "split_cost", "table"]
+__all__ = [
+    "PROJECTED_WORKERS",
+    "SCALING_TARGETS",
+    "analyse",
+    "machine_ceiling",
+    "projected_rate",
+    "split_cost",
+    "table",
+]
 
 from collections.abc import Sequence
 from typing import Any
@@ -61,8 +69,25 @@ def projected_rate(replicated: float, partitioned: float, workers: int) -> float
     return 1e6 / per_worker_us
 
 
-def analyse(counts: list[dict[str, Any]], bare_faust: dict[str, float] | None) -> dict[str, Any]:
-    """The derived figures and the targets' verdicts from the per-count results."""
+def machine_ceiling(count: dict[str, Any], cores: int) -> float | None:
+    """The most events/s this machine's ``cores`` allow at one worker count's measured CPU per event: the
+    workers' plus the stack's services' (Kafka, Redis), with every core busy on nothing else. None when
+    the services' CPU was not measured.
+
+    >>> machine_ceiling({"cpu_us_per_event": 900.0, "services_cpu_us_per_event": 100.0}, 2)
+    2000.0
+    """
+    services = count.get("services_cpu_us_per_event")
+    if services is None:
+        return None
+    return cores * 1e6 / (float(count["cpu_us_per_event"]) + max(float(services), 0.0))
+
+
+def analyse(
+    counts: list[dict[str, Any]], bare_faust: dict[str, float] | None, cores: int | None = None
+) -> dict[str, Any]:
+    """The derived figures and the targets' verdicts from the per-count results; with ``cores``, also the
+    ceiling the machine puts on 2 workers over 1 (`machine_ceiling` at 2 workers over 1 worker's rate)."""
     by_workers = {c["workers"]: c for c in counts}
     out: dict[str, Any] = {}
     one = by_workers.get(1)
@@ -70,6 +95,9 @@ def analyse(counts: list[dict[str, Any]], bare_faust: dict[str, float] | None) -
         out["one_worker_over_bare_faust"] = one["events_per_s"] / bare_faust["bare_faust_per_s"]
     if one is not None and 2 in by_workers:
         out["two_over_one_worker"] = by_workers[2]["events_per_s"] / one["events_per_s"]
+        ceiling = machine_ceiling(by_workers[2], cores) if cores else None
+        if ceiling is not None:
+            out["two_over_one_ceiling"] = ceiling / one["events_per_s"]
     split = split_cost([(c["workers"], c["cpu_us_per_event"]) for c in counts])
     if split is not None:
         out["replicated_us_per_event"], out["partitioned_us_per_event"] = split
@@ -97,6 +125,7 @@ def table(report: dict[str, Any]) -> Table:
         "workers",
         "events/s",
         "CPU us/event",
+        "Kafka+Redis CPU us/event",
         "freshness p50/p99 ms",
         "RSS MB/worker",
         "RSS MB/100k users",
@@ -109,17 +138,21 @@ def table(report: dict[str, Any]) -> Table:
             str(c["workers"]),
             f"{c['events_per_s']:,.0f}",
             f"{c['cpu_us_per_event']:,.0f}",
+            f"{c['services_cpu_us_per_event']:,.0f}" if "services_cpu_us_per_event" in c else "",
             f"{c['freshness_ms']['p50']:,.0f} / {c['freshness_ms']['p99']:,.0f}",
             f"{sum(rss) / len(rss):,.0f}",
             f"{c['rss_mb_per_100k_users']:,.0f}",
             f"{c['redis_bytes']['total']:,.0f}",
         )
     if report.get("bare_faust"):
-        t.add_row("bare Faust", f"{report['bare_faust']['bare_faust_per_s']:,.0f}", "", "", "", "", "")
+        t.add_row("bare Faust", f"{report['bare_faust']['bare_faust_per_s']:,.0f}", *[""] * 6)
     for field in ("replicated_us_per_event", "partitioned_us_per_event"):
         if field in report:
-            t.add_row(field, "", f"{report[field]:,.1f}", "", "", "", "")
+            t.add_row(field, "", f"{report[field]:,.1f}", *[""] * 5)
+    if "two_over_one_ceiling" in report:
+        ceiling = f"{report['two_over_one_ceiling']:,.2f}"
+        t.add_row("two_over_one_ceiling", ceiling, "(this machine)", *[""] * 5)
     for field, verdict in report["targets"].items():
         mark = "[green]met[/]" if verdict["met"] else "[red]missed[/]"
-        t.add_row(field, f"{verdict['value']:,.3f}", verdict["target"], mark, "", "", "")
+        t.add_row(field, f"{verdict['value']:,.3f}", verdict["target"], mark, *[""] * 4)
     return t

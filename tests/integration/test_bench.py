@@ -86,6 +86,7 @@ def test_smoke_scaling_reports_every_worker_count(settings: Settings, tmp_path: 
     for count in report["counts"]:
         assert count["events_per_s"] > 0 and count["window_events"] > 0, count
         assert count["cpu_us_per_event"] > 0 and len(count["rss_mb_per_worker"]) == count["workers"]
+        assert count["services_cpu_us_per_event"] > 0  # the broker and Redis served the drain
         assert count["freshness_ms"]["p99"] >= count["freshness_ms"]["p50"] > 0
         memory = count["redis_bytes"]
         assert memory["list"] > 0 and memory["total"] == memory["list"]
@@ -93,4 +94,5 @@ def test_smoke_scaling_reports_every_worker_count(settings: Settings, tmp_path: 
     assert report["bare_faust"]["bare_faust_per_s"] > 0
     # Two worker counts give the replicated / partitioned split and the projection; values not asserted.
     assert {"replicated_us_per_event", "partitioned_us_per_event", "projected_events_per_s_16"} <= set(report)
+    assert report["two_over_one_ceiling"] > 0
     assert set(report["targets"]) == set(SCALING_TARGETS)
