@@ -40,6 +40,7 @@ from streams.replica import Replica
 from streams.republish import Republisher
 from streams.rewards import add_reward_agents
 from streams.singleton import Singleton
+from streams.time_order import TimeOrderScheduler
 from streams.trending import Trending
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ def create_app(
         web_enabled=False,
         datadir=str(settings.stack_dir / "faust"),
         consumer_auto_offset_reset="earliest",
+        ConsumerScheduler=TimeOrderScheduler,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     )

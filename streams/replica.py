@@ -34,6 +34,7 @@ from schemas.errors import InvalidEventError
 from streams.checkpointer import Checkpointer
 from streams.gaps import is_control
 from streams.pipeline import Pipeline
+from streams.time_order import in_time_order
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,17 @@ CHUNK = 200
 FETCH, POLL_S = 1000, 0.2
 #: Seconds between refreshes of the topics' partition counts and of the lag gauges.
 REFRESH_S = 5.0, 1.0
+
+
+def _in_time_order(messages: list[Any]) -> list[Any]:
+    """A poll's messages merged by their Kafka timestamps, each partition's in its order
+    (`streams.time_order`): librdkafka returns them one fetched chunk per partition after the other."""
+    partitions: dict[tuple[str, int], list[Any]] = {}
+    for message in messages:
+        partitions.setdefault((message.topic(), message.partition()), []).append(message)
+    if len(partitions) < 2:
+        return messages
+    return list(in_time_order(partitions.values(), lambda message: int(message.timestamp()[1])))
 
 
 class Replica:
@@ -130,7 +142,7 @@ class Replica:
             await self._refresh_partitions(consumer)
             self._refreshed = (now, self._refreshed[1])
         await self._sync(consumer)
-        messages = await asyncio.to_thread(consumer.consume, FETCH, POLL_S)
+        messages = _in_time_order(await asyncio.to_thread(consumer.consume, FETCH, POLL_S))
         for start in range(0, len(messages), CHUNK):
             async with self.checkpointer.lock:
                 self._apply(messages[start : start + CHUNK])

@@ -20,6 +20,7 @@ from engine.ops.settings import Settings
 from engine.store.redis_store import RedisStore
 from models.recommender import MODEL_VERSION, HybridRecommender
 from schemas.events import Event, ItemRecord, encode
+from streams import replica
 from streams.checkpointer import Checkpointer
 from streams.gaps import CONTROL_HEADER
 from streams.pipeline import Pipeline
@@ -62,6 +63,9 @@ class Message:
 
     def headers(self) -> list[tuple[str, bytes]] | None:
         return self.headers_
+
+    def timestamp(self) -> tuple[int, int]:
+        return confluent_kafka.TIMESTAMP_CREATE_TIME, self.offset_  # written in offset order
 
 
 @dataclass
@@ -231,3 +235,12 @@ async def test_the_items_agent_learns_the_next_catalog_record_at_once_and_the_re
     get = world.replica.metrics.registry.get_sample_value
     assert get("personalize_replica_records_total", {"topic": "items"}) == 6  # i7 not learned twice
     assert get("personalize_items_total") == 8
+
+
+def test_a_polls_partitions_are_learned_in_the_order_they_were_written() -> None:
+    # librdkafka returns a fetched chunk per partition: all of partition 0's, then partition 1's.
+    chunked = [Message("events", 0, offset) for offset in (1, 2, 7)] + [
+        Message("events", 1, offset) for offset in (3, 4, 8)
+    ]
+    merged = replica._in_time_order(chunked)
+    assert [(m.partition(), m.offset()) for m in merged] == [(0, 1), (0, 2), (1, 3), (1, 4), (0, 7), (1, 8)]
