@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,8 @@ from engine.bench import sandbox
 from engine.ops import stack
 from engine.ops.settings import Settings
 from engine.store.redis_store import RedisStore
+from schemas import keys
+from schemas.keys import WorkerField
 
 ROOT = Path(__file__).resolve().parents[2]
 #: One experiment on the home surface with two equal variants (`PERSONALIZE_EXPERIMENTS`).
@@ -117,6 +120,18 @@ class Worker:
                 cwd=ROOT,
             )
 
+    def wait_beating(self, timeout_s: float = 120.0) -> None:
+        """Block until the worker's first heartbeat is in Redis (its start can take most of a test's
+        patience on a loaded machine); fail with the log's tail if it never comes."""
+        assert self.proc is not None, "start the worker first"
+        beat = keys.worker(self.settings.namespace, f"{socket.gethostname()}-{self.proc.pid}")
+        deadline = time.monotonic() + timeout_s
+        while hget(self.settings, beat, WorkerField.EVENTS) is None:
+            assert time.monotonic() < deadline, (
+                f"the worker never beat; log:\n{self.log_path.read_text()[-4000:]}"
+            )
+            time.sleep(0.5)
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
             return
@@ -127,6 +142,18 @@ class Worker:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.proc = None
+
+
+def hget(settings: Settings, key: str, field: str) -> str | None:
+    """One field of a Redis hash, read with a client of its own (for synchronous fixtures and loops)."""
+    import redis
+
+    client = redis.Redis.from_url(settings.redis, decode_responses=True)
+    try:
+        value = client.hget(key, field)
+        return None if value is None else str(value)
+    finally:
+        client.close()
 
 
 async def wait_for(check: Callable[[], object], timeout_s: float, what: str) -> None:

@@ -7,7 +7,6 @@ figures here do not depend on what other tests sent.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,8 +22,7 @@ from engine.api import hash_key
 from engine.ops.settings import Settings
 from engine.sdk.client import AsyncClient, Client
 from schemas import keys
-from schemas.keys import WorkerField
-from tests.integration.conftest import EXPERIMENTS, Worker, api_server, make_settings
+from tests.integration.conftest import EXPERIMENTS, Worker, api_server, hget, make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -53,14 +51,9 @@ def rr_settings(live_stack: None) -> Settings:
 def rr_worker(rr_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     worker = _TunedWorker(rr_settings, tmp_path_factory.mktemp("rr-worker") / "worker.log")
     worker.start()
-    assert worker.proc is not None
     # Ranks sent before the worker follows the decisions and rewards topics only wait in Kafka, but under a
     # loaded machine its start can take most of a test's patience: wait for its first heartbeat here.
-    beat = keys.worker(rr_settings.namespace, f"{socket.gethostname()}-{worker.proc.pid}")
-    deadline = time.monotonic() + 120
-    while _redis_field(rr_settings, beat, WorkerField.EVENTS) is None:
-        assert time.monotonic() < deadline, f"the worker never beat; log:\n{_tail(worker)}"
-        time.sleep(0.5)
+    worker.wait_beating()
     yield worker
     worker.stop()
 
@@ -110,17 +103,6 @@ def _probability(body: dict[str, Any], action_id: str) -> float:
     return float(next(r["probability"] for r in body["ranking"] if r["id"] == action_id))
 
 
-def _redis_field(settings: Settings, key: str, field: str) -> str | None:
-    import redis
-
-    client = redis.Redis.from_url(settings.redis, decode_responses=True)
-    try:
-        value = client.hget(key, field)
-        return None if value is None else str(value)
-    finally:
-        client.close()
-
-
 def test_decisions_are_logged_keyed_by_id_with_every_propensity(rr_api: str, rr_settings: Settings) -> None:
     with httpx.Client(base_url=rr_api) as http:
         body = http.post("/v1/rank", json={"context": CONTEXT, "actions": ACTIONS}, headers=AUTH).json()
@@ -160,7 +142,7 @@ def test_rewards_favouring_one_action_raise_its_probability(
         deadline = time.monotonic() + 90
         learned = 0
         while time.monotonic() < deadline:
-            learned = int(_redis_field(rr_settings, policy_key, "rewards") or 0)
+            learned = int(hget(rr_settings, policy_key, "rewards") or 0)
             if learned >= rounds + 2:
                 break
             time.sleep(0.5)

@@ -8,7 +8,6 @@ Own namespace, worker and API (``river-ts`` as the default policy, a policy key,
 from __future__ import annotations
 
 import base64
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,15 +16,14 @@ from typing import Any
 import confluent_kafka
 import orjson
 import pytest
-import redis
 
 from engine.api import hash_key
 from engine.ops.settings import Settings
 from engine.sdk.client import Client
 from models.bandit_snapshot import header_of
 from schemas import keys
-from schemas.keys import PolicyField, WorkerField
-from tests.integration.conftest import Worker, api_server, make_settings
+from schemas.keys import PolicyField
+from tests.integration.conftest import Worker, api_server, hget, make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -47,15 +45,6 @@ class _RiverWorker(Worker):
         return {**super().env(), **RIVER}
 
 
-def _hget(settings: Settings, key: str, field: str) -> str | None:
-    client = redis.Redis.from_url(settings.redis, decode_responses=True)
-    try:
-        value = client.hget(key, field)
-        return None if value is None else str(value)
-    finally:
-        client.close()
-
-
 @pytest.fixture(scope="module")
 def river_settings(live_stack: None) -> Settings:
     return make_settings(f"rv{uuid.uuid4().hex[:10]}")
@@ -65,14 +54,7 @@ def river_settings(live_stack: None) -> Settings:
 def river_worker(river_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     worker = _RiverWorker(river_settings, tmp_path_factory.mktemp("rv-worker") / "worker.log")
     worker.start()
-    assert worker.proc is not None
-    beat = keys.worker(river_settings.namespace, f"{socket.gethostname()}-{worker.proc.pid}")
-    deadline = time.monotonic() + 120
-    while _hget(river_settings, beat, WorkerField.EVENTS) is None:
-        assert time.monotonic() < deadline, (
-            f"the worker never beat; log:\n{worker.log_path.read_text()[-4000:]}"
-        )
-        time.sleep(0.5)
+    worker.wait_beating()
     yield worker
     worker.stop()
 
@@ -130,7 +112,7 @@ def test_a_river_policy_ranks_logs_learns_and_moves_toward_the_rewarded_action(
         deadline = time.monotonic() + 90
         learned = 0
         while learned < rounds + 20 and time.monotonic() < deadline:
-            learned = int(_hget(river_settings, policy_key, "rewards") or 0)
+            learned = int(hget(river_settings, policy_key, "rewards") or 0)
             time.sleep(0.5)
         log = river_worker.log_path.read_text()[-4000:]
         assert learned >= rounds + 20, f"the worker learned {learned} of {rounds + 20}; log:\n{log}"
@@ -144,7 +126,7 @@ def test_a_river_policy_ranks_logs_learns_and_moves_toward_the_rewarded_action(
         assert record["policy"]["name"] == "river-ts" and record["chosen"] == ranked.chosen
         assert record["probabilities"] == [ranked.probabilities[a["id"]] for a in ACTIONS]
     # The snapshot in Redis is River's pickled state, signed.
-    stored = _hget(river_settings, keys.policy(river_settings.namespace, "default"), PolicyField.SNAPSHOT)
+    stored = hget(river_settings, keys.policy(river_settings.namespace, "default"), PolicyField.SNAPSHOT)
     assert stored is not None
     header, _ = header_of(base64.b64decode(stored))
     assert header["state"] == "river-pickle" and header["name"] == "river-ts" and "hmac_sha256" in header
