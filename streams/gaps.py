@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -250,12 +250,12 @@ class OffsetGuard:
             await self.process(partition, offset, key, value)
         self.profiles[offset_key(partition)] = offset + 1
 
-    async def stalled(self, partitions: Iterable[int]) -> list[int]:
-        """Partitions behind their high watermark with no progress since the previous call."""
+    async def stalled(self, highs: Mapping[int, int]) -> list[int]:
+        """Partitions behind their high watermark (``highs``: partition -> high watermark, as the caller
+        just read it) with no progress since the previous call."""
         out = []
-        for partition in partitions:
+        for partition, high in highs.items():
             expected = await self.expected(partition)
-            _, high = await self.reader.watermarks(partition, patient=False)
             if high > expected and self._last_seen.get(partition) == expected:
                 out.append(partition)
             self._last_seen[partition] = expected

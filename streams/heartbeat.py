@@ -68,12 +68,13 @@ class Heartbeat:
         return int(sum(get("personalize_events_total", {"outcome": o}) or 0 for o in OUTCOMES))
 
     async def __call__(self) -> None:
+        owned = sorted(self._partitions())
+        highs = await self._high_watermarks(owned)
         try:
-            await self._nudge_stalled()
+            await self._nudge_stalled(highs)
         except Exception as exc:  # noqa: BLE001 - Kafka away: the beat to Redis must still go out
             log.warning("could not look for stalled partitions: %s", exc)
-        await self._measure_lag()
-        owned = sorted(self._partitions())
+        await self._measure_lag(highs)
         kept = sum(k in self.profiles for p in owned for k in (offset_key(p), pending_key(p)))
         self.metrics.users.set(len(self.profiles) - kept)
         checkpoint_ms = self.checkpointer.last_ms if self.checkpointer is not None else None
@@ -105,14 +106,24 @@ class Heartbeat:
         """The events partitions this worker owns now."""
         return [tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.events_topic]
 
-    async def _measure_lag(self) -> None:
+    async def _high_watermarks(self, owned: list[int]) -> dict[int, int]:
+        """Each owned partition's high watermark, one read per partition per beat (those Kafka did not
+        answer are left out: no lag and no stall is judged for them this time)."""
+        highs = {}
+        for partition in owned:
+            try:
+                _, highs[partition] = await self.guard.reader.watermarks(partition, patient=False)
+            except Exception:  # noqa: BLE001 - a missed measurement must not stop the heartbeat
+                log.debug("no high watermark for partition %d", partition, exc_info=True)
+        return highs
+
+    async def _measure_lag(self, highs: dict[int, int]) -> None:
         """Records between the next offset each owned partition must deliver and its high watermark."""
         owned = set(self._partitions())
         for partition in self._lagging - owned:
             self.metrics.consumer_lag.remove(str(partition))
-        for partition in owned:
+        for partition, high in highs.items():
             try:
-                _, high = await self.guard.reader.watermarks(partition, patient=False)
                 expected = await self.guard.expected(partition)
             except Exception:  # noqa: BLE001 - a missed measurement must not stop the heartbeat
                 log.debug("no lag for partition %d", partition, exc_info=True)
@@ -120,8 +131,8 @@ class Heartbeat:
             self.metrics.consumer_lag.labels(partition=str(partition)).set(max(0, high - expected))
         self._lagging = owned
 
-    async def _nudge_stalled(self) -> None:
-        for partition in await self.guard.stalled(self._partitions()):
+    async def _nudge_stalled(self, highs: dict[int, int]) -> None:
+        for partition in await self.guard.stalled(highs):
             # The consumer skipped this partition's tail: a control record makes the agent repair it.
             await self.app.send(
                 self.events_topic,

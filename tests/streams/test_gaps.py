@@ -104,10 +104,10 @@ async def test_a_control_record_repairs_the_tail_and_is_not_an_event() -> None:
 async def test_stalled_needs_two_looks_without_progress() -> None:
     guard, _, _, _ = make([b"a", b"b"])
     await guard.on_message(0, 0, b"k", b"a", control=False)
-    assert await guard.stalled([0]) == []
-    assert await guard.stalled([0]) == [0]
+    assert await guard.stalled({0: 2}) == []
+    assert await guard.stalled({0: 2}) == [0]
     await guard.on_message(0, 1, b"k", b"b", control=False)
-    assert await guard.stalled([0]) == []
+    assert await guard.stalled({0: 2}) == []
 
 
 def test_control_header_is_recognised_in_both_header_shapes() -> None:
