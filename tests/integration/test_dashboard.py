@@ -97,9 +97,22 @@ def _dashboard(settings: Settings, metrics_url: str, log: Path) -> Iterator[str]
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
+            stacks = _stacks(proc.pid)  # where it hangs, for whoever reads the failure
             proc.kill()
             proc.wait(timeout=10)
-            raise
+            raise AssertionError(
+                f"the dashboard did not exit within 30 s of SIGTERM; its threads:\n{stacks}\n"
+                f"its log:\n{log.read_text()[-4000:]}"
+            ) from None
+
+
+def _stacks(pid: int) -> str:
+    """The Python stacks of a live process (py-spy, when installed beside the interpreter)."""
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        return "(py-spy not installed)"
+    done = subprocess.run([str(spy), "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30)
+    return done.stdout + done.stderr
 
 
 def _answers(url: str) -> bool:
