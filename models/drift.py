@@ -10,7 +10,6 @@ from __future__ import annotations
 
 __all__ = ["CONCEPT_SIGNALS", "DriftMonitor", "DriftRecord", "SideStats", "taste_miss"]
 
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -33,10 +32,27 @@ def taste_miss(category: str, history: Iterable[str], *, top: int = 3, min_histo
     >>> taste_miss("folk", ["rock", "rock", "jazz", "pop", "folk"], top=2), taste_miss("jazz", ["jazz"])
     (True, None)
     """
-    counts = Counter(history)
-    if counts.total() < min_history:
+    # Called on every positive event: counts only what decides the rank of ``category`` (the same
+    # verdict as ranking a Counter of the history, tests/models/test_drift_equivalence.py).
+    seen = history if isinstance(history, list) else list(history)
+    if len(seen) < min_history:
         return None
-    return category not in {c for c, _ in counts.most_common(top)}
+    own = seen.count(category)
+    if not own or top <= 0:
+        return True
+    if len(seen) - own < top * own:  # fewer than ``top`` others can have as many values
+        return False
+    ahead, earlier = 0, True
+    for other in dict.fromkeys(seen):  # distinct, in the order first seen
+        if other == category:
+            earlier = False
+        else:
+            n = seen.count(other)
+            if n > own or (earlier and n == own):
+                ahead += 1
+                if ahead == top:
+                    return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,22 +97,48 @@ class _Adwin:
 
     River's ADWIN forgets its whole window on the update after a detection, so the values seen since
     then are the window it cut; counting them here costs less than asking the detector per update.
+    Updates go straight to the detector's compiled window (``_helper``, read and fed, never replaced
+    here): the wrapper's ``update`` adds only that deferred reset, which `cut` does at once instead
+    (tests/models/test_drift_equivalence.py checks both give the same detections).
     """
 
     def __init__(self, delta: float) -> None:
         self.detector = drift.ADWIN(delta=delta)  # type: ignore[no-untyped-call]
         self.n, self.total = 0, 0.0
 
-    def update(self, x: float) -> Sides | None:
-        if self.detector.drift_detected:
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.detector.drift_detected:  # pickled by the wrapper-fed version, which reset on the next update
+            self.detector._reset()  # type: ignore[no-untyped-call]
             self.n, self.total = 0, 0.0
-        self.detector.update(x)  # type: ignore[no-untyped-call]
+
+    def update(self, x: float) -> Sides | None:
         self.n += 1
         self.total += x
-        if not self.detector.drift_detected:
+        if not self.detector._helper.update(x):
             return None
+        return self.cut(self.n, self.total)
+
+    def cut(self, n: int, total: float) -> Sides:
+        """The sides of a detection after ``n`` values summing to ``total`` since the last; starts afresh."""
         kept_n, kept_total = int(self.detector.width), self.detector.total
-        return _sides(self.n - kept_n, self.total - kept_total, kept_n, kept_total)
+        self.detector._reset()  # type: ignore[no-untyped-call]
+        self.n, self.total = 0, 0.0
+        return _sides(n - kept_n, total - kept_total, kept_n, kept_total)
+
+
+class _Share(_Adwin):
+    """ADWIN over one category's share of positives: 1 for a positive in the category, else 0.
+
+    Every category's detector takes a value on every positive event, so the monitor feeds them in one
+    loop (never through `update`; ``n`` stays 0): the count since the last detection is the monitor's
+    positives now less ``since`` (its positives before that window's first value), and ``total``
+    counts the category's own, so a positive costs one detector call per category and nothing more.
+    """
+
+    def __init__(self, delta: float, since: int) -> None:
+        super().__init__(delta)
+        self.since = since
 
 
 class _PageHinkley:
@@ -155,7 +197,7 @@ class DriftMonitor:
             "page_hinkley": _PageHinkley(ph_delta, ph_threshold),
         }
         self._taste_detectors: dict[str, _Adwin | _PageHinkley] = {"adwin": _Adwin(adwin_delta)}
-        self._categories: dict[str, _Adwin] = {}
+        self._categories: dict[str, _Share] = {}
         self._positives = 0
         self.hits_seen = 0
         self.tastes_seen = 0
@@ -175,15 +217,31 @@ class DriftMonitor:
         if not categories:
             return []
         self._positives += 1
+        positives, shares = self._positives, self._categories
         for c in categories:
-            if c not in self._categories and len(self._categories) < MAX_CATEGORIES:
-                self._categories[c] = _Adwin(self.adwin_delta)
+            if c not in shares and len(shares) < MAX_CATEGORIES:
+                shares[c] = _Share(self.adwin_delta, positives - 1)
         found = []
-        for name, detector in self._categories.items():
-            sides = detector.update(1.0 if name in categories else 0.0)
-            if sides is not None:
-                found.append(DriftRecord("category_mix", "adwin", self._positives, ts, *sides, name))
+        for name, share in shares.items():
+            if name in categories:
+                share.total += 1.0
+                tipped = share.detector._helper.update(1.0)
+            else:
+                tipped = share.detector._helper.update(0.0)
+            if tipped:
+                sides = share.cut(positives - share.since, share.total)
+                share.since = positives
+                found.append(DriftRecord("category_mix", "adwin", positives, ts, *sides, name))
         return found
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle; a checkpoint of the version that fed each category's `_Adwin` alone is converted."""
+        self.__dict__.update(state)
+        for name, old in list(self._categories.items()):
+            if not isinstance(old, _Share):
+                share = _Share(self.adwin_delta, self._positives - old.n)
+                share.detector, share.total = old.detector, old.total
+                self._categories[name] = share
 
 
 def _worse(
