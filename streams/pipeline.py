@@ -46,6 +46,8 @@ from streams.sender import Sender
 from streams.user_records import Profiles, UserRecords
 
 if TYPE_CHECKING:
+    from prometheus_client import Counter
+
     from streams.quality import Quality
 
 log = logging.getLogger(__name__)
@@ -128,6 +130,8 @@ class Pipeline(UserRecords):
         self.forgotten: Callable[[str, str | None], None] = lambda _user_id, _event_id: None
         self.tombstone_ttl_s = tombstone_ttl_s
         self._staged: dict[str, _Staged] = {}
+        #: The events_total child of outcome "learned", counted on every event: made by the first one.
+        self._learned_events: Counter | None = None
         #: user_id -> offset of their latest erasure, reset or withdrawal of the batch (written first at
         #: flush).
         self._fences: dict[str, int] = {}
@@ -269,7 +273,9 @@ class Pipeline(UserRecords):
         profile.observe(event, self.model.signal(event))
         profiles[event.user_id] = profile.to_dict()
         self._stage(event, profile, position)
-        self.metrics.events.labels(outcome="learned").inc()
+        if self._learned_events is None:
+            self._learned_events = self.metrics.events.labels(outcome="learned")
+        self._learned_events.inc()
         self.metrics.process_seconds.observe(time.perf_counter() - started)
         return "learned"
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 import redis.exceptions
+from prometheus_client import Counter
 
 from engine.ops.metrics import Metrics
 from engine.ops.settings import Settings
@@ -39,6 +40,7 @@ STREAM_MAXLEN = 1000
 #: Distinct (surface, experiment, variant) label sets of the slate counter; later ones count as `other`.
 MAX_SLATES = 200
 _SLATE_TYPES = frozenset({EventType.IMPRESSION, EventType.CLICK})
+_NO_CATEGORY = ("",)
 
 
 def log_softmax(items: Sequence[tuple[str, float]]) -> dict[str, float]:
@@ -55,6 +57,20 @@ def log_softmax(items: Sequence[tuple[str, float]]) -> dict[str, float]:
     top = max(score for _, score in items)
     log_z = top + math.log(sum(math.exp(score - top) for _, score in items))
     return {item: score - log_z for item, score in items}
+
+
+def _log_p(items: Sequence[tuple[str, float]], item: str) -> float | None:
+    """`log_softmax` of ``items`` at ``item`` (None when not listed), worked out for that item alone.
+
+    >>> listed = [("a", 2.0), ("b", 1.0), ("c", 1.0)]
+    >>> _log_p(listed, "b") == log_softmax(listed)["b"], _log_p(listed, "d")
+    (True, None)
+    """
+    own = dict(items).get(item)  # as in the mapping: a later duplicate's score wins
+    if own is None:
+        return None
+    top = max(score for _, score in items)
+    return own - (top + math.log(sum(math.exp(score - top) for _, score in items)))
 
 
 class Quality:
@@ -88,11 +104,17 @@ class Quality:
         #: tipped the detector, which can come from a partition consumed behind the others.
         self._newest = (-1, "")
         self.records: list[DriftRecord] = []
-        #: user -> {item of the last published top-k: its log-probability}.
-        self._top: dict[str, dict[str, float]] = {}
+        #: user -> the last published top-k with its scores (turned into log-probabilities when scored:
+        #: most lists are replaced before the user's next positive).
+        self._top: dict[str, Sequence[tuple[str, float]]] = {}
         self._slates: set[tuple[str, str, str]] = set()
         self._categories: dict[str, tuple[str, ...]] = {}
         self._recent: deque[int] = deque(maxlen=settings.drift_window)
+        self._recent_hits = 0  # sum(self._recent), kept as hits enter and leave the window
+        #: Labelled children met so far (a first `labels` call is what creates the series, so they are
+        #: not made ahead), looked up by their label values rather than by `labels` on every event.
+        self._event_types: dict[EventType, Counter] = {}
+        self._slate_events: dict[tuple[str, str, str, str], Counter] = {}
         self._hits = metrics.prequential_hits.labels(model_version=model.version)
         self._scored = metrics.prequential_scored.labels(model_version=model.version)
         self._rate = metrics.prequential_hit_rate.labels(model_version=model.version)
@@ -125,13 +147,14 @@ class Quality:
             log.warning("drift detectors start afresh: the checkpoint's were built with other settings")
         self.events = int(state["events"])
         self._recent.extend(state["recent"])
+        self._recent_hits = sum(self._recent)
         self.responder.last, self.responder.saved_slots = state["response"]
         self._categories.update(state["categories"])
 
     def remember(self, user_id: str, items: Sequence[tuple[str, float]]) -> None:
         """The list just published for the user: the next positive is scored against its top k."""
         self._top.pop(user_id, None)
-        self._top[user_id] = log_softmax(items[: self.k])
+        self._top[user_id] = items[: self.k]
         if len(self._top) > MAX_USERS:
             del self._top[next(iter(self._top))]
 
@@ -144,29 +167,37 @@ class Quality:
         self.events += 1
         if event.ts >= self._newest[0]:
             self._newest = (event.ts, event.event_id)
-        self.metrics.event_types.labels(type=event.type.value).inc()
+        counter = self._event_types.get(event.type)
+        if counter is None:
+            counter = self._event_types[event.type] = self.metrics.event_types.labels(type=event.type.value)
+        counter.inc()
         if self.responder.tick(self.events):
             log.info("drift response %s ended after %d events", self.responder.response, self.events)
         if event.type in _SLATE_TYPES:
             self._count_slate(event)
         if self.model.signal(event).label != 1:
             return
-        categories = self._categories.get(event.item_id, ())
+        known = self._categories
+        categories = known.get(event.item_id, ())
         found = self.monitor.category(categories, event.ts)
         if categories:
-            history = (self._categories.get(item, ("",))[0] for item in profile.recent)
+            # An item of no known category (or none at all) counts as the category "".
+            history = [(known.get(item) or _NO_CATEGORY)[0] for item in profile.recent]
             miss = taste_miss(categories[0], history)
             if miss is not None:
                 found += self.monitor.taste(miss, event.ts)
         top = self._top.get(event.user_id)
         if top is not None and not profile.has_consumed(event.item_id):
-            log_p = top.get(event.item_id)
+            log_p = _log_p(top, event.item_id)
             self._scored.inc()
+            if len(self._recent) == self._recent.maxlen:
+                self._recent_hits -= self._recent[0]
             self._recent.append(int(log_p is not None))
             if log_p is not None:
+                self._recent_hits += 1
                 self._hits.inc()
                 self._log_loss.observe(-log_p)
-            self._rate.set(sum(self._recent) / len(self._recent))
+            self._rate.set(self._recent_hits / len(self._recent))
             found += self.monitor.hit(log_p is not None, event.ts)
         for record in found:
             await self._detected(record, event.event_id)
@@ -182,9 +213,13 @@ class Quality:
                 labels = ("other", "other", "other")
             self._slates.add(labels)
         surface, experiment, variant = labels
-        self.metrics.slate_events.labels(
-            type=event.type.value, surface=surface, experiment=experiment, variant=variant
-        ).inc()
+        key = (event.type.value, surface, experiment, variant)
+        counter = self._slate_events.get(key)
+        if counter is None:
+            counter = self._slate_events[key] = self.metrics.slate_events.labels(
+                type=key[0], surface=surface, experiment=experiment, variant=variant
+            )
+        counter.inc()
 
     async def _detected(self, record: DriftRecord, event_id: str) -> None:
         self.records.append(record)

@@ -4,6 +4,7 @@ event-type counts, and a detection's record (Kafka topic, Redis stream), metric 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -20,7 +21,7 @@ from models.recommender import MODEL_VERSION, HybridRecommender
 from schemas import keys
 from schemas.events import Context, Event, ItemRecord, encode
 from streams.pipeline import Pipeline
-from streams.quality import Quality
+from streams.quality import Quality, _log_p, log_softmax
 
 TS = 1_700_000_000_000
 
@@ -60,14 +61,18 @@ class OnEveryHit:
         return []
 
 
-def _setup(response: str = "reset_affinity") -> tuple[Pipeline, FakeStore, list[tuple[str, bytes]], Quality]:
+def _setup(
+    response: str = "reset_affinity", window: int = 500
+) -> tuple[Pipeline, FakeStore, list[tuple[str, bytes]], Quality]:
     sent: list[tuple[str, bytes]] = []
 
     async def send(topic: str, key: bytes | None, value: bytes) -> None:
         sent.append((topic, value))
 
     model = HybridRecommender(seed=1)
-    settings = Settings(namespace="t", drift_hr_k=3, drift_response=response, drift_decay=0.0)
+    settings = Settings(
+        namespace="t", drift_hr_k=3, drift_response=response, drift_decay=0.0, drift_window=window
+    )
     metrics = Metrics.create(CollectorRegistry(), "t", MODEL_VERSION)
     store = FakeStore()
     quality = Quality(
@@ -194,3 +199,40 @@ async def test_taste_drift_is_answered_and_category_mix_drift_only_reported() ->
     assert (
         _sample(quality, "personalize_drift_detections_total", {"signal": "taste", "detector": "adwin"}) == 1
     )
+
+
+async def test_an_item_of_no_category_in_the_history_counts_as_the_category_none() -> None:
+    pipeline, _, _, quality = _setup()
+    pipeline.apply_item(encode(ItemRecord(item_id="bare", categories=())))
+    profiles: dict[str, Any] = {}
+    for n, item in enumerate(["bare", "i1", "i2", "i3", "i4", "i5", "i6"]):
+        raw = encode(Event(event_id=f"e{n}", user_id="u1", item_id=item, type="click", ts=TS + n))
+        assert await pipeline.handle_event(raw, b"u1", profiles) == "learned"
+    assert quality.monitor.tastes_seen == 2  # the positives with 5 or more before them
+
+
+def test_the_log_probability_of_one_item_is_the_softmax_s_to_the_last_bit() -> None:
+    rng = random.Random(4)
+    for _ in range(2_000):
+        items = [(f"i{rng.randint(0, 12)}", rng.uniform(-30.0, 30.0)) for _ in range(rng.randint(0, 10))]
+        table = log_softmax(items)  # a repeated item: its later score, as in the mapping
+        for item in [name for name, _ in items] + ["absent"]:
+            assert _log_p(items, item) == table.get(item)
+
+
+async def test_the_hit_rate_is_the_share_of_hits_in_the_window_also_after_a_restore() -> None:
+    pipeline, _, _, quality = _setup(window=10)
+    rng = random.Random(2)
+    outcomes: list[int] = []
+    version = {"model_version": MODEL_VERSION}
+    for n in range(40):
+        if n == 25:  # a checkpoint taken and restored by another worker
+            pipeline, _, _, restored = _setup(window=10)
+            restored.restore(quality.state())
+            quality = restored
+        hit = rng.random() < 0.4
+        quality.remember("u1", [("i1", 1.0), ("i2", 0.5)])
+        await _event(pipeline, n, "u1", "i1" if hit else "i3")
+        outcomes.append(int(hit))
+        rate = _sample(quality, "personalize_prequential_hit_rate", version)
+        assert rate == sum(outcomes[-10:]) / len(outcomes[-10:])
