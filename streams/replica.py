@@ -142,11 +142,23 @@ class Replica:
             await self._refresh_partitions(consumer)
             self._refreshed = (now, self._refreshed[1])
         await self._sync(consumer)
-        messages = _in_time_order(await asyncio.to_thread(consumer.consume, FETCH, POLL_S))
+
+        def fetch() -> tuple[list[Any], float]:
+            started = time.thread_time()  # CPU of this thread only, not the wait for records
+            fetched = consumer.consume(FETCH, POLL_S)
+            return fetched, time.thread_time() - started
+
+        fetched, spent = await asyncio.to_thread(fetch)
+        began = time.thread_time()
+        messages = _in_time_order(fetched)
+        spent += time.thread_time() - began
         for start in range(0, len(messages), CHUNK):
             async with self.checkpointer.lock:
+                began = time.thread_time()
                 self._apply(messages[start : start + CHUNK])
+                spent += time.thread_time() - began
             await asyncio.sleep(0)  # let the agents and the timers in between chunks
+        self.metrics.replica_seconds.inc(spent)
         self._check_ready()
         if now - self._refreshed[1] >= REFRESH_S[1]:
             self._measure_lag(consumer)

@@ -122,10 +122,13 @@ async def _drain(
     backlog: int,
     timeout_s: float,
     services: Sequence[int] = (),
+    replica_start: Sequence[tuple[float, float]] = (),
 ) -> dict[str, Any]:
     """Watch the backlog drain; the window runs from the first reading with lists written to the one that
     counts the whole backlog. ``services``: the pids of the stack's Kafka and Redis, whose CPU in the
-    window is reported per event too (they share the machine's cores with the workers)."""
+    window is reported per event too (they share the machine's cores with the workers).
+    ``replica_start``: each worker's replica counters read before the backlog was written (the readers
+    learn a small backlog before the first list is out); their CPU per record is reported from there."""
     start: tuple[int, int, float, float] | None = None
     deadline = time.monotonic() + timeout_s
     while True:
@@ -141,6 +144,7 @@ async def _drain(
         for worker in workers:
             worker.check_alive()
         await asyncio.sleep(_POLL_S)
+    replica_end = [await w.replica_counters(store) for w in workers]
     events = seen - start[0]
     seconds = (last_ms - start[1]) / 1000.0
     if events <= 0 or seconds <= 0:
@@ -151,6 +155,13 @@ async def _drain(
         "window_s": seconds,
         "cpu_us_per_event": (cpu - start[2]) / events * 1e6,
         "services_cpu_us_per_event": (used - start[3]) / events * 1e6,
+        # The replica readers' own CPU over the records they learned for other workers (none with one).
+        "replica_cpu_s": sum(
+            end[0] - begin[0] for begin, end in zip(replica_start, replica_end, strict=False)
+        ),
+        "replica_records": sum(
+            end[1] - begin[1] for begin, end in zip(replica_start, replica_end, strict=False)
+        ),
         "rss_mb_per_worker": [rss_bytes(w.pid) / 2**20 for w in workers],
     }
 
@@ -233,11 +244,14 @@ async def run_count(
             worker.start()
         log(f"{count} worker(s) starting in {settings.namespace}; waiting for the group and the catalog")
         await wait_for_group(settings, workers, store, n_items, config.timeout_s)
+        replica_start = [await w.replica_counters(store) for w in workers]
         backlog = encode_backlog(stream[: config.backlog], run_id=f"b{uuid.uuid4().hex[:8]}")
         out["backlog_write_s"] = await asyncio.to_thread(send_backlog, settings, backlog)
         log(f"backlog of {config.backlog} events written in {out['backlog_write_s']:.2f}s; draining")
         services = [found.pid for found in stack.status(base)[:2] if found.pid is not None]
-        drained = await _drain(workers, store, users, config.backlog, config.timeout_s, services)
+        drained = await _drain(
+            workers, store, users, config.backlog, config.timeout_s, services, replica_start
+        )
         out.update(drained)
         log(
             f"{count} worker(s): {drained['events_per_s']:,.0f} events/s, "

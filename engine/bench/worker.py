@@ -11,15 +11,26 @@ __all__ = ["BenchWorker", "stop_all"]
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from engine.ops.settings import Settings
 from engine.store.redis_store import RedisStore
 from schemas.errors import ServiceUnavailableError, StackError
+from schemas.keys import WorkerField
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 class BenchWorker:
@@ -42,7 +53,9 @@ class BenchWorker:
         env = dict(os.environ)
         env.update(
             PERSONALIZE_NAMESPACE=self.settings.namespace,
-            PERSONALIZE_METRICS_PORT="0",
+            # Metrics on a port free now (the replica's CPU is read from them), or the next free ones.
+            PERSONALIZE_METRICS_PORT=str(_free_port()),
+            PERSONALIZE_METRICS_PORT_SPAN="16",
             PERSONALIZE_TOP_N=str(self.settings.top_n),
             PERSONALIZE_STACK_DIR=str(self.settings.stack_dir),
             PERSONALIZE_PARTITIONS=str(self.settings.partitions),
@@ -80,6 +93,28 @@ class BenchWorker:
             if found.get("pid") == str(self.pid):
                 return {k: int(found.get(k, 0)) for k in ("events", "items", "beat_ms")}
         return {}
+
+    async def replica_counters(self, store: RedisStore) -> tuple[float, float]:
+        """(CPU seconds, event records) of this worker's replica reader so far, from its /metrics (the
+        address its heartbeat names); (0, 0) before it serves them."""
+        address = next(
+            (b.get(WorkerField.METRICS) for b in await store.workers() if b.get("pid") == str(self.pid)), None
+        )
+        if not address:
+            return 0.0, 0.0
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            text = (await client.get(f"http://{address}/metrics")).text
+        seconds = records = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "personalize_replica_seconds_total":
+                    seconds += sample.value
+                elif (
+                    sample.name == "personalize_replica_records_total"
+                    and sample.labels.get("topic") == "events"
+                ):
+                    records += sample.value
+        return seconds, records
 
     async def model_version(self, store: RedisStore) -> str | None:
         """The model version this worker's heartbeat names (with a River stage: ``...+river-...``)."""

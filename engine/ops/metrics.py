@@ -67,6 +67,7 @@ class Metrics:
     republished: Counter
     redis_resets: Counter
     replica_records: Counter
+    replica_seconds: Counter
     replica_lag: Gauge
     # Online quality and drift (streams/quality.py).
     event_types: Counter
@@ -254,6 +255,11 @@ class Metrics:
                 "Records this worker learned into its model from partitions it does not own (events of "
                 "other workers' partitions, and the whole catalog), by topic kind (events, items).",
                 "topic",
+            ),
+            replica_seconds=counter(
+                "replica_seconds",
+                "CPU seconds (of the threads doing it) this worker's replica reader spent fetching and "
+                "learning records of partitions it does not own: the replicated cost of scale-out.",
             ),
             replica_lag=gauge(
                 "replica_lag",

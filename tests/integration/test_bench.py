@@ -95,4 +95,7 @@ def test_smoke_scaling_reports_every_worker_count(settings: Settings, tmp_path: 
     # Two worker counts give the replicated / partitioned split and the projection; values not asserted.
     assert {"replicated_us_per_event", "partitioned_us_per_event", "projected_events_per_s_16"} <= set(report)
     assert report["two_over_one_ceiling"] > 0
+    # With 2 workers each learns the other's events through its replica reader, and its CPU is measured.
+    assert report["counts"][0]["replica_records"] == 0 < report["counts"][1]["replica_records"]
+    assert report["replica_us_per_record"] > 0 and "fitted_events_per_s_16" in report
     assert set(report["targets"]) == set(SCALING_TARGETS)
