@@ -9,7 +9,16 @@ category the user took positively or said they like.
 
 from __future__ import annotations
 
-__all__ = ["Explanation", "anchors", "explain_list", "explain_rows", "explained", "strongest"]
+__all__ = [
+    "Explanation",
+    "best_category",
+    "column_means",
+    "explain_list",
+    "explain_rows",
+    "linked_into",
+    "reason_keys",
+    "strongest",
+]
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -134,27 +143,58 @@ def explain_list(
     ``links`` in turn (`models.kernels.links_of` states, e.g. co-occurrence then content) for the item
     a candidate came from; ``scratch`` a per-item all-zero array. A candidate's category is, among its
     row of ``matrix``, the one with the most of the user's ``own`` positives (none if all are zero).
-    Items not among ``ids`` were exploration places. The arithmetic runs in one compiled call
-    (`explained`); Python only names what it found.
+    Items not among ``ids`` were exploration places. All the arithmetic and the choice of reason run
+    in compiled code (`linked_into`, `reason_keys`); Python only names what they found, and an
+    explanation without an anchor is made once per process, one with an anchor once per list.
     """
-    linked = np.full(len(wanted), -1, dtype=np.int64)
+    linked = np.empty(len(wanted), dtype=np.int64)
+    linked.fill(-1)
     for row_of, link_ids, _, count, _ in links:
-        unlinked = linked < 0
-        if unlinked.any():
-            linked[unlinked] = anchors(wanted[unlinked], recent, row_of, link_ids, count, scratch)
-    data = np.asarray(table, dtype=np.float64)
-    mean = data.mean(axis=0) if len(data) else np.zeros(len(weights))
-    found = explained(wanted, ids.astype(np.int64), data, mean, weights, matrix, own)
-    out = []
-    rows = zip(found.tolist(), linked.tolist(), strict=True)
-    for (at, first, second, lift1, lift2, category), link in rows:
+        linked_into(linked, wanted, recent, row_of, link_ids, count, scratch)
+    found = reason_keys(
+        wanted, ids, np.asarray(table), weights, linked, matrix, own, _ITEM_SIGNAL, _CATEGORY_SIGNAL, _QUALITY
+    )
+    plain = _BY_KEY
+    out: list[Explanation] = []
+    made: dict[tuple[int, int], Explanation] = {}
+    for key, at in zip(found[0].tolist(), found[1].tolist(), strict=True):
         if at < 0:
-            out.append(EXPLORING)
+            out.append(plain[key])
             continue
-        anchor = item_names[int(recent[link])] if link >= 0 else None
-        named = category_names[int(category)] if category >= 0 else None
-        out.append(_explanation(first, second, lift1, lift2, anchor, named))
+        one = made.get((key, at))
+        if one is None:
+            one = made[(key, at)] = _anchored(key, at, recent, category_names, item_names)
+        out.append(one)
     return out
+
+
+#: Kinds of explanation the kernel chooses, in the order of `_KINDS` (``item`` and ``category`` carry
+#: an anchor; an ``item`` whose anchor has an empty name falls back to ``similar_users``).
+_KINDS = ("exploring", "item", "category", "similar_users", "well_rated", "popular")
+_ITEM, _SIMILAR = 1, 3
+_ITEM_SIGNAL = np.array([name in ITEM_SIGNALS for name in FEATURES])
+_CATEGORY_SIGNAL = np.array([name in CATEGORY_SIGNALS for name in FEATURES])
+_QUALITY = FEATURES.index("quality")
+#: The signals of an explanation by signal index: the pairs (first * F + second), the single
+#: strongest (F * F + first), then none (F * F + F).
+_SIGNALS = [(a, b) for a in FEATURES for b in FEATURES] + [(a,) for a in FEATURES] + [()]
+#: key (kind * len(_SIGNALS) + signal index) -> the explanation without an anchor, made once.
+_BY_KEY = [Explanation(kind, None, signals) for kind in _KINDS for signals in _SIGNALS]
+_BY_KEY[0] = EXPLORING
+
+
+def _anchored(
+    key: int, at: int, recent: npt.NDArray[np.int64], category_names: Sequence[str], item_names: Sequence[str]
+) -> Explanation:
+    """The explanation of kind and signals ``key`` whose anchor is ``at``: an index in ``recent`` for
+    an ``item`` reason, a category id for a ``category`` one."""
+    kind, signals = divmod(key, len(_SIGNALS))
+    if kind == _ITEM:
+        anchor = item_names[int(recent[at])]
+        if not anchor:
+            return _BY_KEY[_SIMILAR * len(_SIGNALS) + signals]
+        return Explanation("item", anchor, _SIGNALS[signals])
+    return Explanation("category", category_names[at], _SIGNALS[signals])
 
 
 @njit(cache=True, nogil=True)
@@ -177,12 +217,21 @@ def strongest(data, rows, mean, weights):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def explained(wanted, ids, data, mean, weights, matrix, own):  # type: ignore[no-untyped-def]
-    """Per wanted item: ``[row, first, second, lift1, lift2, category]``: its row among the ranking's
-    candidates ``ids`` (-1: an exploration place, the rest then unset), its two strongest features and
-    their lifts (`strongest`), and among its categories (its row of ``matrix``, -1 padded) the one with
-    the most of the user's ``own`` positives, first on ties (-1 when all have none)."""
-    out = np.full((wanted.size, 6), -1.0)
+def reason_keys(wanted, ids, data, weights, linked, matrix, own, item_signal, category_signal, quality):  # type: ignore[no-untyped-def]
+    """Per wanted item, ``[key, anchor]`` (two rows): which explanation it gets, as a `_BY_KEY` index,
+    and its anchor (-1: none; an index in the user's recent positives for ``item``, a category id for
+    ``category``).
+
+    An item not among the ranking's candidates ``ids`` was an exploration place. Otherwise its two
+    strongest features lift it above the candidates' mean (`strongest`); the strongest one that lifts
+    it (``popularity`` if none does) picks the kind: an item signal names ``linked`` (the index of the
+    user's recent positive it came from; ``similar_users`` without one), a category signal the item's
+    category (among its row of ``matrix``, -1 padded) with the most of the user's ``own`` positives,
+    first on ties (a category past ``own`` reads its last entry, as numpy's take with mode="clip");
+    failing that ``well_rated`` for ``quality``, else ``popular``."""
+    mean = column_means(data, weights.size)
+    n_signals = weights.size * weights.size + weights.size + 1
+    out = np.full((2, wanted.size), -1, np.int64)
     rows = np.full(1, -1, np.int64)
     for w in range(wanted.size):
         rows[0] = -1
@@ -191,27 +240,65 @@ def explained(wanted, ids, data, mean, weights, matrix, own):  # type: ignore[no
                 rows[0] = i
                 break
         if rows[0] < 0:
+            out[0, w] = 0
             continue
-        out[w, 0] = rows[0]
-        out[w, 1:5] = strongest(data, rows, mean, weights)[0]
-        best, most = -1, 0.0
-        for c in matrix[wanted[w]]:
-            # A category past ``own`` reads its last entry (numpy's take with mode="clip").
-            mine = own[min(c, own.size - 1)] if c >= 0 and own.size else 0.0
-            if mine > most:
-                best, most = c, mine
-        out[w, 5] = best
+        found = strongest(data, rows, mean, weights)
+        first, second = int(found[0, 0]), int(found[0, 1])
+        if found[0, 3] > 0:
+            signals, top = first * weights.size + second, first
+        elif found[0, 2] > 0:
+            signals, top = weights.size * weights.size + first, first
+        else:
+            signals, top = n_signals - 1, -1
+        kind = 5
+        if top >= 0 and item_signal[top]:
+            kind = 1 if linked[w] >= 0 else 3
+            if linked[w] >= 0:
+                out[1, w] = linked[w]
+        elif top >= 0 and category_signal[top]:
+            best = best_category(matrix[wanted[w]], own)
+            if best >= 0:
+                kind = 2
+                out[1, w] = best
+        elif top == quality:
+            kind = 4
+        out[0, w] = kind * n_signals + signals
     return out
 
 
 @njit(cache=True, nogil=True)
-def anchors(candidates, recent, row_of, ids, count, mark):  # type: ignore[no-untyped-def]
-    """Per candidate, the index in ``recent`` (newest first) of the first item whose link row
-    holds it, or -1; rows as in `models.kernels.links_of`. ``mark`` is a per-item float scratch
-    array, all zero on entry and on exit."""
-    out = np.full(candidates.size, -1, np.int64)
+def column_means(data, width):  # type: ignore[no-untyped-def]
+    """The mean of each column of ``data``, summed row by row as numpy's ``mean(axis=0)`` does (the
+    same bits); ``width`` zeros when there is no row."""
+    mean = np.zeros(data.shape[1] if data.shape[0] else width)
+    for r in range(data.shape[0]):
+        for f in range(mean.size):
+            mean[f] += data[r, f]
+    if data.shape[0]:
+        mean /= data.shape[0]
+    return mean
+
+
+@njit(cache=True, nogil=True)
+def best_category(row, own):  # type: ignore[no-untyped-def]
+    """Among the category ids of ``row`` (-1 padded), the one with the most of the user's ``own``
+    positives, first on ties; -1 when all have none. A category past ``own`` reads its last entry
+    (numpy's take with mode="clip")."""
+    best, most = -1, 0.0
+    for c in row:
+        mine = own[min(c, own.size - 1)] if c >= 0 and own.size else 0.0
+        if mine > most:
+            best, most = c, mine
+    return best
+
+
+@njit(cache=True, nogil=True)
+def linked_into(linked, candidates, recent, row_of, ids, count, mark):  # type: ignore[no-untyped-def]
+    """Fill each unlinked (-1) entry of ``linked`` with the index in ``recent`` (newest first) of the
+    first item whose link row holds its candidate, if any; rows as in `models.kernels.links_of`.
+    ``mark`` is a per-item float scratch array, all zero on entry and on exit."""
     for c in range(candidates.size):
-        if 0 <= candidates[c] < mark.size:
+        if linked[c] < 0 and 0 <= candidates[c] < mark.size:
             mark[candidates[c]] = c + 1
     for r in range(recent.size):
         item = recent[r]
@@ -219,12 +306,12 @@ def anchors(candidates, recent, row_of, ids, count, mark):  # type: ignore[no-un
             continue
         row = row_of[item]
         for j in range(count[row]):
-            linked = ids[row, j]
-            if linked < mark.size and mark[linked] > 0:
-                c = int(mark[linked]) - 1
-                if out[c] < 0:
-                    out[c] = r
+            found = ids[row, j]
+            if found < mark.size and mark[found] > 0:
+                c = int(mark[found]) - 1
+                if linked[c] < 0:
+                    linked[c] = r
     for c in range(candidates.size):
         if 0 <= candidates[c] < mark.size:
             mark[candidates[c]] = 0.0
-    return out
+    return linked

@@ -71,7 +71,16 @@ def reasons_of(
     cannot say. Must run right after that `recommend`: the model explains from that ranking's features."""
     if isinstance(model, HybridRecommender):
         found = model.explain(profile, [item for item, _ in items], context, ts)
-        return [Reason(e.reason, e.anchor, e.signals) for e in found]
+        # A list repeats a few explanations (the same objects: `models.explain` makes each once), so
+        # each becomes a Reason once.
+        made: dict[int, Reason] = {}
+        out: list[Reason | None] = []
+        for e in found:
+            reason = made.get(id(e))
+            if reason is None:
+                reason = made[id(e)] = Reason(e.reason, e.anchor, e.signals)
+            out.append(reason)
+        return out
     if isinstance(model, PopularRecommender):
         return [POPULAR] * len(items)
     return None
