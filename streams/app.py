@@ -28,7 +28,7 @@ from engine.ops.metrics import Metrics
 from engine.ops.settings import Settings
 from engine.store import erasures
 from engine.store.redis_store import RedisStore
-from streams import changelog, codecs
+from streams import changelog, codecs, fetching
 from streams.batches import Incoming, handle_batch
 from streams.catchup import CatchUp
 from streams.checkpointer import Checkpointer, model_from, store_of
@@ -141,6 +141,7 @@ def create_app(
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     )
+    fetching.install(app)
     events_topic = app.topic(settings.events_topic, partitions=settings.partitions)
     items_topic = app.topic(
         settings.items_topic,
