@@ -10,14 +10,37 @@ start at a prior and are pulled gently back towards it.
 
 from __future__ import annotations
 
-__all__ = ["OnlineBlend"]
+__all__ = ["Blend", "OnlineBlend"]
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit
+
+
+@dataclass(frozen=True, slots=True)
+class Blend:
+    """Prior weights of the features in the final score (`ranking_kernels.FEATURES` order).
+
+    Chosen by replay on MovieLens (docs/models.md): sequence neighbours carry most of the signal,
+    co-occurrence and transitions add to it, decayed popularity and the item's share of positive
+    ratings (``quality``) break ties towards well-liked items; ``affinity`` is the context-aware
+    category model, which carries new users and new items; ``taste`` is the user's category shares
+    times the item's popularity within them (`models.taste`). `OnlineBlend` learns from here.
+    """
+
+    sequence: float = 1.0
+    cooccurrence: float = 0.3
+    transitions: float = 0.3
+    content: float = 0.2
+    popularity: float = 0.2
+    quality: float = 0.8
+    affinity: float = 0.6
+    taste: float = 0.5
+
 
 Matrix = npt.NDArray[np.float64]
 Rows = npt.NDArray[np.floating[Any]]

@@ -9,12 +9,12 @@ from each event; no batch jobs.
 
 from __future__ import annotations
 
-__all__ = ["MODEL_VERSION", "Blend", "HybridRecommender", "warm_up"]
+__all__ = ["MODEL_VERSION", "HybridRecommender", "warm_up"]
 
 import itertools
 import random
 from collections import OrderedDict
-from dataclasses import astuple, dataclass
+from dataclasses import astuple
 
 import numpy as np
 import numpy.typing as npt
@@ -22,7 +22,7 @@ import numpy.typing as npt
 from models import kernels, ranking_kernels
 from models.affinity import CategoryAffinity
 from models.arrays import Vocabulary, grown
-from models.blend import OnlineBlend
+from models.blend import Blend, OnlineBlend
 from models.content import ContentLinks
 from models.cooccurrence import CoOccurrence
 from models.explain import Explanation, explain_list
@@ -57,29 +57,10 @@ TRUST = 2.0
 #: How far a score is put below the one above it when it would not be lower by itself.
 STEP = 1e-6
 _NONE = np.zeros(0)
+#: The blend's prior weights unless a model is given others.
+_PRIOR_BLEND = Blend()
 #: The focus is judged on the top of the list, where hits are counted.
 FOCUS_DEPTH = 10
-
-
-@dataclass(frozen=True, slots=True)
-class Blend:
-    """Prior weights of the features in the final score (`ranking_kernels.FEATURES` order).
-
-    Chosen by replay on MovieLens (docs/models.md): sequence neighbours carry most of the signal,
-    co-occurrence and transitions add to it, decayed popularity and the item's share of positive
-    ratings (``quality``) break ties towards well-liked items; ``affinity`` is the context-aware
-    category model, which carries new users and new items; ``taste`` is the user's category shares
-    times the item's popularity within them (`models.taste`). `OnlineBlend` learns from here.
-    """
-
-    sequence: float = 1.0
-    cooccurrence: float = 0.3
-    transitions: float = 0.3
-    content: float = 0.2
-    popularity: float = 0.2
-    quality: float = 0.8
-    affinity: float = 0.6
-    taste: float = 0.5
 
 
 class HybridRecommender:
@@ -104,7 +85,7 @@ class HybridRecommender:
     def __init__(
         self,
         *,
-        blend: Blend = Blend(),
+        blend: Blend = _PRIOR_BLEND,
         half_life_ms: float = 6 * 3600 * 1000,
         explore_slots: int = 1,
         seed: int = 0,

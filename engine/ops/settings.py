@@ -10,7 +10,6 @@ __all__ = ["Settings", "load"]
 
 import functools
 import os
-import re
 import socket
 from pathlib import Path
 from typing import Annotated, Literal
@@ -18,16 +17,11 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from engine.ops import tenant_entries as entries
 from schemas.errors import ConfigError
 from schemas.pseudonyms import Pseudonyms
 
 _PREFIX = "PERSONALIZE_"
-#: An API key entry: ``[tenant:]name:scopes:sha256`` (scopes of events, read, admin joined by ``+``; the
-#: tenant a namespace, default the API's own) or a bare sha256 (an unnamed key with every scope).
-_SCOPE = r"(?:events|read|admin)"
-_NAMESPACE = r"[A-Za-z0-9_-]{1,64}"
-_KEY_ENTRY = rf"^(?:(?:{_NAMESPACE}:)?[A-Za-z0-9_.-]{{1,64}}:{_SCOPE}(?:\+{_SCOPE})*:)?[0-9a-f]{{64}}$"
-_REDIS_URL = re.compile(r"^(?:rediss?|unix)://\S+$")
 
 
 class Settings(BaseSettings):
@@ -43,7 +37,7 @@ class Settings(BaseSettings):
         env_prefix=_PREFIX, frozen=True, extra="forbid", hide_input_in_errors=True
     )
 
-    namespace: str = Field("default", pattern=rf"^{_NAMESPACE}$")
+    namespace: str = Field("default", pattern=rf"^{entries.NAMESPACE}$")
     kafka_bootstrap: str | None = None
     redis_url: str | None = None
     #: Partitions of the namespace's topics: the most workers that can share its events (docs/operations.md).
@@ -92,7 +86,7 @@ class Settings(BaseSettings):
     #: bare sha256 hex digest (a key with every scope). None configured means every write is refused.
     #: ``tenant:name:scopes:sha256`` makes the key one of tenant (a namespace)'s: the API serves that
     #: tenant's data to it (docs/tenants.md), with the tenant's Redis URL from ``tenant_redis_urls``.
-    api_key_hashes: Annotated[tuple[Annotated[str, Field(pattern=_KEY_ENTRY)], ...], NoDecode] = ()
+    api_key_hashes: Annotated[tuple[Annotated[str, Field(pattern=entries.KEY_ENTRY)], ...], NoDecode] = ()
     #: The API's Redis URL per tenant, with the tenant's own ACL user (`personalize tenant add`),
     #: comma-separated ``namespace=redis://user:password@host:port/db`` entries; never logged. Every
     #: tenant an API key names, other than ``namespace``, needs one; ``namespace`` without one uses
@@ -202,7 +196,7 @@ class Settings(BaseSettings):
         parts = value.split(",") if isinstance(value, str) else value
         if isinstance(parts, list | tuple):
             # The digest is hex in either case; names keep theirs.
-            return tuple(_lower_digest(str(p).strip()) for p in parts if str(p).strip())
+            return tuple(entries.lower_digest(str(p).strip()) for p in parts if str(p).strip())
         return value
 
     @model_validator(mode="after")
@@ -231,8 +225,8 @@ class Settings(BaseSettings):
     @field_validator("tenant_redis_urls")
     @classmethod
     def _every_tenant_has_redis(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        urls = _tenant_urls(value.get_secret_value()) if value is not None else {}
-        named = _key_tenants(info.data.get("api_key_hashes", ()))
+        urls = entries.tenant_urls(value.get_secret_value()) if value is not None else {}
+        named = entries.key_tenants(info.data.get("api_key_hashes", ()))
         missing = sorted(named - {info.data.get("namespace")} - set(urls))
         if missing:
             raise ValueError(
@@ -249,7 +243,7 @@ class Settings(BaseSettings):
         ...                 tenant_redis_urls="b=redis://p13n-b:pw@h:6379/0").tenants)
         ['a', 'b']
         """
-        return frozenset({self.namespace, *_key_tenants(self.api_key_hashes)})
+        return frozenset({self.namespace, *entries.key_tenants(self.api_key_hashes)})
 
     @property
     def tenant_redis(self) -> dict[str, str]:
@@ -259,7 +253,7 @@ class Settings(BaseSettings):
         'redis://v:q@h:1/0'
         """
         urls = self.tenant_redis_urls
-        return _tenant_urls(urls.get_secret_value()) if urls is not None else {}
+        return entries.tenant_urls(urls.get_secret_value()) if urls is not None else {}
 
     def redis_of(self, tenant: str) -> str:
         """The Redis URL the API uses for ``tenant``'s requests (its own user's, see `tenant_redis`)."""
@@ -360,39 +354,6 @@ class Settings(BaseSettings):
     @property
     def drift_topic(self) -> str:
         return f"p13n.{self.namespace}.drift"
-
-
-def _key_tenants(entries: tuple[str, ...]) -> set[str]:
-    """The tenants API key entries name (``tenant:name:scopes:sha256``)."""
-    return {entry.split(":")[0] for entry in entries if entry.count(":") == 3}
-
-
-def _tenant_urls(text: str) -> dict[str, str]:
-    """``namespace=url`` entries, comma-separated; the error names the entry's position, not its text
-    (which holds a password).
-
-    >>> _tenant_urls("b=redis://u:p@h:1/0,")
-    {'b': 'redis://u:p@h:1/0'}
-    >>> _tenant_urls("b=http://h")
-    Traceback (most recent call last):
-    ...
-    ValueError: tenant Redis URL entry 1 is not namespace=redis://user:password@host:port/db
-    """
-    found = {}
-    for index, entry in enumerate((e.strip() for e in text.split(",") if e.strip()), 1):
-        tenant, _, url = entry.partition("=")
-        if not re.fullmatch(_NAMESPACE, tenant) or not _REDIS_URL.match(url) or tenant in found:
-            raise ValueError(
-                f"tenant Redis URL entry {index} is not namespace=redis://user:password@host:port/db"
-                + (" (a tenant named twice)" if tenant in found else "")
-            )
-        found[tenant] = url
-    return found
-
-
-def _lower_digest(entry: str) -> str:
-    head, sep, digest = entry.rpartition(":")
-    return f"{head}{sep}{digest.lower()}"
 
 
 @functools.cache
