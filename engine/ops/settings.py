@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     #: ``batch_within_s`` for a batch to fill: one Redis write and one changelog record per user per batch.
     batch_max: int = Field(500, ge=1, le=100_000)
     batch_within_s: float = Field(0.02, gt=0.0, le=10.0)
+    #: The worker's fetches: the broker answers once ``kafka_fetch_min_bytes`` are there or after
+    #: ``kafka_fetch_wait_ms`` (`streams.fetching`): latency at low traffic against CPU per event.
+    kafka_fetch_wait_ms: int = Field(50, ge=1, le=1500)
+    kafka_fetch_min_bytes: int = Field(4_096, ge=1, le=16_777_216)
     #: The worker's Redis client: seconds a connect or a reply may take before the call fails (a hung
     #: Redis must not hold the batch, and the checkpoint lock with it); a failed list is republished
     #: once Redis answers again (docs/reliability.md).
