@@ -8,8 +8,9 @@ waited behind it: with one worker at 850 events/s, runs of seconds in which reco
 0.75 s old on average (p50 freshness 0.75-1.6 s) while the worker idled half the time. A short wait
 bounds that. The other half is the fetch size: answering each fetch as soon as one record is there
 made the worker spend 0.38 of a core at 100 events/s, fetching a record or two at a time; asking for
-``kafka_fetch_min_bytes`` (or the wait, whichever comes first) halves that (docs/benchmarks.md has the
-measured trade-off). Only the consumer is changed; nothing here reads or writes records.
+``kafka_fetch_min_bytes`` (or the wait, whichever comes first) brought that to 0.21
+(docs/benchmarks.md has the measured trade-off). Only the consumer is changed; nothing here reads or
+writes records.
 """
 
 from __future__ import annotations
