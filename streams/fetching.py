@@ -30,8 +30,8 @@ def install(app: faust.App, *, wait_ms: int, min_bytes: int) -> None:
 
     >>> app = faust.App("fetching-doctest", broker="kafka://localhost:9092")
     >>> install(app, wait_ms=50, min_bytes=16_384)
-    >>> app.transport.Consumer.__name__
-    'Consumer'
+    >>> app.transport.Consumer is driver.Consumer, issubclass(app.transport.Consumer, driver.Consumer)
+    (False, True)
     """
 
     class ConsumerThread(driver.AIOKafkaConsumerThread):
