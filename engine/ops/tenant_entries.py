@@ -9,13 +9,13 @@ __all__ = ["KEY_ENTRY", "NAMESPACE", "key_tenants", "lower_digest", "tenant_urls
 
 import re
 
-SCOPE = r"(?:events|read|admin)"
+_SCOPE = r"(?:events|read|admin)"
 #: A namespace (and so a tenant's name).
 NAMESPACE = r"[A-Za-z0-9_-]{1,64}"
 #: An API key entry: ``[tenant:]name:scopes:sha256`` (scopes of events, read, admin joined by ``+``; the
 #: tenant a namespace, default the API's own) or a bare sha256 (an unnamed key with every scope).
-KEY_ENTRY = rf"^(?:(?:{NAMESPACE}:)?[A-Za-z0-9_.-]{{1,64}}:{SCOPE}(?:\+{SCOPE})*:)?[0-9a-f]{{64}}$"
-REDIS_URL = re.compile(r"^(?:rediss?|unix)://\S+$")
+KEY_ENTRY = rf"^(?:(?:{NAMESPACE}:)?[A-Za-z0-9_.-]{{1,64}}:{_SCOPE}(?:\+{_SCOPE})*:)?[0-9a-f]{{64}}$"
+_REDIS_URL = re.compile(r"^(?:rediss?|unix)://\S+$")
 
 
 def key_tenants(entries: tuple[str, ...]) -> set[str]:
@@ -37,7 +37,7 @@ def tenant_urls(text: str) -> dict[str, str]:
     found = {}
     for index, entry in enumerate((e.strip() for e in text.split(",") if e.strip()), 1):
         tenant, _, url = entry.partition("=")
-        if not re.fullmatch(NAMESPACE, tenant) or not REDIS_URL.match(url) or tenant in found:
+        if not re.fullmatch(NAMESPACE, tenant) or not _REDIS_URL.match(url) or tenant in found:
             raise ValueError(
                 f"tenant Redis URL entry {index} is not namespace=redis://user:password@host:port/db"
                 + (" (a tenant named twice)" if tenant in found else "")
