@@ -163,6 +163,19 @@ def _kafka_config(settings: Settings, home: Path) -> Path:
     return path
 
 
+def _cluster_id() -> str:
+    """A random Kafka cluster id (a UUID in URL-safe base64) that does not start with ``-``: the storage
+    tool would read such an id as an option and refuse to format (1 start in 64 failed so).
+
+    >>> all(not _cluster_id().startswith("-") and len(_cluster_id()) == 22 for _ in range(500))
+    True
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _start_kafka(settings: Settings, log: Callable[[str], None]) -> int:
     java = shutil.which("java")
     if java is None:
@@ -173,7 +186,7 @@ def _start_kafka(settings: Settings, log: Callable[[str], None]) -> int:
     config = _kafka_config(settings, home)
     classpath = f"{libs}/*"
     if not (home / "data" / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _cluster_id()
         fmt = [
             java,
             "-cp",
