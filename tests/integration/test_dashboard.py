@@ -224,7 +224,13 @@ def test_every_chart_draws_live_data(
                     lambda: browser.execute_script("return window.dashboard.drift.length"), 30, "drift rows"
                 )
             except AssertionError as exc:
-                raise AssertionError(f"{exc}: {_missing(_summary(browser))}") from None
+                # What the worker's reward path did (a rare run learned no reward at all: kept to trace it).
+                scraped = httpx.get(metrics).text.splitlines()
+                bandit = [line for line in scraped if "bandit" in line and not line.startswith("#")]
+                raise AssertionError(
+                    f"{exc}: {_missing(_summary(browser))}; worker's bandit metrics: {bandit}; worker log:\n"
+                    + dash_worker.log_path.read_text()[-4000:]
+                ) from None
             finally:
                 simulate.wait(timeout=120)
         summary = _summary(browser)
