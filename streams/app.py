@@ -116,6 +116,12 @@ def _follow(app: faust.App, events_topic: str, replica: Replica, catchup: CatchU
     app.on_before_shutdown.connect(replica.close)
 
 
+async def _flush_both(app: faust.App, produced: changelog.ProducedChangelog) -> None:
+    """Faust's producer and the profiles' changelog producer, both delivered (before a checkpoint)."""
+    await app.producer.flush()
+    await produced.flush()
+
+
 def create_app(
     settings: Settings,
     registry: CollectorRegistry | None = None,
@@ -179,12 +185,24 @@ def create_app(
         explain=settings.store_reasons,
     )
 
+    # The profiles' changelog records go out through a C producer (streams/changelog.py), delivered
+    # before a partition changes hands.
+    produced = changelog.ProducedChangelog(
+        profiles.data, profiles.changelog_topic.get_topic_name(), settings.bootstrap
+    )
+
+    async def flush_changelog(*_args: Any, **_kwargs: Any) -> None:
+        await produced.flush()
+
+    app.on_partitions_revoked.connect(flush_changelog)
+    app.on_before_shutdown.connect(produced.close)
+
     checkpointer = Checkpointer(
         model=model,
         store=store_of(settings),
         metrics=metrics,
         settings=settings,
-        flush=lambda: app.producer.flush(),
+        flush=lambda: _flush_both(app, produced),
         restored=restored,
         quality=quality,
     )
@@ -194,7 +212,7 @@ def create_app(
 
     checkpointer.confirm = _confirm_erasures(settings, store, metrics)
 
-    writes = changelog.BatchWrites(profiles)
+    writes = changelog.BatchWrites(produced)
 
     async def process(partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
         learn = catchup.should_learn(partition, offset)
@@ -234,9 +252,6 @@ def create_app(
     async def consume_events(stream: faust.StreamT[bytes]) -> None:
         # Faust acks a batch's records once this loop asks for the next batch, i.e. after the flush.
         batches = cast(faust.Stream[bytes], stream).take_events  # StreamT does not declare it
-        # A batch's flush queues up to one changelog record per record of the batch at once; Faust's
-        # producer buffer (a fixed 100 by default) would stall the stream after every flush to drain it.
-        app.producer.buffer.max_messages = max(100, 2 * settings.batch_max)
         await replica.ready.wait()  # no list is ranked from a partial catalog
         async for batch in batches(settings.batch_max, within=settings.batch_within_s):
             records = (
