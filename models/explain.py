@@ -15,6 +15,7 @@ __all__ = [
     "column_means",
     "explain_list",
     "explain_rows",
+    "explain_tokens",
     "linked_into",
     "reason_keys",
     "strongest",
@@ -29,6 +30,7 @@ import numpy.typing as npt
 from numba import njit
 
 from models.ranking_kernels import FEATURES
+from schemas.reasons import Tokens, token_letters
 
 #: Signals that point at one of the user's own items ("because you liked X").
 ITEM_SIGNALS = frozenset({"sequence", "cooccurrence", "transitions", "content"})
@@ -147,13 +149,7 @@ def explain_list(
     in compiled code (`linked_into`, `reason_keys`); Python only names what they found, and an
     explanation without an anchor is made once per process, one with an anchor once per list.
     """
-    linked = np.empty(len(wanted), dtype=np.int64)
-    linked.fill(-1)
-    for row_of, link_ids, _, count, _ in links:
-        linked_into(linked, wanted, recent, row_of, link_ids, count, scratch)
-    found = reason_keys(
-        wanted, ids, np.asarray(table), weights, linked, matrix, own, _ITEM_SIGNAL, _CATEGORY_SIGNAL, _QUALITY
-    )
+    found = _keys(wanted, ids, table, weights, recent, links, scratch, matrix, own)
     plain = _BY_KEY
     out: list[Explanation] = []
     made: dict[tuple[int, int], Explanation] = {}
@@ -166,6 +162,61 @@ def explain_list(
             one = made[(key, at)] = _anchored(key, at, recent, category_names, item_names)
         out.append(one)
     return out
+
+
+def explain_tokens(
+    wanted: npt.NDArray[np.int64],
+    ids: npt.NDArray[np.int32],
+    table: npt.NDArray[np.floating],
+    weights: npt.NDArray[np.float64],
+    recent: npt.NDArray[np.int64],
+    links: Sequence[tuple[Any, ...]],
+    scratch: npt.NDArray[np.float64],
+    matrix: npt.NDArray[np.int64],
+    own: npt.NDArray[np.float64],
+    category_names: Sequence[str],
+    item_names: Sequence[str],
+) -> Tokens:
+    """`explain_list`'s explanations straight in the stored form (`schemas.reasons.encode_tokens` of the
+    result is `schemas.reasons.encode` of theirs), without an object per item: what the worker stores
+    with every list."""
+    found = _keys(wanted, ids, table, weights, recent, links, scratch, matrix, own)
+    letters = _LETTERS_BY_KEY
+    tokens: list[str] = []
+    anchors: dict[str, int] = {}
+    for key, at in zip(found[0].tolist(), found[1].tolist(), strict=True):
+        if at < 0:
+            tokens.append(letters[key])
+            continue
+        kind, signals = divmod(key, len(_SIGNALS))
+        anchor = item_names[int(recent[at])] if kind == _ITEM else category_names[at]
+        if not anchor and kind == _ITEM:
+            tokens.append(letters[_SIMILAR * len(_SIGNALS) + signals])
+            continue
+        tokens.append(letters[key] + str(anchors.setdefault(anchor, len(anchors))))
+    return Tokens(tokens, list(anchors))
+
+
+def _keys(
+    wanted: npt.NDArray[np.int64],
+    ids: npt.NDArray[np.int32],
+    table: npt.NDArray[np.floating],
+    weights: npt.NDArray[np.float64],
+    recent: npt.NDArray[np.int64],
+    links: Sequence[tuple[Any, ...]],
+    scratch: npt.NDArray[np.float64],
+    matrix: npt.NDArray[np.int64],
+    own: npt.NDArray[np.float64],
+) -> npt.NDArray[np.int64]:
+    """`reason_keys` of ``wanted``, each linked to the user's recent positive it came from."""
+    linked = np.empty(len(wanted), dtype=np.int64)
+    linked.fill(-1)
+    for row_of, link_ids, _, count, _ in links:
+        linked_into(linked, wanted, recent, row_of, link_ids, count, scratch)
+    found: npt.NDArray[np.int64] = reason_keys(
+        wanted, ids, np.asarray(table), weights, linked, matrix, own, _ITEM_SIGNAL, _CATEGORY_SIGNAL, _QUALITY
+    )
+    return found
 
 
 #: Kinds of explanation the kernel chooses, in the order of `_KINDS` (``item`` and ``category`` carry
@@ -181,6 +232,8 @@ _SIGNALS = [(a, b) for a in FEATURES for b in FEATURES] + [(a,) for a in FEATURE
 #: key (kind * len(_SIGNALS) + signal index) -> the explanation without an anchor, made once.
 _BY_KEY = [Explanation(kind, None, signals) for kind in _KINDS for signals in _SIGNALS]
 _BY_KEY[0] = EXPLORING
+#: key -> the letters of its token in the stored form (``-`` where nothing is stored).
+_LETTERS_BY_KEY = [token_letters(e.reason, e.signals) or "-" for e in _BY_KEY]
 
 
 def _anchored(

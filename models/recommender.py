@@ -15,6 +15,7 @@ import itertools
 import random
 from collections import OrderedDict
 from dataclasses import astuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -57,8 +58,7 @@ TRUST = 2.0
 #: How far a score is put below the one above it when it would not be lower by itself.
 STEP = 1e-6
 _NONE = np.zeros(0)
-#: The blend's prior weights unless a model is given others.
-_PRIOR_BLEND = Blend()
+_PRIOR_BLEND = Blend()  # the blend's prior weights unless a model is given others
 #: The focus is judged on the top of the list, where hits are counted.
 FOCUS_DEPTH = 10
 
@@ -315,11 +315,14 @@ class HybridRecommender:
         ``item`` reason names one of the user's own recent positives, a ``category`` reason a category
         of the user's own positives or onboarding likes.
         """
+        return explain_list(*self.explain_inputs(profile, items))
+
+    def explain_inputs(self, profile: UserProfile, items: list[str]) -> tuple[Any, ...]:
+        """`models.explain.explain_list`'s (or `explain_tokens`') arguments for ``items`` of `explain`."""
         ids, table = self._shown.get(profile.user_id, (np.zeros(0, np.int32), np.zeros((0, 0), np.float32)))
         known = (self._items.get(i) for i in reversed(profile.recent[-CO_RECENT:]))
         recent = np.array([i for i in known if i >= 0], dtype=np.int64)
-        return explain_list(
-            np.array([self._items.get(i) for i in items], dtype=np.int64), ids, table, self.ranker.weights,
+        return (np.array([self._items.get(i) for i in items], np.int64), ids, table, self.ranker.weights,
             recent, (self.cooccurrence.kernel_state(), self.content.kernel_state()), self._totals,
             self.item_categories.matrix, self.shares.own(profile.user_id, len(self.affinity.categories)),
             self.affinity.categories.names, self._items.names,

@@ -6,12 +6,23 @@ Contract only: no I/O, no model imports. Decoding never raises; a malformed entr
 
 from __future__ import annotations
 
-__all__ = ["REASON_CODES", "SIGNALS", "Reason", "decode", "encode", "reason_json"]
+__all__ = [
+    "REASON_CODES",
+    "SIGNALS",
+    "Reason",
+    "Tokens",
+    "decode",
+    "encode",
+    "encode_tokens",
+    "reason_json",
+    "token_letters",
+]
 
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 #: Reasons the worker stores (model reasons), with their letter in the stored form.
 _STORED = {
@@ -120,7 +131,12 @@ def reason_json(reason: Reason | None) -> dict[str, object]:
 _LETTERS: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
-def _letters(code: str, signals: tuple[str, ...]) -> str:
+def token_letters(code: str, signals: tuple[str, ...]) -> str:
+    """The letters of a reason's token without its anchor index ('' for a code that is not stored).
+
+    >>> token_letters("item", ("sequence", "cooccurrence")), token_letters("trending", ())
+    ('Isc', '')
+    """
     found = _LETTERS.get((code, signals))
     if found is None:
         letter = _STORED.get(code)
@@ -130,7 +146,7 @@ def _letters(code: str, signals: tuple[str, ...]) -> str:
 
 
 def _token(reason: Reason | None, anchors: dict[str, int]) -> str:
-    letters = _letters(reason.code, reason.signals) if reason is not None else ""
+    letters = token_letters(reason.code, reason.signals) if reason is not None else ""
     if reason is None or not letters:
         return "-"
     if reason.anchor is None:
@@ -141,6 +157,15 @@ def _token(reason: Reason | None, anchors: dict[str, int]) -> str:
 #: The palette indices of the stored form: one character per item, so at most 62 distinct tokens.
 _INDEX = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _INDEX_OF = {char: n for n, char in enumerate(_INDEX)}
+
+
+class Tokens(NamedTuple):
+    """A list's reasons already as tokens (one per item, ``-`` for none) and the anchors their indices
+    point at: what the worker makes straight from the model's explanation (`models.explain`), skipping a
+    `Reason` per item. `encode_tokens` stores it as `encode` stores the same reasons."""
+
+    tokens: list[str]
+    anchors: list[str]
 
 
 def encode(reasons: Sequence[Reason | None]) -> str:
@@ -161,6 +186,15 @@ def encode(reasons: Sequence[Reason | None]) -> str:
     """
     anchors: dict[str, int] = {}
     tokens = [_token(reason, anchors) for reason in reasons]
+    return encode_tokens(tokens, list(anchors))
+
+
+def encode_tokens(tokens: Sequence[str], anchors: Sequence[str]) -> str:
+    """The stored form (see `encode`) of one token per item and the anchors the tokens index.
+
+    >>> encode_tokens(["Isc0", "P", "-", "Ca1", "Isc0"], ["i3", "jazz"])
+    'Isc0 P - Ca1\\t01230\\ti3\\tjazz'
+    """
     palette = list(dict.fromkeys(tokens))
     if len(palette) > len(_INDEX):
         return json.dumps(

@@ -29,12 +29,13 @@ import redis.exceptions
 from engine.ops.metrics import Metrics
 from engine.store import erasures
 from engine.store.redis_store import RedisStore, UserList
+from models.explain import explain_tokens
 from models.profile import UserProfile
 from models.recommender import HybridRecommender
 from models.registry import PopularRecommender
 from schemas.errors import InvalidEventError
 from schemas.events import Context, Event, decode_object, parse_event, parse_item
-from schemas.reasons import Reason
+from schemas.reasons import Reason, Tokens
 from schemas.users import (
     PreferencesRecord,
     admits,
@@ -66,21 +67,12 @@ POPULAR = Reason("popular", None, ("popularity",))
 
 def reasons_of(
     model: object, profile: UserProfile, items: list[tuple[str, float]], context: Context | None, ts: int
-) -> list[Reason | None] | None:
+) -> list[Reason | None] | Tokens | None:
     """Why each of ``items`` (the model's latest ranking for the user) is there, or None if the model
-    cannot say. Must run right after that `recommend`: the model explains from that ranking's features."""
+    cannot say. Must run right after that `recommend`: the model explains from that ranking's features.
+    The hybrid model's come in the stored form already (`models.explain.explain_tokens`)."""
     if isinstance(model, HybridRecommender):
-        found = model.explain(profile, [item for item, _ in items], context, ts)
-        # A list repeats a few explanations (the same objects: `models.explain` makes each once), so
-        # each becomes a Reason once.
-        made: dict[int, Reason] = {}
-        out: list[Reason | None] = []
-        for e in found:
-            reason = made.get(id(e))
-            if reason is None:
-                reason = made[id(e)] = Reason(e.reason, e.anchor, e.signals)
-            out.append(reason)
-        return out
+        return explain_tokens(*model.explain_inputs(profile, [item for item, _ in items]))
     if isinstance(model, PopularRecommender):
         return [POPULAR] * len(items)
     return None
@@ -308,7 +300,7 @@ class Pipeline(UserRecords):
         staged.event_ts.append(event.ts)
         self._staged[profile.user_id] = staged
 
-    def _reasons(self, one: _Staged) -> list[Reason | None] | None:
+    def _reasons(self, one: _Staged) -> list[Reason | None] | Tokens | None:
         """The staged list's reasons; None (the list goes out without) if explaining it fails."""
         try:
             return reasons_of(self.model, one.profile, one.items, one.context, one.ts)

@@ -28,7 +28,7 @@ from engine.store.item_meta import ItemMeta, from_hash, to_hash
 from engine.store.preferences import Preferences
 from schemas import keys, stored_list
 from schemas.events import ItemRecord
-from schemas.reasons import Reason, reason_json
+from schemas.reasons import Reason, Tokens, encode_tokens, reason_json
 from schemas.reasons import decode as decode_reasons
 from schemas.reasons import encode as encode_reasons
 
@@ -72,7 +72,8 @@ class UserList:
     model_version: str
     last_event_ts: int
     events_seen: int
-    reasons: Sequence[Reason | None] | None = None
+    #: One per item, or already in the stored form (`schemas.reasons.Tokens`, the worker's).
+    reasons: Sequence[Reason | None] | Tokens | None = None
     #: Offset, on the user's events partition, of the last record the list reflects (the fence).
     position: int = 0
 
@@ -109,14 +110,21 @@ def _recommendations(user_id: str, value: str | bytes | None, n: int) -> Recomme
 
 
 def _best_first(
-    items: Sequence[tuple[str, float]], why: Sequence[Reason | None] | None
-) -> tuple[Sequence[tuple[str, float]], Sequence[Reason | None] | None]:
-    """``items`` (and their reasons) by score descending, equal scores in the order given (the model's
-    lists are already so: then they are returned as they are)."""
+    items: Sequence[tuple[str, float]], why: Sequence[Reason | None] | Tokens | None
+) -> tuple[Sequence[tuple[str, float]], str]:
+    """``items`` by score descending, equal scores in the order given (the model's lists are already
+    so: then they are returned as they are), and their reasons' stored form in that order."""
     if all(items[n][1] >= items[n + 1][1] for n in range(len(items) - 1)):
-        return items, why
-    order = sorted(range(len(items)), key=lambda n: -items[n][1])
-    return [items[n] for n in order], None if why is None else [why[n] for n in order]
+        order = None
+    else:
+        order = sorted(range(len(items)), key=lambda n: -items[n][1])
+        items = [items[n] for n in order]
+    if not items or not why:
+        return items, ""
+    if isinstance(why, Tokens):
+        tokens = why.tokens if order is None else [why.tokens[n] for n in order]
+        return items, encode_tokens(tokens, why.anchors)
+    return items, encode_reasons(why if order is None else [why[n] for n in order])
 
 
 class RedisStore:
@@ -166,7 +174,7 @@ class RedisStore:
         model_version: str,
         last_event_ts: int,
         events_seen: int,
-        reasons: Sequence[Reason | None] | None = None,
+        reasons: Sequence[Reason | None] | Tokens | None = None,
         position: int = 0,
     ) -> Published:
         """Replace one user's recommendations (see `publish_lists`)."""
@@ -180,7 +188,7 @@ class RedisStore:
         ttl = self.user_ttl_s
         calls = []
         for one in lists:
-            items, why = _best_first(one.items, one.reasons)
+            items, reasons = _best_first(one.items, one.reasons)
             value = stored_list.encode(
                 items,
                 position=one.position,
@@ -188,7 +196,7 @@ class RedisStore:
                 last_event_ts=one.last_event_ts,
                 events_seen=one.events_seen,
                 model_version=one.model_version,
-                reasons=encode_reasons(why) if items and why else "",
+                reasons=reasons,
             )
             calls.append((self._user_keys(one.user_id), (value, one.position, ttl)))
         # Each call replaces a list whole (or is refused), so calls that ran before a NOSCRIPT run again.

@@ -1,6 +1,7 @@
 """The compiled explanation path gives the very reasons (and stored bytes) of the first, per-item Python
-path it replaced, kept below as the reference (issue G item 7): over seeded synthetic streams with
-onboarding likes, exploration places, unknown items and items without any category."""
+path it replaced, kept below as the reference (issue G item 7), and the worker's token path stores the
+same bytes: over seeded synthetic streams with onboarding likes, exploration places, unknown items and
+items without any category."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from models.explain import CATEGORY_SIGNALS, ITEM_SIGNALS, Explanation
+from models.explain import CATEGORY_SIGNALS, ITEM_SIGNALS, Explanation, explain_tokens
 from models.profile import UserProfile
 from models.ranking_kernels import FEATURES
 from models.recommender import CO_RECENT, HybridRecommender
 from models.synth import Clickstream
 from schemas.events import ItemRecord
-from schemas.reasons import Reason, encode
+from schemas.reasons import Reason, encode, encode_tokens
 
 
 def _anchors(candidates: list[int], recent: list[int], row_of: Any, ids: Any, count: Any) -> list[int]:
@@ -123,6 +124,8 @@ def test_the_compiled_path_gives_the_reference_reasons(
             assert new == old, (event.user_id, asked)
             stored = [Reason(e.reason, e.anchor, e.signals) for e in new]
             assert encode(stored) == encode([Reason(e.reason, e.anchor, e.signals) for e in old])
+            # What the worker stores: the same bytes, made without an object per item.
+            assert encode_tokens(*explain_tokens(*model.explain_inputs(profile, asked))) == encode(stored)
             for e in new:
                 kinds[e.reason] = kinds.get(e.reason, 0) + 1
     assert kinds.keys() == {"item", "category", "popular", "exploring", "similar_users", "well_rated"}, kinds

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, cast
 
+import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
@@ -21,7 +22,7 @@ from engine.store.scripts import (
     REPLACE_LIST,
 )
 from schemas import keys
-from schemas.reasons import Reason
+from schemas.reasons import Reason, Tokens
 from tests.engine.fake_redis import FakeRedis
 
 
@@ -157,10 +158,15 @@ async def test_publish_keeps_scores_to_three_significant_digits() -> None:
     assert value.split("\n")[2] == "1.23e+03\t0.123"
 
 
-async def test_publish_stores_the_list_best_first_with_its_reasons() -> None:
+@pytest.mark.parametrize("form", ["reasons", "tokens"])
+async def test_publish_stores_the_list_best_first_with_its_reasons(form: str) -> None:
     client = FakeClient(results=[1])
     items = [("b", 0.5), ("a", 0.9), ("c", 0.5), ("d", 0.1)]
-    why = [Reason("exploring"), Reason("item", "i0", ("sequence", "cooccurrence")), Reason("popular"), None]
+    why: list[Reason | None] | Tokens = [
+        Reason("exploring"), Reason("item", "i0", ("sequence", "cooccurrence")), Reason("popular"), None
+    ]  # fmt: skip
+    if form == "tokens":  # the worker's form: the same reasons as tokens
+        why = Tokens(["E", "Isc0", "P", "-"], ["i0"])
     await _store(client).publish("u1", items, model_version="m1", last_event_ts=1, events_seen=1, reasons=why)
     [(_, args, _)] = client.pipelines[0].commands
     ids, _scores, stored = args[4].split("\n")[1:]
