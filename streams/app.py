@@ -143,6 +143,9 @@ def create_app(
         web_enabled=False,
         datadir=str(settings.stack_dir / "faust"),
         consumer_auto_offset_reset="earliest",
+        # A topic made after the worker subscribed (or before the broker's metadata showed it) joins the
+        # group's assignment at the next metadata refresh: every 30 s instead of aiokafka's 5 minutes.
+        consumer_metadata_max_age_ms=30_000,
         ConsumerScheduler=TimeOrderScheduler,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),

@@ -10,6 +10,7 @@ __all__ = ["AsyncProducer", "Delivery", "ensure_topics"]
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -150,6 +151,34 @@ async def ensure_topics(
         except confluent_kafka.KafkaException as exc:
             if exc.args[0].code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
                 raise DeliveryError(f"kafka topic {name}", str(exc)) from exc
+    await _visible(admin, missing, partitions)
+
+
+async def _visible(admin: AdminClient, topics: list[str], partitions: int, timeout_s: float = 30.0) -> None:
+    """Until the broker's metadata lists each of ``topics`` with all ``partitions`` led.
+
+    The controller accepts a new topic before the broker's metadata shows it; a consumer that subscribes
+    in between leaves the topic out of its group's assignment until its next metadata refresh.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metadata = await asyncio.to_thread(admin.list_topics, timeout=15)
+        found = {name: metadata.topics.get(name) for name in topics}
+        pending = [
+            name
+            for name, topic in found.items()
+            if topic is None
+            or topic.error is not None
+            or len(topic.partitions) < partitions
+            or any(p.leader < 0 for p in topic.partitions.values())
+        ]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise DeliveryError(
+                f"kafka topics {', '.join(pending)}", f"not visible {timeout_s:.0f}s after creation"
+            )
+        await asyncio.sleep(0.1)
 
 
 async def _compact(admin: AdminClient, topics: list[str]) -> None:
