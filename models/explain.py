@@ -10,6 +10,7 @@ category the user took positively or said they like.
 from __future__ import annotations
 
 __all__ = [
+    "ExplainInputs",
     "Explanation",
     "best_category",
     "column_means",
@@ -23,7 +24,7 @@ __all__ = [
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -125,31 +126,37 @@ def _plain(reason: str, signals: tuple[str, ...]) -> Explanation:
     return found
 
 
-def explain_list(
-    wanted: npt.NDArray[np.int64],
-    ids: npt.NDArray[np.int32],
-    table: npt.NDArray[np.floating],
-    weights: npt.NDArray[np.float64],
-    recent: npt.NDArray[np.int64],
-    links: Sequence[tuple[Any, ...]],
-    scratch: npt.NDArray[np.float64],
-    matrix: npt.NDArray[np.int64],
-    own: npt.NDArray[np.float64],
-    category_names: Sequence[str],
-    item_names: Sequence[str],
-) -> list[Explanation]:
-    """Explanations of the items ``wanted`` of a list, from the ranking that made it: its candidates
-    ``ids`` with their features ``table``; ``weights`` of the blend.
+class ExplainInputs(NamedTuple):
+    """What explaining a list reads: the items ``wanted`` of the list, and from the ranking that made it
+    its candidates ``ids`` with their features ``table``; ``weights`` of the blend.
 
     ``recent`` are the user's latest positives (newest first), looked up in the rows of each of
     ``links`` in turn (`models.kernels.links_of` states, e.g. co-occurrence then content) for the item
     a candidate came from; ``scratch`` a per-item all-zero array. A candidate's category is, among its
     row of ``matrix``, the one with the most of the user's ``own`` positives (none if all are zero).
-    Items not among ``ids`` were exploration places. All the arithmetic and the choice of reason run
-    in compiled code (`linked_into`, `reason_keys`); Python only names what they found, and an
-    explanation without an anchor is made once per process, one with an anchor once per list.
     """
-    found = _keys(wanted, ids, table, weights, recent, links, scratch, matrix, own)
+
+    wanted: npt.NDArray[np.int64]
+    ids: npt.NDArray[np.int32]
+    table: npt.NDArray[np.floating]
+    weights: npt.NDArray[np.float64]
+    recent: npt.NDArray[np.int64]
+    links: Sequence[tuple[Any, ...]]
+    scratch: npt.NDArray[np.float64]
+    matrix: npt.NDArray[np.int64]
+    own: npt.NDArray[np.float64]
+    category_names: Sequence[str]
+    item_names: Sequence[str]
+
+
+def explain_list(inputs: ExplainInputs) -> list[Explanation]:
+    """Explanations of the items ``inputs.wanted`` of a list (see `ExplainInputs`).
+
+    Items not among the ranking's candidates were exploration places. All the arithmetic and the choice
+    of reason run in compiled code (`linked_into`, `reason_keys`); Python only names what they found,
+    and an explanation without an anchor is made once per process, one with an anchor once per list.
+    """
+    found = _keys(inputs)
     plain = _BY_KEY
     out: list[Explanation] = []
     made: dict[tuple[int, int], Explanation] = {}
@@ -159,29 +166,24 @@ def explain_list(
             continue
         one = made.get((key, at))
         if one is None:
-            one = made[(key, at)] = _anchored(key, at, recent, category_names, item_names)
+            one = made[(key, at)] = _anchored(
+                key, at, inputs.recent, inputs.category_names, inputs.item_names
+            )
         out.append(one)
     return out
 
 
-def explain_tokens(
-    wanted: npt.NDArray[np.int64],
-    ids: npt.NDArray[np.int32],
-    table: npt.NDArray[np.floating],
-    weights: npt.NDArray[np.float64],
-    recent: npt.NDArray[np.int64],
-    links: Sequence[tuple[Any, ...]],
-    scratch: npt.NDArray[np.float64],
-    matrix: npt.NDArray[np.int64],
-    own: npt.NDArray[np.float64],
-    category_names: Sequence[str],
-    item_names: Sequence[str],
-) -> Tokens:
+def explain_tokens(inputs: ExplainInputs) -> Tokens:
     """`explain_list`'s explanations straight in the stored form (`schemas.reasons.encode_tokens` of the
     result is `schemas.reasons.encode` of theirs), without an object per item: what the worker stores
     with every list."""
-    found = _keys(wanted, ids, table, weights, recent, links, scratch, matrix, own)
-    letters = _LETTERS_BY_KEY
+    found = _keys(inputs)
+    letters, recent, item_names, category_names = (
+        _LETTERS_BY_KEY,
+        inputs.recent,
+        inputs.item_names,
+        inputs.category_names,
+    )
     tokens: list[str] = []
     anchors: dict[str, int] = {}
     for key, at in zip(found[0].tolist(), found[1].tolist(), strict=True):
@@ -197,25 +199,17 @@ def explain_tokens(
     return Tokens(tokens, list(anchors))
 
 
-def _keys(
-    wanted: npt.NDArray[np.int64],
-    ids: npt.NDArray[np.int32],
-    table: npt.NDArray[np.floating],
-    weights: npt.NDArray[np.float64],
-    recent: npt.NDArray[np.int64],
-    links: Sequence[tuple[Any, ...]],
-    scratch: npt.NDArray[np.float64],
-    matrix: npt.NDArray[np.int64],
-    own: npt.NDArray[np.float64],
-) -> npt.NDArray[np.int64]:
-    """`reason_keys` of ``wanted``, each linked to the user's recent positive it came from."""
+def _keys(inputs: ExplainInputs) -> npt.NDArray[np.int64]:
+    """`reason_keys` of the wanted items, each linked to the user's recent positive it came from."""
+    wanted, recent = inputs.wanted, inputs.recent
     linked = np.empty(len(wanted), dtype=np.int64)
     linked.fill(-1)
-    for row_of, link_ids, _, count, _ in links:
-        linked_into(linked, wanted, recent, row_of, link_ids, count, scratch)
+    for row_of, link_ids, _, count, _ in inputs.links:
+        linked_into(linked, wanted, recent, row_of, link_ids, count, inputs.scratch)
     found: npt.NDArray[np.int64] = reason_keys(
-        wanted, ids, np.asarray(table), weights, linked, matrix, own, _ITEM_SIGNAL, _CATEGORY_SIGNAL, _QUALITY
-    )
+        wanted, inputs.ids, np.asarray(inputs.table), inputs.weights, linked, inputs.matrix, inputs.own,
+        _ITEM_SIGNAL, _CATEGORY_SIGNAL, _QUALITY,
+    )  # fmt: skip
     return found
 
 

@@ -15,7 +15,6 @@ import itertools
 import random
 from collections import OrderedDict
 from dataclasses import astuple
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +25,7 @@ from models.arrays import Vocabulary, grown
 from models.blend import Blend, OnlineBlend
 from models.content import ContentLinks
 from models.cooccurrence import CoOccurrence
-from models.explain import Explanation, explain_list
+from models.explain import ExplainInputs, Explanation, explain_list
 from models.focus import Focus
 from models.popular_heads import PopularHeads
 from models.profile import UserProfile
@@ -315,18 +314,18 @@ class HybridRecommender:
         ``item`` reason names one of the user's own recent positives, a ``category`` reason a category
         of the user's own positives or onboarding likes.
         """
-        return explain_list(*self.explain_inputs(profile, items))
+        return explain_list(self.explain_inputs(profile, items))
 
-    def explain_inputs(self, profile: UserProfile, items: list[str]) -> tuple[Any, ...]:
-        """`models.explain.explain_list`'s (or `explain_tokens`') arguments for ``items`` of `explain`."""
+    def explain_inputs(self, profile: UserProfile, items: list[str]) -> ExplainInputs:
+        """What `models.explain` reads to explain ``items`` of the user's latest ranking."""
         ids, table = self._shown.get(profile.user_id, (np.zeros(0, np.int32), np.zeros((0, 0), np.float32)))
         known = (self._items.get(i) for i in reversed(profile.recent[-CO_RECENT:]))
         recent = np.array([i for i in known if i >= 0], dtype=np.int64)
-        return (np.array([self._items.get(i) for i in items], np.int64), ids, table, self.ranker.weights,
-            recent, (self.cooccurrence.kernel_state(), self.content.kernel_state()), self._totals,
-            self.item_categories.matrix, self.shares.own(profile.user_id, len(self.affinity.categories)),
-            self.affinity.categories.names, self._items.names,
-        )  # fmt: skip
+        wanted = np.array([self._items.get(i) for i in items], dtype=np.int64)
+        links = (self.cooccurrence.kernel_state(), self.content.kernel_state())
+        own = self.shares.own(profile.user_id, len(self.affinity.categories))
+        return ExplainInputs(wanted, ids, table, self.ranker.weights, recent, links, self._totals,
+            self.item_categories.matrix, own, self.affinity.categories.names, self._items.names)  # fmt: skip
 
     def _remember(
         self, user_id: str, candidates: npt.NDArray[np.int64], table: npt.NDArray[np.float64], n: int

@@ -49,19 +49,13 @@ _DELETED = object()
 
 
 class ChangelogTable(Protocol):
-    """What `BatchWrites` needs of a Faust table (`faust.Table` has both)."""
+    """What `BatchWrites` needs of a table: its data, and a way to send a changelog record of it (value
+    None: a tombstone), e.g. `ProducedChangelog`."""
 
     @property
     def data(self) -> MutableMapping[Any, Any]: ...
 
-    def send_changelog(
-        self,
-        partition: int | None,
-        key: Any,
-        value: Any,
-        key_serializer: Any = None,
-        value_serializer: Any = None,
-    ) -> Any: ...
+    def send_changelog(self, partition: int | None, key: Any, value: Any) -> Any: ...
 
 
 class FakeTable:
@@ -71,14 +65,7 @@ class FakeTable:
         self.data: dict[Any, Any] = {}
         self.sent: list[tuple[int | None, Any, Any]] = []
 
-    def send_changelog(
-        self,
-        partition: int | None,
-        key: Any,
-        value: Any,
-        key_serializer: Any = None,
-        value_serializer: Any = None,
-    ) -> None:
+    def send_changelog(self, partition: int | None, key: Any, value: Any) -> None:
         self.sent.append((partition, key, value))
 
 
@@ -103,14 +90,7 @@ class ProducedChangelog:
             }
         )
 
-    def send_changelog(
-        self,
-        partition: int | None,
-        key: Any,
-        value: Any,
-        key_serializer: Any = None,
-        value_serializer: Any = None,
-    ) -> None:
+    def send_changelog(self, partition: int | None, key: Any, value: Any) -> None:
         payload = None if value is None else orjson.dumps(value)
         to = partition if partition is not None else -1  # -1: librdkafka's partitioner
         while True:
@@ -191,7 +171,7 @@ class BatchWrites(MutableMapping[str, Any]):
         for key, partition in ordered:
             value = self.table.data.get(key, _DELETED)
             if value is _DELETED:
-                self.table.send_changelog(partition, key, None, value_serializer="raw")
+                self.table.send_changelog(partition, key, None)
             else:
                 self.table.send_changelog(partition, key, value)
         return len(ordered)

@@ -72,7 +72,7 @@ def reasons_of(
     cannot say. Must run right after that `recommend`: the model explains from that ranking's features.
     The hybrid model's come in the stored form already (`models.explain.explain_tokens`)."""
     if isinstance(model, HybridRecommender):
-        return explain_tokens(*model.explain_inputs(profile, [item for item, _ in items]))
+        return explain_tokens(model.explain_inputs(profile, [item for item, _ in items]))
     if isinstance(model, PopularRecommender):
         return [POPULAR] * len(items)
     return None

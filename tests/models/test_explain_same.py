@@ -125,7 +125,7 @@ def test_the_compiled_path_gives_the_reference_reasons(
             stored = [Reason(e.reason, e.anchor, e.signals) for e in new]
             assert encode(stored) == encode([Reason(e.reason, e.anchor, e.signals) for e in old])
             # What the worker stores: the same bytes, made without an object per item.
-            assert encode_tokens(*explain_tokens(*model.explain_inputs(profile, asked))) == encode(stored)
+            assert encode_tokens(*explain_tokens(model.explain_inputs(profile, asked))) == encode(stored)
             for e in new:
                 kinds[e.reason] = kinds.get(e.reason, 0) + 1
     assert kinds.keys() == {"item", "category", "popular", "exploring", "similar_users", "well_rated"}, kinds
