@@ -177,13 +177,7 @@ def explain_tokens(inputs: ExplainInputs) -> Tokens:
     """`explain_list`'s explanations straight in the stored form (`schemas.reasons.encode_tokens` of the
     result is `schemas.reasons.encode` of theirs), without an object per item: what the worker stores
     with every list."""
-    found = _keys(inputs)
-    letters, recent, item_names, category_names = (
-        _LETTERS_BY_KEY,
-        inputs.recent,
-        inputs.item_names,
-        inputs.category_names,
-    )
+    found, letters = _keys(inputs), _LETTERS_BY_KEY
     tokens: list[str] = []
     anchors: dict[str, int] = {}
     for key, at in zip(found[0].tolist(), found[1].tolist(), strict=True):
@@ -191,7 +185,7 @@ def explain_tokens(inputs: ExplainInputs) -> Tokens:
             tokens.append(letters[key])
             continue
         kind, signals = divmod(key, len(_SIGNALS))
-        anchor = item_names[int(recent[at])] if kind == _ITEM else category_names[at]
+        anchor = inputs.item_names[int(inputs.recent[at])] if kind == _ITEM else inputs.category_names[at]
         if not anchor and kind == _ITEM:
             tokens.append(letters[_SIMILAR * len(_SIGNALS) + signals])
             continue

@@ -11,10 +11,10 @@ keys written with `BatchWrites.put` (a partition's own state, e.g. `streams.repu
 between the two, so an offset never gets ahead of what its batch queued either.
 
 In the worker the records go out through `ProducedChangelog`, a librdkafka producer of the table's
-changelog topic: Faust's Python producer cost about 60 us of worker CPU per event (measured in
-docs/scale-out.md), a C producer a few. The bytes are those Faust would write (its ``orjson`` codec), so
-Faust's recovery reads them as its own; the producer is idempotent (each partition keeps its order
-through retries) and flushed before Faust hands a partition over and before a checkpoint is written.
+changelog topic: Faust's Python producer cost about 60 us of worker CPU per event (docs/benchmarks.md,
+runs Q-U), a C producer a few. The bytes are those Faust would write (its ``orjson`` codec), so Faust's
+recovery reads them as its own; the producer is idempotent (each partition keeps its order through
+retries) and flushed before Faust hands a partition over and before a checkpoint is written.
 
 >>> table = FakeTable()
 >>> writes = BatchWrites(table)

@@ -34,7 +34,7 @@ from models.profile import UserProfile
 from models.recommender import HybridRecommender
 from models.registry import PopularRecommender
 from schemas.errors import InvalidEventError
-from schemas.events import Context, Event, decode_object, parse_event, parse_item
+from schemas.events import Event, decode_object, parse_event, parse_item
 from schemas.reasons import Reason, Tokens
 from schemas.users import (
     PreferencesRecord,
@@ -66,7 +66,7 @@ POPULAR = Reason("popular", None, ("popularity",))
 
 
 def reasons_of(
-    model: object, profile: UserProfile, items: list[tuple[str, float]], context: Context | None, ts: int
+    model: object, profile: UserProfile, items: list[tuple[str, float]]
 ) -> list[Reason | None] | Tokens | None:
     """Why each of ``items`` (the model's latest ranking for the user) is there, or None if the model
     cannot say. Must run right after that `recommend`: the model explains from that ranking's features.
@@ -84,8 +84,6 @@ class _Staged:
 
     profile: UserProfile
     items: list[tuple[str, float]]
-    context: Context | None
-    ts: int
     #: Offset of the user's record this list reflects, on their events partition (the write's fence).
     position: int = 0
     #: Timestamps of the user's events of this batch (the freshness of each).
@@ -286,7 +284,7 @@ class Pipeline(UserRecords):
         items = self.model.recommend(profile, self.top_n, None, profile.last_ts or None)
         if self.quality is not None:
             self.quality.remember(profile.user_id, items)
-        self._staged[profile.user_id] = _Staged(profile, items, None, profile.last_ts, position)
+        self._staged[profile.user_id] = _Staged(profile, items, position)
 
     def _stage(self, event: Event | PreferencesRecord, profile: UserProfile, position: int) -> None:
         """Rank for the user now (the model learns its blend from this ranking) and stage the list."""
@@ -296,14 +294,14 @@ class Pipeline(UserRecords):
             self.quality.remember(profile.user_id, items)
         earlier = self._staged.get(profile.user_id)
         event_ts = earlier.event_ts if earlier is not None else []
-        staged = _Staged(profile, items, context, event.ts, position, event_ts)
+        staged = _Staged(profile, items, position, event_ts)
         staged.event_ts.append(event.ts)
         self._staged[profile.user_id] = staged
 
     def _reasons(self, one: _Staged) -> list[Reason | None] | Tokens | None:
         """The staged list's reasons; None (the list goes out without) if explaining it fails."""
         try:
-            return reasons_of(self.model, one.profile, one.items, one.context, one.ts)
+            return reasons_of(self.model, one.profile, one.items)
         except Exception:  # noqa: BLE001 - a bug in explaining must not cost the user their list
             log.exception("could not explain the list of %s; published without reasons", one.profile.user_id)
             return None

@@ -158,7 +158,7 @@ async def test_the_popular_tier_publishes_popular_reasons_and_unknown_models_non
         await pipeline.handle_event(_raw(f"e{n}", user, item, ts=TS + n), user.encode(), {})
     call = store.calls[-1]
     assert call.items and call.reasons == [POPULAR] * len(call.items)
-    assert reasons_of(object(), UserProfile("u1"), list(call.items), None, TS) is None
+    assert reasons_of(object(), UserProfile("u1"), list(call.items)) is None
 
 
 async def test_duplicate_event_is_skipped_and_not_counted_twice(harness: Harness) -> None:
