@@ -27,7 +27,7 @@ def worker() -> None:
     from faust.worker import Worker
     from prometheus_client import CollectorRegistry
 
-    from engine.ops import log_throttle, scrape
+    from engine.ops import gc_tuning, log_throttle, scrape
     from streams.app import create_app
     from streams.checkpointer import restore
 
@@ -53,6 +53,7 @@ def worker() -> None:
 
     faust_app.timer(interval=scrape.TARGETS_REFRESH_S)(refresh_targets)
     log_throttle.install()  # a broker away: aiokafka's retry lines once per 10 s, not thousands a second
+    gc_tuning.tune(settings.gc_threshold)  # after start-up, which made most of the objects it keeps
     Worker(faust_app, loop=loop, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     #: ``kafka_fetch_wait_ms`` (`streams.fetching`): latency at low traffic against CPU per event.
     kafka_fetch_wait_ms: int = Field(50, ge=1, le=1500)
     kafka_fetch_min_bytes: int = Field(4_096, ge=1, le=16_777_216)
+    #: The worker's first-generation garbage-collection threshold once started (0: Python's 700), with
+    #: start-up's objects frozen out of every collection (`engine.ops.gc_tuning.tune`).
+    gc_threshold: int = Field(20_000, ge=0, le=10_000_000)
     #: The worker's Redis client: seconds a connect or a reply may take before the call fails (a hung
     #: Redis must not hold the batch, and the checkpoint lock with it); a failed list is republished
     #: once Redis answers again (docs/reliability.md).
