@@ -193,10 +193,15 @@ def _add(slab, b, ids, weights, count, total, keep):  # type: ignore[no-untyped-
     """One more link slab -> b; True when the row filled up and was pruned to ``keep`` links."""
     total[slab] += 1.0
     n = count[slab]
+    # The link's position, if any: a scan without an early exit compiles to vector compares, faster
+    # over rows of ~140 links than stopping at the match (ids are distinct within a row).
+    found = -1
+    row = ids[slab]
     for i in range(n):
-        if ids[slab, i] == b:
-            weights[slab, i] += 1.0
-            return False
+        found = i if row[i] == b else found
+    if found >= 0:
+        weights[slab, found] += 1.0
+        return False
     ids[slab, n] = b
     weights[slab, n] = 1.0
     n += 1
