@@ -90,4 +90,4 @@ class CoOccurrence:
         Unaggregated: an item may occur several times; callers sum them.
         """
         newest = kernels.newest(history, recent, len(self._row_of))
-        return kernels.links_of(newest, decay, *self.kernel_state())  # type: ignore[no-any-return]
+        return kernels.links_of(newest, decay, 0.0, *self.kernel_state())  # type: ignore[no-any-return]

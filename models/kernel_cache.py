@@ -5,8 +5,8 @@ A kernel inlines what it calls from other files (`models.ranking_kernels.rank` c
 `models.kernels`, `models.focus` and `models.taste`), so after an edit or a ``git pull`` that changes
 only a callee's file, the caller would load its stale machine code and run the old callee. Keying the
 cache directory by a digest of every ``models/*.py`` makes any change compile everything afresh
-(once: ``make install`` warms the kernels up). An explicit ``NUMBA_CACHE_DIR`` (the Docker image's,
-built from fixed sources) is kept.
+(once: ``make install`` warms the kernels up), and the directories of other versions are removed. An
+explicit ``NUMBA_CACHE_DIR`` (the Docker image's, built from fixed sources) is kept.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ __all__ = ["configure", "directory"]
 
 import hashlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -35,10 +36,15 @@ def directory(sources: Path = _HERE) -> Path:
 
 
 def configure() -> None:
-    """Point numba at `directory` unless ``NUMBA_CACHE_DIR`` is set; before any kernel is compiled."""
+    """Point numba at `directory` unless ``NUMBA_CACHE_DIR`` is set, and remove the directories of other
+    versions of the sources; before any kernel is compiled."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return
-    path = str(directory())
+    current = directory()
+    for other in current.parent.glob("numba-*"):
+        if other != current:
+            shutil.rmtree(other, ignore_errors=True)
+    path = str(current)
     os.environ["NUMBA_CACHE_DIR"] = path
     if "numba" in sys.modules:  # numba read its configuration when imported: set it there too
         from numba.core import config

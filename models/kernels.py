@@ -217,9 +217,9 @@ def _add(slab, b, ids, weights, count, total, keep):  # type: ignore[no-untyped-
 
 
 @njit(cache=True, nogil=True)
-def links_of(recent, decay, row_of, ids, weights, count, total):  # type: ignore[no-untyped-def]
+def links_of(recent, decay, floor, row_of, ids, weights, count, total):  # type: ignore[no-untyped-def]
     """(item, weight) pairs: the rows of ``recent`` (newest first), each scaled to its share of the
-    row's links and by ``decay ** age``."""
+    row's links and by ``decay ** age``; links of weight ``floor`` or less are left out."""
     size = _filled(recent, row_of, count, ids.shape[1])
     out_items = np.empty(size, np.int64)
     out_weights = np.empty(size)
@@ -232,9 +232,9 @@ def links_of(recent, decay, row_of, ids, weights, count, total):  # type: ignore
             for i in range(count[slab]):
                 out_items[c] = ids[slab, i]
                 out_weights[c] = weights[slab, i] * share
-                c += 1
+                c += weights[slab, i] > floor
         scale *= decay
-    return out_items, out_weights
+    return out_items[:c], out_weights[:c]
 
 
 @njit(cache=True, nogil=True)

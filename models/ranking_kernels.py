@@ -228,7 +228,7 @@ def features(  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def rank(  # type: ignore[no-untyped-def]
-    recent, fallback, sequence_recent, sequence, co_recent, co_decay, cooccurrence,
+    recent, fallback, sequence_recent, sequence, co_recent, co_decay, co_floor, cooccurrence,
     transitions_recent, transitions_decay, transitions, content_recent, content_decay, content,
     blending, heads, final, focusing,
 ):  # fmt: skip
@@ -236,7 +236,8 @@ def rank(  # type: ignore[no-untyped-def]
 
     The signals start from the user's ``recent`` latest items (``fallback`` when the model has none).
     ``sequence`` is the `sequence_scores` state, ``cooccurrence``, ``transitions`` and ``content``
-    the `links_of` states, each read for its number of recent items. ``blending`` is (weights of
+    the `links_of` states, each read for its number of recent items (co-occurrence links of weight
+    ``co_floor`` or less left out). ``blending`` is (weights of
     `FEATURES`, values, totals, hidden, unavailable, shortlist); ``heads`` is (overall head, heads
     by category, n) for `popular`, which takes the heads of the user's three largest shares;
     ``final`` is (the `affinity_predict` arguments, then the `features` arguments from the category
@@ -252,11 +253,13 @@ def rank(  # type: ignore[no-untyped-def]
     consumed = read_history(me, start[me], end[me], table, pages) if me >= 0 else np.empty(0, np.int64)
     history = consumed[max(consumed.size - recent, 0) :].copy() if consumed.size else fallback
     one_i, one_w = sequence_scores(newest(history, sequence_recent, sequence[2].size), *sequence)
-    two_i, two_w = links_of(newest(history, co_recent, cooccurrence[0].size), co_decay, *cooccurrence)
-    three_i, three_w = links_of(
-        newest(history, transitions_recent, transitions[0].size), transitions_decay, *transitions
+    two_i, two_w = links_of(
+        newest(history, co_recent, cooccurrence[0].size), co_decay, co_floor, *cooccurrence
     )
-    four_i, four_w = links_of(newest(history, content_recent, content[0].size), content_decay, *content)
+    three_i, three_w = links_of(
+        newest(history, transitions_recent, transitions[0].size), transitions_decay, 0.0, *transitions
+    )
+    four_i, four_w = links_of(newest(history, content_recent, content[0].size), content_decay, 0.0, *content)
     bounds = np.cumsum(np.array([0, one_i.size, two_i.size, three_i.size, four_i.size]))
     affinity, category_matrix, popularity, scale, positives, seen, taste, mass, fit, fit_prior = final
     probabilities = affinity_predict(*affinity)

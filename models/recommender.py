@@ -42,13 +42,14 @@ POPULAR_DEPTH = 550
 SHORTLIST = 300
 #: How many of the user's latest items the sequence signals read.
 RECENT = 15
-#: Candidates (with their features) kept from each user's latest ranking beyond the n asked for, to
-#: learn the blend from what the user takes next and to explain the list; and for how many users at
-#: most (the least recently ranked go first).
+#: Candidates (with features) kept from each user's latest ranking beyond the n asked for, to learn the
+#: blend from what the user takes next and to explain the list; for how many users (LRU) below.
 REMEMBERED = 50
 #: How many of the user's latest items co-occurrence, transitions and content similarity (shared
 #: tags) start from (co-occurrence 15 -> 10 read a third fewer links and gave HR@10 0.1698 -> 0.1702).
 CO_RECENT = 10
+#: Co-occurrence links seen this often or less are no candidates (HR as good, ranking ~6% cheaper).
+CO_FLOOR = 1.0
 TRANSITIONS_RECENT = 5
 CONTENT_RECENT = 5
 REMEMBERED_USERS = 20_000
@@ -277,7 +278,7 @@ class HybridRecommender:
         candidates, _, table, shares, listed, totals = ranking_kernels.rank(
             RECENT, fallback,
             self.sequence.recent, self.sequence.kernel_state(user),
-            CO_RECENT, 0.8, self.cooccurrence.kernel_state(),
+            CO_RECENT, 0.8, CO_FLOOR, self.cooccurrence.kernel_state(),
             TRANSITIONS_RECENT, 0.8, self.transitions.kernel_state(),
             CONTENT_RECENT, 0.8, self.content.kernel_state(),
             (self.ranker.weights, self._values, self._totals, self._hidden, self._unavailable, SHORTLIST),
