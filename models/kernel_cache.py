@@ -35,12 +35,12 @@ def directory(sources: Path = _HERE) -> Path:
     return sources / "__pycache__" / f"numba-{digest.hexdigest()[:16]}"
 
 
-def configure() -> None:
+def configure(sources: Path = _HERE) -> None:
     """Point numba at `directory` unless ``NUMBA_CACHE_DIR`` is set, and remove the directories of other
     versions of the sources; before any kernel is compiled."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return
-    current = directory()
+    current = directory(sources)
     for other in current.parent.glob("numba-*"):
         if other != current:
             shutil.rmtree(other, ignore_errors=True)
