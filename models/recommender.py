@@ -19,7 +19,7 @@ from dataclasses import astuple
 import numpy as np
 import numpy.typing as npt
 
-from models import kernels, ranking_kernels
+from models import exploration, kernels, ranking_kernels
 from models.affinity import CategoryAffinity
 from models.arrays import Vocabulary, grown
 from models.blend import Blend, OnlineBlend
@@ -120,6 +120,7 @@ class HybridRecommender:
         self._seen = np.zeros(64)
         #: Items in the catalog without any event yet, newest last: the exploration pool.
         self._fresh: dict[int, None] = {}
+        self._newest: npt.NDArray[np.int64] | None = None  # the newest 50 of them, while they last
         self._rng = random.Random(seed)
         #: Scratch for `ranking_kernels.combine` (all zero between calls).
         self._values = np.zeros((64, 4))
@@ -149,6 +150,7 @@ class HybridRecommender:
         item = self._item(record.item_id)
         if not known:
             self._fresh[item] = None
+            self._newest = None
         ids = [self.affinity.category_id(c) for c in record.categories]
         self.item_categories.set(item, ids)
         self.heads.add(item, ids)
@@ -156,12 +158,18 @@ class HybridRecommender:
         self.content.learn_item(item, record.tags)
 
     def learn_one(self, event: Event, profile: UserProfile) -> None:
-        """Learn one event; ``profile`` is the user's state *before* this event."""
+        """Learn one event; ``profile`` is the user's state *before* this event (the model keeps what it
+        needs of the user itself, so it reads nothing of it)."""
+        self._learn(event)
+
+    def _learn(self, event: Event) -> None:
         signal = signal_of(event)
         if signal.label is None:
             return
         item, user = self._item(event.item_id), event.user_id
-        self._fresh.pop(item, None)
+        if item in self._fresh:
+            del self._fresh[item]
+            self._newest = None
         shown = self._shown.pop(user, None) if signal.consumed else None
         self._positives[item] += signal.label
         self._seen[item] += 1
@@ -227,7 +235,7 @@ class HybridRecommender:
         ranked the user is dropped, not learned from.
         """
         self._shown.pop(event.user_id, None)
-        self.learn_one(event, UserProfile(event.user_id))
+        self._learn(event)
 
     def available(self, item_id: str) -> bool:
         """Whether the catalog does not mark the item unavailable (unknown items are available)."""
@@ -345,28 +353,17 @@ class HybridRecommender:
         """Give the last ``explore_slots`` places to fresh items (no events yet), best category first."""
         if not self._fresh or not ranked or self.explore_slots <= 0 or n < 5:
             return ranked
-        # The newest 50 fresh items, read from the end: cost must not grow with the catalog; the user's
-        # best category first (their shares over each item's categories).
-        newest = np.fromiter(itertools.islice(reversed(self._fresh), 50), dtype=np.int64)
+        # The newest 50 fresh items, read from the end (cost must not grow with the catalog) and kept
+        # until the fresh items change; the user's best category first (shares over item categories).
+        newest = getattr(self, "_newest", None)  # checkpoints of earlier releases lack it
+        if newest is None:
+            newest = self._newest = np.fromiter(itertools.islice(reversed(self._fresh), 50), np.int64)
         ordered = ranking_kernels.explore_order(
             newest, self._unavailable, self.item_categories.matrix, shares
         )
-        keep = ranked[: max(len(ranked) - self.explore_slots, n - self.explore_slots)]
-        want = n - len(keep)
-        if want <= 0:
-            return ranked
-        shown = {item for item, _ in ranked}
-        names, hidden = self._items.names, profile.consumed
-        pool: list[int] = []
-        for item in ordered.tolist():
-            if names[item] not in shown and names[item] not in hidden:
-                pool.append(item)
-                if len(pool) == want:
-                    break
-        if not pool:
-            return ranked
-        floor = keep[-1][1] if keep else 0.0
-        return keep + [(names[item], floor - STEP * (k + 1)) for k, item in enumerate(pool)]
+        return exploration.splice(
+            ranked, ordered, self._items.names, profile.consumed, n=n, slots=self.explore_slots, step=STEP
+        )
 
 
 _warm = False
