@@ -116,6 +116,19 @@ def _follow(app: faust.App, events_topic: str, replica: Replica, catchup: CatchU
     app.on_before_shutdown.connect(replica.close)
 
 
+def _trending(app: faust.App, settings: Settings, pipeline: Pipeline, checkpointer: Checkpointer) -> None:
+    """Trending on the owner of events partition 0, fed with what the model learns (streams/trending.py)."""
+
+    def positions() -> dict[int, int]:
+        return dict(checkpointer.offsets.get(settings.events_topic, {}))
+
+    singleton = Singleton(settings.events_topic, lambda: app.consumer.assignment())
+    trending = Trending(settings, pipeline.store, singleton, pipeline.metrics, positions)
+    pipeline.trend = trending.feed
+    app.timer(interval=settings.trending_interval_s)(trending)
+    app.on_before_shutdown.connect(trending.close)
+
+
 async def _flush_both(app: faust.App, produced: changelog.ProducedChangelog) -> None:
     """Faust's producer and the profiles' changelog producer, both delivered (before a checkpoint)."""
     await app.producer.flush()
@@ -301,10 +314,7 @@ def create_app(
     heartbeat.checkpointer = checkpointer
     heartbeat.model_version = model.version
     if settings.trending_interval_s > 0:
-        singleton = Singleton(settings.events_topic, lambda: app.consumer.assignment())
-        trending = Trending(settings, pipeline.store, singleton, metrics)
-        app.timer(interval=settings.trending_interval_s)(trending)
-        app.on_before_shutdown.connect(trending.close)
+        _trending(app, settings, pipeline, checkpointer)
 
     if settings.checkpoint_enabled:
         app.timer(interval=1.0)(_checkpoint_tick(app, settings, catchup, checkpointer))

@@ -119,6 +119,8 @@ class Pipeline(UserRecords):
         self.quality = quality
         #: Called with (user_id, event_id) of every event the model learns (the checkpointer keeps them).
         self.learned: Callable[[str, str], None] = lambda _user_id, _event_id: None
+        #: Called with every event the model learns, whichever path read it (trending counts them).
+        self.trend: Callable[[Event], None] = lambda _event: None
         #: Whether the model learned an event (the checkpointer's ring of learned ids in the worker).
         self.known: Callable[[str, str], bool] = lambda _user_id, _event_id: True
         #: Called after each flush with the users whose list Redis took (or refused as fenced) and those
@@ -269,6 +271,7 @@ class Pipeline(UserRecords):
                 await self.quality.before_learn(event, profile)
             self.model.learn_one(event, profile)
             self.learned(event.user_id, event.event_id)
+            self.trend(event)
         profile.observe(event, self.model.signal(event))
         profiles[event.user_id] = profile.to_dict()
         self._stage(event, profile, position)

@@ -65,6 +65,7 @@ class UserRecords:
     quality: Quality | None
     consent_required: bool
     learned: Callable[[str, str], None]
+    trend: Callable[[Event], None]
     forgotten: Callable[[str, str | None], None]
     _staged: dict[str, Any]
     _fences: dict[str, int]
@@ -223,6 +224,7 @@ class UserRecords:
         if isinstance(record, Event):
             self.model.learn_one(record, profile)
             self.model.recommend(profile, self.top_n, record.context, record.ts)
+            self.trend(record)
         else:
             profile = self._apply_user_record(record, profile, learn=True)
             if isinstance(record, PreferencesRecord) and (
@@ -257,6 +259,7 @@ class UserRecords:
             return "no_consent"
         elif isinstance(record, Event):
             self.model.learn_others(record)
+            self.trend(record)
         else:
             self._apply_user_record(record, UserProfile(user), learn=True, own=False)
         self.learned(user, record.event_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -13,6 +14,7 @@ import pytest_asyncio
 from engine.ingest.kafka import AsyncProducer
 from engine.serving.recommend import recommend
 from engine.store.redis_store import RedisStore
+from schemas import keys
 from schemas.events import Context, Event, encode
 from tests.integration.conftest import Worker, make_settings, wait_for
 
@@ -80,3 +82,63 @@ async def test_a_user_without_a_list_gets_the_trending_of_their_locale_then_lang
     assert await served("pt-BR") == ("trending:pt-BR", ["hot-br"])
     assert await served("fr-CA") == ("trending:fr", ["hot-fr"])
     assert await served("ja-JP") == ("trending", ["hot-br", "hot-fr"])
+
+
+async def test_a_restarted_worker_counts_the_hour_before_its_model_then_what_it_learns_each_once(
+    live_stack: None, tmp_path: Path
+) -> None:
+    """Trending counts what the model learns; a worker taking the job over (here: restarted from its
+    checkpoint) first reads the hour before the model's position from Kafka. Three clicks before the
+    restart and one after: each counted exactly once (relative score 1/3, not 1/6 nor 2/3)."""
+    settings = make_settings(f"trend{uuid.uuid4().hex[:8]}")
+    store = RedisStore.from_url(settings.redis, settings.namespace)
+    ts = time.time_ns() // 1_000_000
+
+    async def click(producer: AsyncProducer, n: int, item: str) -> None:
+        event = Event(
+            event_id=f"r{n}", user_id=f"u{n}", item_id=item, type="click", ts=ts + n,
+            context=Context(locale="pt-BR"),
+        )  # fmt: skip
+        await producer.send(settings.events_topic, encode(event), f"u{n}".encode())
+
+    async def listed() -> list[tuple[str, float]]:
+        return await store.read_trending(5, "pt-BR")
+
+    try:
+        first = TrendingWorker(settings, tmp_path / "first.log")
+        first.start()
+        try:
+            await wait_for(lambda: _beating(store), 90, "the first worker's heartbeat")
+            async with AsyncProducer(settings.bootstrap) as producer:
+                for n in range(3):
+                    await click(producer, n, "old-br")
+
+            async def counted() -> bool:
+                return [i for i, _ in await listed()] == ["old-br"]
+
+            await wait_for(counted, 60, "trending from the first worker")
+        finally:
+            first.stop()  # a clean stop: the model's checkpoint holds the three clicks
+        await store.client.delete(keys.trending(settings.namespace, "pt-BR"))
+        second = TrendingWorker(settings, tmp_path / "second.log")
+        second.start()
+        try:
+            await wait_for(lambda: _beating(store), 90, "the second worker's heartbeat")
+            async with AsyncProducer(settings.bootstrap) as producer:
+                await click(producer, 3, "new-br")
+
+            async def both() -> bool:
+                return len(await listed()) == 2
+
+            await wait_for(both, 60, "trending from the look-back and the new click")
+            (old, old_score), (new, new_score) = await listed()
+            assert (old, new) == ("old-br", "new-br")
+            assert new_score / old_score == pytest.approx(1 / 3, rel=0.01)
+        finally:
+            second.stop()
+    finally:
+        await store.close()
+
+
+async def _beating(store: RedisStore) -> bool:
+    return bool(await store.workers())
