@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import redis.exceptions
 
+from engine.ops.histograms import observe_all
 from engine.ops.metrics import Metrics
 from engine.store import erasures
 from engine.store.redis_store import RedisStore, UserList
@@ -131,6 +132,8 @@ class Pipeline(UserRecords):
         self.forgotten: Callable[[str, str | None], None] = lambda _user_id, _event_id: None
         self.tombstone_ttl_s = tombstone_ttl_s
         self._staged: dict[str, _Staged] = {}
+        #: Seconds each learned event of the batch took (``process_seconds``, observed at flush).
+        self._took: list[float] = []
         #: The events_total child of outcome "learned", counted on every event: made by the first one.
         self._learned_events: Counter | None = None
         #: user_id -> offset of their latest erasure, reset or withdrawal of the batch (written first at
@@ -278,7 +281,7 @@ class Pipeline(UserRecords):
         if self._learned_events is None:
             self._learned_events = self.metrics.events.labels(outcome="learned")
         self._learned_events.inc()
-        self.metrics.process_seconds.observe(time.perf_counter() - started)
+        self._took.append(time.perf_counter() - started)
         return "learned"
 
     def restage(self, profile: UserProfile, position: int) -> None:
@@ -321,6 +324,8 @@ class Pipeline(UserRecords):
         Redis refuses (older than the stored one or than the user's tombstone) is counted, not retried.
         """
         fences, self._fences, staged, self._staged = self._fences, {}, self._staged, {}
+        took, self._took = self._took, []
+        observe_all(self.metrics.process_seconds, took)
         try:
             if fences:
                 await self.store.fence_users(fences, self.tombstone_ttl_s)
@@ -362,10 +367,11 @@ class Pipeline(UserRecords):
             self.published((), {user_id: one.position for user_id, one in staged.items()})
             return
         self.published(staged.keys(), {})
+        fresh: list[float] = []
         for user_id, one in staged.items():
             reason = published.refused.get(user_id)
             if reason is not None:
                 self.metrics.fenced_writes.labels(reason=reason).inc()
                 continue
-            for ts in one.event_ts:
-                self.metrics.freshness.observe(max(0.0, (published.updated_ms - ts) / 1000.0))
+            fresh += [max(0.0, (published.updated_ms - ts) / 1000.0) for ts in one.event_ts]
+        observe_all(self.metrics.freshness, fresh)
