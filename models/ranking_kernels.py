@@ -67,13 +67,19 @@ def combine(  # type: ignore[no-untyped-def]
         kept_totals[k] = totals[item]
         k += not (hidden[item] or unavailable[item])
         totals[item] = 0.0
-    best = kept[_best(kept_totals[:k], shortlist)]
+    chosen = _best(kept_totals[:k], shortlist)
+    best = np.empty(chosen.size, np.int64)
+    for i in range(chosen.size):
+        best[i] = kept[chosen[i]]
     out = _with_extra(best, extra, totals)
+    # Element loops: numba's row slices (``values[item] = 0.0``) make a view per row, which cost more.
     signals = np.zeros((out.size, bounds.size - 1))
     for i in range(best.size):
-        signals[i] = values[best[i]]
+        for s in range(bounds.size - 1):
+            signals[i, s] = values[best[i], s]
     for i in range(n):
-        values[candidates[i]] = 0.0
+        for s in range(bounds.size - 1):
+            values[candidates[i], s] = 0.0
     return out, signals
 
 
@@ -141,7 +147,10 @@ def _best(scores, k):  # type: ignore[no-untyped-def]
     last)."""
     if scores.size <= k:
         return np.arange(scores.size)
-    if np.isnan(scores).any():  # NaN has no order: it ranks last
+    nan = False
+    for i in range(scores.size):
+        nan |= np.isnan(scores[i])
+    if nan:  # NaN has no order: it ranks last
         scores = np.where(np.isnan(scores), -np.inf, scores)
     threshold = _kth_largest(scores, k)
     out = np.empty(k, np.int64)
@@ -164,13 +173,15 @@ def _with_extra(best, extra, mark):  # type: ignore[no-untyped-def]
     """The ``best`` items, then the ``extra`` items not among them (``mark``: zero scratch)."""
     out = np.empty(best.size + extra.size, np.int64)
     out[: best.size] = best
-    mark[best] = 1.0
+    for i in range(best.size):
+        mark[best[i]] = 1.0
     c = best.size
     for item in extra:
         out[c] = item
         c += mark[item] == 0.0
         mark[item] = 1.0
-    mark[out[:c]] = 0.0
+    for i in range(c):
+        mark[out[i]] = 0.0
     return out[:c]
 
 
