@@ -30,6 +30,7 @@ __all__ = [
     "PersonalizeError",
     "PolicySnapshotError",
     "Problem",
+    "RecoveryStalledError",
     "RequestRejectedError",
     "ServiceUnavailableError",
     "StackError",
@@ -129,6 +130,10 @@ class ServiceUnavailableError(StackError):
         self.service = service
         self.address = address
         super().__init__(f"{service} at {address} did not answer within {waited_s:.0f}s")
+
+
+class RecoveryStalledError(PersonalizeError):
+    """The worker's table recovery stopped making progress (`streams.recovery_watch`)."""
 
 
 class DeliveryError(PersonalizeError):

@@ -36,6 +36,7 @@ from streams.gaps import CONTROL_HEADER, GapReader, OffsetGuard, is_control
 from streams.heartbeat import HEARTBEAT_S, Heartbeat
 from streams.pipeline import WORKER, Pipeline
 from streams.quality import Quality
+from streams.recovery_watch import RecoveryWatch
 from streams.replica import Replica
 from streams.republish import Republisher
 from streams.rewards import add_reward_agents
@@ -114,6 +115,27 @@ def _follow(app: faust.App, events_topic: str, replica: Replica, catchup: CatchU
     app.on_partitions_assigned.connect(on_assigned)
     app.on_partitions_revoked.connect(on_revoked)
     app.on_before_shutdown.connect(replica.close)
+
+
+def _watch_recovery(app: faust.App, settings: Settings) -> None:
+    """Stop the worker if its table recovery stalls (streams/recovery_watch.py), unless turned off: a
+    task of its own from the first assignment on (Faust's timers start after the first recovery)."""
+    if settings.recovery_patience_s <= 0:
+        return
+    running: list[asyncio.Task[None]] = []
+
+    async def start(*_args: Any, **_kwargs: Any) -> None:
+        if not running:
+            recovery = cast(Any, app.tables).recovery  # TableManager has it; its interface does not say so
+            watch = RecoveryWatch(recovery, app.crash, patience_s=settings.recovery_patience_s)
+            running.append(asyncio.ensure_future(watch.run()))
+
+    async def stop(*_args: Any, **_kwargs: Any) -> None:
+        for task in running:
+            task.cancel()
+
+    app.on_partitions_assigned.connect(start)
+    app.on_before_shutdown.connect(stop)
 
 
 def _trending(app: faust.App, settings: Settings, pipeline: Pipeline, checkpointer: Checkpointer) -> None:
@@ -315,6 +337,7 @@ def create_app(
     heartbeat.model_version = model.version
     if settings.trending_interval_s > 0:
         _trending(app, settings, pipeline, checkpointer)
+    _watch_recovery(app, settings)
 
     if settings.checkpoint_enabled:
         app.timer(interval=1.0)(_checkpoint_tick(app, settings, catchup, checkpointer))

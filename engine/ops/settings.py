@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     #: How long the worker retries a failed direct read of Kafka (gap repair, catch-up replay) before it
     #: raises; the batch's work so far is flushed first and nothing is counted as read that was not.
     kafka_read_patience_s: float = Field(300.0, ge=0.0, le=86_400.0)
+    #: How long the worker's table recovery may go without progress before the worker stops (exit 1)
+    #: so that its partitions go to the others (`streams.recovery_watch`); 0: never.
+    recovery_patience_s: float = Field(120.0, ge=0.0, le=86_400.0)
     #: How long the consumer group waits for a silent worker before its partitions go to the others
     #: (Kafka's session timeout; Faust's default 60 s). Lower means a crashed worker's users are picked
     #: up sooner, but a worker whose event loop stalls that long (a long catch-up) is dropped too.
