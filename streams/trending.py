@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 LOOKBACK_MS = 3_600_000
 #: Most locales and languages tracked; events of further ones count only globally.
 MAX_SCOPES = 1_000
-#: Records taken from the look-back reader per call.
-_BATCH = 5_000
+#: Records taken from the look-back reader per call, and how long a call waits for the first of them.
+_BATCH, _WAIT_S = 5_000, 0.5
 #: (item_id, weight, ts, locale) of one positive event.
 Positive = tuple[str, float, int, str | None]
 
@@ -206,12 +206,15 @@ class Trending:
             consumer.close()
 
     def _look_back(self) -> None:
-        """Count look-back records (in a thread: nothing else touches `counts` until it is done)."""
+        """Count look-back records (in a thread: nothing else touches `counts` until it is done) until
+        every partition is read up to its end, or nothing comes (the next round goes on)."""
         consumer = self._consumer
         if consumer is None:
             return
         while self._ends:
-            records = consumer.consume(num_messages=_BATCH, timeout=0)
+            records = consumer.consume(num_messages=_BATCH, timeout=_WAIT_S)
+            if not records:
+                break
             for record in records:
                 partition, offset, error = record.partition(), record.offset(), record.error()
                 end = self._ends.get(partition) if partition is not None else None
@@ -226,8 +229,6 @@ class Trending:
                     self._read += 1
                 if offset is None or offset + 1 >= end:
                     del self._ends[partition]
-            if len(records) < _BATCH:
-                break
         if not self._ends:
             self.close()
 
