@@ -110,7 +110,8 @@ class CategoryAffinity:
             self._shared = np.pad(self._shared, ((0, 0), (0, size - self._shared.shape[1])))
         return category
 
-    def _shared_ids(self, context: Context | None, ts: int | None) -> npt.NDArray[np.int64]:
+    def shared_ids(self, context: Context | None, ts: int | None) -> npt.NDArray[np.int64]:
+        """Ids of the shared context parts of ``context`` at ``ts`` (made, with room, when new)."""
         key = (
             context.device if context else None,
             context.locale if context else None,
@@ -148,13 +149,21 @@ class CategoryAffinity:
         weight: float = 1.0,
     ) -> None:
         """`learn_one` by category ids (from `category_id`), each with its own label, in order."""
-        shared = self._shared_ids(context, ts)
+        shared = self.shared_ids(context, ts)
+        kernels.affinity_learn(self.row(user_id), ids, labels, shared, weight, *self.learn_state())
+
+    def row(self, user_id: str) -> int:
+        """The user's row of personal weights (made if new)."""
         user = self._users.id(user_id)
         if user >= len(self._personal):
             self._personal = grown(self._personal, user + 1)
-        kernels.affinity_learn(
-            user, ids, labels, shared, weight, self._personal, self._shared, self._intercept,
-            self.learning_rate, self.intercept_lr, CONTEXT_SCALE,
+        return user
+
+    def learn_state(self) -> tuple[Any, ...]:
+        """What `kernels.affinity_learn` takes after (user, categories, labels, shared ids, weight)."""
+        return (
+            self._personal, self._shared, self._intercept, self.learning_rate, self.intercept_lr,
+            CONTEXT_SCALE,
         )  # fmt: skip
 
     def scale_personal(self, factor: float, user_id: str | None = None) -> None:
@@ -178,7 +187,7 @@ class CategoryAffinity:
     def predict_state(self, user_id: str, context: Context | None, ts: int | None) -> tuple[Any, ...]:
         """The arguments of `kernels.affinity_predict` for this user and context."""
         return (
-            self._users.get(user_id), self._shared_ids(context, ts), self._personal, self._shared,
+            self._users.get(user_id), self.shared_ids(context, ts), self._personal, self._shared,
             self._intercept, len(self.categories), CONTEXT_SCALE,
         )  # fmt: skip
 

@@ -14,12 +14,13 @@ __all__ = ["MODEL_VERSION", "HybridRecommender", "warm_up"]
 import itertools
 import random
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import astuple
 
 import numpy as np
 import numpy.typing as npt
 
-from models import exploration, kernels, ranking_kernels
+from models import bulk_learn, exploration, kernels, ranking_kernels
 from models.affinity import CategoryAffinity
 from models.arrays import Vocabulary, grown
 from models.blend import Blend, OnlineBlend
@@ -227,15 +228,15 @@ class HybridRecommender:
             trust = evidence / (evidence + TRUST)
             self.focus.learn_ranking(candidates, int(at[0]), self.item_categories, shares, trust, FOCUS_DEPTH)
 
-    def learn_others(self, event: Event) -> None:
-        """Learn an event of a user this model does not rank (another worker's partition).
+    def learn_others(self, events: Sequence[Event]) -> None:
+        """Learn events (in order) of users this model does not rank (another worker's partitions).
 
-        Everything `learn_one` learns (item-side statistics, the user's history and affinity row) except
-        the blend, which learns only from rankings this model made: a ranking kept from when this model
-        ranked the user is dropped, not learned from.
+        Everything `learn_one` learns (item-side statistics, the users' history and affinity rows)
+        except the blend, which learns only from rankings this model made: a ranking kept from when this
+        model ranked a user is dropped, not learned from. In bulk (`models.bulk_learn`): the cost of
+        this path is paid by every worker for every event of the others.
         """
-        self._shown.pop(event.user_id, None)
-        self._learn(event)
+        bulk_learn.learn_others(self, events, TRUST)
 
     def available(self, item_id: str) -> bool:
         """Whether the catalog does not mark the item unavailable (unknown items are available)."""
@@ -388,6 +389,7 @@ def warm_up() -> None:
         profiles[user].observe(event, model.signal(event))
         model.explain(profiles[user], [item for item, _ in model.recommend(profiles[user], 5)])
     model.learn_item(ItemRecord(item_id="fresh", categories=("c1",)))  # compiles the exploration kernel
+    model.learn_others([Event(event_id="w9", user_id="c", item_id="x", type="rating", value=1, ts=10**12)])
     model.recommend(profiles["a"], 5)
     # The focus's and the blend's kernels as the worker calls them (the events above may not reach all).
     shares = np.full(2, 0.5)

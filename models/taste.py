@@ -9,7 +9,7 @@ lends it little. Pure numpy state, read by the ranking kernel; no I/O.
 
 from __future__ import annotations
 
-__all__ = ["CategoryShares", "ItemCategories", "shares_of"]
+__all__ = ["CategoryShares", "ItemCategories", "learn_positive", "shares_of"]
 
 from collections.abc import Sequence
 from typing import Any
@@ -50,7 +50,7 @@ def shares_of(user, counts, totals, everyone, n, prior):  # type: ignore[no-unty
 
 
 @njit(cache=True, nogil=True)
-def _learn(user, row, fit_row, fit_prior, keep, counts, totals, everyone, n, prior, trust):  # type: ignore[no-untyped-def]
+def learn_positive(user, row, fit_row, fit_prior, keep, counts, totals, everyone, n, prior, trust):  # type: ignore[no-untyped-def]
     """One positive of ``user`` for an item with the categories of ``row`` (-1 padded, -2: none).
 
     The positive is spread by the item's fit (``fit_row`` plus ``fit_prior`` each) into the user's and
@@ -108,8 +108,8 @@ class CategoryShares:
         self._totals = np.zeros(64)
         self._everyone = np.zeros(8)
 
-    def _row(self, user_id: str, top: int) -> int:
-        """The user's row, with room for category ids up to ``top``."""
+    def row(self, user_id: str, top: int) -> int:
+        """The user's row (made if new), with room for category ids up to ``top``."""
         user = self._users.id(user_id)
         if user >= len(self._counts):
             self._counts = grown(self._counts, user + 1)
@@ -124,7 +124,7 @@ class CategoryShares:
         """Onboarding: the user says they like these categories (`LIKED_WEIGHT` positives each)."""
         if not ids.size:
             return
-        user = self._row(user_id, int(ids.max()))
+        user = self.row(user_id, int(ids.max()))
         self._counts[user, ids] += LIKED_WEIGHT
         self._totals[user] += LIKED_WEIGHT * ids.size
 
@@ -183,8 +183,8 @@ class CategoryShares:
         >>> [round(f, 2) for f in cats.fractions(0).tolist()]
         [0.7, 0.3]
         """
-        user = self._row(user_id, n - 1)
-        return _learn(  # type: ignore[no-any-return]
+        user = self.row(user_id, n - 1)
+        return learn_positive(  # type: ignore[no-any-return]
             user, categories.matrix[item], categories.fit[item], categories.PRIOR, 1.0 - self.forget,
             self._counts, self._totals, self._everyone, n, self.prior, trust,
         )  # fmt: skip

@@ -223,9 +223,11 @@ class Replica:
         return confluent_kafka.OFFSET_BEGINNING if position is None else position
 
     def _apply(self, messages: list[Any]) -> None:
-        """Learn a chunk of fetched records (under the checkpointer's lock)."""
+        """Learn a chunk of fetched records (under the checkpointer's lock): runs of events records in
+        bulk (`Pipeline.learn_others_many`), each catalog record in its place between them."""
         owned = self.owned or set()
         learned = {"events": 0, "items": 0}
+        run: list[tuple[bytes, bytes | None]] = []
         for message in messages:
             error = message.error()
             if error is not None:
@@ -243,25 +245,39 @@ class Replica:
             if position is not None and offset < position:
                 continue  # the model holds it already (learned by the agent before a rebalance)
             if not is_control(message.headers()):
-                kind = "items" if topic == self.items_topic else "events"
-                learned[kind] += self._learn(kind, message.value() or b"", message.key())
+                if topic == self.events_topic:
+                    run.append((message.value() or b"", message.key()))
+                else:
+                    learned["events"] += self._learn_events(run)
+                    run = []
+                    learned["items"] += self._learn_item(message.value() or b"")
             self.checkpointer.advance(topic, partition, offset + 1)
+        learned["events"] += self._learn_events(run)
         for kind, count in learned.items():
             if count:
                 self.metrics.replica_records.labels(topic=kind).inc(count)
 
-    def _learn(self, kind: str, value: bytes, key: bytes | None) -> bool:
-        """Learn one record; whether the model took it (not invalid, re-keyed or a duplicate)."""
+    def _learn_events(self, run: list[tuple[bytes, bytes | None]]) -> int:
+        """Learn events records in order; how many the model took (not invalid, re-keyed, duplicates)."""
+        if not run:
+            return 0
         try:
-            if kind == "items":
-                self.pipeline.apply_item(value)
-                return True
-            return self.pipeline.learn_others(value, key, self.checkpointer.known) == "learned"
+            outcomes = self.pipeline.learn_others_many(run, self.checkpointer.known)
+        except Exception:  # noqa: BLE001 - one bad run must not stop the model from following
+            log.exception("replica could not learn %d events records", len(run))
+            return 0
+        return outcomes.count("learned")
+
+    def _learn_item(self, value: bytes) -> int:
+        """Learn one catalog record; 1 if the model took it (the items agent dead-letters an invalid one)."""
+        try:
+            self.pipeline.apply_item(value)
         except InvalidEventError:
-            return False  # the owner (the items or events agent) dead-letters it
+            return 0
         except Exception:  # noqa: BLE001 - one bad record must not stop the model from following
-            log.exception("replica could not learn a %s record", kind)
-            return False
+            log.exception("replica could not learn a catalog record")
+            return 0
+        return 1
 
     def _check_ready(self) -> None:
         if self.ready.is_set() or self.items_topic not in self._partitions:

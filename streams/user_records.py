@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __all__ = ["UserRecords"]
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.ops.metrics import Metrics
@@ -181,7 +181,7 @@ class UserRecords:
             if learn and own:
                 self.model.learn_one(event, profile)
             elif learn:
-                self.model.learn_others(event)
+                self.model.learn_others([event])
             profile.observe(event, self.model.signal(event))
         return profile
 
@@ -235,32 +235,54 @@ class UserRecords:
         return "learned"
 
     def learn_others(self, raw: bytes, key: bytes | None, known: Callable[[str, str], bool]) -> str:
-        """Learn a record of a partition another worker owns into the model only (streams/replica.py).
+        """`learn_others_many` of one record: its outcome."""
+        return self.learn_others_many([(raw, key)], known)[0]
 
-        Learned as its owner's model learns it (same skips as `relearn`: re-keyed, invalid, known), but
-        never ranked: the blend learns only from this worker's own rankings. No profile, no Redis, no
-        drift monitor. Consent is judged by the consent records this worker has read of the user (the
-        profile is the owner's); a withdrawal or an erasure forgets the user here too. Returns the
-        outcome, as `relearn`.
+    def learn_others_many(
+        self, records: Sequence[tuple[bytes, bytes | None]], known: Callable[[str, str], bool]
+    ) -> list[str]:
+        """Learn ``(value, key)`` records of partitions other workers own into the model only, in order
+        (streams/replica.py); each one's outcome, as `relearn`'s.
+
+        Learned as their owner's model learns them (same skips as `relearn`: re-keyed, invalid, known),
+        but never ranked: the blend learns only from this worker's own rankings. No profile, no Redis,
+        no drift monitor. Consent is judged by the consent records this worker has read of the user
+        (the profile is the owner's); a withdrawal or an erasure forgets the user here too. Runs of
+        events are learned in bulk (`HybridRecommender.learn_others`), each run before the next user
+        record, so the model sees everything in the records' order.
         """
-        record = _learnable(raw, key, known)
-        if isinstance(record, str):
-            return record
+        outcomes: list[str] = []
+        run: list[Event] = []
+        for raw, key in records:
+            record = _learnable(raw, key, known)
+            if isinstance(record, str):
+                outcomes.append(record)
+                continue
+            user = record.user_id
+            if not isinstance(record, ConsentRecord | ErasureRecord) and not admits(
+                self._others_consent.get(user), self.consent_required
+            ):
+                outcomes.append("no_consent")
+                continue
+            if isinstance(record, Event):
+                run.append(record)
+                self.trend(record)
+            else:
+                self.model.learn_others(run)
+                run = []
+                self._learn_user_record(record)
+            self.learned(user, record.event_id)  # a repeat later in ``records`` is a duplicate
+            outcomes.append("learned")
+        self.model.learn_others(run)
+        return outcomes
+
+    def _learn_user_record(self, record: UserRecord) -> None:
         user = record.user_id
         if isinstance(record, ConsentRecord):
             self._others_consent[user] = record.granted
             if not record.granted:
                 self._forget(user, None, learn=True)
-        elif isinstance(record, ErasureRecord):
-            if self._others_consent.get(user) is True:
-                del self._others_consent[user]  # an erasure forgets a grant and keeps a withdrawal
-            self._apply_user_record(record, UserProfile(user), learn=True, own=False)
-        elif not admits(self._others_consent.get(user), self.consent_required):
-            return "no_consent"
-        elif isinstance(record, Event):
-            self.model.learn_others(record)
-            self.trend(record)
-        else:
-            self._apply_user_record(record, UserProfile(user), learn=True, own=False)
-        self.learned(user, record.event_id)
-        return "learned"
+            return
+        if isinstance(record, ErasureRecord) and self._others_consent.get(user) is True:
+            del self._others_consent[user]  # an erasure forgets a grant and keeps a withdrawal
+        self._apply_user_record(record, UserProfile(user), learn=True, own=False)

@@ -176,3 +176,27 @@ def test_another_workers_users_are_learned_by_the_consent_records_this_worker_re
 
     w = _Worker(consent_required=False)  # opt-out: learned until a withdrawal
     assert other(click("e1", "u2"), "u2") == "learned"
+
+
+def test_a_run_of_records_is_learned_in_its_order() -> None:
+    """`learn_others_many` learns events in bulk, but each consent record between them in its place:
+    what came before a withdrawal is learned, then forgotten; what follows it is refused."""
+
+    def click(event_id: str, item: str = "i1") -> tuple[bytes, bytes]:
+        return encode(Event(event_id=event_id, user_id="u1", item_id=item, type="click", ts=TS)), b"u1"
+
+    def consent(granted: bool, event_id: str) -> tuple[bytes, bytes]:
+        record = ConsentRecord(event_id=event_id, user_id="u1", ts=TS, granted=granted)
+        return encode_user_record(record), b"u1"
+
+    w = _Worker(consent_required=True)
+    run = [click("e0"), consent(True, "c1"), click("e1"), click("e2", "i2"), click("e1")]
+    seen: set[str] = set()
+    w.pipeline.learned = lambda _user, event: seen.add(event)
+    known = lambda _u, event: event in seen  # noqa: E731 - the checkpointer's ring, in short
+    outcomes = w.pipeline.learn_others_many(run, known)
+    assert outcomes == ["no_consent", "learned", "learned", "learned", "duplicate"]
+    assert w.model.sequence.history("u1").size == 2
+    outcomes = w.pipeline.learn_others_many([click("e3"), consent(False, "c2"), click("e4")], known)
+    assert outcomes == ["learned", "learned", "no_consent"]
+    assert w.model.sequence.history("u1").size == 0

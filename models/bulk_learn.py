@@ -1,0 +1,191 @@
+"""Learning many events of users a model does not rank, in one compiled call per run of events.
+
+Every worker learns every other worker's events (docs/scale-out.md), so this path's cost is paid once
+per worker per event and bounds the cluster. Per event, `HybridRecommender.learn_one` makes a Python
+call per statistic, each a compiled call whose arguments numba checks anew (~2 us each with this
+model's arrays). Here a Python pass gives each event its ids (making rows for new users, items and
+context parts, in the order the one-by-one path makes them), one kernel then learns the whole run
+(popularity counts, the user's history with its co-occurrences and transitions, category shares and
+fit, affinity), and the popularity heads, plain Python objects, follow event by event.
+
+The result is the one-by-one path's exactly (`tests/models/test_bulk_learn.py`): same arithmetic in
+the same order, the implicit negatives drawn from the same random stream.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Learner", "learn_events", "learn_others"]
+
+import random
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from models import kernels, taste
+from models.affinity import CategoryAffinity
+from models.arrays import Vocabulary
+from models.cooccurrence import CoOccurrence
+from models.popular_heads import PopularHeads
+from models.sequence import SequenceNeighbors
+from models.signals import signal_of
+from schemas.events import Event
+
+
+class Learner(Protocol):
+    """The state of `models.recommender.HybridRecommender` this module learns into (its own state: this
+    is the bulk half of the recommender's learning, kept apart for size)."""
+
+    heads: PopularHeads
+    sequence: SequenceNeighbors
+    cooccurrence: CoOccurrence
+    transitions: CoOccurrence
+    shares: taste.CategoryShares
+    affinity: CategoryAffinity
+    item_categories: taste.ItemCategories
+    _items: Vocabulary
+    _shown: OrderedDict[str, Any]
+    _fresh: dict[int, None]
+    _newest: npt.NDArray[np.int64] | None
+    _rng: random.Random
+    _positives: npt.NDArray[np.float64]
+    _seen: npt.NDArray[np.float64]
+
+    def _item(self, item_id: str) -> int: ...
+
+
+@njit(cache=True, nogil=True)
+def _room(sequence, cooccurrence, transitions):  # type: ignore[no-untyped-def]
+    """Whether `kernels.consume` has room for one more item (what the reserve calls make)."""
+    pages, used, occ_count = sequence[3], sequence[4], sequence[8]
+    if used[0] >= pages.shape[0] or used[1] >= occ_count.size:
+        return False
+    for links in (cooccurrence, transitions):
+        if links[7][0] + links[0] + 1 > links[3].shape[0]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def learn_events(  # type: ignore[no-untyped-def]
+    start, items, labels, consumed, users, negatives, shared, shared_at, counts,
+    sequence, cooccurrence, transitions, shares, affinity, fractions,
+):  # fmt: skip
+    """Learn events ``start``.. in order; returns where it stopped: ``items.size`` when done, an
+    earlier index when event needs history room the caller must reserve first.
+
+    Per event: item id, label (0, 1), whether it is consumed, its user's (sequence, shares, affinity)
+    rows, the implicit negative category (-1: none) and its shared context ids
+    (``shared[shared_at[i]:shared_at[i + 1]]``). ``counts`` is (positives, seen); the states are
+    `SequenceNeighbors.append_state`, `CoOccurrence.link_state` (twice), (item category matrix, fit,
+    its prior, then `CategoryShares`' keep, counts, totals, everyone, known categories, prior, trust)
+    and `CategoryAffinity.learn_state`. Each positive's spread over its categories goes to
+    ``fractions[i]``.
+    """
+    positives, seen = counts
+    matrix, fit, fit_prior, keep, share_counts, totals, everyone, known, prior, trust = shares
+    personal, common, intercept, learning_rate, intercept_lr, scale = affinity
+    for i in range(start, items.size):
+        item = items[i]
+        if consumed[i] and not _room(sequence, cooccurrence, transitions):
+            return i
+        positives[item] += labels[i]
+        seen[item] += 1
+        if consumed[i]:
+            kernels.consume(users[i, 0], item, sequence, cooccurrence, transitions)
+        row = matrix[item]
+        size = 0
+        while size < row.size and row[size] >= 0:
+            size += 1
+        if size == 0:
+            continue
+        parts = shared[shared_at[i] : shared_at[i + 1]]
+        if labels[i] == 0:
+            kernels.affinity_learn(
+                users[i, 2], row[:size], np.zeros(size), parts, 1.0, personal, common, intercept,
+                learning_rate, intercept_lr, scale,
+            )  # fmt: skip
+            continue
+        _, spread = taste.learn_positive(
+            users[i, 1], row, fit[item], fit_prior, keep, share_counts, totals, everyone, known, prior,
+            trust,
+        )  # fmt: skip
+        fractions[i, :size] = spread
+        extra = 1 if negatives[i] >= 0 else 0
+        ids = np.empty(size + extra, np.int64)
+        ids[:size] = row[:size]
+        targets = np.ones(size + extra)
+        if extra:
+            ids[size] = negatives[i]
+            targets[size] = 0.0
+        kernels.affinity_learn(
+            users[i, 2], ids, targets, parts, 1.0, personal, common, intercept, learning_rate,
+            intercept_lr, scale,
+        )  # fmt: skip
+    return items.size
+
+
+def learn_others(model: Learner, events: Sequence[Event], trust: float) -> None:
+    """Learn ``events`` (in order) as `HybridRecommender.learn_others` one by one would."""
+    learned: list[tuple[Event, int, int, float, list[int]]] = []
+    rows: list[tuple[int, int, int]] = []
+    negatives: list[int] = []
+    shared: list[Any] = []
+    known = len(model.affinity.categories)
+    for event in events:
+        model._shown.pop(event.user_id, None)
+        signal = signal_of(event)
+        if signal.label is None:
+            continue
+        item, user = model._item(event.item_id), event.user_id
+        if item in model._fresh:
+            del model._fresh[item]
+            model._newest = None
+        categories = model.item_categories.lists[item]
+        sequence_row = model.sequence.reserve(user, item) if signal.consumed else -1
+        shares_row, negative = -1, -1
+        if categories and signal.label == 1:
+            shares_row = model.shares.row(user, known - 1)
+            if known > len(categories):
+                negative = categories[0]
+                while negative in categories:
+                    negative = model._rng.randrange(known)
+        affinity_row = model.affinity.row(user) if categories else -1
+        shared.append(model.affinity.shared_ids(event.context, event.ts) if categories else ())
+        learned.append((event, item, signal.label, signal.weight, categories))
+        rows.append((sequence_row, shares_row, affinity_row))
+        negatives.append(negative)
+    if not learned:
+        return
+    model.cooccurrence.reserve(len(model._items))
+    model.transitions.reserve(len(model._items))
+    at = np.zeros(len(shared) + 1, dtype=np.int64)
+    np.cumsum([len(parts) for parts in shared], out=at[1:])
+    flat = np.concatenate([np.asarray(parts, dtype=np.int64) for parts in shared])
+    items = np.array([item for _, item, *_ in learned], dtype=np.int64)
+    labels = np.array([label for _, _, label, *_ in learned], dtype=np.int64)
+    consumed = np.array([users[0] >= 0 for users in rows])
+    users, wanted = np.array(rows, dtype=np.int64), np.array(negatives, dtype=np.int64)
+    fractions = np.zeros((len(learned), model.item_categories.matrix.shape[1]))
+    start = 0
+    while start < len(learned):
+        stop = learn_events(
+            start, items, labels, consumed, users, wanted, flat, at, (model._positives, model._seen),
+            model.sequence.append_state(), model.cooccurrence.link_state(), model.transitions.link_state(),
+            (model.item_categories.matrix, model.item_categories.fit, model.item_categories.PRIOR,
+             1.0 - model.shares.forget, *model.shares.kernel_state("", known)[1:], trust),
+            model.affinity.learn_state(), fractions,
+        )  # fmt: skip
+        for n in range(start, stop):
+            event, item, label, weight, categories = learned[n]
+            if label == 1:
+                spread = fractions[n, : len(categories)].tolist() if categories else None
+                model.heads.learn_one(item, categories, weight, event.ts, spread)
+        if stop < len(learned):  # the history needs room: make it as the one-by-one path would
+            model.sequence.reserve(learned[stop][0].user_id, learned[stop][1])
+            model.cooccurrence.reserve(len(model._items))
+            model.transitions.reserve(len(model._items))
+        start = stop
