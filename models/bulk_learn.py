@@ -48,13 +48,11 @@ class Learner(Protocol):
     item_categories: taste.ItemCategories
     _items: Vocabulary
     _shown: OrderedDict[str, Any]
-    _fresh: dict[int, None]
-    _newest: npt.NDArray[np.int64] | None
     _rng: random.Random
     _positives: npt.NDArray[np.float64]
     _seen: npt.NDArray[np.float64]
 
-    def _item(self, item_id: str) -> int: ...
+    def _item(self, item_id: str, *, taken: bool = False) -> int: ...
 
 
 @njit(cache=True, nogil=True)
@@ -140,10 +138,7 @@ def learn_others(model: Learner, events: Sequence[Event], trust: float) -> None:
         signal = signal_of(event)
         if signal.label is None:
             continue
-        item, user = model._item(event.item_id), event.user_id
-        if item in model._fresh:
-            del model._fresh[item]
-            model._newest = None
+        item, user = model._item(event.item_id, taken=True), event.user_id
         categories = model.item_categories.lists[item]
         sequence_row = model.sequence.reserve(user, item) if signal.consumed else -1
         shares_row, negative = -1, -1

@@ -131,9 +131,13 @@ class HybridRecommender:
 
     # -- learning -------------------------------------------------------------------------------
 
-    def _item(self, item_id: str) -> int:
-        """The id of an item, making room for it in the per-item arrays when it is new."""
+    def _item(self, item_id: str, *, taken: bool = False) -> int:
+        """The id of an item, making room for it in the per-item arrays when it is new; ``taken``: it
+        has an event now, so it is no longer a fresh item (exploration)."""
         item = self._items.id(item_id)
+        if taken and item in self._fresh:
+            del self._fresh[item]
+            self._newest = None
         size = item + 1
         if size > len(self._unavailable):
             self._unavailable = grown(self._unavailable, size)
@@ -167,10 +171,7 @@ class HybridRecommender:
         signal = signal_of(event)
         if signal.label is None:
             return
-        item, user = self._item(event.item_id), event.user_id
-        if item in self._fresh:
-            del self._fresh[item]
-            self._newest = None
+        item, user = self._item(event.item_id, taken=True), event.user_id
         shown = self._shown.pop(user, None) if signal.consumed else None
         self._positives[item] += signal.label
         self._seen[item] += 1
