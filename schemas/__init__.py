@@ -32,6 +32,7 @@ from schemas.events import (
     parse_event,
     parse_events,
     parse_item,
+    problems_of,
 )
 
 __all__ = [
@@ -64,4 +65,5 @@ __all__ = [
     "parse_event",
     "parse_events",
     "parse_item",
+    "problems_of",
 ]

@@ -30,7 +30,7 @@ import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from schemas.errors import InvalidEventError, Problem
-from schemas.events import Id, Label, Version
+from schemas.events import Id, Label, Version, problems_of
 
 #: Most candidate actions in one rank request, and most features in one context or action.
 MAX_ACTIONS = 100
@@ -181,7 +181,7 @@ def _parse(raw: bytes | str, model: type[_M]) -> _M:
     try:
         return model.model_validate(obj)
     except pydantic.ValidationError as exc:
-        raise InvalidEventError([Problem.from_pydantic(e) for e in exc.errors(include_url=False)]) from None
+        raise InvalidEventError(problems_of(exc.errors(include_url=False))) from None
 
 
 def parse_decision(raw: bytes | str) -> DecisionRecord:

@@ -27,7 +27,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from schemas.errors import InvalidEventError, Problem
-from schemas.events import Id, Label, Version, decode_object
+from schemas.events import Id, Label, Version, decode_object, problems_of
 
 #: Most ids in one list of a preferences request: onboarding screens show dozens, not thousands.
 MAX_PREFERENCE_IDS = 200
@@ -185,6 +185,6 @@ def parse_user_record(raw: bytes | str | dict[str, Any]) -> UserRecord:
     try:
         return model.model_validate(obj)
     except pydantic.ValidationError as exc:
-        problems = [Problem.from_pydantic(e) for e in exc.errors(include_url=False)]
+        problems = problems_of(exc.errors(include_url=False))
         event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
         raise InvalidEventError(problems, event_id=event_id) from None

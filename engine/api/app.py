@@ -48,6 +48,7 @@ from schemas.errors import (
     RequestRejectedError,
     ServiceUnavailableError,
 )
+from schemas.events import problems_of
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def _add_error_answers(app: FastAPI) -> None:
 
     async def invalid_request(_r: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        problems = [Problem(".".join(str(part) for part in e["loc"]), str(e["msg"])) for e in exc.errors()]
+        problems = problems_of(exc.errors())
         return _error(422, "invalid request parameters", problems)
 
     async def rejected(_r: Request, exc: Exception) -> Response:

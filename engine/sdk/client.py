@@ -32,7 +32,7 @@ from schemas.errors import (
     RequestRejectedError,
     ServiceUnavailableError,
 )
-from schemas.events import Event, parse_events
+from schemas.events import Event, parse_events, problems_of
 from schemas.pseudonyms import Pseudonyms
 from schemas.users import PreferencesRequest
 
@@ -145,10 +145,7 @@ class AsyncClient(AsyncRankCalls):
         try:
             request = PreferencesRequest.model_validate(choices)
         except pydantic.ValidationError as exc:
-            problems = [
-                Problem(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors(include_url=False)
-            ]
-            raise InvalidEventError(problems) from None
+            raise InvalidEventError(problems_of(exc.errors(include_url=False))) from None
         body = orjson.dumps(request.model_dump(mode="json"))
         path = f"/v1/users/{quote(user_id, safe='')}/preferences"
         headers = {"content-type": "application/json"}

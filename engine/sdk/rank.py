@@ -18,7 +18,8 @@ import orjson
 import pydantic
 
 from schemas.decisions import Action, RankRequest, RewardRequest
-from schemas.errors import InvalidEventError, Problem
+from schemas.errors import InvalidEventError
+from schemas.events import problems_of
 
 #: A candidate as an `Action` or as ``{"id": ..., "features": {...}}``.
 ActionLike = Action | Mapping[str, Any]
@@ -63,8 +64,7 @@ def _checked(model: type[RankRequest] | type[RewardRequest], raw: dict[str, Any]
     try:
         request = model.model_validate(raw)
     except pydantic.ValidationError as exc:
-        problems = [Problem(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors(include_url=False)]
-        raise InvalidEventError(problems) from None
+        raise InvalidEventError(problems_of(exc.errors(include_url=False))) from None
     return orjson.dumps(request.model_dump(mode="json", exclude_none=True))
 
 

@@ -21,6 +21,7 @@ import yaml
 
 from engine.serving.rules import RuleSet
 from schemas.errors import DataFormatError
+from schemas.events import problems_of
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,7 @@ def read_rules(path: Path) -> RuleSet:
         return RuleSet.model_validate(document)
     except pydantic.ValidationError as exc:
         problems = [
-            f"{'.'.join(str(p) for p in e['loc']) or '(document)'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors(include_url=False)
+            f"{p.field or '(document)'}: {p.message}" for p in problems_of(exc.errors(include_url=False))
         ]
         raise DataFormatError(str(path), None, "; ".join(problems)) from None
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+import pydantic
 import pytest
 
 from schemas.errors import InvalidEventError, PersonalizeError, Problem
 from schemas.events import (
+    ID_PATTERN,
     SCHEMA_VERSION,
     Context,
     Event,
@@ -198,3 +200,43 @@ def test_models_are_frozen() -> None:
     event = parse_event(_event())
     with pytest.raises(ValueError):
         event.user_id = "u2"  # type: ignore[misc]
+
+
+def test_the_id_pattern_is_pythons_rule_on_every_code_point() -> None:
+    """pydantic-core checks ids and labels against `ID_PATTERN` in Rust; the rule it stands for is
+    Python's: not blank (`str.strip`), no control characters. Both judge one character at a time, so
+    agreeing on every code point, alone and beside a letter, is agreeing on every text."""
+    checked = Annotated[str, pydantic.Field(pattern=ID_PATTERN)]
+    adapter: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(checked)
+    controls = frozenset(map(chr, [*range(32), 127]))
+
+    def python(text: str) -> bool:
+        return bool(text.strip()) and controls.isdisjoint(text)
+
+    def rust(text: str) -> bool:
+        try:
+            adapter.validate_python(text)
+        except pydantic.ValidationError:
+            return False
+        return True
+
+    differ = [
+        hex(point)
+        for point in range(0x110000)
+        if not 0xD800 <= point <= 0xDFFF
+        for text in (chr(point), f"a{chr(point)}")
+        if python(text) != rust(text)
+    ]
+    assert differ == []
+
+
+@pytest.mark.parametrize(
+    ("user_id", "message"),
+    [(" \t", "must not be blank"), ("u\x00", "must not contain control characters"), ("", "at least 1")],
+)
+def test_a_bad_id_is_said_by_the_rule_it_breaks(user_id: str, message: str) -> None:
+    raw = orjson.dumps({"event_id": "e1", "user_id": user_id, "item_id": "i", "type": "view", "ts": TS})
+    with pytest.raises(InvalidEventError) as caught:
+        parse_event(raw)
+    [problem] = caught.value.problems
+    assert problem.field == "user_id" and message in problem.message and problem.code == "value"
