@@ -34,6 +34,8 @@ from models.sequence import SequenceNeighbors
 from models.signals import signal_of
 from schemas.events import Event
 
+_NONE = np.zeros(0, dtype=np.int64)
+
 
 class Learner(Protocol):
     """The state of `models.recommender.HybridRecommender` this module learns into (its own state: this
@@ -129,41 +131,52 @@ def learn_events(  # type: ignore[no-untyped-def]
 def learn_others(model: Learner, events: Sequence[Event], trust: float) -> None:
     """Learn ``events`` (in order) as `HybridRecommender.learn_others` one by one would."""
     learned: list[tuple[Event, int, int, float, list[int]]] = []
-    rows: list[tuple[int, int, int]] = []
-    negatives: list[int] = []
-    shared: list[Any] = []
+    #: Per learned event: item, label, its user's sequence, shares and affinity rows (-1: none), the
+    #: implicit negative category (-1: none).
+    columns: list[tuple[int, int, int, int, int, int]] = []
+    shared: list[npt.NDArray[np.int64]] = []
     known = len(model.affinity.categories)
+    shown, lists, sequence, shares, affinity = (
+        model._shown, model.item_categories.lists, model.sequence, model.shares, model.affinity
+    )  # fmt: skip
     for event in events:
-        model._shown.pop(event.user_id, None)
+        user = event.user_id
+        shown.pop(user, None)
         signal = signal_of(event)
-        if signal.label is None:
+        label = signal.label
+        if label is None:
             continue
-        item, user = model._item(event.item_id, taken=True), event.user_id
-        categories = model.item_categories.lists[item]
-        sequence_row = model.sequence.reserve(user, item) if signal.consumed else -1
-        shares_row, negative = -1, -1
-        if categories and signal.label == 1:
-            shares_row = model.shares.row(user, known - 1)
-            if known > len(categories):
-                negative = categories[0]
-                while negative in categories:
-                    negative = model._rng.randrange(known)
-        affinity_row = model.affinity.row(user) if categories else -1
-        shared.append(model.affinity.shared_ids(event.context, event.ts) if categories else ())
-        learned.append((event, item, signal.label, signal.weight, categories))
-        rows.append((sequence_row, shares_row, affinity_row))
-        negatives.append(negative)
+        item = model._item(event.item_id, taken=True)
+        categories = lists[item]
+        sequence_row = sequence.reserve(user, item) if signal.consumed else -1
+        shares_row, negative, affinity_row, parts = -1, -1, -1, _NONE
+        if categories:
+            if label == 1:
+                shares_row = shares.row(user, known - 1)
+                if known > len(categories):
+                    negative = categories[0]
+                    while negative in categories:
+                        negative = model._rng.randrange(known)
+            affinity_row = affinity.row(user)
+            parts = affinity.shared_ids(event.context, event.ts)
+        shared.append(parts)
+        learned.append((event, item, label, signal.weight, categories))
+        columns.append((item, label, sequence_row, shares_row, affinity_row, negative))
     if not learned:
         return
     model.cooccurrence.reserve(len(model._items))
     model.transitions.reserve(len(model._items))
     at = np.zeros(len(shared) + 1, dtype=np.int64)
-    np.cumsum([len(parts) for parts in shared], out=at[1:])
-    flat = np.concatenate([np.asarray(parts, dtype=np.int64) for parts in shared])
-    items = np.array([item for _, item, *_ in learned], dtype=np.int64)
-    labels = np.array([label for _, _, label, *_ in learned], dtype=np.int64)
-    consumed = np.array([users[0] >= 0 for users in rows])
-    users, wanted = np.array(rows, dtype=np.int64), np.array(negatives, dtype=np.int64)
+    np.cumsum([parts.size for parts in shared], out=at[1:])
+    flat = np.concatenate(shared)
+    table = np.array(columns, dtype=np.int64)
+    items, labels, users, wanted = (
+        table[:, 0].copy(),
+        table[:, 1].copy(),
+        table[:, 2:5].copy(),
+        table[:, 5].copy(),
+    )
+    consumed = users[:, 0] >= 0
     fractions = np.zeros((len(learned), model.item_categories.matrix.shape[1]))
     start = 0
     while start < len(learned):
