@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: Offsets read from Kafka per round trip while replaying.
 CHUNK = 2000
+#: Records learned between yields to the event loop (heartbeats and timers run in between).
+SLICE = 100
 #: Seconds between control records to an owned events partition that has not been caught up yet.
 NUDGE_EVERY_S = 5.0
 
@@ -97,16 +99,25 @@ class CatchUp:
         outcomes: dict[str, int] = {}
         known = self.checkpointer.known
 
-        def relearn(record: Record) -> None:
-            try:
-                if rank:
-                    outcome = self.pipeline.relearn(record.value or b"", record.key, profiles, known)
-                else:
-                    outcome = self.pipeline.learn_others(record.value or b"", record.key, known)
-            except Exception:  # noqa: BLE001 - one bad record must not stop the replay
-                log.exception("replaying offset %d of partition %d failed", record.offset, partition)
-                outcome = "failed"
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        def relearn(records: list[Record]) -> None:
+            found: list[str] = []
+            if rank:
+                for record in records:
+                    try:
+                        found.append(self.pipeline.relearn(record.value or b"", record.key, profiles, known))
+                    except Exception:  # noqa: BLE001 - one bad record must not stop the replay
+                        log.exception("replaying offset %d of partition %d failed", record.offset, partition)
+                        found.append("failed")
+            else:  # model only, in bulk (`Pipeline.learn_others_many`)
+                try:
+                    found = self.pipeline.learn_others_many([(r.value or b"", r.key) for r in records], known)
+                except Exception:  # noqa: BLE001 - one bad run must not stop the replay
+                    log.exception(
+                        "replaying from offset %d of partition %d failed", records[0].offset, partition
+                    )
+                    found = ["failed"] * len(records)
+            for outcome in found:
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
         read = await self._replay(self.events_reader, partition, start, end, relearn)
         self.metrics.checkpoint_replayed.labels(topic="events").inc(read)
@@ -118,11 +129,12 @@ class CatchUp:
     # -- shared -------------------------------------------------------------------------------
 
     async def _replay(
-        self, reader: GapReader, partition: int, start: int, end: int, handle: Callable[[Record], None]
+        self, reader: GapReader, partition: int, start: int, end: int, handle: Callable[[list[Record]], None]
     ) -> int:
-        """Read ``start <= offset < end`` in chunks and hand each record over (control records skipped);
-        returns how many were handed over. The checkpoint's offset moves past a chunk only once it is
-        handled; a read that keeps failing raises (`GapReader.read`) with the offset where it stopped."""
+        """Read ``start <= offset < end`` in chunks and hand the records over in order, up to `SLICE` at a
+        time (control records skipped); returns how many were handed over. The checkpoint's offset moves
+        past a chunk only once it is handled; a read that keeps failing raises (`GapReader.read`) with
+        the offset where it stopped."""
         low, _ = await reader.watermarks(partition)
         if low > start:
             log.error(
@@ -137,10 +149,9 @@ class CatchUp:
             # not read, so the next try (the agent's next record) replays it (never taken as empty).
             records = await reader.read(partition, first, last)
             handled = [record for record in records if not record.control]
-            for n, record in enumerate(handled):
-                handle(record)
-                if n % 100 == 99:
-                    await asyncio.sleep(0)  # learning is CPU work: let Kafka heartbeats and timers run
+            for at in range(0, len(handled), SLICE):
+                handle(handled[at : at + SLICE])
+                await asyncio.sleep(0)  # learning is CPU work: let Kafka heartbeats and timers run
             read += len(handled)
             self.checkpointer.advance(reader.topic, partition, last, records=len(handled))
         self.checkpointer.advance(reader.topic, partition, end, records=0)

@@ -286,3 +286,23 @@ async def test_a_format_1_checkpoint_restores_the_model_and_fresh_detectors(
         _checkpointer(tmp_path, model, quality, restored=checkpoint)
     assert "holds no drift detectors: they start afresh" in caplog.text
     assert quality.events == 0 and quality.monitor.tastes_seen == 0
+
+
+async def test_a_partition_the_model_never_followed_is_learned_from_its_start_in_bulk(tmp_path: Path) -> None:
+    """A new worker without a checkpoint gets a partition whose profiles another worker counted: before
+    the first record, its model learns the partition's history unranked, in slices of `SLICE`."""
+    log = [raw_event(n) for n in range(250)]
+    profiles: dict[str, Any] = {}
+    owner = Worker(tmp_path / "owner", log, profiles, restored=False)
+    for offset in range(240):
+        await owner.on_message(offset, log[offset])
+    newcomer = Worker(tmp_path / "new", log, copy.deepcopy(profiles), restored=False)
+    await newcomer.on_message(240, log[240])
+    await owner.on_message(240, log[240])
+    replayed = newcomer.metrics.registry.get_sample_value(
+        "personalize_checkpoint_replayed_total", {"topic": "events"}
+    )
+    assert replayed == 240 and newcomer.checkpointer.position(EVENTS, 0) == 241
+    for user in ["u0", "u1", "u2"]:
+        assert newcomer.model.sequence.history(user).tolist() == owner.model.sequence.history(user).tolist()
+    assert (newcomer.model._positives == owner.model._positives).all()  # noqa: SLF001
