@@ -75,7 +75,7 @@ def learn_events(  # type: ignore[no-untyped-def]
     sequence, cooccurrence, transitions, shares, affinity, fractions,
 ):  # fmt: skip
     """Learn events ``start``.. in order; returns where it stopped: ``items.size`` when done, an
-    earlier index when event needs history room the caller must reserve first.
+    earlier index when that event needs history room the caller must make first.
 
     Per event: item id, label (0, 1), whether it is consumed, its user's (sequence, shares, affinity)
     rows, the implicit negative category (-1: none) and its shared context ids
