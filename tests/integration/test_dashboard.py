@@ -226,7 +226,11 @@ def test_every_chart_draws_live_data(
             except AssertionError as exc:
                 # What the worker's reward path did (a rare run learned no reward at all: kept to trace it).
                 scraped = httpx.get(metrics).text.splitlines()
-                bandit = [line for line in scraped if "bandit" in line and not line.startswith("#")]
+                bandit = [
+                    line
+                    for line in scraped
+                    if ("bandit" in line or "dead_letters_total" in line) and not line.startswith("#")
+                ]
                 raise AssertionError(
                     f"{exc}: {_missing(_summary(browser))}; worker's bandit metrics: {bandit}; worker log:\n"
                     + dash_worker.log_path.read_text()[-4000:]
