@@ -1,8 +1,9 @@
 """Writes and reads users' recommendations in Redis, following the key contract in `schemas.keys`.
 
 A user's list, its metadata and its reasons are one string (`schemas.stored_list`), replaced whole by
-one script call (`engine.store.scripts.REPLACE_LIST`), so a reader never sees a half-written list nor
-reasons of another list; the worker writes the lists of a whole batch of events in one round trip. Writes are
+a script (`engine.store.scripts.REPLACE_LISTS`, up to 50 lists a call), so a reader never sees a
+half-written list nor reasons of another list; the worker writes the lists of a whole batch of events in one
+round trip. Writes are
 fenced: a list carries the position (events-partition offset) of the last record it reflects, and Redis
 refuses one older than the stored list or than the user's tombstone (erasure, reset). Async only.
 """
@@ -183,33 +184,38 @@ class RedisStore:
 
     async def publish_lists(self, lists: Sequence[UserList]) -> Published:
         """Replace the recommendations (and reasons) of every user in ``lists``, each atomically (script
-        `engine.store.scripts.REPLACE_LIST`), all in one round trip, except where the fence refuses."""
+        `engine.store.scripts.REPLACE_LISTS`), all in one round trip, except where the fence refuses."""
         updated_ms = time.time_ns() // 1_000_000
-        ttl = self.user_ttl_s
         calls = []
-        for one in lists:
-            items, reasons = _best_first(one.items, one.reasons)
-            value = stored_list.encode(
-                items,
-                position=one.position,
-                updated_ms=updated_ms,
-                last_event_ts=one.last_event_ts,
-                events_seen=one.events_seen,
-                model_version=one.model_version,
-                reasons=reasons,
-            )
-            calls.append((self._user_keys(one.user_id), (value, one.position, ttl)))
-        # Each call replaces a list whole (or is refused), so calls that ran before a NOSCRIPT run again.
-        replies = await redis_scripts.run_many(self.client, redis_scripts.REPLACE_LIST, calls)
+        for start in range(0, len(lists), redis_scripts.LISTS_PER_CALL):
+            keys_: list[str] = []
+            args: list[str | int] = [self.user_ttl_s]
+            for one in lists[start : start + redis_scripts.LISTS_PER_CALL]:
+                items, reasons = _best_first(one.items, one.reasons)
+                value = stored_list.encode(
+                    items,
+                    position=one.position,
+                    updated_ms=updated_ms,
+                    last_event_ts=one.last_event_ts,
+                    events_seen=one.events_seen,
+                    model_version=one.model_version,
+                    reasons=reasons,
+                )
+                keys_ += self._user_keys(one.user_id)
+                args += (value, one.position)
+            calls.append((keys_, args))
+        # Each call replaces lists whole (or refuses them), so calls that ran before a NOSCRIPT run again.
+        replies = await redis_scripts.run_many(self.client, redis_scripts.REPLACE_LISTS, calls)
+        answers = [int(answer) for reply in replies for answer in reply]
         refused = {
-            one.user_id: _REFUSALS[int(reply)]
-            for one, reply in zip(lists, replies, strict=True)
-            if int(reply) in _REFUSALS
+            one.user_id: _REFUSALS[answer]
+            for one, answer in zip(lists, answers, strict=True)
+            if answer in _REFUSALS
         }
         return Published(updated_ms, refused)
 
     def _user_keys(self, user_id: str) -> tuple[str, str]:
-        """The keys `REPLACE_LIST` and `FENCE_USER` take: list, tombstone."""
+        """The keys `REPLACE_LISTS` (per user) and `FENCE_USER` take: list, tombstone."""
         ns = self.namespace
         return keys.user_list(ns, user_id), keys.tombstone(ns, user_id)
 

@@ -14,7 +14,7 @@ from engine.store.scripts import (
     READ_USER,
     REFUSED_ERASED,
     REFUSED_STALE,
-    REPLACE_LIST,
+    REPLACE_LISTS,
     Script,
 )
 from schemas import stored_list
@@ -118,8 +118,8 @@ class FakeRedis:
     async def evalsha(self, sha: str, numkeys: int, *keys_and_args: str) -> Any:
         """The store's read scripts (`engine.store.scripts`), answered as Redis would."""
         keys, args = keys_and_args[:numkeys], keys_and_args[numkeys:]
-        if sha == REPLACE_LIST.sha:
-            return await self._replace_list(keys, args)
+        if sha == REPLACE_LISTS.sha:
+            return [self._replace_list(keys[n : n + 2], args[n + 1 : n + 3]) for n in range(0, len(keys), 2)]
         if sha == FENCE_USER.sha:
             return await self._fence_user(keys, args)
         if sha == PUBLISH_POLICY.sha:
@@ -134,10 +134,10 @@ class FakeRedis:
         numbers = stored_list.numbers(self.strings.get(key))
         return numbers[0] if numbers is not None else None
 
-    async def _replace_list(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> int:
-        """What `REPLACE_LIST` does (TTL aside; its Lua is checked against the real Redis in
+    def _replace_list(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> int:
+        """What `REPLACE_LISTS` does for one user (TTL aside; its Lua is checked against the real Redis in
         tests/integration)."""
-        value, position, _ttl = args
+        value, position = args
         fence, held = self.strings.get(keys[1]), self._held(keys[0])
         if fence is not None and int(position) < int(fence):
             return REFUSED_ERASED

@@ -167,6 +167,23 @@ async def test_a_list_older_than_the_stored_one_is_refused_and_an_equal_one_writ
     assert (await store.read(user)).position == far
 
 
+async def test_a_batch_over_several_script_calls_writes_and_refuses_each_list_on_its_own(
+    store: RedisStore,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    users = [f"batch-{run}-{n}" for n in range(redis_scripts.LISTS_PER_CALL + 5)]
+    stale, erased = users[3], users[redis_scripts.LISTS_PER_CALL + 2]  # one in each call
+    await store.publish(stale, [("newer", 1.0)], **_META, position=50)
+    await store.fence_users({erased: 50}, 60)
+    lists = [UserList(user, [(f"i{n}", 1.0)], "m1", 1, 1, position=40) for n, user in enumerate(users)]
+    published = await store.publish_lists(lists)
+    assert published.refused == {stale: "stale", erased: "erased"}
+    found = {user: await store.read(user) for user in users}
+    assert found[stale].items == [("newer", 1.0)] and found[erased].items == []
+    written = [user for user in users if user not in (stale, erased)]
+    assert all(found[u].items == [(f"i{users.index(u)}", 1.0)] and found[u].position == 40 for u in written)
+
+
 async def test_an_erasure_fence_deletes_older_lists_and_refuses_them_until_it_expires(
     store: RedisStore,
 ) -> None:

@@ -15,11 +15,12 @@ from redis.exceptions import NoScriptError
 from engine.store.redis_store import Recommendations, RedisStore, UserList
 from engine.store.scripts import (
     ITEMS_PER_CALL,
+    LISTS_PER_CALL,
     READ_ITEMS,
     READ_USER,
     REFUSED_ERASED,
     REFUSED_STALE,
-    REPLACE_LIST,
+    REPLACE_LISTS,
 )
 from schemas import keys
 from schemas.reasons import Reason, Tokens
@@ -110,8 +111,8 @@ def test_to_json_of_an_unknown_user() -> None:
     }
 
 
-async def test_publish_replaces_the_stored_list_with_one_script_call_per_user() -> None:
-    client = FakeClient(results=[1])
+async def test_publish_replaces_the_stored_list_with_a_script_call() -> None:
+    client = FakeClient(results=[[1]])
     published = await _store(client).publish(
         "u1", [("i1", 0.9), ("i2", 0.4)], model_version="m1", last_event_ts=123, events_seen=7, position=41
     )
@@ -119,48 +120,57 @@ async def test_publish_replaces_the_stored_list_with_one_script_call_per_user() 
     assert pipe.executed and not pipe.transaction  # each call is atomic on its own
     [(name, args, _)] = pipe.commands
     tombstone = "p13n:v1:shop:tombstone:bb82030dbc2bcaba32a90bf2e207a84a"
-    assert (name, args[:4]) == ("evalsha", (REPLACE_LIST.sha, 2, "p13n:v1:shop:list:u1", tombstone))
+    assert (name, args[:4]) == ("evalsha", (REPLACE_LISTS.sha, 2, "p13n:v1:shop:list:u1", tombstone))
     updated = published.updated_ms
-    # The list, its metadata and (none here) its reasons in one value; then the position and no TTL.
-    assert args[4:] == (f"41\t{updated}\t123\t7\tm1\ni1\ti2\n0.9\t0.4\n", 41, 0)
+    # No TTL; then the list, its metadata and (none here) its reasons in one value, and the position.
+    assert args[4:] == (0, f"41\t{updated}\t123\t7\tm1\ni1\ti2\n0.9\t0.4\n", 41)
     assert updated > 1_600_000_000_000 and published.refused == {}
 
 
 async def test_a_user_ttl_goes_with_the_write() -> None:
-    client = FakeClient(results=[1])
+    client = FakeClient(results=[[1]])
     store = RedisStore(cast(aioredis.Redis, client), "shop", user_ttl_s=3600)
     await store.publish("u1", [("i1", 0.5)], model_version="m1", last_event_ts=1, events_seen=1)
     [pipe] = client.pipelines  # no second round trip for the TTL
-    assert pipe.commands[0][1][-1] == 3600
+    assert pipe.commands[0][1][4] == 3600
 
 
 async def test_lists_the_fence_refuses_are_named_with_the_reason() -> None:
-    client = FakeClient(results=[1, REFUSED_ERASED, REFUSED_STALE])
+    client = FakeClient(results=[[1, REFUSED_ERASED, REFUSED_STALE]])
     lists = [UserList(f"u{n}", [("i1", 1.0)], "m1", n, n, position=n) for n in range(3)]
     published = await _store(client).publish_lists(lists)
     assert published.refused == {"u1": "erased", "u2": "stale"}
 
 
-async def test_publish_lists_writes_every_user_in_one_round_trip() -> None:
-    client = FakeClient(results=[1, 1, 1])
-    lists = [UserList(f"u{n}", [("i1", 1.0 / (n + 1))], "m1", n, n) for n in range(3)]
-    await _store(client).publish_lists(lists)
+async def test_publish_lists_writes_every_user_in_one_round_trip_of_few_script_calls() -> None:
+    n_lists = LISTS_PER_CALL + 3
+    client = FakeClient(results=[[1] * LISTS_PER_CALL, [1, REFUSED_STALE, 1]])
+    lists = [UserList(f"u{n}", [("i1", 1.0 / (n + 1))], "m1", n, n) for n in range(n_lists)]
+    published = await _store(client).publish_lists(lists)
     [pipe] = client.pipelines
-    assert [args[2] for _, args, _ in pipe.commands] == [f"p13n:v1:shop:list:u{n}" for n in range(3)]
+    first, second = [args for _, args, _ in pipe.commands]
+    # Keys in pairs (list, tombstone); the TTL, then a value and a position per list.
+    assert first[1] == 2 * LISTS_PER_CALL and second[1] == 6
+    assert [first[2 + 2 * n] for n in range(LISTS_PER_CALL)] == [
+        f"p13n:v1:shop:list:u{n}" for n in range(LISTS_PER_CALL)
+    ]
+    assert second[2:8:2] == tuple(f"p13n:v1:shop:list:u{n}" for n in range(LISTS_PER_CALL, n_lists))
+    assert len(second) == 2 + 6 + 1 + 6
+    assert published.refused == {f"u{LISTS_PER_CALL + 1}": "stale"}
 
 
 async def test_publish_keeps_scores_to_three_significant_digits() -> None:
-    client = FakeClient(results=[1])
+    client = FakeClient(results=[[1]])
     await _store(client).publish(
         "u1", [("i2", 1234.5), ("i1", 0.123456789)], model_version="m1", last_event_ts=1, events_seen=1
     )
-    value = client.pipelines[0].commands[0][1][4]
+    value = client.pipelines[0].commands[0][1][5]
     assert value.split("\n")[2] == "1.23e+03\t0.123"
 
 
 @pytest.mark.parametrize("form", ["reasons", "tokens"])
 async def test_publish_stores_the_list_best_first_with_its_reasons(form: str) -> None:
-    client = FakeClient(results=[1])
+    client = FakeClient(results=[[1]])
     items = [("b", 0.5), ("a", 0.9), ("c", 0.5), ("d", 0.1)]
     why: list[Reason | None] | Tokens = [
         Reason("exploring"), Reason("item", "i0", ("sequence", "cooccurrence")), Reason("popular"), None
@@ -169,7 +179,7 @@ async def test_publish_stores_the_list_best_first_with_its_reasons(form: str) ->
         why = Tokens(["E", "Isc0", "P", "-"], ["i0"])
     await _store(client).publish("u1", items, model_version="m1", last_event_ts=1, events_seen=1, reasons=why)
     [(_, args, _)] = client.pipelines[0].commands
-    ids, _scores, stored = args[4].split("\n")[1:]
+    ids, _scores, stored = args[5].split("\n")[1:]
     # Best first, equal scores in the order given (b before c), and the reasons follow the items.
     assert ids == "a\tb\tc\td"
     assert stored == "Isc0 E P -\t0123\ti0"
@@ -184,12 +194,12 @@ async def test_a_server_without_the_script_is_given_it_and_every_list_is_written
 
     async def script_load(text: str) -> str:
         loaded.append(text)
-        client.results = [1]
-        return REPLACE_LIST.sha
+        client.results = [[1]]
+        return REPLACE_LISTS.sha
 
     client.script_load = script_load  # type: ignore[attr-defined]
     await store.publish("u1", [("i1", 0.5)], model_version="m1", last_event_ts=1, events_seen=1)
-    assert loaded == [REPLACE_LIST.text] and len(client.pipelines) == 2
+    assert loaded == [REPLACE_LISTS.text] and len(client.pipelines) == 2
     assert client.pipelines[1].commands == client.pipelines[0].commands
 
 
