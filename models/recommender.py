@@ -82,6 +82,9 @@ class HybridRecommender:
     """
 
     version = MODEL_VERSION
+    #: Times the catalog made an available item unavailable: a list ranked at n holds no unavailable item
+    #: while it is still n (a class default, for models pickled before it).
+    withdrawals = 0
 
     def __init__(
         self,
@@ -159,6 +162,8 @@ class HybridRecommender:
         ids = [self.affinity.category_id(c) for c in record.categories]
         self.item_categories.set(item, ids)
         self.heads.add(item, ids)
+        if not record.available and not self._unavailable[item]:
+            self.withdrawals += 1
         self._unavailable[item] = not record.available
         self.content.learn_item(item, record.tags)
 
@@ -213,13 +218,9 @@ class HybridRecommender:
             self.affinity.learn_ids(user, np.array(categories), np.array(labels_), event.context, event.ts)
 
     def _learn_ranking(
-        self,
-        item: int,
-        candidates: npt.NDArray[np.int32],
-        table: npt.NDArray[np.float32],
-        shares: npt.NDArray[np.float64],
-        evidence: float,
-    ) -> None:
+        self, item: int, candidates: npt.NDArray[np.int32], table: npt.NDArray[np.float32],
+        shares: npt.NDArray[np.float64], evidence: float,
+    ) -> None:  # fmt: skip
         """The user took ``item``: teach the blend and the focus from the user's last ranking."""
         at = np.flatnonzero(candidates == item)
         if not at.size:
@@ -230,13 +231,10 @@ class HybridRecommender:
             self.focus.learn_ranking(candidates, int(at[0]), self.item_categories, shares, trust, FOCUS_DEPTH)
 
     def learn_others(self, events: Sequence[Event]) -> None:
-        """Learn events (in order) of users this model does not rank (another worker's partitions).
-
-        Everything `learn_one` learns (item-side statistics, the users' history and affinity rows)
-        except the blend, which learns only from rankings this model made: a ranking kept from when this
-        model ranked a user is dropped, not learned from. In bulk (`models.bulk_learn`): the cost of
-        this path is paid by every worker for every event of the others.
-        """
+        """Learn events (in order) of users this model does not rank (another worker's partitions), in
+        bulk (`models.bulk_learn`): all `learn_one` learns but the blend, which learns only from rankings
+        this model made (a ranking kept from when it ranked the user is dropped). Every worker pays it
+        for every event of the others."""
         bulk_learn.learn_others(self, events, TRUST)
 
     def available(self, item_id: str) -> bool:

@@ -89,6 +89,8 @@ class _Staged:
     position: int = 0
     #: Timestamps of the user's events of this batch (the freshness of each).
     event_ts: list[int] = field(default_factory=list)
+    #: The model's `HybridRecommender.withdrawals` when it ranked the list (None: another tier).
+    withdrawals: int | None = None
 
 
 class Pipeline(UserRecords):
@@ -290,7 +292,7 @@ class Pipeline(UserRecords):
         items = self.model.recommend(profile, self.top_n, None, profile.last_ts or None)
         if self.quality is not None:
             self.quality.remember(profile.user_id, items)
-        self._staged[profile.user_id] = _Staged(profile, items, position)
+        self._staged[profile.user_id] = _Staged(profile, items, position, withdrawals=self._withdrawals())
 
     def _stage(self, event: Event | PreferencesRecord, profile: UserProfile, position: int) -> None:
         """Rank for the user now (the model learns its blend from this ranking) and stage the list."""
@@ -300,9 +302,12 @@ class Pipeline(UserRecords):
             self.quality.remember(profile.user_id, items)
         earlier = self._staged.get(profile.user_id)
         event_ts = earlier.event_ts if earlier is not None else []
-        staged = _Staged(profile, items, position, event_ts)
+        staged = _Staged(profile, items, position, event_ts, self._withdrawals())
         staged.event_ts.append(event.ts)
         self._staged[profile.user_id] = staged
+
+    def _withdrawals(self) -> int | None:
+        return self.model.withdrawals if isinstance(self.model, HybridRecommender) else None
 
     def _reasons(self, one: _Staged) -> list[Reason | None] | Tokens | None:
         """The staged list's reasons; None (the list goes out without) if explaining it fails."""
@@ -342,11 +347,12 @@ class Pipeline(UserRecords):
             log.exception("could not mark %d erasure(s) done", len(erased))
         if not staged:
             return
-        available = getattr(self.model, "available", None)  # other tiers (popular) know no catalog
-        if available is not None:
+        model = self.model
+        if isinstance(model, HybridRecommender):  # other tiers (popular) know no catalog
             for one in staged.values():
-                # Whatever the model ranked from: no item the catalog marks unavailable reaches Redis.
-                one.items = [pair for pair in one.items if available(pair[0])]
+                # The ranking hid unavailable items: only one the catalog withdrew since can be there.
+                if one.withdrawals != model.withdrawals:
+                    one.items = [pair for pair in one.items if model.available(pair[0])]
         lists = [
             UserList(
                 user_id,

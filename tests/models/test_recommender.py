@@ -87,11 +87,15 @@ def test_unavailable_items_are_not_recommended_until_available_again(world: Worl
     profile = world.profile("u1")
     best = _ids(model.recommend(profile, 10))[0]
     record = next(item for item in world.items if item.item_id == best)
+    before = model.withdrawals
     model.learn_item(record.model_copy(update={"available": False}))
     assert best not in _ids(model.recommend(profile, 50))
     assert best not in _ids(model.recommend(UserProfile("stranger"), 200))
+    # Counted once (what tells the worker a list ranked before may hold it); a repeat is no withdrawal.
+    model.learn_item(record.model_copy(update={"available": False}))
+    assert model.withdrawals == before + 1
     model.learn_item(record)
-    assert _ids(model.recommend(profile, 10))[0] == best
+    assert _ids(model.recommend(profile, 10))[0] == best and model.withdrawals == before + 1
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 50, 1000])
