@@ -8,6 +8,8 @@ from __future__ import annotations
 
 __all__ = ["Vocabulary", "grown"]
 
+import itertools
+from collections.abc import Iterable
 from typing import TypeVar
 
 import numpy as np
@@ -45,6 +47,15 @@ class Vocabulary:
     def get(self, name: str) -> int:
         """The id of ``name``, or -1 when it was never seen."""
         return self._ids.get(name, -1)
+
+    def ids_of(self, names: Iterable[str]) -> npt.NDArray[np.int64]:
+        """`get` of each name, as an array.
+
+        >>> v = Vocabulary()
+        >>> v.id("a"), v.id("b"), v.ids_of(["b", "x", "a"]).tolist()
+        (0, 1, [1, -1, 0])
+        """
+        return np.fromiter(map(self._ids.get, names, itertools.repeat(-1)), np.int64)
 
     def drop(self, name: str) -> int:
         """Forget ``name`` (an erased user): its id stays taken by a blank name, never handed out again,

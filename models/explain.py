@@ -14,6 +14,7 @@ __all__ = [
     "Explanation",
     "best_category",
     "column_means",
+    "explain_keys",
     "explain_list",
     "explain_rows",
     "explain_tokens",
@@ -195,16 +196,27 @@ def explain_tokens(inputs: ExplainInputs) -> Tokens:
 
 def _keys(inputs: ExplainInputs) -> npt.NDArray[np.int64]:
     """`reason_keys` of the wanted items, each linked to the user's recent positive it came from."""
-    wanted, recent = inputs.wanted, inputs.recent
-    linked = np.empty(len(wanted), dtype=np.int64)
-    linked.fill(-1)
-    for row_of, link_ids, _, count, _ in inputs.links:
-        linked_into(linked, wanted, recent, row_of, link_ids, count, inputs.scratch)
-    found: npt.NDArray[np.int64] = reason_keys(
-        wanted, inputs.ids, np.asarray(inputs.table), inputs.weights, linked, inputs.matrix, inputs.own,
-        _ITEM_SIGNAL, _CATEGORY_SIGNAL, _QUALITY,
+    found: npt.NDArray[np.int64] = explain_keys(
+        inputs.wanted, inputs.ids, np.asarray(inputs.table), inputs.weights, inputs.recent,
+        tuple(inputs.links), inputs.scratch, inputs.matrix, inputs.own, _ITEM_SIGNAL, _CATEGORY_SIGNAL,
+        _QUALITY,
     )  # fmt: skip
     return found
+
+
+@njit(cache=True, nogil=True)
+def explain_keys(  # type: ignore[no-untyped-def]
+    wanted, ids, data, weights, recent, links, mark, matrix, own, item_signal, category_signal, quality
+):  # fmt: skip
+    """`reason_keys` of ``wanted``, each linked (`linked_into`) to the first of the user's ``recent``
+    positives whose row in ``links`` (link states, looked up in turn) holds it: one compiled call per
+    list."""
+    linked = np.full(wanted.size, -1, np.int64)
+    for row_of, link_ids, _, count, _ in links:
+        linked_into(linked, wanted, recent, row_of, link_ids, count, mark)
+    return reason_keys(
+        wanted, ids, data, weights, linked, matrix, own, item_signal, category_signal, quality
+    )  # fmt: skip
 
 
 #: Kinds of explanation the kernel chooses, in the order of `_KINDS` (``item`` and ``category`` carry

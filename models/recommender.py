@@ -278,8 +278,8 @@ class HybridRecommender:
         when = ts if ts is not None else (profile.last_ts or None)
         fallback = np.zeros(0, dtype=np.int64)
         if not self.sequence.has_history(profile.user_id):
-            known = (self._items.get(i) for i in profile.recent[-RECENT:])
-            fallback = np.array([i for i in known if i >= 0], dtype=np.int64)
+            fallback = self._items.ids_of(profile.recent[-RECENT:])
+            fallback = fallback[fallback >= 0]
         popularity, scale = self.popularity.raw()
         categories, user = self.item_categories, profile.user_id
         evidence = self.shares.evidence(user)
@@ -328,9 +328,8 @@ class HybridRecommender:
     def explain_inputs(self, profile: UserProfile, items: list[str]) -> ExplainInputs:
         """What `models.explain` reads to explain ``items`` of the user's latest ranking."""
         ids, table = self._shown.get(profile.user_id, (np.zeros(0, np.int32), np.zeros((0, 0), np.float32)))
-        known = (self._items.get(i) for i in reversed(profile.recent[-CO_RECENT:]))
-        recent = np.array([i for i in known if i >= 0], dtype=np.int64)
-        wanted = np.array([self._items.get(i) for i in items], dtype=np.int64)
+        recent = self._items.ids_of(reversed(profile.recent[-CO_RECENT:]))
+        recent, wanted = recent[recent >= 0], self._items.ids_of(items)
         links = (self.cooccurrence.kernel_state(), self.content.kernel_state())
         own = self.shares.own(profile.user_id, len(self.affinity.categories))
         return ExplainInputs(wanted, ids, table, self.ranker.weights, recent, links, self._totals,
