@@ -74,33 +74,46 @@ class UserProfile:
         return True
 
     def to_dict(self) -> dict[str, Any]:
+        """The profile as the table stores it: plain JSON, ``consumed`` and ``seen_ids`` as objects of
+        nulls in their order (copied: a dict copies ~10x faster than one is built from a list, and a
+        heavy user's 2,000 consumed items are copied out and back in for each of their events)."""
         return {
             "user_id": self.user_id,
             "events_seen": self.events_seen,
             "last_ts": self.last_ts,
             "recent": list(self.recent),
-            "consumed": list(self.consumed),
-            "seen_ids": list(self.seen_ids),
+            "consumed": self.consumed.copy(),
+            "seen_ids": self.seen_ids.copy(),
             # Only when stated: the profiles of users who never said keep their old shape.
             **({} if self.consent is None else {"consent": self.consent}),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UserProfile:
-        """Inverse of `to_dict`.
+        """Inverse of `to_dict`; also reads the lists earlier releases stored for ``consumed`` and
+        ``seen_ids``.
 
         >>> p = UserProfile("u1", events_seen=3, recent=["a"], consumed={"a": None})
         >>> UserProfile.from_dict(p.to_dict()) == p, "consent" in p.to_dict()
         (True, False)
         >>> UserProfile.from_dict(UserProfile("u2", consent=False).to_dict()).consent
         False
+        >>> old = {"user_id": "u3", "events_seen": 1, "last_ts": 5, "recent": [], "consumed": ["a"],
+        ...        "seen_ids": ["e1"]}
+        >>> UserProfile.from_dict(old).has_seen("e1"), UserProfile.from_dict(old).has_consumed("a")
+        (True, True)
         """
         return cls(
             user_id=data["user_id"],
             events_seen=int(data["events_seen"]),
             last_ts=int(data["last_ts"]),
             recent=list(data["recent"]),
-            consumed=dict.fromkeys(data["consumed"]),
-            seen_ids=dict.fromkeys(data["seen_ids"]),
+            consumed=_ordered(data["consumed"]),
+            seen_ids=_ordered(data["seen_ids"]),
             consent=data.get("consent"),
         )
+
+
+def _ordered(keys: dict[str, None] | list[str]) -> dict[str, None]:
+    """A copy of stored keys as an insertion-ordered dict (from a dict, or a list of an earlier release)."""
+    return keys.copy() if isinstance(keys, dict) else dict.fromkeys(keys)

@@ -103,4 +103,14 @@ def test_from_dict_copies_its_input() -> None:
     data = UserProfile("u1", recent=["a"], consumed={"a": None}).to_dict()
     restored = UserProfile.from_dict(data)
     _observe(restored, "e1", "b")
-    assert data["recent"] == ["a"] and data["consumed"] == ["a"]
+    assert data["recent"] == ["a"] and data["consumed"] == {"a": None}
+
+
+def test_a_profile_stored_by_an_earlier_release_with_lists_is_read_in_order() -> None:
+    p = UserProfile("u1")
+    for n in range(30):
+        _observe(p, f"e{n}", f"i{n % 7}", ts=TS + n)
+    old = {**p.to_dict(), "consumed": list(p.consumed), "seen_ids": list(p.seen_ids)}
+    restored = UserProfile.from_dict(orjson.loads(orjson.dumps(old)))
+    assert restored == p and list(restored.consumed) == list(p.consumed)
+    assert list(restored.seen_ids) == list(p.seen_ids)
