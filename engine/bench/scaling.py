@@ -122,7 +122,7 @@ async def _drain(
     backlog: int,
     timeout_s: float,
     services: Sequence[int] = (),
-    replica_start: Sequence[tuple[float, float]] = (),
+    replica_start: Sequence[tuple[float, float, float]] = (),
 ) -> dict[str, Any]:
     """Watch the backlog drain; the window runs from the first reading with lists written to the one that
     counts the whole backlog. ``services``: the pids of the stack's Kafka and Redis, whose CPU in the
@@ -130,13 +130,15 @@ async def _drain(
     ``replica_start``: each worker's replica counters read before the backlog was written (the readers
     learn a small backlog before the first list is out); their CPU per record is reported from there."""
     start: tuple[int, int, float, float] | None = None
+    each_start: list[float] = []
     deadline = time.monotonic() + timeout_s
     while True:
         seen, last_ms = await readings.progress(store, users)
-        cpu = sum(cpu_seconds(w.pid) for w in workers)
+        each = [cpu_seconds(w.pid) for w in workers]
+        cpu = sum(each)
         used = _services_cpu(services)
         if start is None and seen > 0:
-            start = (seen, last_ms, cpu, used)
+            start, each_start = (seen, last_ms, cpu, used), each
         if seen >= backlog and start is not None:
             break
         if time.monotonic() > deadline:
@@ -162,6 +164,12 @@ async def _drain(
         "replica_records": sum(
             end[1] - begin[1] for begin, end in zip(replica_start, replica_end, strict=False)
         ),
+        # Per worker: the events it learned as their owner (from before the backlog), its CPU seconds in
+        # the window and their share of the window (a worker far below the others waited, or ran out).
+        "per_worker": [
+            {"events": end[2] - begin[2], "cpu_s": after - before, "busy": (after - before) / seconds}
+            for begin, end, before, after in zip(replica_start, replica_end, each_start, each, strict=False)
+        ],
         "rss_mb_per_worker": [rss_bytes(w.pid) / 2**20 for w in workers],
     }
 

@@ -94,17 +94,17 @@ class BenchWorker:
                 return {k: int(found.get(k, 0)) for k in ("events", "items", "beat_ms")}
         return {}
 
-    async def replica_counters(self, store: RedisStore) -> tuple[float, float]:
-        """(CPU seconds, event records) of this worker's replica reader so far, from its /metrics (the
-        address its heartbeat names); (0, 0) before it serves them."""
+    async def replica_counters(self, store: RedisStore) -> tuple[float, float, float]:
+        """(CPU seconds, event records) of this worker's replica reader so far, and the events it learned
+        as their owner, from its /metrics (the address its heartbeat names); zeros before it serves them."""
         address = next(
             (b.get(WorkerField.METRICS) for b in await store.workers() if b.get("pid") == str(self.pid)), None
         )
         if not address:
-            return 0.0, 0.0
+            return 0.0, 0.0, 0.0
         async with httpx.AsyncClient(timeout=5.0) as client:
             text = (await client.get(f"http://{address}/metrics")).text
-        seconds = records = 0.0
+        seconds = records = learned = 0.0
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == "personalize_replica_seconds_total":
@@ -114,7 +114,9 @@ class BenchWorker:
                     and sample.labels.get("topic") == "events"
                 ):
                     records += sample.value
-        return seconds, records
+                elif sample.name == "personalize_events_total" and sample.labels.get("outcome") == "learned":
+                    learned += sample.value
+        return seconds, records, learned
 
     async def model_version(self, store: RedisStore) -> str | None:
         """The model version this worker's heartbeat names (with a River stage: ``...+river-...``)."""

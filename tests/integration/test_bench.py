@@ -91,6 +91,10 @@ def test_smoke_scaling_reports_every_worker_count(settings: Settings, tmp_path: 
         memory = count["redis_bytes"]
         assert memory["list"] > 0 and memory["total"] == memory["list"]
         assert count["rss_mb_per_100k_users"] >= 0
+        # Each worker's own events and CPU; every event of the backlog learned by exactly one owner.
+        assert len(count["per_worker"]) == count["workers"]
+        assert sum(w["events"] for w in count["per_worker"]) == config.backlog
+        assert all(w["cpu_s"] > 0 and w["busy"] > 0 for w in count["per_worker"])
     assert report["bare_faust"]["bare_faust_per_s"] > 0
     # Two worker counts give the replicated / partitioned split and the projection; values not asserted.
     assert {"replicated_us_per_event", "partitioned_us_per_event", "projected_events_per_s_16"} <= set(report)
