@@ -2,10 +2,10 @@
 
 A user's list, its metadata and its reasons are one string (`schemas.stored_list`), replaced whole by
 a script (`engine.store.scripts.REPLACE_LISTS`, up to 50 lists a call), so a reader never sees a
-half-written list nor reasons of another list; the worker writes the lists of a whole batch of events in one
-round trip. Writes are
-fenced: a list carries the position (events-partition offset) of the last record it reflects, and Redis
-refuses one older than the stored list or than the user's tombstone (erasure, reset). Async only.
+half-written list nor reasons of another list; the worker writes the lists of a whole batch of events in
+one round trip. Writes are fenced: a list carries the position (events-partition offset) of the last
+record it reflects, and Redis refuses one older than the stored list or than the user's tombstone
+(erasure, reset). Async only.
 """
 
 from __future__ import annotations
