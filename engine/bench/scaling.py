@@ -175,9 +175,17 @@ async def _drain(
 
 
 async def _freshness(
-    settings: Settings, store: RedisStore, stream: list[Event], rate: float, seconds: float
+    settings: Settings,
+    store: RedisStore,
+    stream: list[Event],
+    rate: float,
+    seconds: float,
+    workers: Sequence[BenchWorker],
 ) -> dict[str, float]:
+    """Latency of live traffic at ``rate``, and the workers' CPU per event of it (batches are small
+    when events arrive live, not as a backlog: compare with the drain's)."""
     n = max(int(rate * seconds), 1)
+    cpu = sum(cpu_seconds(w.pid) for w in workers)
     async with AsyncProducer(settings.bootstrap) as producer:
         last_ts = await send_events(
             producer, settings, stream[:n], run_id=f"f{uuid.uuid4().hex[:8]}", rate=rate
@@ -185,7 +193,14 @@ async def _freshness(
     fresh = await readings.freshness(store, last_ts, 120.0)
     if not fresh:
         raise StackError("no list was written after the freshness phase's events")
-    return {"p50": percentile(fresh, 50), "p99": percentile(fresh, 99), "users": len(fresh), "rate": rate}
+    used = sum(cpu_seconds(w.pid) for w in workers) - cpu
+    return {
+        "p50": percentile(fresh, 50),
+        "p99": percentile(fresh, 99),
+        "users": len(fresh),
+        "rate": rate,
+        "cpu_us_per_event": used / n * 1e6,
+    }
 
 
 async def _memory(
@@ -267,7 +282,7 @@ async def run_count(
         )
         rest = stream[config.backlog :]
         rate = drained["events_per_s"] / 2
-        out["freshness_ms"] = await _freshness(settings, store, rest, rate, config.freshness_s)
+        out["freshness_ms"] = await _freshness(settings, store, rest, rate, config.freshness_s, workers)
         out["redis_bytes"] = await readings.redis_bytes_per_user(store, users[: config.memory_sample])
         log(f"memory: first events of {config.memory_users} new users")
         out["rss_mb_per_100k_users"] = await _memory(settings, workers, store, world, config)
