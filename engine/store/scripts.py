@@ -86,9 +86,13 @@ SERVED_PER_CALL = 1000
 REFUSED_ERASED = -1
 REFUSED_STALE = -2
 
-#: The pattern that reads a stored list's fence position (`schemas.stored_list`: its first part), from
-#: the value's first 20 bytes (GETRANGE: an offset has at most 16 digits).
-_HELD = "local held = tonumber(string.match(redis.call('GETRANGE', KEYS[1], 0, 19), '^(%d+)\\t'))"
+
+def _held(key: str) -> str:
+    """The Lua line that sets ``held`` to the fence position of the list stored at ``key`` (nil: none):
+    the first part of the value (`schemas.stored_list`), read from its first 20 bytes (GETRANGE: an
+    offset has at most 16 digits)."""
+    return f"local held = tonumber(string.match(redis.call('GETRANGE', {key}, 0, 19), '^(%d+)\\t'))"
+
 
 #: Lists per `REPLACE_LISTS` call: Redis runs nothing else while a script runs (~4 us per list here, so
 #: ~0.2 ms per call); one call per list cost redis-py ~11 us more per list than a share of one call.
@@ -107,7 +111,7 @@ local out = {{}}
 for n = 1, #KEYS / 2 do
   local list, position = KEYS[2 * n - 1], tonumber(ARGV[2 * n + 1])
   local fence = redis.call('GET', KEYS[2 * n])
-  local held = tonumber(string.match(redis.call('GETRANGE', list, 0, 19), '^(%d+)\\t'))
+  {_held("list")}
   if fence and position < tonumber(fence) then
     out[n] = {REFUSED_ERASED}
   elseif held and position < held then
@@ -141,7 +145,7 @@ local deleted = 0
 if KEYS[3] then
   deleted = redis.call('DEL', KEYS[3])
 end
-{_HELD}
+{_held("KEYS[1]")}
 if held and held >= position then
   return deleted
 end
