@@ -10,7 +10,7 @@ the rest and the whole catalog into its model, so N workers rank from one engine
 
 from __future__ import annotations
 
-__all__ = ["create_app"]
+__all__ = ["PROFILES_TABLE", "changelog_configs", "create_app"]
 
 import asyncio
 import logging
@@ -39,12 +39,29 @@ from streams.quality import Quality
 from streams.recovery_watch import RecoveryWatch
 from streams.replica import Replica
 from streams.republish import Republisher
-from streams.rewards import add_reward_agents
+from streams.rewards import PENDING_TABLE, add_reward_agents
 from streams.singleton import Singleton
 from streams.time_order import TimeOrderScheduler
 from streams.trending import Trending
 
 log = logging.getLogger(__name__)
+
+#: The table of user profiles, keyed by user_id.
+PROFILES_TABLE = "profiles"
+
+
+def changelog_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """The worker's table changelog topics, named and configured (compacted) as Faust makes them.
+
+    The worker creates them before Faust starts: a topic Faust creates itself can be missing from the
+    consumer's metadata for a while, and every table write in that while fails (a decision read then
+    went to the dead letters).
+
+    >>> sorted(changelog_configs(Settings(namespace="shop")))
+    ['p13n-shop-decisions-pending-changelog', 'p13n-shop-profiles-changelog']
+    """
+    compact = {"cleanup.policy": "compact"}
+    return {f"{settings.app_id}-{table}-changelog": compact for table in (PROFILES_TABLE, PENDING_TABLE)}
 
 
 def _checkpoint_tick(
@@ -193,7 +210,7 @@ def create_app(
         config=topic_configs(settings)[settings.items_topic],
     )
     profiles = app.Table(
-        "profiles",
+        PROFILES_TABLE,
         partitions=settings.partitions,
         key_type=str,
         schema=faust.Schema(key_type=str, key_serializer=codecs.ORJSON, value_serializer=codecs.ORJSON),

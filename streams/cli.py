@@ -27,13 +27,16 @@ def worker() -> None:
     from faust.worker import Worker
     from prometheus_client import CollectorRegistry
 
+    from engine.ingest.kafka import ensure_topics
     from engine.ops import gc_tuning, log_throttle, scrape
-    from streams.app import create_app
+    from streams.app import changelog_configs, create_app
     from streams.checkpointer import restore
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(produce.ensure_engine_topics(settings))
+    tables = changelog_configs(settings)
+    loop.run_until_complete(ensure_topics(settings.bootstrap, tables, settings.partitions, tables))
     refusals: list[str] = []
     restored = loop.run_until_complete(
         restore(settings, say=lambda m: err.print(f"[dim]{m}[/]"), refused=refusals.append)

@@ -225,7 +225,12 @@ class Quality:
         self.records.append(record)
         del self.records[:-100]
         self.metrics.drift_detections.labels(signal=record.signal, detector=record.detector).inc()
-        fields = {"events": self.events, "event_id": event_id, "newest_event_id": self._newest[1]}
+        fields = {
+            "events": self.events,
+            "event_id": event_id,
+            "newest_event_id": self._newest[1],
+            "newest_ts": self._newest[0],
+        }
         body = orjson.dumps({**record.to_dict(), **fields})
         log.warning("drift detected: %s", body.decode())
         # Input drift alone (category_mix) is reported but not answered: a daily cycle moves it too.

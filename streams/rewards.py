@@ -7,7 +7,7 @@ id, to the learner agent. Records that cannot be parsed go to the dead-letter to
 
 from __future__ import annotations
 
-__all__ = ["TICK_S", "add_reward_agents"]
+__all__ = ["PENDING_TABLE", "TICK_S", "add_reward_agents"]
 
 import logging
 import time
@@ -30,6 +30,9 @@ from streams.learner import Learner
 from streams.reward_join import Example, JoinOutcome, RewardJoin
 
 log = logging.getLogger(__name__)
+
+#: The table of open reward windows, keyed by decision_id.
+PENDING_TABLE = "decisions-pending"
 
 #: Seconds between the ticks that close expired reward windows (a control record per owned partition).
 TICK_S = 1.0
@@ -86,7 +89,7 @@ class _JoinAgent:
 def add_reward_agents(app: faust.App, settings: Settings, metrics: Metrics, store: RedisStore) -> Learner:
     """Add the join and learner agents, the pending-decisions table and the tick/publish timers."""
     pending = app.Table(
-        "decisions-pending",
+        PENDING_TABLE,
         partitions=settings.partitions,
         key_type=str,
         schema=faust.Schema(key_type=str, key_serializer=codecs.ORJSON, value_serializer=codecs.ORJSON),

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import confluent_kafka
 import orjson
 import pytest
 import pytest_asyncio
@@ -142,6 +143,43 @@ class Worker:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.proc = None
+
+
+def read_until(
+    settings: Settings, topic: str, done: Callable[[list[tuple[bytes | None, bytes]]], bool], timeout_s: float
+) -> list[tuple[bytes | None, bytes]]:
+    """Records of ``topic`` from the start until ``done(records)`` or the timeout: (key, value)."""
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "group.id": f"it-read-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    records: list[tuple[bytes | None, bytes]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not done(records) and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            value = None if msg is None or msg.error() else msg.value()
+            if msg is not None and value:
+                records.append((msg.key(), value))
+    finally:
+        consumer.close()
+    return records
+
+
+def topic_size(settings: Settings, topic: str) -> int:
+    """Records in ``topic`` so far (the sum of its partitions' high watermarks)."""
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "it-probe"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        marks = [confluent_kafka.TopicPartition(topic, p) for p in partitions]
+        return sum(consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1] for tp in marks)
+    finally:
+        consumer.close()
 
 
 def hget(settings: Settings, key: str, field: str) -> str | None:

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import confluent_kafka
 import httpx
 import orjson
 import pytest
@@ -24,7 +23,7 @@ from engine.api import hash_key
 from engine.ops.settings import Settings
 from engine.sdk.client import AsyncClient, Client
 from engine.store.redis_store import RedisStore
-from tests.integration.conftest import api_server
+from tests.integration.conftest import api_server, read_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -52,28 +51,11 @@ def _consume(
     settings: Settings, wanted: set[str], timeout_s: float = 60
 ) -> dict[str, tuple[bytes | None, Any]]:
     """Read the events topic from the start until every ``wanted`` event_id was seen: id -> (key, event)."""
-    consumer = confluent_kafka.Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"api-test-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([settings.events_topic])
-    seen: dict[str, tuple[bytes | None, Any]] = {}
-    deadline = time.monotonic() + timeout_s
-    try:
-        while not wanted <= seen.keys() and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            value = None if msg is None or msg.error() else msg.value()
-            if msg is None or not value:
-                continue
-            event = orjson.loads(value)
-            seen[event["event_id"]] = (msg.key(), event)
-    finally:
-        consumer.close()
-    return seen
+
+    def seen(records: list[tuple[bytes | None, bytes]]) -> dict[str, tuple[bytes | None, Any]]:
+        return {(event := orjson.loads(value))["event_id"]: (key, event) for key, value in records}
+
+    return seen(read_until(settings, settings.events_topic, lambda rs: wanted <= seen(rs).keys(), timeout_s))
 
 
 async def test_posted_events_land_in_the_topic_keyed_by_user(api_url: str, settings: Settings) -> None:

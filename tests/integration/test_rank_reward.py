@@ -7,9 +7,10 @@ figures here do not depend on what other tests sent.
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,15 @@ from engine.api import hash_key
 from engine.ops.settings import Settings
 from engine.sdk.client import AsyncClient, Client
 from schemas import keys
-from tests.integration.conftest import EXPERIMENTS, Worker, api_server, hget, make_settings
+from tests.integration.conftest import (
+    EXPERIMENTS,
+    Worker,
+    api_server,
+    hget,
+    make_settings,
+    read_until,
+    topic_size,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -69,34 +78,20 @@ def rr_api(
         yield url
 
 
-def _read_until(
-    settings: Settings, topic: str, done: Callable[[list[tuple[bytes | None, bytes]]], bool], timeout_s: float
-) -> list[tuple[bytes | None, bytes]]:
-    """Records of ``topic`` from the start until ``done(records)`` or the timeout: (key, value)."""
-    consumer = confluent_kafka.Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"rr-test-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    records: list[tuple[bytes | None, bytes]] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while not done(records) and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            value = None if msg is None or msg.error() else msg.value()
-            if msg is not None and value:
-                records.append((msg.key(), value))
-    finally:
-        consumer.close()
-    return records
-
-
 def _tail(worker: Worker) -> str:
     return worker.log_path.read_text()[-4000:]
+
+
+def _outcomes(settings: Settings, action_id: str) -> str:
+    """What the join made of the decisions that chose ``action_id``: how many examples per outcome and
+    reward (read from the examples topic), for a failure message."""
+    records = read_until(settings, settings.bandit_examples_topic, lambda rs: False, 5)
+    counts = collections.Counter(
+        (example["outcome"], example["reward"])
+        for example in map(orjson.loads, (value for _, value in records))
+        if example["decision"]["chosen"] == action_id
+    )
+    return ", ".join(f"{outcome} with reward {r}: {n}" for (outcome, r), n in sorted(counts.items()))
 
 
 def _probability(body: dict[str, Any], action_id: str) -> float:
@@ -107,7 +102,7 @@ def test_decisions_are_logged_keyed_by_id_with_every_propensity(rr_api: str, rr_
     with httpx.Client(base_url=rr_api) as http:
         body = http.post("/v1/rank", json={"context": CONTEXT, "actions": ACTIONS}, headers=AUTH).json()
     wanted = body["decision_id"].encode()
-    records = _read_until(
+    records = read_until(
         rr_settings, rr_settings.decisions_topic, lambda rs: any(k == wanted for k, _ in rs), 60
     )
     [logged] = [orjson.loads(v) for k, v in records if k == wanted]
@@ -120,6 +115,7 @@ def test_rewards_favouring_one_action_raise_its_probability(
     rr_api: str, rr_settings: Settings, rr_worker: Worker
 ) -> None:
     rounds, rewarded, favourite = 0, 0, "a2"
+    earlier = topic_size(rr_settings, rr_settings.decisions_topic)  # the module's other tests' decisions
     started = time.monotonic()
     with Client(rr_api, api_key=KEY) as client:
         before = client.rank(CONTEXT, ACTIONS)
@@ -143,11 +139,11 @@ def test_rewards_favouring_one_action_raise_its_probability(
         learned = 0
         while time.monotonic() < deadline:
             learned = int(hget(rr_settings, policy_key, "rewards") or 0)
-            if learned >= rounds + 2:
+            if learned >= earlier + rounds + 1:
                 break
             time.sleep(0.5)
-        assert learned >= rounds + 2, (
-            f"the worker learned {learned} of {rounds + 2} decisions; log:\n{_tail(rr_worker)}"
+        assert learned >= earlier + rounds + 1, (
+            f"the worker learned {learned} of {earlier + rounds + 1} decisions; log:\n{_tail(rr_worker)}"
         )
         after = client.rank(CONTEXT, ACTIONS)
     print(
@@ -156,7 +152,9 @@ def test_rewards_favouring_one_action_raise_its_probability(
         f"at policy version {after.policy_version}"
     )
     assert after.policy_version > before.policy_version
-    assert after.probabilities[favourite] > 0.9 > before.probabilities[favourite]
+    assert after.probabilities[favourite] > 0.9 > before.probabilities[favourite], (
+        f"examples of decisions that chose {favourite}: {_outcomes(rr_settings, favourite)}"
+    )
 
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -196,7 +194,7 @@ def test_unreadable_rewards_go_to_the_dead_letter_topic(rr_worker: Worker, rr_se
     def found(records: list[tuple[bytes | None, bytes]]) -> bool:
         return any(k == marker for k, _ in records)
 
-    records = _read_until(rr_settings, rr_settings.dead_letter_topic, found, 90)
+    records = read_until(rr_settings, rr_settings.dead_letter_topic, found, 90)
     [letter] = [orjson.loads(v) for k, v in records if k == marker]
     assert letter["kind"] == "invalid" and "not valid JSON" in letter["reason"]
     assert letter["source"]["topic"] == rr_settings.rewards_topic

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import confluent_kafka
 import orjson
 import pytest
 
@@ -23,7 +22,7 @@ from engine.sdk.client import Client
 from models.bandit_snapshot import header_of
 from schemas import keys
 from schemas.keys import PolicyField
-from tests.integration.conftest import Worker, api_server, hget, make_settings
+from tests.integration.conftest import Worker, api_server, hget, make_settings, read_until
 
 pytestmark = pytest.mark.integration
 
@@ -69,28 +68,11 @@ def river_api(
 
 
 def _logged(settings: Settings, wanted: set[bytes], timeout_s: float) -> dict[bytes, dict[str, Any]]:
-    consumer = confluent_kafka.Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"rv-test-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([settings.decisions_topic])
-    found: dict[bytes, dict[str, Any]] = {}
-    deadline = time.monotonic() + timeout_s
-    try:
-        while not wanted <= set(found) and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error():
-                continue
-            key, value = msg.key(), msg.value()
-            if key is not None and value is not None and key in wanted:
-                found[key] = orjson.loads(value)
-    finally:
-        consumer.close()
-    return found
+    def found(records: list[tuple[bytes | None, bytes]]) -> dict[bytes, bytes]:
+        return {key: value for key, value in records if key is not None and key in wanted}
+
+    records = read_until(settings, settings.decisions_topic, lambda rs: wanted <= found(rs).keys(), timeout_s)
+    return {key: orjson.loads(value) for key, value in found(records).items()}
 
 
 def test_a_river_policy_ranks_logs_learns_and_moves_toward_the_rewarded_action(

@@ -150,7 +150,7 @@ async def test_a_record_names_the_newest_event_consumed_beside_the_one_that_tipp
     await _event(pipeline, 50, "u2", "i3")  # u2's partition is consumed ahead of u1's
     await _event(pipeline, 1, "u1", store.lists["u1"][0])
     drift = [orjson.loads(v) for topic, v in sent if topic == "p13n.t.drift"]
-    assert [(d["event_id"], d["newest_event_id"]) for d in drift] == [("e1", "e50")]
+    assert [(d["event_id"], d["newest_event_id"], d["newest_ts"]) for d in drift] == [("e1", "e50", TS + 50)]
 
 
 async def test_a_hit_costs_the_log_loss_of_the_softmax_over_the_top_k_scores() -> None:
