@@ -3,6 +3,11 @@
 State lives in a mapping keyed by decision_id (a changelog-backed Faust table in the worker), so a
 replacement worker resumes the open windows. A decision whose window closes without a reward is learned
 with the default reward, as Azure Personalizer does; only the first reward of a decision counts.
+
+Windows close on ticks read from the topics themselves, at the time each tick was sent: a decision's
+when a tick of the rewards partition is read, a lone reward's when a tick of the decisions partition is.
+A tick is read after every record written before it, so however far one topic's partition is read
+behind the other's, a record sent in time is read before the tick that would close its window.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ class RewardJoin:
     """The join of one worker; ``now_ms`` is always passed in, so tests control time.
 
     >>> join = RewardJoin({}, wait_ms=60_000, default_reward=0.0)
-    >>> join.expire(0, now_ms=1)
+    >>> join.expire(0, 1)
     []
     """
 
@@ -101,9 +106,11 @@ class RewardJoin:
         key = reward.decision_id
         entry = self.pending.get(key)
         if entry is None:
+            # Its decision was in Kafka before the reward was sent: a decisions tick sent a wait after the
+            # reward (room for the clocks of API and worker to differ) comes after the decision, if any.
             self.pending[key] = {
                 "p": partition,
-                "deadline": now_ms + self.wait_ms,
+                "deadline": max(reward.ts, now_ms) + self.wait_ms,
                 "decision": None,
                 "reward": float(reward.reward),
                 "reward_ts": reward.ts,
@@ -118,9 +125,19 @@ class RewardJoin:
         self._done(key, entry)
         return JoinOutcome.JOINED, Example(decision, float(reward.reward), JoinOutcome.JOINED)
 
-    def expire(self, partition: int, now_ms: int) -> list[tuple[JoinOutcome, Example | None]]:
-        """Close every window of ``partition`` whose deadline has passed."""
-        due = [k for k, e in self.pending.items() if e["p"] == partition and e["deadline"] <= now_ms]
+    def expire(
+        self, partition: int, tick_ms: int, *, decisions: bool = False
+    ) -> list[tuple[JoinOutcome, Example | None]]:
+        """Close the windows of ``partition`` due by ``tick_ms``, the time a tick read from the rewards
+        partition (decisions and rewards already joined) or, with ``decisions``, from the decisions
+        partition (rewards still waiting for theirs) was sent."""
+        due = [
+            k
+            for k, e in self.pending.items()
+            if e["p"] == partition
+            and e["deadline"] <= tick_ms
+            and decisions == (e.get("decision") is None and not e.get("done"))
+        ]
         closed: list[tuple[JoinOutcome, Example | None]] = []
         for key in due:
             entry = self.pending.pop(key)

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 #: The table of open reward windows, keyed by decision_id.
 PENDING_TABLE = "decisions-pending"
 
-#: Seconds between the ticks that close expired reward windows (a control record per owned partition).
+#: Seconds between the ticks that close expired reward windows (a control record per owned partition of
+#: the decisions and the rewards topics, its value the time it was sent in ms).
 TICK_S = 1.0
 
 Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
@@ -42,6 +43,19 @@ Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _sent_ms(tick: bytes | None) -> int:
+    """When a tick was sent: its value (ticks of earlier releases had none, and any other control
+    record counts as sent now).
+
+    >>> _sent_ms(b"1700000000000"), _sent_ms(b"") > 1_700_000_000_000, _sent_ms(b"nudge") > 0
+    (1700000000000, True, True)
+    """
+    try:
+        return int(tick or b"")
+    except ValueError:
+        return _now_ms()
 
 
 class _JoinAgent:
@@ -61,7 +75,9 @@ class _JoinAgent:
         async for event in stream.events():
             message = event.message
             if is_control(message.headers):
-                for outcome, example in self.join.expire(message.partition, _now_ms()):
+                sent_ms = _sent_ms(event.value)
+                decisions = message.topic == self.settings.decisions_topic
+                for outcome, example in self.join.expire(message.partition, sent_ms, decisions=decisions):
                     await self._emit(outcome, example)
                 continue
             try:
@@ -125,11 +141,14 @@ def add_reward_agents(app: faust.App, settings: Settings, metrics: Metrics, stor
     app.agent(examples, name="bandit-learner")(learn)
 
     async def tick() -> None:
-        # Table changes need an agent's context, so the timer asks the agent to close windows.
-        owned = [tp.partition for tp in app.consumer.assignment() if tp.topic == settings.rewards_topic]
-        for partition in owned:
-            headers = [(CONTROL_HEADER, b"tick")]
-            await app.send(settings.rewards_topic, key=None, value=b"", partition=partition, headers=headers)
+        # Table changes need an agent's context, so the timer asks the agent to close windows: a tick on
+        # each owned partition of both topics, read after every record before it (streams.reward_join).
+        both = (settings.decisions_topic, settings.rewards_topic)
+        owned = [(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in both]
+        headers = [(CONTROL_HEADER, b"tick")]
+        for topic, partition in owned:
+            sent = str(_now_ms()).encode()
+            await app.send(topic, key=None, value=sent, partition=partition, headers=headers)
 
     async def publish() -> None:
         await learner.flush()

@@ -91,10 +91,31 @@ def test_a_backlog_of_old_decisions_still_waits_for_rewards_sent_in_time() -> No
     assert outcome is JoinOutcome.JOINED
 
 
-def test_a_reward_whose_decision_never_comes_expires_as_an_orphan() -> None:
+def test_a_reward_whose_decision_never_comes_expires_as_an_orphan_on_a_decisions_tick() -> None:
     j = join()
-    j.on_reward(reward("ghost"), 3, T0)
-    assert j.expire(3, T0 + WAIT) == [(JoinOutcome.ORPHAN, None)]
+    j.on_reward(reward("ghost", ts=T0), 3, T0)
+    assert j.expire(3, T0 + WAIT * 5) == []  # a rewards tick says nothing of the decisions read
+    assert j.expire(3, T0 + WAIT - 1, decisions=True) == []
+    assert j.expire(3, T0 + WAIT, decisions=True) == [(JoinOutcome.ORPHAN, None)]
+
+
+def test_rewards_read_far_behind_their_decisions_still_join_the_windows_close_by_tick_time() -> None:
+    # The rewards partition is read 5 waits behind the decisions one: its ticks, sent when the rewards
+    # were, come after them; a decisions tick closes no decision's window.
+    j = join()
+    j.on_decision(decision("d6", ts=T0), 0, T0)
+    assert j.expire(0, T0 + WAIT * 5, decisions=True) == []
+    outcome, example = j.on_reward(reward("d6", ts=T0 + 500), 0, T0 + WAIT * 5)
+    assert outcome is JoinOutcome.JOINED and example is not None and example.reward == 1.0
+    assert j.expire(0, T0 + WAIT + 1) == [] and j.pending == {}
+
+
+def test_decisions_read_far_behind_their_rewards_still_join() -> None:
+    j = join()
+    j.on_reward(reward("d7", ts=T0 + 500), 0, T0 + 600)
+    assert j.expire(0, T0 + WAIT * 5) == []  # rewards ticks: the decision may still be behind
+    outcome, example = j.on_decision(decision("d7", ts=T0), 0, T0 + WAIT * 5)
+    assert outcome is JoinOutcome.JOINED and example is not None and example.reward == 1.0
 
 
 async def test_the_learner_raises_the_rewarded_actions_probability_and_publishes() -> None:
