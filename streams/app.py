@@ -10,7 +10,7 @@ the rest and the whole catalog into its model, so N workers rank from one engine
 
 from __future__ import annotations
 
-__all__ = ["PROFILES_TABLE", "changelog_configs", "create_app"]
+__all__ = ["changelog_configs", "create_app"]
 
 import asyncio
 import logging

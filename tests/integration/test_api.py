@@ -51,11 +51,18 @@ def _consume(
     settings: Settings, wanted: set[str], timeout_s: float = 60
 ) -> dict[str, tuple[bytes | None, Any]]:
     """Read the events topic from the start until every ``wanted`` event_id was seen: id -> (key, event)."""
+    seen: dict[str, tuple[bytes | None, Any]] = {}
 
-    def seen(records: list[tuple[bytes | None, bytes]]) -> dict[str, tuple[bytes | None, Any]]:
-        return {(event := orjson.loads(value))["event_id"]: (key, event) for key, value in records}
+    def done(records: list[tuple[bytes | None, bytes]]) -> bool:
+        # Called after each poll, which adds at most one record: the last is the only new one.
+        if records:
+            key, value = records[-1]
+            event = orjson.loads(value)
+            seen[event["event_id"]] = (key, event)
+        return wanted <= seen.keys()
 
-    return seen(read_until(settings, settings.events_topic, lambda rs: wanted <= seen(rs).keys(), timeout_s))
+    read_until(settings, settings.events_topic, done, timeout_s)
+    return seen
 
 
 async def test_posted_events_land_in_the_topic_keyed_by_user(api_url: str, settings: Settings) -> None:
