@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -56,10 +57,16 @@ def group(settings: Settings) -> str:
 def drain(settings: Settings, n: int) -> dict[str, float]:
     """Run a bare Faust worker until its agent has counted ``n`` records; the first batch only starts
     the clock (its records were fetched before it ran), as in the raw consumer."""
+    with tempfile.TemporaryDirectory(prefix="p13n-ceiling-") as datadir:  # not the working directory
+        return _drain(settings, n, Path(datadir))
+
+
+def _drain(settings: Settings, n: int, datadir: Path) -> dict[str, float]:
     app = faust.App(
         group(settings),
         broker=[f"kafka://{host}" for host in settings.bootstrap.split(",")],
         store="memory://",
+        datadir=str(datadir),
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,
