@@ -8,12 +8,18 @@ Windows close on ticks read from the topics themselves, at the time each tick wa
 when a tick of the rewards partition is read, a lone reward's when a tick of the decisions partition is.
 A tick is read after every record written before it, so however far one topic's partition is read
 behind the other's, a record sent in time is read before the tick that would close its window.
+
+A tick finds the windows it closes in an index by partition and deadline, not by scanning the table: an
+entry's every change is indexed, and the whole index is rebuilt from the table whenever a rebalance
+restored it (`RewardJoin.reindex`), and every ``rebuild_ms`` anyway.
 """
 
 from __future__ import annotations
 
 __all__ = ["Example", "JoinOutcome", "Pending", "RewardJoin"]
 
+import heapq
+import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,6 +30,12 @@ from schemas.decisions import DecisionRecord, RewardRecord
 #: decision_id -> entry: ``{"p": partition, "deadline": ms, "decision": {...} | None,
 #: "reward": float | None, "reward_ts": ms | None, "done": bool}``.
 Pending = MutableMapping[str, dict[str, Any]]
+
+
+def _on_decisions_tick(entry: dict[str, Any]) -> bool:
+    """Whether a decisions tick closes the entry (a reward waiting for its decision) or a rewards tick
+    (a decision, joined or not)."""
+    return entry.get("decision") is None and not entry.get("done")
 
 
 class JoinOutcome(StrEnum):
@@ -61,17 +73,51 @@ class RewardJoin:
     []
     """
 
-    def __init__(self, pending: Pending, *, wait_ms: int, default_reward: float) -> None:
+    def __init__(
+        self, pending: Pending, *, wait_ms: int, default_reward: float, rebuild_ms: int = 300_000
+    ) -> None:
         self.pending = pending
         self.wait_ms = wait_ms
         self.default_reward = default_reward
+        #: (partition, closes on a decisions tick) -> heap of (deadline, decision_id). Items of entries
+        #: changed or removed since are skipped when they come up (`_current`).
+        self._due: dict[tuple[int, bool], list[tuple[int, str]]] = {}
+        self.rebuild_ms = rebuild_ms
+        self._built_ms: float | None = None
+
+    async def reindex(self) -> None:
+        """Forget the index: the next tick rebuilds it from the table (a rebalance restored entries
+        this join did not write). Faust calls it after each recovery."""
+        self._built_ms = None
+
+    def _index(self, key: str, entry: dict[str, Any]) -> None:
+        self.pending[key] = entry
+        heap = self._due.setdefault((int(entry["p"]), _on_decisions_tick(entry)), [])
+        heapq.heappush(heap, (int(entry["deadline"]), key))
+
+    def _rebuild(self) -> None:
+        self._due = {}
+        for key, entry in self.pending.items():
+            self._due.setdefault((int(entry["p"]), _on_decisions_tick(entry)), []).append(
+                (int(entry["deadline"]), key)
+            )
+        for heap in self._due.values():
+            heapq.heapify(heap)
+        self._built_ms = time.monotonic() * 1000.0
+
+    def _current(self, key: str, deadline: int, decisions: bool) -> dict[str, Any] | None:
+        """The entry of an index item, if the item still describes it."""
+        entry = self.pending.get(key)
+        if entry is None or int(entry["deadline"]) != deadline or _on_decisions_tick(entry) != decisions:
+            return None
+        return entry
 
     def _in_time(self, decision: DecisionRecord, reward_ts: int) -> bool:
         return reward_ts - decision.ts <= self.wait_ms
 
     def _done(self, key: str, entry: dict[str, Any]) -> None:
         # Keep a small tombstone until the window closes, so duplicates are recognised and dropped.
-        self.pending[key] = {"p": entry["p"], "deadline": entry["deadline"], "done": True}
+        self._index(key, {"p": entry["p"], "deadline": entry["deadline"], "done": True})
 
     def on_decision(
         self, decision: DecisionRecord, partition: int, now_ms: int
@@ -90,14 +136,14 @@ class RewardJoin:
             outcome = JoinOutcome.LATE
         else:
             outcome = JoinOutcome.WAITING
-        self.pending[key] = {
+        self._index(key, {
             "p": partition,
             "deadline": deadline,
             "decision": decision.model_dump(mode="json", exclude_none=True),
             "reward": None,
             "reward_ts": None,
             "done": False,
-        }
+        })  # fmt: skip
         return outcome, None
 
     def on_reward(
@@ -108,14 +154,14 @@ class RewardJoin:
         if entry is None:
             # Its decision was in Kafka before the reward was sent: a decisions tick sent a wait after the
             # reward (room for the clocks of API and worker to differ) comes after the decision, if any.
-            self.pending[key] = {
+            self._index(key, {
                 "p": partition,
                 "deadline": max(reward.ts, now_ms) + self.wait_ms,
                 "decision": None,
                 "reward": float(reward.reward),
                 "reward_ts": reward.ts,
                 "done": False,
-            }
+            })  # fmt: skip
             return JoinOutcome.WAITING, None
         if entry.get("done") or entry.get("reward") is not None:
             return JoinOutcome.DUPLICATE, None
@@ -131,16 +177,16 @@ class RewardJoin:
         """Close the windows of ``partition`` due by ``tick_ms``, the time a tick read from the rewards
         partition (decisions and rewards already joined) or, with ``decisions``, from the decisions
         partition (rewards still waiting for theirs) was sent."""
-        due = [
-            k
-            for k, e in self.pending.items()
-            if e["p"] == partition
-            and e["deadline"] <= tick_ms
-            and decisions == (e.get("decision") is None and not e.get("done"))
-        ]
+        if self._built_ms is None or time.monotonic() * 1000.0 - self._built_ms >= self.rebuild_ms:
+            self._rebuild()
+        heap = self._due.get((partition, decisions), [])
         closed: list[tuple[JoinOutcome, Example | None]] = []
-        for key in due:
-            entry = self.pending.pop(key)
+        while heap and heap[0][0] <= tick_ms:
+            deadline, key = heapq.heappop(heap)
+            entry = self._current(key, deadline, decisions)
+            if entry is None:
+                continue
+            del self.pending[key]
             if entry.get("done"):
                 continue
             if entry.get("decision") is not None:

@@ -113,6 +113,8 @@ def add_reward_agents(app: faust.App, settings: Settings, metrics: Metrics, stor
     join = RewardJoin(
         pending, wait_ms=int(settings.reward_wait_s * 1000), default_reward=settings.default_reward
     )
+    # A rebalance restores windows this join did not write: its index of deadlines is rebuilt.
+    pending.on_recover(join.reindex)
 
     async def send(topic: str, key: bytes | None, value: bytes) -> Any:
         return await app.send(topic, key=key, value=value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -116,6 +117,54 @@ def test_decisions_read_far_behind_their_rewards_still_join() -> None:
     assert j.expire(0, T0 + WAIT * 5) == []  # rewards ticks: the decision may still be behind
     outcome, example = j.on_decision(decision("d7", ts=T0), 0, T0 + WAIT * 5)
     assert outcome is JoinOutcome.JOINED and example is not None and example.reward == 1.0
+
+
+class _Counted(dict[str, dict[str, Any]]):
+    """A table that counts the scans of its entries."""
+
+    scans = 0
+
+    def items(self) -> Any:
+        self.scans += 1
+        return super().items()
+
+
+def test_ticks_find_the_due_windows_without_scanning_the_table() -> None:
+    table = _Counted()
+    j = RewardJoin(table, wait_ms=WAIT, default_reward=0.0)
+    for n in range(50):
+        j.on_decision(decision(f"s{n}", ts=T0 + n), n % 4, T0 + n)
+    j.on_reward(reward("s4", ts=T0 + 10), 0, T0 + 10)  # joined: its tombstone replaces the entry
+    j.on_reward(reward("lone", ts=T0), 1, T0)
+    assert j.expire(0, T0) == [] and table.scans == 1  # the first tick builds the index
+    closed = j.expire(0, T0 + WAIT + 20)
+    assert [e.decision.decision_id for _, e in closed if e] == [f"s{n}" for n in (0, 8, 12, 16, 20)]
+    assert [e.decision.decision_id for _, e in j.expire(0, T0 + WAIT + 49) if e] == [
+        f"s{n}" for n in range(24, 50, 4)
+    ]
+    assert j.expire(1, T0 + WAIT, decisions=True) == [(JoinOutcome.ORPHAN, None)]
+    assert table.scans == 1 and not any(entry["p"] == 0 for entry in table.values())
+
+
+def test_windows_restored_behind_the_joins_back_close_once_it_reindexes() -> None:
+    restored: dict[str, dict[str, Any]] = {}
+    j = RewardJoin(restored, wait_ms=WAIT, default_reward=0.0)
+    assert j.expire(2, T0) == []
+    # A rebalance restores another worker's open window into the table; Faust then calls reindex.
+    other = RewardJoin(restored, wait_ms=WAIT, default_reward=0.0)
+    other.on_decision(decision("moved", ts=T0), 2, T0)
+    assert j.expire(2, T0 + WAIT) == []  # not indexed yet
+    asyncio.run(j.reindex())
+    [(outcome, example)] = j.expire(2, T0 + WAIT)
+    assert outcome is JoinOutcome.EXPIRED and example is not None and restored == {}
+
+
+def test_the_index_is_rebuilt_from_the_table_every_rebuild_period_anyway() -> None:
+    table: dict[str, dict[str, Any]] = {}
+    j = RewardJoin(table, wait_ms=WAIT, default_reward=0.0, rebuild_ms=0)
+    assert j.expire(2, T0) == []
+    RewardJoin(table, wait_ms=WAIT, default_reward=0.0).on_decision(decision("late", ts=T0), 2, T0)
+    assert [outcome for outcome, _ in j.expire(2, T0 + WAIT)] == [JoinOutcome.EXPIRED]
 
 
 async def test_the_learner_raises_the_rewarded_actions_probability_and_publishes() -> None:
