@@ -87,15 +87,16 @@ def _group_ready(admin: AdminClient, group: str, topic: str, workers: int) -> bo
 async def wait_for_group(
     settings: Settings, workers: Sequence[BenchWorker], store: RedisStore, items: int, timeout_s: float
 ) -> None:
-    """Until the workers' group is stable with every worker owning events partitions, and the workers
-    together have learned ``items`` catalog records."""
+    """Until the workers' group is stable with every worker owning events partitions, and every worker
+    has learned the ``items`` catalog records (each reads the whole catalog: a worker still reading it
+    has not joined the group yet, or is about to make it rebalance)."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap})
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for worker in workers:
             worker.check_alive()
         beats = [await w.beat(store) for w in workers]
-        learned = sum(b.get("items", 0) for b in beats)
+        learned = min(b.get("items", 0) for b in beats)
         if learned >= items and await asyncio.to_thread(
             _group_ready, admin, settings.app_id, settings.events_topic, len(workers)
         ):
