@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from engine.ops.settings import Settings
 from streams.app import changelog_configs, create_app
+from streams.rewards import PENDING_TABLE
 
 
 async def test_the_changelogs_made_before_start_are_those_of_every_table_faust_keeps(tmp_path: Path) -> None:
@@ -16,4 +17,17 @@ async def test_the_changelogs_made_before_start_are_those_of_every_table_faust_k
     faust_made = {table.changelog_topic.get_topic_name() for table in app.tables.values()}
     assert set(changelog_configs(settings)) == faust_made
     assert all(config == {"cleanup.policy": "compact"} for config in changelog_configs(settings).values())
+    await pipeline.store.close()
+
+
+async def test_a_recovery_of_the_pending_windows_makes_the_join_rebuild_its_index(tmp_path: Path) -> None:
+    settings = Settings(namespace="test-app-recover", stack_dir=tmp_path)
+    app, pipeline = create_app(settings, CollectorRegistry())
+    [pending] = [table for name, table in app.tables.items() if name.endswith(PENDING_TABLE)]
+    [reindex] = pending._recover_callbacks  # what Faust awaits after every recovery of the table
+    join = reindex.__self__
+    join.expire(0, 0)  # builds the index
+    assert join._built_ms is not None
+    await pending.call_recover_callbacks()
+    assert join._built_ms is None  # the next tick rebuilds it from the restored table
     await pipeline.store.close()
