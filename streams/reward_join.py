@@ -90,7 +90,8 @@ class RewardJoin:
         this join did not write). Faust calls it after each recovery."""
         self._built_ms = None
 
-    def _index(self, key: str, entry: dict[str, Any]) -> None:
+    def _put(self, key: str, entry: dict[str, Any]) -> None:
+        """Write the entry and index its deadline."""
         self.pending[key] = entry
         heap = self._due.setdefault((int(entry["p"]), _on_decisions_tick(entry)), [])
         heapq.heappush(heap, (int(entry["deadline"]), key))
@@ -117,7 +118,7 @@ class RewardJoin:
 
     def _done(self, key: str, entry: dict[str, Any]) -> None:
         # Keep a small tombstone until the window closes, so duplicates are recognised and dropped.
-        self._index(key, {"p": entry["p"], "deadline": entry["deadline"], "done": True})
+        self._put(key, {"p": entry["p"], "deadline": entry["deadline"], "done": True})
 
     def on_decision(
         self, decision: DecisionRecord, partition: int, now_ms: int
@@ -136,7 +137,7 @@ class RewardJoin:
             outcome = JoinOutcome.LATE
         else:
             outcome = JoinOutcome.WAITING
-        self._index(key, {
+        self._put(key, {
             "p": partition,
             "deadline": deadline,
             "decision": decision.model_dump(mode="json", exclude_none=True),
@@ -154,7 +155,7 @@ class RewardJoin:
         if entry is None:
             # Its decision was in Kafka before the reward was sent: a decisions tick sent a wait after the
             # reward (room for the clocks of API and worker to differ) comes after the decision, if any.
-            self._index(key, {
+            self._put(key, {
                 "p": partition,
                 "deadline": max(reward.ts, now_ms) + self.wait_ms,
                 "decision": None,

@@ -107,6 +107,18 @@ def _decisions_so_far(settings: Settings) -> int:
     return sum(key is not None for key, _ in records)
 
 
+def _learned(settings: Settings, wanted: int, timeout_s: float = 90) -> int:
+    """The decisions the default policy's published snapshot has learned, once ``wanted`` or at the
+    timeout."""
+    policy_key = keys.policy(settings.namespace, "default")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        learned = int(hget(settings, policy_key, "rewards") or 0)
+        if learned >= wanted or time.monotonic() > deadline:
+            return learned
+        time.sleep(0.5)
+
+
 def _probability(body: dict[str, Any], action_id: str) -> float:
     return float(next(r["probability"] for r in body["ranking"] if r["id"] == action_id))
 
@@ -130,7 +142,6 @@ def test_rewards_favouring_one_action_raise_its_probability(
     rounds, rewarded, favourite, settles = 0, 0, "a2", 0
     earlier = _decisions_so_far(rr_settings)  # the module's other tests'
     started = time.monotonic()
-    policy_key = keys.policy(rr_settings.namespace, "default")
     with Client(rr_api, api_key=KEY) as client:
         before = ranked = client.rank(CONTEXT, ACTIONS)
         while True:
@@ -153,13 +164,7 @@ def test_rewards_favouring_one_action_raise_its_probability(
                 # all at once, every rank used the first snapshot and the favourite was never tried.
                 time.sleep(0.05)
             sent_s = time.monotonic() - started
-            deadline = time.monotonic() + 90
-            learned = 0
-            while time.monotonic() < deadline:
-                learned = int(hget(rr_settings, policy_key, "rewards") or 0)
-                if learned >= earlier + rounds + 1:
-                    break
-                time.sleep(0.5)
+            learned = _learned(rr_settings, earlier + rounds + 1)
             assert learned >= earlier + rounds + 1, (
                 f"the worker learned {learned} of {earlier + rounds + 1} decisions; log:\n{_tail(rr_worker)}"
             )
