@@ -164,7 +164,13 @@ def _trending(app: faust.App, settings: Settings, pipeline: Pipeline, checkpoint
     singleton = Singleton(settings.events_topic, lambda: app.consumer.assignment())
     trending = Trending(settings, pipeline.store, singleton, pipeline.metrics, positions)
     pipeline.trend = trending.feed
+
+    # Faust calls each receiver with the sender (the app), then the set of partitions.
+    async def on_assigned(*_args: Any, **_kwargs: Any) -> None:
+        trending.activate()  # counting starts before the partitions' first records are learned
+
     app.timer(interval=settings.trending_interval_s)(trending)
+    app.on_partitions_assigned.connect(on_assigned)
     app.on_before_shutdown.connect(trending.close)
 
 

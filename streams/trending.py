@@ -138,6 +138,8 @@ class Trending:
         self._ends: dict[int, int] = {}
         #: Records the look-back read.
         self._read = 0
+        #: The model's positions when counting started, until the look-back reader is assigned up to them.
+        self._unstarted: dict[int, int] | None = None
 
     def feed(self, event: Event) -> None:
         """An event the model just learned (the pipeline's or the replica's); cheap when not active."""
@@ -151,18 +153,28 @@ class Trending:
         else:
             self.counts.count(found)
 
+    def activate(self) -> None:
+        """Start counting if this worker holds the job and is not counting yet: the feed counts what the
+        model learns from now on, the look-back (next rounds) reads the hour before the model's current
+        positions. Called when the group assigns partitions, so that the look-back does not read again
+        what the model learns until the next round, and by every round."""
+        if self.active or not self.singleton.held():
+            return
+        # Where the model is now and the feed's start, in one step: nothing learned between.
+        self._unstarted, self._pending, self.active, self._read = dict(self.positions()), [], True, 0
+
     async def __call__(self) -> None:
         try:
             if not self.singleton.held():
                 if self.active:
                     log.info("events partition 0 moved to another worker: trending is theirs now")
                     await asyncio.to_thread(self.close)
-                    self.active, self._pending = False, None
+                    self.active, self._pending, self._unstarted = False, None, None
                     self.counts = TrendingCounts(self.half_life_ms)
                 return
-            if not self.active:
-                # Where the model is now and the feed's start, in one step: nothing learned between.
-                ends, self._pending, self.active, self._read = dict(self.positions()), [], True, 0
+            self.activate()
+            if self._unstarted is not None:
+                ends, self._unstarted = self._unstarted, None
                 await asyncio.to_thread(self._start, ends)
             if self._pending is not None:
                 await asyncio.to_thread(self._look_back)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from engine.ops.settings import Settings
+from streams import trending
 from streams.app import changelog_configs, create_app
 from streams.rewards import PENDING_TABLE
 
@@ -30,4 +33,18 @@ async def test_a_recovery_of_the_pending_windows_makes_the_join_rebuild_its_inde
     assert join._built_ms is not None
     await pending.call_recover_callbacks()
     assert join._built_ms is None  # the next tick rebuilds it from the restored table
+    await pipeline.store.close()
+
+
+async def test_trending_starts_counting_when_the_group_assigns_partitions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    activated: list[trending.Trending] = []
+    monkeypatch.setattr(trending.Trending, "activate", lambda self: activated.append(self))
+    settings = Settings(namespace="test-app-trending", stack_dir=tmp_path)
+    app, pipeline = create_app(settings, CollectorRegistry())
+    receivers: list[Any] = list(app.on_partitions_assigned.iter_receivers(app))
+    [on_assigned] = [r for r in receivers if "_trending" in r.__qualname__]
+    await on_assigned(app, set())
+    assert len(activated) == 1 and activated[0].feed == pipeline.trend
     await pipeline.store.close()

@@ -82,3 +82,19 @@ def test_events_learned_during_the_look_back_are_counted_after_it(monkeypatch: p
     job._consumer = None  # the look-back has read up to the model's position
     asyncio.run(job())
     assert store.lists[None] == ["meanwhile"] and job._pending is None
+
+
+def test_counting_starts_at_the_assignment_not_at_the_next_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    job, store, held, started = _trending(monkeypatch)
+    learned = {0: 7}
+    job.positions = lambda: dict(learned)
+    held.now = False
+    job.activate()  # assigned other partitions: nothing to do
+    assert not job.active
+    held.now = True
+    job.activate()  # partition 0 assigned: the feed counts from the model's position now
+    learned[0] = 9
+    job.feed(_click(7, "early"))  # learned before the job's first round
+    asyncio.run(job())
+    assert started == [{0: 7}]  # the look-back stops where the feed began: nothing read twice
+    assert store.lists[None] == ["early"]
