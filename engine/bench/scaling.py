@@ -31,7 +31,7 @@ import confluent_kafka
 from confluent_kafka.admin import AdminClient
 from rich.console import Console
 
-from engine.bench import faust_ceiling, readings, sandbox
+from engine.bench import faust_ceiling, owner_path, readings, sandbox
 from engine.bench.machine import cpu_seconds, describe, percentile, rss_bytes
 from engine.bench.scaling_report import analyse
 from engine.bench.traffic import encode_backlog, send_backlog, send_catalog, send_events
@@ -67,6 +67,8 @@ class ScalingConfig:
     seed: int = 0
     #: Longest wait for the workers to join and learn the catalog, and for the backlog to drain.
     timeout_s: float = 300.0
+    #: Events of the owner's path timed in-process, without Kafka (`engine.bench.owner_path`; 0: not).
+    owner_events: int = 20_000
 
 
 def _group_ready(admin: AdminClient, group: str, topic: str, workers: int) -> bool:
@@ -309,6 +311,11 @@ def run(base: Settings, config: ScalingConfig, *, console: Console, log_dir: Pat
     counts = [asyncio.run(run_count(base, config, n, log, log_dir)) for n in config.workers]
     cores = os.cpu_count() or 1
     report: dict[str, Any] = {"bare_faust": ceiling, "counts": counts, **analyse(counts, ceiling, cores)}
+    if config.owner_events:
+        log(f"the owner's path in-process over {config.owner_events} events (no Kafka)")
+        report["owner_in_process_us"] = owner_path.owner_us_per_event(
+            base, users=config.users, items=config.items, events=config.owner_events
+        )
     report["settings"] = dataclasses.asdict(config)
     report["machine"] = describe()
     report["seconds"] = time.monotonic() - started

@@ -183,7 +183,13 @@ def table(report: dict[str, Any]) -> Table:
         )
     if report.get("bare_faust"):
         t.add_row("bare Faust", f"{report['bare_faust']['bare_faust_per_s']:,.0f}", *[""] * 6)
-    for field in ("replicated_us_per_event", "partitioned_us_per_event", "replica_us_per_record"):
+    fields = (
+        "replicated_us_per_event",
+        "partitioned_us_per_event",
+        "replica_us_per_record",
+        "owner_in_process_us",
+    )
+    for field in fields:
         if field in report:
             t.add_row(field, "", f"{report[field]:,.1f}", *[""] * 5)
     if "two_over_one_ceiling" in report:

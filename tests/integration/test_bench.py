@@ -80,6 +80,7 @@ def test_smoke_scaling_reports_every_worker_count(settings: Settings, tmp_path: 
         freshness_s=1.0,
         memory_users=200,
         memory_sample=20,
+        owner_events=400,
     )
     report = run_scaling(settings, config, console=Console(stderr=True, quiet=True), log_dir=tmp_path)
     assert [c["workers"] for c in report["counts"]] == [1, 2]
@@ -103,3 +104,4 @@ def test_smoke_scaling_reports_every_worker_count(settings: Settings, tmp_path: 
     assert report["counts"][0]["replica_records"] == 0 < report["counts"][1]["replica_records"]
     assert report["replica_us_per_record"] > 0 and "fitted_events_per_s_16" in report
     assert set(report["targets"]) == set(SCALING_TARGETS)
+    assert report["owner_in_process_us"] > 0  # the owner's path timed without Kafka
