@@ -241,7 +241,7 @@ def features(  # type: ignore[no-untyped-def]
 def rank(  # type: ignore[no-untyped-def]
     recent, fallback, sequence_recent, sequence, co_recent, co_decay, co_floor, cooccurrence,
     transitions_recent, transitions_decay, transitions, content_recent, content_decay, content,
-    blending, heads, final, focusing,
+    blending, heads, final, focusing, keeping,
 ):  # fmt: skip
     """The whole candidate pipeline of one request: signals, blend, shortlist, features, scores, list.
 
@@ -253,9 +253,13 @@ def rank(  # type: ignore[no-untyped-def]
     by category, n) for `popular`, which takes the heads of the user's three largest shares;
     ``final`` is (the `affinity_predict` arguments, then the `features` arguments from the category
     matrix on, with the `models.taste.shares_of` arguments for the shares); ``focusing`` the last
-    arguments of `models.focus.focused`, which makes the list from the first 4n of the ranking. The
-    user's consumed items are hidden for the call. Returns (items, scores, features) best first, the
-    user's category shares, and (items, scores) in the order of the list.
+    arguments of `models.focus.focused`, which makes the list from the first 4n of the ranking;
+    ``keeping`` is (how many of the ranking's head to return, the fresh items to order for
+    exploration: `explore_order`, the step that keeps listed scores strictly falling). The user's
+    consumed items are hidden for the call. Returns the head of the ranking (items as int32, their
+    features as float32, copies), the user's category shares, (items, scores, stepped scores) in the
+    order of the list, and the fresh items in their exploration order. A stepped score is the score
+    kept strictly below the stepped one above it (``step`` below it where it would not be lower).
     """
     weights, values, totals, hidden, unavailable, shortlist = blending
     # The user's consumed items (hidden from the ranking) and latest ``recent`` of them (the signals'
@@ -314,7 +318,21 @@ def rank(  # type: ignore[no-untyped-def]
     listed, listed_total = focused(
         items, total, 4 * n, category_matrix, fit, fit_prior, shares, levels, bounds, trust, n
     )
-    return items, total, table[order], shares, listed, listed_total
+    keep, fresh, step = keeping
+    stepped = np.empty(listed_total.size)
+    ceiling = np.inf
+    for i in range(listed_total.size):
+        value = listed_total[i]
+        ceiling = value if value < ceiling else ceiling - step
+        stepped[i] = ceiling
+    head = min(keep, items.size)
+    head_items = items[:head].astype(np.int32)
+    head_table = np.empty((head, table.shape[1]), np.float32)
+    for i in range(head):
+        for j in range(table.shape[1]):
+            head_table[i, j] = table[order[i], j]
+    ordered = explore_order(fresh, unavailable, category_matrix, shares) if fresh.size else fresh
+    return head_items, head_table, shares, listed, listed_total, stepped, ordered
 
 
 @njit(cache=True, nogil=True)

@@ -59,6 +59,7 @@ TRUST = 2.0
 #: How far a score is put below the one above it when it would not be lower by itself.
 STEP = 1e-6
 _NONE = np.zeros(0)
+_NO_ITEMS = np.zeros(0, dtype=np.int64)
 _PRIOR_BLEND = Blend()  # the blend's prior weights unless a model is given others
 #: The focus is judged on the top of the list, where hits are counted.
 FOCUS_DEPTH = 10
@@ -283,7 +284,7 @@ class HybridRecommender:
         popularity, scale = self.popularity.raw()
         categories, user = self.item_categories, profile.user_id
         evidence = self.shares.evidence(user)
-        candidates, _, table, shares, listed, totals = ranking_kernels.rank(
+        head, table, shares, listed, totals, stepped, fresh = ranking_kernels.rank(
             RECENT, fallback,
             self.sequence.recent, self.sequence.kernel_state(user),
             CO_RECENT, 0.8, CO_FLOOR, self.cooccurrence.kernel_state(),
@@ -295,9 +296,13 @@ class HybridRecommender:
              self._positives, self._seen, self.shares.kernel_state(user, len(self.affinity.categories)),
              self.heads.mass(), categories.fit, categories.PRIOR),
             self.focus.kernel_state(evidence / (evidence + TRUST)),
+            (REMEMBERED + n, self._fresh_pool(n), STEP),
         )  # fmt: skip
-        self._remember(user, candidates, table, n)
+        self._remember(user, head, table)
         names, hidden = self._items.names, profile.consumed
+        first = [names[item] for item in listed[:n].tolist()]
+        if len(first) == n and hidden.keys().isdisjoint(first):  # the usual case: nothing to skip
+            return self._explore(list(zip(first, stepped[:n].tolist(), strict=True)), profile, n, fresh)
         ranked: list[tuple[str, float]] = []
         # Candidates are best first and the model's history is already hidden; what is left to
         # skip (items consumed before the model kept a history) is rare, so read a little past n.
@@ -311,8 +316,8 @@ class HybridRecommender:
                     ceiling = value if value < ceiling else ceiling - STEP
                     ranked.append((name, ceiling))
                     if len(ranked) == n:
-                        return self._explore(ranked, profile, n, shares)
-        return self._explore(ranked, profile, n, shares)
+                        return self._explore(ranked, profile, n, fresh)
+        return self._explore(ranked, profile, n, fresh)
 
     def explain(
         self, profile: UserProfile, items: list[str], context: Context | None = None, ts: int | None = None
@@ -335,31 +340,32 @@ class HybridRecommender:
         return ExplainInputs(wanted, ids, table, self.ranker.weights, recent, links, self._totals,
             self.item_categories.matrix, own, self.affinity.categories.names, self._items.names)  # fmt: skip
 
-    def _remember(
-        self, user_id: str, candidates: npt.NDArray[np.int64], table: npt.NDArray[np.float64], n: int
-    ) -> None:
-        """Keep the head of this ranking until the user's next event teaches the blend."""
-        # Copies: views would keep the whole request's arrays alive.
-        keep = REMEMBERED + n
-        self._shown[user_id] = (candidates[:keep].astype(np.int32), table[:keep].astype(np.float32))
+    def _remember(self, user_id: str, head: npt.NDArray[np.int32], table: npt.NDArray[np.float32]) -> None:
+        """Keep the head of this ranking (copies, made by the kernel) until the user's next event teaches
+        the blend."""
+        self._shown[user_id] = (head, table)
         self._shown.move_to_end(user_id)
         if len(self._shown) > REMEMBERED_USERS:
             self._shown.popitem(last=False)
 
-    def _explore(
-        self, ranked: list[tuple[str, float]], profile: UserProfile, n: int, shares: npt.NDArray[np.float64]
-    ) -> list[tuple[str, float]]:
-        """Give the last ``explore_slots`` places to fresh items (no events yet), best category first."""
-        if not self._fresh or not ranked or self.explore_slots <= 0 or n < 5:
-            return ranked
-        # The newest 50 fresh items, read from the end (cost must not grow with the catalog) and kept
-        # until the fresh items change; the user's best category first (shares over item categories).
+    def _fresh_pool(self, n: int) -> npt.NDArray[np.int64]:
+        """The fresh items (no events yet) a list of ``n`` may explore: the newest 50, read from the end
+        (cost must not grow with the catalog) and kept until the fresh items change; none when the list
+        explores nothing."""
+        if not self._fresh or self.explore_slots <= 0 or n < 5:
+            return _NO_ITEMS
         newest = getattr(self, "_newest", None)  # checkpoints of earlier releases lack it
         if newest is None:
             newest = self._newest = np.fromiter(itertools.islice(reversed(self._fresh), 50), np.int64)
-        ordered = ranking_kernels.explore_order(
-            newest, self._unavailable, self.item_categories.matrix, shares
-        )
+        return newest
+
+    def _explore(
+        self, ranked: list[tuple[str, float]], profile: UserProfile, n: int, ordered: npt.NDArray[np.int64]
+    ) -> list[tuple[str, float]]:
+        """Give the last ``explore_slots`` places to fresh items (no events yet) ``ordered`` by the
+        ranking kernel, the user's best category first."""
+        if not ranked or not ordered.size:
+            return ranked
         return exploration.splice(
             ranked, ordered, self._items.names, profile.consumed, n=n, slots=self.explore_slots, step=STEP
         )

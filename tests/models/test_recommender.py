@@ -82,6 +82,19 @@ def test_consumed_items_are_never_recommended(world: World) -> None:
     assert checked > 50
 
 
+def test_items_the_profile_consumed_before_the_model_knew_it_are_skipped_and_scores_keep_falling(
+    world: World,
+) -> None:
+    model, profile = world.model(), world.profile("u1")
+    ranked = _ids(model.recommend(profile, 10))
+    # Consumed as far as the profile knows (e.g. a list restored from an older model), not in its history.
+    for item in ranked[1:4]:
+        profile.consumed[item] = None
+    again = model.recommend(profile, 10)
+    assert [item for item, _ in again][:1] == ranked[:1] and not set(ranked[1:4]) & set(_ids(again))
+    assert len(again) == 10 and all(a[1] > b[1] for a, b in zip(again, again[1:], strict=False))
+
+
 def test_unavailable_items_are_not_recommended_until_available_again(world: World) -> None:
     model = world.model()
     profile = world.profile("u1")
