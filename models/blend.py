@@ -91,6 +91,11 @@ class OnlineBlend:
         self._prior = self.weights.copy()
         self.updates = 0
 
+    def step_state(self) -> tuple[Any, ...]:
+        """What a compiled step takes (`models.ranking_kernels.learn_taken`): weights (updated in place),
+        prior, learning rate, pull."""
+        return self.weights, self._prior, self.learning_rate, self.pull
+
     def learn_one(self, shown: Rows, taken: int) -> bool:
         """Learn that row ``taken`` of ``shown`` (candidate features, best first) was the one taken.
 

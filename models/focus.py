@@ -205,6 +205,14 @@ class Focus:
         """What `focused` takes after the shares, for a user whose shares are trusted ``trust``."""
         return self.levels_now, self._bounds, trust
 
+    def count_state(self, categories: Any, shares: Any, confidence: float, depth: int) -> tuple[Any, ...]:
+        """What `learn_ranking`'s compiled count takes (`models.ranking_kernels.learn_taken`), then
+        `settle` with its result."""
+        return (
+            self.hits, self._levels, self._bounds, categories.matrix, categories.fit, categories.PRIOR,
+            shares, confidence, depth, self.decay, self.tolerance,
+        )  # fmt: skip
+
     def learn(
         self, liked: npt.NDArray[np.bool_], taken: int, confidence: float, depth: int, concentration: float
     ) -> None:
@@ -214,20 +222,10 @@ class Focus:
         chosen = _count(
             self.hits, self._levels, liked, taken, confidence, depth, segment, self.decay, self.tolerance
         )
-        self._settle(segment, chosen)
+        self.settle(segment, chosen)
 
-    def learn_ranking(
-        self, candidates: Any, taken: int, categories: Any, shares: Any, confidence: float, depth: int
-    ) -> None:
-        """`learn` for a remembered ranking's ``candidates`` and the user's category ``shares`` (the
-        favourites, their concentration and each candidate's fit worked out in the same compiled call)."""
-        segment, chosen = _count_ranking(
-            self.hits, self._levels, self._bounds, candidates, taken, categories.matrix, categories.fit,
-            categories.PRIOR, shares, confidence, depth, self.decay, self.tolerance,
-        )  # fmt: skip
-        self._settle(int(segment), float(chosen))
-
-    def _settle(self, segment: int, chosen: float) -> None:
+    def settle(self, segment: int, chosen: float) -> None:
+        """One more count of ``segment``, which now chooses level ``chosen`` (served once warm)."""
         self.updates[segment] += 1
         if self.updates[segment] >= self.warm:
             self.levels_now[segment] = chosen

@@ -11,6 +11,7 @@ __all__ = [
     "combine",
     "explore_order",
     "features",
+    "learn_taken",
     "popular",
     "rank",
 ]
@@ -18,7 +19,8 @@ __all__ = [
 import numpy as np
 from numba import njit
 
-from models.focus import focused
+from models.blend import _step
+from models.focus import _count_ranking, focused
 from models.kernels import affinity_predict, links_of, newest, read_history, sequence_scores
 from models.taste import shares_of
 
@@ -357,3 +359,34 @@ def explore_order(newest, unavailable, matrix, prob):  # type: ignore[no-untyped
         liked[j] = best
     order = np.argsort(-liked, kind="mergesort")
     return newest[order[: (liked >= 0.0).sum()]]
+
+
+@njit(cache=True, nogil=True)
+def learn_taken(candidates, item, table, blend, focusing):  # type: ignore[no-untyped-def]
+    """What the user's taking ``item`` teaches from their remembered ranking (``candidates`` best first,
+    their feature ``table``), in one call: one step of the blend (`models.blend.OnlineBlend.learn_one`:
+    not from fewer than two rows nor from a non-finite feature), then, for a ``focusing`` confidence
+    above 0, the focus's counts (`models.focus.Focus.learn_ranking`). ``blend`` is
+    `OnlineBlend.step_state`, ``focusing`` `Focus.count_state`. Returns (whether the blend learned, the
+    focus's segment and chosen level, or -1 and 0 when it did not count); nothing is learned when
+    ``item`` is not a candidate.
+    """
+    taken = -1
+    for i in range(candidates.size):
+        if candidates[i] == item:
+            taken = i
+            break
+    if taken < 0:
+        return False, -1, 0.0
+    weights, prior, learning_rate, pull = blend
+    learned = taken < table.shape[0] and table.shape[0] >= 2 and np.isfinite(table).all()
+    if learned:
+        _step(table, taken, weights, prior, learning_rate, pull)
+    hits, levels, bounds, matrix, fit, fit_prior, shares, confidence, depth, decay, tolerance = focusing
+    if confidence <= 0.0:
+        return learned, -1, 0.0
+    segment, chosen = _count_ranking(
+        hits, levels, bounds, candidates, taken, matrix, fit, fit_prior, shares, confidence, depth, decay,
+        tolerance,
+    )  # fmt: skip
+    return learned, segment, chosen

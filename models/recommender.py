@@ -223,13 +223,14 @@ class HybridRecommender:
         shares: npt.NDArray[np.float64], evidence: float,
     ) -> None:  # fmt: skip
         """The user took ``item``: teach the blend and the focus from the user's last ranking."""
-        at = np.flatnonzero(candidates == item)
-        if not at.size:
-            return
-        self.ranker.learn_one(table, int(at[0]))
-        if evidence > 0 and shares.size:
-            trust = evidence / (evidence + TRUST)
-            self.focus.learn_ranking(candidates, int(at[0]), self.item_categories, shares, trust, FOCUS_DEPTH)
+        trust = evidence / (evidence + TRUST) if evidence > 0 and shares.size else 0.0
+        counting = self.focus.count_state(self.item_categories, shares, trust, FOCUS_DEPTH)
+        learned, segment, chosen = ranking_kernels.learn_taken(
+            candidates, item, table, self.ranker.step_state(), counting
+        )
+        self.ranker.updates += int(learned)
+        if segment >= 0:
+            self.focus.settle(int(segment), float(chosen))
 
     def learn_others(self, events: Sequence[Event]) -> None:
         """Learn events (in order) of users this model does not rank (another worker's partitions), in
@@ -341,8 +342,7 @@ class HybridRecommender:
             self.item_categories.matrix, own, self.affinity.categories.names, self._items.names)  # fmt: skip
 
     def _remember(self, user_id: str, head: npt.NDArray[np.int32], table: npt.NDArray[np.float32]) -> None:
-        """Keep the head of this ranking (copies, made by the kernel) until the user's next event teaches
-        the blend."""
+        """Keep the head of this ranking (the kernel's copies) until the user's next event teaches it."""
         self._shown[user_id] = (head, table)
         self._shown.move_to_end(user_id)
         if len(self._shown) > REMEMBERED_USERS:
@@ -395,8 +395,6 @@ def warm_up() -> None:
     model.learn_item(ItemRecord(item_id="fresh", categories=("c1",)))  # compiles the exploration kernel
     model.learn_others([Event(event_id="w9", user_id="c", item_id="x", type="rating", value=1, ts=10**12)])
     model.recommend(profiles["a"], 5)
-    # The focus's and the blend's kernels as the worker calls them (the events above may not reach all).
-    shares = np.full(2, 0.5)
-    model.focus.learn_ranking(np.zeros(1, np.int32), 0, model.item_categories, shares, 1.0, 1)
-    model.focus.learn(np.zeros(1, np.bool_), 0, 1.0, 1, 0.5)
-    model.ranker.learn_one(np.zeros((2, len(model.ranker.prior)), np.float32), 1)
+    # The blend's and the focus's learning as the worker calls it (the events above may not reach it).
+    rows = np.zeros((2, len(model.ranker.prior)), np.float32)
+    model._learn_ranking(1, np.arange(2, dtype=np.int32), rows, np.full(2, 0.5), 1.0)
