@@ -206,8 +206,9 @@ class Focus:
         return self.levels_now, self._bounds, trust
 
     def count_state(self, categories: Any, shares: Any, confidence: float, depth: int) -> tuple[Any, ...]:
-        """What `learn_ranking`'s compiled count takes (`models.ranking_kernels.learn_taken`), then
-        `settle` with its result."""
+        """What the compiled count of a remembered ranking takes (`models.ranking_kernels.learn_taken`;
+        `settle` takes its result): `learn` with the liked candidates and the concentration worked out
+        from the user's category ``shares``, trusted ``confidence``."""
         return (
             self.hits, self._levels, self._bounds, categories.matrix, categories.fit, categories.PRIOR,
             shares, confidence, depth, self.decay, self.tolerance,

@@ -366,7 +366,8 @@ def learn_taken(candidates, item, table, blend, focusing):  # type: ignore[no-un
     """What the user's taking ``item`` teaches from their remembered ranking (``candidates`` best first,
     their feature ``table``), in one call: one step of the blend (`models.blend.OnlineBlend.learn_one`:
     not from fewer than two rows nor from a non-finite feature), then, for a ``focusing`` confidence
-    above 0, the focus's counts (`models.focus.Focus.learn_ranking`). ``blend`` is
+    above 0, the focus's counts (`models.focus.Focus.learn` for the candidates' fit to the user's
+    favourite categories in ``shares``). ``blend`` is
     `OnlineBlend.step_state`, ``focusing`` `Focus.count_state`. Returns (whether the blend learned, the
     focus's segment and chosen level, or -1 and 0 when it did not count); nothing is learned when
     ``item`` is not a candidate.
