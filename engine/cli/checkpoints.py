@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from engine.cli.support import table_console
 from engine.ops.checkpoints import READS, CheckpointInfo, CheckpointStore
 from engine.ops.settings import load
 from models.recommender import MODEL_VERSION
@@ -56,7 +57,7 @@ def list_checkpoints(as_json: _JSON = False) -> None:
             str(info.format),
             str(info.size_bytes), "yes" if _usable(info) else "no", info.path.name,
         )  # fmt: skip
-    Console().print(table)
+    table_console().print(table)
 
 
 @app.command("show")

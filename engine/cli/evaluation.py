@@ -8,16 +8,14 @@ from __future__ import annotations
 
 __all__ = ["app"]
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from engine.cli.support import err, settings_or_exit
+from engine.cli.support import err, settings_or_exit, table_console
 from engine.ops.settings import Settings
 from schemas.errors import PersonalizeError
 
@@ -144,8 +142,7 @@ def replay(
     if json:
         typer.echo(orjson.dumps(report).decode())
         return
-    # Piped, the table keeps its width (rich would fold it to 80 columns).
-    Console(width=None if sys.stdout.isatty() else 150).print(_replay_table(report, k))
+    table_console().print(_replay_table(report, k))
     err.print(
         f"{report['events_per_s']:.0f} scored events/s; "
         f"the model {report['model_us_per_event']:.0f} us per event"
@@ -232,7 +229,7 @@ def bench(
     if json:
         typer.echo(orjson.dumps(report).decode())
     else:
-        Console().print(benchmark.scaling_table(report) if counts else benchmark.table(report))
+        table_console().print(benchmark.scaling_table(report) if counts else benchmark.table(report))
     err.print(f"report written to {target}")
 
 
@@ -265,7 +262,7 @@ def bandit_bench(
         )
     for name, reason in report["skipped"].items():
         table.add_row(name, "skipped", reason, "")
-    Console().print(table)
+    table_console().print(table)
 
 
 @app.command("ope-log")
@@ -345,4 +342,4 @@ def ope(
         interval = f"{e['ci_low']:.4f} .. {e['ci_high']:.4f}"
         lift = f"{e['lift']:.2f} ({e['lift_ci_low']:.2f} .. {e['lift_ci_high']:.2f})" if "lift" in e else ""
         table.add_row(name, f"{e['value']:.4f}", interval, f"{e['effective_sample_size']:.0f}", lift)
-    Console().print(table)
+    table_console().print(table)

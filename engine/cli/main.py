@@ -34,7 +34,7 @@ from engine.cli import health as health_cli
 from engine.cli import serving as serve_cli
 from engine.cli import stack as stack_cli
 from engine.cli import tenants as tenant_cli
-from engine.cli.support import err, settings_or_exit
+from engine.cli.support import err, settings_or_exit, table_console
 from engine.ingest import produce as producing
 from engine.store.redis_store import RedisStore
 
@@ -208,4 +208,4 @@ def recs(
     entries: list[dict[str, Any]] = result["items"]  # type: ignore[assignment]
     for rank, entry in enumerate(entries, 1):
         table.add_row(str(rank), entry["item_id"], f"{entry['score']:.4f}", entry["reason"] or "")
-    Console().print(table)
+    table_console().print(table)

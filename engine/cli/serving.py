@@ -12,10 +12,9 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from engine.cli.support import err, settings_or_exit
+from engine.cli.support import err, settings_or_exit, table_console
 from engine.store.redis_store import RedisStore
 
 app = typer.Typer()
@@ -133,7 +132,7 @@ def experiments_srm(
                 v["variant"], f"{v['expected_ratio']:.3f}", str(v["users"]), str(v["decisions"]),
                 str(v["rewards"]), mean,
             )  # fmt: skip
-        Console().print(table)
+        table_console().print(table)
     if not reports:
         err.print("no experiments configured (PERSONALIZE_EXPERIMENTS or PERSONALIZE_EXPERIMENTS_FILE)")
     if any(r["srm"]["mismatch"] for r in reports):

@@ -18,10 +18,9 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from engine.cli.support import err, settings_or_exit
+from engine.cli.support import err, settings_or_exit, table_console
 from engine.ingest.lag import group_lag
 from engine.ops import stack, workers
 from engine.ops.settings import Settings
@@ -153,7 +152,7 @@ def _print(statuses: list[stack.ServiceStatus], views: list[WorkerView]) -> None
             continue  # in the workers table
         state = "[green]running[/]" if s.running else "[red]stopped[/]"
         table.add_row(s.service.value, state, str(s.pid or "-"), s.address, str(s.log))
-    Console().print(table)
+    table_console().print(table)
     if not views:
         return
     table = Table("worker", "namespace", "pid", "partitions", "lag", "metrics", title="workers")
@@ -163,7 +162,7 @@ def _print(statuses: list[stack.ServiceStatus], views: list[WorkerView]) -> None
         table.add_row(
             v.worker_id, v.namespace, str(v.pid or "-"), partitions or "none", lag, v.metrics or "-"
         )
-    Console().print(table)
+    table_console().print(table)
 
 
 def _views(settings: Settings, statuses: list[stack.ServiceStatus]) -> list[WorkerView]:

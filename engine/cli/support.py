@@ -6,7 +6,9 @@ No commands here; `engine.cli.main` assembles them from `engine.cli.evaluation`,
 
 from __future__ import annotations
 
-__all__ = ["err", "settings_or_exit"]
+__all__ = ["err", "settings_or_exit", "table_console"]
+
+import sys
 
 import typer
 from rich.console import Console
@@ -16,6 +18,12 @@ from schemas.errors import PersonalizeError
 
 #: Progress, logs and errors: stderr, so that ``--json`` output on stdout stays machine-readable.
 err = Console(stderr=True)
+
+
+def table_console() -> Console:
+    """The console for a command's tables on stdout; piped into a file, a table keeps a width of 150
+    columns (rich would fold it to 80, cutting names and numbers)."""
+    return Console(width=None if sys.stdout.isatty() else 150)
 
 
 def settings_or_exit() -> Settings:
