@@ -26,6 +26,14 @@ class TrendingWorker(Worker):
         return {**super().env(), "PERSONALIZE_TRENDING_INTERVAL_S": "1"}
 
 
+class SlowRoundsWorker(Worker):
+    """Trending rounds every 5 s: events sent right after the first heartbeat are learned before the
+    job's first round."""
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "PERSONALIZE_TRENDING_INTERVAL_S": "5"}
+
+
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def trending_store(
     live_stack: None, tmp_path_factory: pytest.TempPathFactory
@@ -105,7 +113,7 @@ async def test_a_restarted_worker_counts_the_hour_before_its_model_then_what_it_
         return await store.read_trending(5, "pt-BR")
 
     try:
-        first = TrendingWorker(settings, tmp_path / "first.log")
+        first = SlowRoundsWorker(settings, tmp_path / "first.log")
         first.start()
         try:
             await wait_for(lambda: _beating(store), 90, "the first worker's heartbeat")
@@ -119,6 +127,9 @@ async def test_a_restarted_worker_counts_the_hour_before_its_model_then_what_it_
             await wait_for(counted, 60, "trending from the first worker")
         finally:
             first.stop()  # a clean stop: the model's checkpoint holds the three clicks
+        # Counting started when the group assigned partition 0, before any click was learned, not at
+        # the job's first round after them: the look-back read nothing again of what the model learned.
+        assert "trending: 0 record(s) of the hour before" in (tmp_path / "first.log").read_text()
         await store.client.delete(keys.trending(settings.namespace, "pt-BR"))
         second = TrendingWorker(settings, tmp_path / "second.log")
         second.start()
