@@ -1,10 +1,11 @@
 """The owner's path in-process: what a worker does for its own users' events, without Kafka or Faust.
 
 `Pipeline.stage_event` for each record and `Pipeline.flush` after each batch, against the real Redis in
-a namespace of its own (removed after), with the prequential quality monitor: decoding, validation,
-deduplication, the profile, learning, ranking, explaining and writing the lists. A worker's CPU per
-event in a drain minus this is what Faust, Kafka's clients and the changelog cost it; and on a machine
-whose speed varies from hour to hour, it says how fast the machine was when the run was taken.
+a namespace of its own (removed after), with the prequential quality monitor and the worker's garbage
+collector settings (`engine.ops.gc_tuning`): decoding, validation, deduplication, the profile, learning,
+ranking, explaining and writing the lists. A worker's CPU per event in a drain minus this is what Faust,
+Kafka's clients and the changelog cost it; and on a machine whose speed varies from hour to hour, it
+says how fast the machine was when the run was taken.
 
 Run by `personalize bench --workers` in a process of its own (``python -m streams.owner_path USERS ITEMS
 EVENTS``, settings from the environment; prints one JSON object): the engine's bench does not import the
@@ -25,6 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from engine.bench import sandbox
 from engine.bench.traffic import encode_backlog
+from engine.ops import gc_tuning
 from engine.ops.metrics import Metrics
 from engine.ops.settings import Settings
 from engine.store.redis_store import RedisStore
@@ -59,6 +61,7 @@ async def owner_us_per_event(
     records = encode_backlog(list(world.events(events)), run_id="owner")
     profiles: dict[str, Any] = {}
     half = len(records) // 2
+    gc_tuning.tune(settings.gc_threshold)  # as the worker does once started
 
     async def stage(start: int, stop: int) -> None:
         for first in range(start, stop, batch):
