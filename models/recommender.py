@@ -20,7 +20,7 @@ from dataclasses import astuple
 import numpy as np
 import numpy.typing as npt
 
-from models import bulk_learn, exploration, kernels, ranking_kernels
+from models import bulk_learn, exploration, ranking_kernels
 from models.affinity import CategoryAffinity
 from models.arrays import Vocabulary, grown
 from models.blend import Blend, OnlineBlend
@@ -58,7 +58,6 @@ REMEMBERED_USERS = 20_000
 TRUST = 2.0
 #: How far a score is put below the one above it when it would not be lower by itself.
 STEP = 1e-6
-_NONE = np.zeros(0)
 _NO_ITEMS = np.zeros(0, dtype=np.int64)
 _PRIOR_BLEND = Blend()  # the blend's prior weights unless a model is given others
 #: The focus is judged on the top of the list, where hits are counted.
@@ -179,44 +178,19 @@ class HybridRecommender:
             return
         item, user = self._item(event.item_id, taken=True), event.user_id
         shown = self._shown.pop(user, None) if signal.consumed else None
-        self._positives[item] += signal.label
-        self._seen[item] += 1
-        if signal.consumed:
-            user_row = self.sequence.reserve(user, item)
-            self.cooccurrence.reserve(len(self._items))
-            self.transitions.reserve(len(self._items))
-            done = kernels.consume(
-                user_row, item, self.sequence.append_state(), self.cooccurrence.link_state(),
-                self.transitions.link_state(),
-            )  # fmt: skip
-            if not done:  # a bug, not bad input: the reserve calls above size every array
-                raise RuntimeError(f"no room reserved to learn item {event.item_id!r}")
-        categories = list(self.item_categories.lists[item])
+        evidence = self.shares.evidence(user)
+        # One compiled call learns what `learn_others` learns; the user's shares before this event come
+        # back: what their last ranking is judged with.
+        shares, spread = bulk_learn.learn_owned(self, event, item, signal.label, signal.consumed, TRUST)
         if signal.label == 0:
-            if categories:
-                labels = np.zeros(len(categories))
-                self.affinity.learn_ids(user, np.array(categories), labels, event.context, event.ts)
             return
-        evidence, known = self.shares.evidence(user), len(self.affinity.categories)
-        if categories:
-            # The user's shares before this event come back: what their last ranking is judged with.
-            shares, fractions = self.shares.learn_item(user, self.item_categories, item, known, TRUST)
-            self.heads.learn_one(item, categories, signal.weight, event.ts, fractions.tolist())
-        else:
-            shares = self.shares.vector(user, known) if shown is not None and evidence > 0 else _NONE
-            self.heads.learn_one(item, (), signal.weight, event.ts)
+        categories = self.item_categories.lists[item]
+        fractions = spread.tolist() if categories else None
+        self.heads.learn_one(item, categories, signal.weight, event.ts, fractions)
         if shown is not None:
+            if not categories and evidence > 0:
+                shares = self.shares.vector(user, len(self.affinity.categories))
             self._learn_ranking(item, *shown, shares, evidence)
-        if categories:
-            labels_ = [1.0] * len(categories)
-            # One category the user did not pick, as the implicit negative of a positive event.
-            if known > len(categories):
-                negative = categories[0]
-                while negative in categories:
-                    negative = self._rng.randrange(known)
-                categories.append(negative)
-                labels_.append(0.0)
-            self.affinity.learn_ids(user, np.array(categories), np.array(labels_), event.context, event.ts)
 
     def _learn_ranking(
         self, item: int, candidates: npt.NDArray[np.int32], table: npt.NDArray[np.float32],
