@@ -1,14 +1,22 @@
-"""The worker's consumer fetches with the settings' wait and size (streams/fetching.py)."""
+"""The worker's consumer (streams/fetching.py) fetches with the settings' wait and size, and hands each
+message on as Faust does, without Faust's tasks when its callback does not wait."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import cast
+from types import SimpleNamespace
+from typing import Any, cast
 
+import pytest
 from faust.transport.drivers import aiokafka as driver
+from mode import Service
 from prometheus_client import CollectorRegistry
 
 from engine.ops.settings import Settings
+from streams import fetching
 from streams.app import create_app
 
 
@@ -25,3 +33,108 @@ async def test_worker_consumer_fetches_with_the_settings_wait_and_size(tmp_path:
     await kafka.stop()  # never started: closes nothing but the unused client
     consumer._thread.thread_loop.close()  # the consumer thread's own loop, never run
     await pipeline.store.close()
+
+
+class _Consumer(Service):
+    """What `streams.fetching` reads of Faust's consumer: its flow, offsets, commits and callback."""
+
+    def __init__(
+        self, callback: Callable[[Any], Awaitable[None]], *, commit_every: int | None = None
+    ) -> None:
+        super().__init__()
+        self.suspend_flow = asyncio.Event()
+        self.callback = callback
+        self._read_offset: defaultdict[str, int | None] = defaultdict(lambda: None)
+        self._commit_every, self._n_acked = commit_every, 0
+        self.gaps: list[tuple[str, int, int]] = []
+        self.commits = 0
+        self.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True))
+
+    async def _add_gap(self, tp: str, start: int, stop: int) -> None:
+        self.gaps.append((tp, start, stop))
+
+    async def commit(self) -> None:
+        self.commits += 1
+
+
+async def test_a_callback_that_does_not_wait_runs_at_once_without_a_task() -> None:
+    ran: list[int] = []
+
+    async def callback(message: int) -> None:
+        ran.append(message)
+
+    consumer = _Consumer(callback)
+    tasks = len(asyncio.all_tasks())
+    coro = fetching.deliver(cast(Any, consumer), callback(7))
+    with pytest.raises(StopIteration):
+        coro.send(None)  # delivered in one step: nothing was scheduled
+    assert ran == [7] and len(asyncio.all_tasks()) == tasks
+
+
+async def test_a_callback_that_waits_is_finished_from_where_it_stopped() -> None:
+    gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    steps: list[str] = []
+
+    async def callback(message: int) -> None:
+        steps.append("queued")
+        steps.append(await gate)  # a full queue: Faust's callback waits for room
+        await asyncio.sleep(0)
+        steps.append("done")
+
+    consumer = _Consumer(callback)
+    delivery = asyncio.ensure_future(fetching.deliver(cast(Any, consumer), callback(1)))
+    await asyncio.sleep(0.01)
+    assert steps == ["queued"] and not delivery.done()
+    gate.set_result("room")
+    await asyncio.wait_for(delivery, 1)
+    assert steps == ["queued", "room", "done"]
+
+
+async def test_a_suspended_flow_abandons_a_waiting_callback_as_faust_does() -> None:
+    outcome: list[str] = []
+
+    async def callback(message: int) -> None:
+        try:
+            await asyncio.Event().wait()  # never room
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    consumer = _Consumer(callback)
+    delivery = asyncio.ensure_future(fetching.deliver(cast(Any, consumer), callback(1)))
+    await asyncio.sleep(0.01)
+    consumer.suspend_flow.set()  # a rebalance
+    await asyncio.wait_for(delivery, 1)
+    await asyncio.sleep(0)
+    assert outcome == ["cancelled"]
+
+
+async def test_a_failing_callback_raises_from_deliver_either_way() -> None:
+    async def at_once(message: int) -> None:
+        raise ValueError("bad")
+
+    async def later(message: int) -> None:
+        await asyncio.sleep(0.01)
+        raise ValueError("bad")
+
+    for callback in (at_once, later):
+        with pytest.raises(ValueError, match="bad"):
+            await fetching.deliver(cast(Any, _Consumer(callback)), callback(1))
+
+
+async def test_messages_are_handed_on_with_faust_s_offsets_gaps_and_commits() -> None:
+    got: list[int] = []
+
+    async def callback(message: Any) -> None:
+        got.append(message.offset)
+
+    consumer = _Consumer(callback, commit_every=2)
+    for offset in (0, 1, 4, 3, 5):  # 2-3 never came (a gap); 3 comes late: read past already
+        await fetching._hand_on(
+            cast(Any, consumer), cast(Any, "tp"), cast(Any, SimpleNamespace(offset=offset, topic="t"))
+        )
+        consumer._n_acked += 1  # the agent acknowledged it
+    assert got == [0, 1, 4, 5]
+    assert consumer.gaps == [("tp", 2, 4)]
+    assert consumer._read_offset["tp"] == 5
+    assert consumer.commits == 2  # when 2 were acknowledged since the last commit
