@@ -14,9 +14,10 @@ made the worker spend 0.38 of a core at 100 events/s, fetching a record or two a
 And the hand-off of each fetched message to the agents: Faust runs its per-message callback (decode,
 queue for the agent) as a task raced against the flow's suspension and the consumer's stop and crash,
 four tasks and an `asyncio.wait` per message, though the callback almost never waits. Here it runs at
-once when it does not wait, and as Faust runs it when it does (`deliver`). With one worker draining a
-backlog (`personalize bench --workers 1`, same half hour): 2,441 events/s at 425 us of CPU per event
-with Faust's hand-off, 3,008 at 333 without it. Nothing here reads or writes records.
+once when it does not wait, and as Faust runs it when it does (`deliver`). One worker draining a
+backlog (`personalize bench --workers`, runs of the same hour): 2,441-2,744 events/s at 373-425 us of
+CPU per event with Faust's hand-off, 2,831-3,179 at 313-362 without it (docs/benchmarks.md). Nothing
+here reads or writes records.
 """
 
 from __future__ import annotations
