@@ -207,6 +207,7 @@ def create_app(
         ConsumerScheduler=TimeOrderScheduler,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        table_standby_replicas=settings.table_standbys,
     )
     fetching.install(app, wait_ms=settings.kafka_fetch_wait_ms, min_bytes=settings.kafka_fetch_min_bytes)
     events_topic = app.topic(settings.events_topic, partitions=settings.partitions)

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     #: (Kafka's session timeout; Faust's default 60 s). Lower means a crashed worker's users are picked
     #: up sooner, but a worker whose event loop stalls that long (a long catch-up) is dropped too.
     session_timeout_s: float = Field(60.0, ge=6.0, le=1800.0)
+    #: Standby copies of each partition of the worker tables (the profiles) that other workers keep up to
+    #: date from the changelog (Faust's ``table_standby_replicas``): a worker given a partition with a
+    #: standby copy resumes it at once; without, it first reads the partition's changelog.
+    table_standbys: int = Field(1, ge=0, le=8)
     #: The worker explains each list and stores the reasons with it (`schemas.reasons`); false leaves
     #: them out: ~60-90 B less per user in Redis and no explaining in the worker, and readers get lists
     #: without reasons (the API's reason fields are null).

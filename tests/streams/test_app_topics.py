@@ -1,4 +1,5 @@
-"""The worker creates its tables' changelog topics before Faust starts, under the names Faust uses."""
+"""The worker creates its tables' changelog topics before Faust starts, under the names Faust uses, and
+keeps the standby copies of them the settings ask for."""
 
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ async def test_the_changelogs_made_before_start_are_those_of_every_table_faust_k
     faust_made = {table.changelog_topic.get_topic_name() for table in app.tables.values()}
     assert set(changelog_configs(settings)) == faust_made
     assert all(config == {"cleanup.policy": "compact"} for config in changelog_configs(settings).values())
+    await pipeline.store.close()
+
+
+@pytest.mark.parametrize("standbys", [0, 2])
+async def test_the_tables_standby_copies_follow_the_settings(tmp_path: Path, standbys: int) -> None:
+    settings = Settings(namespace="test-app-standbys", stack_dir=tmp_path, table_standbys=standbys)
+    app, pipeline = create_app(settings, CollectorRegistry())
+    assert app.conf.table_standby_replicas == standbys
     await pipeline.store.close()
 
 
