@@ -174,6 +174,8 @@ class Checkpointer:
                 quality.restore(quality_state)
         #: Records whose effect the model took since the last checkpoint.
         self.pending = 0
+        #: Of those, the ones that count toward the count trigger (not other workers' events).
+        self.counted = 0
         #: Marks erasures (user, event id) done by this worker in Redis, with what it removed.
         self.confirm = confirm
         self.erasure_gap_s = settings.erasure_checkpoint_gap_s
@@ -196,11 +198,17 @@ class Checkpointer:
         """The next offset of the partition whose effect the model does not hold (None: unknown)."""
         return self.offsets.get(topic, {}).get(partition)
 
-    def advance(self, topic: str, partition: int, next_offset: int, records: int = 1) -> None:
-        """The model holds the partition up to ``next_offset`` (exclusive)."""
+    def advance(
+        self, topic: str, partition: int, next_offset: int, records: int = 1, *, counted: bool = True
+    ) -> None:
+        """The model holds the partition up to ``next_offset`` (exclusive), having taken ``records`` more;
+        ``counted``: whether they count toward `Settings.checkpoint_every_events` (other workers' events
+        do not: with N workers every worker would checkpoint N times as often for the same traffic)."""
         parts = self.offsets.setdefault(topic, {})
         parts[partition] = max(parts.get(partition, next_offset), next_offset)
         self.pending += records
+        if counted:
+            self.counted += records
 
     def learned(self, user_id: str, event_id: str) -> None:
         """Remember an event the model learned (`Pipeline.learned`)."""
@@ -235,7 +243,7 @@ class Checkpointer:
             return time.monotonic() - self._last_at >= self.erasure_gap_s
         if not self.enabled or not self.pending:
             return False
-        if self.every_events and self.pending >= self.every_events:
+        if self.every_events and self.counted >= self.every_events:
             return True
         return bool(self.every_s) and time.monotonic() - self._last_at >= self.every_s
 
@@ -280,6 +288,7 @@ class Checkpointer:
                 payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
                 offsets = copy.deepcopy(self.offsets)
                 taken, self.pending = self.pending, 0
+                counted, self.counted = self.counted, 0
                 self._last_at = time.monotonic()
             try:
                 await self.flush()
@@ -293,6 +302,7 @@ class Checkpointer:
                 log.error("model checkpoint failed: %s", exc)
                 self.metrics.checkpoint_writes.labels(outcome="failed").inc()
                 self.pending += taken
+                self.counted += counted
                 self._forgotten |= forgotten
                 self._unwritten = erased + self._unwritten
                 return None

@@ -251,7 +251,8 @@ class Replica:
                     learned["events"] += self._learn_events(run)
                     run = []
                     learned["items"] += self._learn_item(message.value() or b"")
-            self.checkpointer.advance(topic, partition, offset + 1)
+            # Other workers' events do not count toward the next checkpoint (their owners' do).
+            self.checkpointer.advance(topic, partition, offset + 1, counted=topic != self.events_topic)
         learned["events"] += self._learn_events(run)
         for kind, count in learned.items():
             if count:

@@ -190,6 +190,26 @@ async def test_checkpoints_are_due_by_count_or_time_and_written_on_shutdown(tmp_
     assert get("personalize_checkpoint_writes_total", {"outcome": "failed"}) == 1 and cp.pending == 1
 
 
+async def test_other_workers_events_do_not_count_toward_a_checkpoint_but_are_kept_by_the_next(
+    tmp_path: Path,
+) -> None:
+    worker = Worker(tmp_path, [], {}, restored=False)
+    cp = worker.checkpointer
+    cp.enabled, cp.every_events, cp.every_s = True, 3, 0
+    cp.advance(EVENTS, 1, 10, records=10, counted=False)  # what the replica learned for another worker
+    assert not cp.due()  # with N workers, N times as many checkpoints otherwise
+    cp.advance(EVENTS, 0, 3, records=3)
+    assert cp.due()
+    await cp.tick()
+    assert len(worker.store.paths()) == 1 and (cp.pending, cp.counted) == (0, 0)
+    cp.advance(EVENTS, 1, 12, records=2, counted=False)
+    cp.every_s = 1e-9  # the time trigger covers them
+    assert cp.due()
+    cp.every_s = 0
+    await cp.close()  # and a clean shutdown writes them
+    assert len(worker.store.paths()) == 2 and cp.offsets[EVENTS][1] == 12
+
+
 async def test_restore_refuses_a_checkpoint_without_a_model_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -183,8 +183,11 @@ async def test_the_catalog_is_read_whole_before_any_event_and_then_others_events
     assert histories(world.model) == {"a": [], "b": [], "c": [], "d": []}  # no assignment known yet
 
     world.replica.assigned([0])  # the group gives this worker partition 0: the reader follows 1
+    counted = world.checkpointer.counted
     for _ in range(3):
         await world.replica.step()
+    # Another worker's events move the checkpoint's offsets but not its count trigger (the catalog's do).
+    assert world.checkpointer.counted == counted and world.checkpointer.pending > counted
     assert histories(world.model) == {"a": [], "b": [], "c": ["i1", "i2"], "d": ["i4"]}
     assert world.checkpointer.position(EVENTS, 1) == 5  # past the re-keyed copy and the control record
     assert world.checkpointer.position(EVENTS, 0) is None  # the agent's
