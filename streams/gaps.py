@@ -37,6 +37,9 @@ _T = TypeVar("_T")
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 5.0
 
+#: Longest wait at the broker of a range read's fetch (ms): what the next read on the client may wait.
+_FETCH_WAIT_MS = 10
+
 #: Header that marks a control record of the engine's own (value ignored, never an event).
 CONTROL_HEADER = "p13n-control"
 
@@ -69,7 +72,15 @@ class Record:
 
 
 class GapReader:
-    """Reads offset ranges and watermarks of one topic directly, outside the consumer group."""
+    """Reads offset ranges and watermarks of one topic directly, outside the consumer group.
+
+    A consumer that has fetched keeps a fetch request open at the broker after it is unassigned (up to
+    ``fetch.wait.max.ms``, librdkafka's default 500 ms), and the broker answers a connection's requests
+    in order: the next range or watermark asked on that client waited for it. A partition taken over
+    (catch-up read, then the guard's look at the log start) paid it per partition, under the
+    checkpointer's lock: 0.5 s of nothing learned each. So watermarks have a client of their own that
+    never fetches, and the range reader's fetches wait at most `_FETCH_WAIT_MS` at the broker.
+    """
 
     def __init__(
         self,
@@ -88,7 +99,9 @@ class GapReader:
         #: How long a failing read is retried before its error is raised (`Settings.kafka_read_patience_s`).
         self.patience_s = patience_s
         self.metrics = metrics
+        #: Reads ranges (assigned, fetches); `_meta` only asks for watermarks; `_group` for the committed.
         self._consumer: confluent_kafka.Consumer | None = None
+        self._meta: confluent_kafka.Consumer | None = None
         self._group: confluent_kafka.Consumer | None = None
 
     async def _patiently(self, what: str, call: Callable[[], _T]) -> _T:
@@ -117,15 +130,24 @@ class GapReader:
 
     def _client(self) -> confluent_kafka.Consumer:
         if self._consumer is None:
-            self._consumer = confluent_kafka.Consumer(
-                {
-                    "bootstrap.servers": self.bootstrap,
-                    "group.id": f"p13n-gap-reader-{uuid.uuid4().hex}",  # never joins: assign() only
-                    "enable.auto.commit": False,
-                    "enable.partition.eof": True,
-                }
-            )
+            self._consumer = self._unjoined(**{"fetch.wait.max.ms": _FETCH_WAIT_MS})
         return self._consumer
+
+    def _watermarks_client(self) -> confluent_kafka.Consumer:
+        if self._meta is None:
+            self._meta = self._unjoined()
+        return self._meta
+
+    def _unjoined(self, **config: Any) -> confluent_kafka.Consumer:
+        return confluent_kafka.Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"p13n-gap-reader-{uuid.uuid4().hex}",  # never joins: assign() only
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                **config,
+            }
+        )
 
     async def read(self, partition: int, start: int, end: int) -> list[Record]:
         """Records with ``start <= offset < end`` (offsets the log no longer has are skipped); raises
@@ -179,7 +201,7 @@ class GapReader:
         tp = confluent_kafka.TopicPartition(self.topic, partition)
 
         def ask() -> tuple[int, int]:
-            low, high = self._client().get_watermark_offsets(tp, 10.0, False)
+            low, high = self._watermarks_client().get_watermark_offsets(tp, 10.0, False)
             return int(low), int(high)
 
         if not patient:
@@ -187,10 +209,10 @@ class GapReader:
         return await self._patiently(f"the watermarks of [{partition}]", ask)
 
     def close(self) -> None:
-        for client in (self._consumer, self._group):
+        for client in (self._consumer, self._meta, self._group):
             if client is not None:
                 client.close()
-        self._consumer = self._group = None
+        self._consumer = self._meta = self._group = None
 
 
 #: ``process(partition, offset, key, value)``: handle one event record (never raises on bad input).
