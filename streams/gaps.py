@@ -199,9 +199,10 @@ class GapReader:
         ``patient=False``: one try (for measurements that must not hold up a timer while Kafka is away).
         """
         tp = confluent_kafka.TopicPartition(self.topic, partition)
+        client = self._watermarks_client()  # made here, not in the threads: concurrent asks share one
 
         def ask() -> tuple[int, int]:
-            low, high = self._watermarks_client().get_watermark_offsets(tp, 10.0, False)
+            low, high = client.get_watermark_offsets(tp, 10.0, False)
             return int(low), int(high)
 
         if not patient:
