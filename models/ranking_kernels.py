@@ -115,38 +115,47 @@ def popular(overall, by_category, probabilities, n, hidden, unavailable):  # typ
 
 @njit(cache=True, nogil=True)
 def _kth_largest(values, k):  # type: ignore[no-untyped-def]
-    """The k-th largest of ``values`` (1 <= k <= size), by quickselect on a copy.
+    """The k-th largest of ``values`` (1 <= k <= size; no NaN), by quickselect.
 
-    Numba's ``np.partition`` took about twice as long on the few thousand scores of a request.
+    Each round splits the values around a median-of-three pivot without a branch per value: every
+    value is written to both ends of a scratch array and only the counters say which copy stays (the
+    comparisons are unpredictable, and branching on them cost about twice as much; numba's
+    ``np.partition`` about three times). The pivot is one of the values, so each round shrinks.
+
+    >>> _kth_largest(np.array([0.5, 0.1, 0.9, 0.5, 0.3]), 3)
+    0.5
     """
-    a = values.copy()
-    lo, hi, target = 0, a.size - 1, k - 1
-    while lo < hi:
-        x, y, z = a[lo], a[(lo + hi) >> 1], a[hi]
+    a, b = values.copy(), np.empty(values.size)
+    m, target = a.size, k
+    while True:
+        x, y, z = a[0], a[m >> 1], a[m - 1]
         pivot = max(min(x, y), min(max(x, y), z))
-        i, j = lo, hi
-        while i <= j:
-            while a[i] > pivot:
-                i += 1
-            while a[j] < pivot:
-                j -= 1
-            if i <= j:
-                a[i], a[j] = a[j], a[i]
-                i += 1
-                j -= 1
-        if target <= j:
-            hi = j
-        elif target >= i:
-            lo = i
+        above, below = 0, 0
+        for i in range(m):
+            value = a[i]
+            b[above] = value
+            above += value > pivot
+            b[m - 1 - below] = value
+            below += value < pivot
+        if target <= above:  # among those above the pivot, now at the front of b
+            a, b = b, a
+            m = above
+        elif target > m - below:  # among those below it, at the back of b
+            target -= m - below
+            a[:below] = b[m - below : m]
+            m = below
         else:
-            break
-    return a[target]
+            return pivot
 
 
 @njit(cache=True, nogil=True)
 def _best(scores, k):  # type: ignore[no-untyped-def]
-    """Indices of the ``k`` highest scores, in no particular order (ties: the earliest; NaN ranks
-    last)."""
+    """Indices of the ``k`` highest scores: those above the k-th highest, then the earliest of those
+    equal to it, each in index order (NaN ranks last).
+
+    >>> _best(np.array([0.2, 0.9, 0.4, 0.9, 0.4]), 3)
+    array([1, 3, 2])
+    """
     if scores.size <= k:
         return np.arange(scores.size)
     nan = False
@@ -155,19 +164,42 @@ def _best(scores, k):  # type: ignore[no-untyped-def]
     if nan:  # NaN has no order: it ranks last
         scores = np.where(np.isnan(scores), -np.inf, scores)
     threshold = _kth_largest(scores, k)
-    out = np.empty(k, np.int64)
+    # Branch-free as above: at most k - 1 scores are above the threshold, so every write is in bounds.
+    out = np.empty(k + 1, np.int64)
     c = 0
     for i in range(scores.size):
-        if scores[i] > threshold:
-            out[c] = i
-            c += 1
+        out[c] = i
+        c += scores[i] > threshold
     for i in range(scores.size):
-        if c == k:
-            break
-        if scores[i] == threshold:
-            out[c] = i
-            c += 1
-    return out[:c]  # never an unset index, whatever the scores
+        out[c] = i
+        c += (scores[i] == threshold) & (c < k)
+    return out[:k]
+
+
+@njit(cache=True, nogil=True)
+def _head_first(scores, k):  # type: ignore[no-untyped-def]
+    """Indices of ``scores``: the ``k`` highest first, as a stable sort by score descending puts them
+    (NaN last), then the others in index order, unsorted (sorting all cost twice as much, and callers
+    rarely read past the head).
+
+    >>> _head_first(np.array([0.2, 0.9, 0.4, 0.9, 0.1]), 3)
+    array([1, 3, 2, 0, 4])
+    """
+    top = _best(scores, k)
+    keys = np.empty(top.size)
+    for i in range(top.size):
+        keys[i] = -scores[top[i]]
+    ranked = np.argsort(keys, kind="mergesort")
+    order = np.empty(scores.size + 1, np.int64)
+    rest = np.ones(scores.size, np.bool_)
+    for i in range(top.size):
+        order[i] = top[ranked[i]]
+        rest[top[i]] = False
+    c = top.size
+    for i in range(scores.size):
+        order[c] = i
+        c += rest[i]
+    return order[: scores.size]
 
 
 @njit(cache=True, nogil=True)
@@ -259,9 +291,10 @@ def rank(  # type: ignore[no-untyped-def]
     ``keeping`` is (how many of the ranking's head to return, the fresh items to order for
     exploration: `explore_order`, the step that keeps listed scores strictly falling). The user's
     consumed items are hidden for the call. Returns the head of the ranking (items as int32, their
-    features as float32, copies), the user's category shares, (items, scores, stepped scores) in the
-    order of the list, and the fresh items in their exploration order. A stepped score is the score
-    kept strictly below the stepped one above it (``step`` below it where it would not be lower).
+    features as float32, copies), the user's category shares, (items, scores) in the order of the list
+    for as many as there are stepped scores (at least the head; max(keep, 4n) in all) and unsorted after
+    them, the stepped scores, and the fresh items in their exploration order. A stepped score is the
+    score kept strictly below the stepped one above it (``step`` below it where it would not be lower).
     """
     weights, values, totals, hidden, unavailable, shortlist = blending
     # The user's consumed items (hidden from the ranking) and latest ``recent`` of them (the signals'
@@ -311,19 +344,24 @@ def rank(  # type: ignore[no-untyped-def]
         fit,
         fit_prior,
     )
-    total = np.zeros(items.size)
-    for j in range(weights.size):
-        total += weights[j] * table[:, j]
-    order = np.argsort(-total, kind="mergesort")
+    total = np.empty(items.size)
+    for i in range(items.size):
+        value = 0.0
+        for j in range(weights.size):
+            value += weights[j] * table[i, j]
+        total[i] = value
+    keep, fresh, step = keeping
+    # Only the head the caller reads is put in order; the rest follows unsorted.
+    sorted_head = min(items.size, max(keep, 4 * n))
+    order = _head_first(total, sorted_head)
     items, total = items[order], total[order]
     levels, bounds, trust = focusing
     listed, listed_total = focused(
         items, total, 4 * n, category_matrix, fit, fit_prior, shares, levels, bounds, trust, n
     )
-    keep, fresh, step = keeping
-    stepped = np.empty(listed_total.size)
+    stepped = np.empty(sorted_head)
     ceiling = np.inf
-    for i in range(listed_total.size):
+    for i in range(sorted_head):
         value = listed_total[i]
         ceiling = value if value < ceiling else ceiling - step
         stepped[i] = ceiling

@@ -281,6 +281,10 @@ class HybridRecommender:
         ranked: list[tuple[str, float]] = []
         # Candidates are best first and the model's history is already hidden; what is left to
         # skip (items consumed before the model kept a history) is rare, so read a little past n.
+        # The kernel sorted only the head (as far as it stepped scores): sort the rest here.
+        rest = stepped.size + np.argsort(-totals[stepped.size :], kind="stable")
+        listed = np.concatenate((listed[: stepped.size], listed[rest]))
+        totals = np.concatenate((totals[: stepped.size], totals[rest]))
         ceiling = np.inf
         for start in range(0, len(listed), 2 * n):
             stop = start + 2 * n

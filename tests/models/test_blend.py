@@ -100,3 +100,20 @@ def test_an_item_known_without_any_category_gets_the_no_category_affinity() -> N
     # And the shortlist never hands out an unset index, NaN scores or not.
     assert sorted(_best(np.array([0.3, np.nan, 0.9, 0.1]), 2).tolist()) == [0, 2]
     assert sorted(_best(np.array([np.nan, np.nan, 0.9]), 2).tolist()) == [0, 2]
+
+
+def test_the_shortlist_and_the_sorted_head_match_a_full_stable_sort() -> None:
+    """`_best` (branch-free quickselect) and `_head_first` against numpy's stable sort, on scores with
+    many ties and some NaN (which rank last)."""
+    from models.ranking_kernels import _best, _head_first
+
+    rng = np.random.default_rng(3)
+    for size in (1, 2, 5, 40, 700):
+        scores = np.round(rng.random(size) * rng.choice([3, 1000]), 0)
+        scores[rng.random(size) < 0.05] = np.nan
+        full = np.argsort(-np.where(np.isnan(scores), -np.inf, scores), kind="stable")
+        for k in {1, size // 3 + 1, size - 1, size} - {0}:
+            assert sorted(_best(scores, k).tolist()) == sorted(full[:k].tolist()), (size, k)
+            order = _head_first(scores, k)
+            assert order[:k].tolist() == full[:k].tolist(), (size, k)
+            assert sorted(order.tolist()) == list(range(size))

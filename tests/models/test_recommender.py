@@ -5,9 +5,11 @@ from __future__ import annotations
 import pickle
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
+from models import ranking_kernels
 from models.profile import UserProfile
 from models.recommender import MODEL_VERSION, HybridRecommender
 from models.synth import Clickstream
@@ -93,6 +95,33 @@ def test_items_the_profile_consumed_before_the_model_knew_it_are_skipped_and_sco
     again = model.recommend(profile, 10)
     assert [item for item, _ in again][:1] == ranked[:1] and not set(ranked[1:4]) & set(_ids(again))
     assert len(again) == 10 and all(a[1] > b[1] for a, b in zip(again, again[1:], strict=False))
+
+
+def test_a_list_read_past_the_sorted_head_takes_the_rest_best_first(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel sorts only the head of the ranking; a list that skips nearly all of it (items the
+    profile consumed before the model knew) takes the rest by score, as a full sort would."""
+    model, profile = world.model(), world.profile("u1")
+    outputs: list[tuple[Any, ...]] = []
+    real = ranking_kernels.rank
+
+    def spy(*args: Any) -> tuple[Any, ...]:
+        outputs.append(real(*args))
+        return outputs[-1]
+
+    monkeypatch.setattr(ranking_kernels, "rank", spy)
+    model.recommend(profile, 10)
+    listed, totals, stepped = outputs[-1][3:6]
+    assert 0 < stepped.size < listed.size  # only the head came sorted
+    names = model._items.names  # noqa: SLF001 - item names of the model's ids
+    for item in listed[: stepped.size - 3].tolist():
+        profile.consumed[names[item]] = None
+    again = model.recommend(profile, 10)
+    score = {names[item]: total for item, total in zip(listed.tolist(), totals.tolist(), strict=True)}
+    left = [names[item] for item in listed.tolist() if names[item] not in profile.consumed]
+    assert _ids(again) == sorted(left, key=lambda item: -score[item])[:10]
+    assert all(a[1] > b[1] for a, b in zip(again, again[1:], strict=False))
 
 
 def test_unavailable_items_are_not_recommended_until_available_again(world: World) -> None:
