@@ -190,7 +190,7 @@ def create_app(
     (see `streams.checkpointer.restore`); ``metrics_at`` (``host:port`` of its metrics) goes in its
     heartbeat."""
     codecs.register()
-    app = faust.App(
+    app = fetching.App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.bootstrap.split(",")],
         store="memory://",

@@ -35,6 +35,14 @@ async def test_worker_consumer_fetches_with_the_settings_wait_and_size(tmp_path:
     await pipeline.store.close()
 
 
+async def test_the_worker_app_keeps_faust_s_monitor_off_the_per_message_path(tmp_path: Path) -> None:
+    app, pipeline = create_app(Settings(namespace="test-monitor", stack_dir=tmp_path), CollectorRegistry())
+    assert isinstance(app, fetching.App)
+    app.on_init_dependencies()  # what starting the app runs first: Faust adds its Monitor there
+    assert app.monitor is not None and app.monitor not in set(app.sensors)
+    await pipeline.store.close()
+
+
 class _Consumer(Service):
     """What `streams.fetching` reads of Faust's consumer: its flow, offsets, commits and callback."""
 
