@@ -80,10 +80,9 @@ def _similarity(users, recency, neighbors, sim, excluded):  # type: ignore[no-un
     """
     distinct = np.empty(users.size, np.int64)
     d = 0
-    for i in range(users.size):
-        if sim[users[i]] == 0.0:
-            distinct[d] = users[i]
-            d += 1
+    for i in range(users.size):  # branch-free: whether a user is new is data (it mispredicts often)
+        distinct[d] = users[i]
+        d += sim[users[i]] == 0.0
         sim[users[i]] += recency[i]
     if d > neighbors:
         order = np.argsort(-sim[distinct[:d]], kind="mergesort")
