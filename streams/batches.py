@@ -1,7 +1,8 @@
 """One batch of events-topic records as the events agent handles it, under the checkpointer's lock.
 
-Each record is admitted in order (catch-up first, then the offset guard), then the batch's lists go to
-Redis and its table writes to the changelog. Those two flushes run even when admitting a record fails
+The records are decoded and validated first, in one pass (`Pipeline.prepare`); then each is admitted
+in order (catch-up first, then the offset guard), then the batch's lists go to Redis and its table
+writes to the changelog. Those two flushes run even when admitting a record fails
 (a gap or catch-up read that kept failing): what was handled before is kept, and the error is raised
 after them, so the agent restarts and the guard re-reads the rest. Never swallows the error.
 """
@@ -41,10 +42,12 @@ async def handle_batch(
     writes: BatchWrites,
 ) -> None:
     """Admit ``records`` in order, then flush the batch's lists and table writes (also on an error)."""
+    batch = list(records)
+    pipeline.prepare(record.value for record in batch if not record.control)
     # The whole batch under the lock: a checkpoint never sees half a batch's effects.
     async with lock:
         try:
-            for record in records:
+            for record in batch:
                 writes.partition = record.partition
                 await catchup.events(record.partition, writes)
                 await guard.on_message(

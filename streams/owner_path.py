@@ -1,11 +1,11 @@
 """The owner's path in-process: what a worker does for its own users' events, without Kafka or Faust.
 
-`Pipeline.stage_event` for each record and `Pipeline.flush` after each batch, against the real Redis in
-a namespace of its own (removed after), with the prequential quality monitor and the worker's garbage
-collector settings (`engine.ops.gc_tuning`): decoding, validation, deduplication, the profile, learning,
-ranking, explaining and writing the lists. A worker's CPU per event in a drain minus this is what Faust,
-Kafka's clients and the changelog cost it; and on a machine whose speed varies from hour to hour, it
-says how fast the machine was when the run was taken.
+`Pipeline.prepare` and `Pipeline.stage_event` for each batch's records and `Pipeline.flush` after it,
+against the real Redis in a namespace of its own (removed after), with the prequential quality monitor
+and the worker's garbage collector settings (`engine.ops.gc_tuning`): decoding, validation,
+deduplication, the profile, learning, ranking, explaining and writing the lists. A worker's CPU per
+event in a drain minus this is what Faust, Kafka's clients and the changelog cost it; and on a machine
+whose speed varies from hour to hour, it says how fast the machine was when the run was taken.
 
 Run by `personalize bench --workers` in a process of its own (``python -m streams.owner_path USERS ITEMS
 EVENTS``, settings from the environment; prints one JSON object): the engine's bench does not import the
@@ -65,6 +65,7 @@ async def owner_us_per_event(
 
     async def stage(start: int, stop: int) -> None:
         for first in range(start, stop, batch):
+            pipeline.prepare(value for _, value in records[first : min(first + batch, stop)])
             for offset in range(first, min(first + batch, stop)):
                 key, value = records[offset]
                 await pipeline.stage_event(value, key, profiles, position=offset)

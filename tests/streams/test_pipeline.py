@@ -19,7 +19,7 @@ from models.profile import UserProfile
 from models.recommender import MODEL_VERSION, HybridRecommender
 from models.registry import PopularRecommender
 from schemas.errors import InvalidEventError
-from schemas.events import Event, ItemRecord, encode
+from schemas.events import Event, ItemRecord, encode, parse_event
 from schemas.reasons import Tokens, encode_tokens
 from schemas.reasons import decode as decode_reasons
 from streams.pipeline import POPULAR, Pipeline, reasons_of
@@ -75,6 +75,10 @@ class Harness:
 
 @pytest.fixture
 def harness() -> Harness:
+    return _harness()
+
+
+def _harness() -> Harness:
     sent: list[tuple[str, bytes | None, bytes]] = []
 
     async def send(topic: str, key: bytes | None, value: bytes) -> None:
@@ -360,6 +364,48 @@ async def test_a_batch_writes_each_users_latest_list_once(harness: Harness) -> N
     assert harness.sample("personalize_freshness_seconds_count") == 3.0  # every event's freshness
     await pipeline.flush()
     assert len(harness.store.calls) == 2  # a flush writes what was staged since the last one only
+
+
+async def test_a_batch_parsed_ahead_is_handled_as_record_by_record_and_parsed_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`Pipeline.prepare` changes nothing but when records are parsed: the same outcomes, lists and dead
+    letters, each valid event validated once; what it read and the batch did not stage is gone at flush."""
+    from streams import pipeline as module
+
+    records = [
+        (_raw("e0", "u1", "i1"), b"u1"), (b"{not json", b"u1"), (_raw("e1", "bob", "i3"), b"bob"),
+        (_user_record(type="preferences", event_id="p1", liked_categories=["b"]), b"ann"),
+        (_raw("e0", "u1", "i1"), b"u1"), (_raw("e2", "u1", "i2", ts=TS + 1), b"u1"),
+    ]  # fmt: skip
+    parsed: list[dict[str, Any]] = []
+
+    def parse(decoded: dict[str, Any]) -> Event:
+        parsed.append(decoded)
+        return parse_event(decoded)
+
+    monkeypatch.setattr(module, "parse_event", parse)
+    seen = []
+    for ahead in (False, True):
+        harness = _harness()
+        if ahead:
+            harness.pipeline.prepare(raw for raw, _ in records)
+        parsed.clear()
+        for offset, (raw, key) in enumerate(records):
+            await harness.pipeline.consume_event(
+                raw, key, harness.profiles, topic=EVENTS, partition=0, offset=offset
+            )
+        await harness.pipeline.flush()
+        dead = [value for topic, _, value in harness.sent if topic == DEAD]
+        seen.append((harness.store.calls, harness.profiles, dead, len(parsed)))
+    (calls, profiles, sent, parses), (calls_ahead, profiles_ahead, sent_ahead, parses_ahead) = seen
+    assert calls_ahead == calls and profiles_ahead == profiles and {c.user_id for c in calls} == {"u1", "bob"}
+    reasons = [[orjson.loads(one)["reason"] for one in dead] for dead in (sent, sent_ahead)]
+    assert reasons[0] == reasons[1]
+    assert len(sent) == 1 and (parses, parses_ahead) == (4, 0)  # ahead: every event parsed by prepare
+    harness.pipeline.prepare([records[2][0]])
+    await harness.pipeline.flush()
+    assert harness.pipeline._ahead == {}  # noqa: SLF001 - read and never staged: dropped at the flush
 
 
 async def test_without_stored_reasons_lists_go_out_unexplained(
