@@ -54,6 +54,8 @@ async def owner_us_per_event(
     metrics = Metrics.create(CollectorRegistry(), settings.namespace, model.version)
     store = RedisStore.from_url(settings.redis, settings.namespace, user_ttl_s=3600, timeout_s=5)
     quality = Quality(model=model, store=store, metrics=metrics, send=_nowhere, settings=settings)
+    for record in world.items():  # as `Pipeline.apply_item` does: the drift monitors know the categories
+        quality.learn_item(record)
     pipeline = Pipeline(
         model=model, store=store, metrics=metrics, send=_nowhere, events_topic=settings.events_topic,
         dead_letter_topic=settings.dead_letter_topic, top_n=settings.top_n, quality=quality,
