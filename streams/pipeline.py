@@ -214,7 +214,7 @@ class Pipeline(UserRecords):
             try:
                 decoded = decode_object(raw)
                 event = None if is_user_record(decoded) else parse_event(decoded)
-            except InvalidEventError:
+            except Exception:  # noqa: BLE001 - `stage_event` meets it again and dead-letters it
                 continue
             self._ahead[id(raw)] = (decoded, event)
 

@@ -408,6 +408,22 @@ async def test_a_batch_parsed_ahead_is_handled_as_record_by_record_and_parsed_on
     assert harness.pipeline._ahead == {}  # noqa: SLF001 - read and never staged: dropped at the flush
 
 
+async def test_a_record_that_breaks_the_parser_ahead_is_dead_lettered_not_raised(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streams import pipeline as module
+
+    def broken(_decoded: dict[str, Any]) -> Event:
+        raise RecursionError("a bug, not bad input")
+
+    monkeypatch.setattr(module, "parse_event", broken)
+    raw = _raw()
+    harness.pipeline.prepare([raw])  # never raises: the record is left to `stage_event`
+    await harness.pipeline.consume_event(raw, b"u1", harness.profiles, topic=EVENTS, partition=0, offset=0)
+    [(topic, _, value)] = harness.sent
+    assert topic == DEAD and orjson.loads(value)["kind"] == "internal"
+
+
 async def test_without_stored_reasons_lists_go_out_unexplained(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
