@@ -43,10 +43,10 @@ async def handle_batch(
 ) -> None:
     """Admit ``records`` in order, then flush the batch's lists and table writes (also on an error)."""
     batch = list(records)
-    pipeline.prepare(record.value for record in batch if not record.control)
     # The whole batch under the lock: a checkpoint never sees half a batch's effects.
     async with lock:
         try:
+            pipeline.prepare(record.value for record in batch if not record.control)
             for record in batch:
                 writes.partition = record.partition
                 await catchup.events(record.partition, writes)

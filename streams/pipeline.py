@@ -150,8 +150,8 @@ class Pipeline(UserRecords):
         self._others_consent: dict[str, bool] = {}
         #: Explain each list and publish the reasons with it (`Settings.store_reasons`).
         self.explain = explain
-        #: id of a raw record of the batch -> (its JSON object, its event or None), from `prepare`.
-        self._ahead: dict[int, tuple[dict[str, Any], Event | None]] = {}
+        #: A raw record of the batch -> (its JSON object, its event or None), from `prepare`.
+        self._ahead: dict[bytes, tuple[dict[str, Any], Event | None]] = {}
 
     async def dead_letter(
         self,
@@ -207,7 +207,8 @@ class Pipeline(UserRecords):
         """Decode and validate a batch's records in one pass ahead, for `stage_event` to take (each once,
         until `flush`; one that fails is left for it to fail on). In a pass of its own, with the code and
         the validator's data in the CPU's caches, parsing costs less than half as much (5.5 against 12.7
-        us per event in-process). Keyed by the raw bytes' identity: they live until the batch ends."""
+        us per event in-process). Keyed by the bytes: what it holds is what parsing them again gives."""
+        self._ahead.clear()
         for raw in raws:
             if raw is None:
                 continue
@@ -216,7 +217,7 @@ class Pipeline(UserRecords):
                 event = None if is_user_record(decoded) else parse_event(decoded)
             except Exception:  # noqa: BLE001 - `stage_event` meets it again and dead-letters it
                 continue
-            self._ahead[id(raw)] = (decoded, event)
+            self._ahead[raw] = (decoded, event)
 
     async def consume_event(
         self,
@@ -256,7 +257,7 @@ class Pipeline(UserRecords):
         ``position``: the record's offset on its partition, which fences the list it leads to. Raises
         `InvalidEventError` for a record that breaks the contract."""
         started = time.perf_counter()
-        ahead = self._ahead.pop(id(raw), None)
+        ahead = self._ahead.pop(raw, None)
         decoded, event = ahead if ahead is not None else (decode_object(raw), None)
         if is_user_record(decoded):
             record = parse_user_record(decoded)
