@@ -33,6 +33,12 @@ class Signal:
 
 _IMPRESSION = Signal(label=None, weight=0.0, consumed=False)
 _DISMISS = Signal(label=0, weight=1.0, consumed=True)
+#: The signal of each weighted kind at value 1 (most events), and of each rating value seen (a few
+#: hundred at most are kept): made once, as building a frozen dataclass costs more than the rest of
+#: `signal_of`, which every event goes through several times (the worker's and the replica's paths).
+_UNIT = {kind: Signal(label=1, weight=weight, consumed=True) for kind, weight in _WEIGHTS.items()}
+_RATED: dict[float, Signal] = {}
+_MAX_RATED = 512
 
 
 def signal_of(event: Event) -> Signal:
@@ -44,15 +50,26 @@ def signal_of(event: Event) -> Signal:
     >>> signal_of(Event(event_id="e", user_id="u", item_id="i", type="purchase", ts=10**12)).weight
     4.0
     """
-    kind = event.type
+    kind, value = event.type, event.value
     if kind in _WEIGHTS:
-        return Signal(label=1, weight=_WEIGHTS[kind] * event.value, consumed=True)
+        if value == 1.0:
+            return _UNIT[kind]
+        return Signal(label=1, weight=_WEIGHTS[kind] * value, consumed=True)
     if kind is EventType.RATING:
-        if event.value >= POSITIVE_RATING:
-            return Signal(label=1, weight=event.value - POSITIVE_RATING + 1.0, consumed=True)
-        return Signal(label=0, weight=1.0, consumed=True)
+        found = _RATED.get(value)
+        if found is None:
+            found = _rating(value)
+            if len(_RATED) < _MAX_RATED:
+                _RATED[value] = found
+        return found
     if kind is EventType.DWELL:
         return Signal(label=1, weight=min(1.0 + event.value / 30.0, 3.0), consumed=True)
     if kind is EventType.DISMISS:
         return _DISMISS
     return _IMPRESSION
+
+
+def _rating(value: float) -> Signal:
+    if value >= POSITIVE_RATING:
+        return Signal(label=1, weight=value - POSITIVE_RATING + 1.0, consumed=True)
+    return Signal(label=0, weight=1.0, consumed=True)

@@ -49,3 +49,16 @@ def test_stronger_actions_weigh_more() -> None:
 def test_only_impressions_leave_items_recommendable() -> None:
     for kind in EventType:
         assert signal_of(_event(kind, 1.0)).consumed is (kind is not EventType.IMPRESSION)
+
+
+def test_the_signals_kept_made_once_give_what_the_table_says_each_time() -> None:
+    """Unit-valued kinds and ratings come from signals made once: asked again they still say what the
+    table says, for ratings of every tenth from 0 to 10 too."""
+    for _ in range(2):
+        for kind, value, expected in CASES:
+            assert signal_of(_event(kind, value)) == expected
+    for tenth in range(0, 101):  # 0.0 .. 10.0, ratings on both sides of the threshold
+        value = tenth / 10
+        label = 1 if value >= POSITIVE_RATING else 0
+        weight = value - POSITIVE_RATING + 1.0 if label else 1.0
+        assert signal_of(_event(EventType.RATING, value)) == Signal(label, weight, True)
