@@ -47,8 +47,10 @@ from schemas.events import Event
 
 Log = Callable[[str], None]
 
-#: Seconds between progress readings while the backlog drains.
+#: Seconds between progress readings while the backlog drains, and until its first lists are out (short,
+#: so that the window starts at the first batch's lists even when the backlog drains within one reading).
 _POLL_S = 0.2
+_FIRST_POLL_S = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +150,7 @@ async def _drain(
             raise StackError(f"bench workers wrote lists for {seen} of {backlog} events in {timeout_s:.0f}s")
         for worker in workers:
             worker.check_alive()
-        await asyncio.sleep(_POLL_S)
+        await asyncio.sleep(_POLL_S if start is not None else _FIRST_POLL_S)
     replica_end = [await w.replica_counters(store) for w in workers]
     events = seen - start[0]
     seconds = (last_ms - start[1]) / 1000.0
