@@ -63,7 +63,7 @@ def signal_of(event: Event) -> Signal:
                 _RATED[value] = found
         return found
     if kind is EventType.DWELL:
-        return Signal(label=1, weight=min(1.0 + event.value / 30.0, 3.0), consumed=True)
+        return Signal(label=1, weight=min(1.0 + value / 30.0, 3.0), consumed=True)
     if kind is EventType.DISMISS:
         return _DISMISS
     return _IMPRESSION

@@ -2,9 +2,9 @@
 
 The records are decoded and validated first, in one pass (`Pipeline.prepare`); then each is admitted
 in order (catch-up first, then the offset guard), then the batch's lists go to Redis and its table
-writes to the changelog. Those two flushes run even when admitting a record fails
-(a gap or catch-up read that kept failing): what was handled before is kept, and the error is raised
-after them, so the agent restarts and the guard re-reads the rest. Never swallows the error.
+writes to the changelog. Those two flushes run even when admitting a record fails (a gap or catch-up
+read that kept failing): what was handled before is kept, and the error is raised after them, so the
+agent restarts and the guard re-reads the rest. Never swallows the error.
 """
 
 from __future__ import annotations

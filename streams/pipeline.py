@@ -259,10 +259,10 @@ class Pipeline(UserRecords):
         started = time.perf_counter()
         ahead = self._ahead.pop(raw, None)
         decoded, event = ahead if ahead is not None else (decode_object(raw), None)
-        if is_user_record(decoded):
-            record = parse_user_record(decoded)
-            return await self.handle_user_record(record, key, raw, profiles, learn=learn, position=position)
-        if event is None:
+        if event is None:  # not parsed ahead, or a user record
+            if is_user_record(decoded):
+                user = parse_user_record(decoded)
+                return await self.handle_user_record(user, key, raw, profiles, learn=learn, position=position)
             event = parse_event(decoded)
         if key is None or key.decode("utf-8", "replace") != event.user_id:
             # Per-user state lives on the partition of the user_id key: move the event there.
