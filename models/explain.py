@@ -10,6 +10,7 @@ category the user took positively or said they like.
 from __future__ import annotations
 
 __all__ = [
+    "TOKEN_TABLE",
     "ExplainInputs",
     "Explanation",
     "best_category",
@@ -234,6 +235,9 @@ _BY_KEY = [Explanation(kind, None, signals) for kind in _KINDS for signals in _S
 _BY_KEY[0] = EXPLORING
 #: key -> the letters of its token in the stored form (``-`` where nothing is stored).
 _LETTERS_BY_KEY = [token_letters(e.reason, e.signals) or "-" for e in _BY_KEY]
+#: What `models.explain_batch` reads: each key's token letters, the keys per kind, the kind of an
+#: ``item`` reason, and `reason_keys`' last three arguments.
+TOKEN_TABLE = (_LETTERS_BY_KEY, len(_SIGNALS), _ITEM, (_ITEM_SIGNAL, _CATEGORY_SIGNAL, _QUALITY))
 
 
 def _anchored(

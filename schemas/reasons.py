@@ -10,6 +10,7 @@ __all__ = [
     "REASON_CODES",
     "SIGNALS",
     "Reason",
+    "Stored",
     "Tokens",
     "decode",
     "encode",
@@ -166,6 +167,21 @@ class Tokens(NamedTuple):
 
     tokens: list[str]
     anchors: list[str]
+
+
+class Stored(NamedTuple):
+    """A list's reasons already in the stored form (what `encode_tokens` makes): the worker explains a
+    batch's lists in one pass (`models.explain_batch`)."""
+
+    text: str
+
+    def tokens(self) -> Tokens:
+        """The tokens and anchors it holds (to store them in another order).
+
+        >>> Stored(encode_tokens(["Isc0", "P", "Isc0"], ["i3"])).tokens()
+        Tokens(tokens=['Isc0', 'P', 'Isc0'], anchors=['i3'])
+        """
+        return Tokens(*_tokens(self.text))
 
 
 def encode(reasons: Sequence[Reason | None]) -> str:

@@ -14,7 +14,7 @@ User records and the model-only paths (replay, other workers' records) are in `s
 
 from __future__ import annotations
 
-__all__ = ["POPULAR", "WORKER", "Pipeline", "Profiles", "reasons_of"]
+__all__ = ["WORKER", "Pipeline", "Profiles"]
 
 import logging
 import os
@@ -30,13 +30,10 @@ from engine.ops.histograms import observe_all
 from engine.ops.metrics import Metrics
 from engine.store import erasures
 from engine.store.redis_store import RedisStore, UserList
-from models.explain import explain_tokens
 from models.profile import UserProfile
 from models.recommender import HybridRecommender
-from models.registry import PopularRecommender
 from schemas.errors import InvalidEventError
 from schemas.events import Event, decode_object, parse_event, parse_item
-from schemas.reasons import Reason, Tokens
 from schemas.users import (
     PreferencesRecord,
     admits,
@@ -44,6 +41,7 @@ from schemas.users import (
     parse_user_record,
 )
 from streams import deadletter
+from streams.explaining import reasons_of_all
 from streams.sender import Sender
 from streams.user_records import Profiles, UserRecords
 
@@ -60,23 +58,6 @@ WORKER = f"{socket.gethostname()}-{os.getpid()}"
 
 def _ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-#: What the popular tier's items are there for (it has no `explain` of its own).
-POPULAR = Reason("popular", None, ("popularity",))
-
-
-def reasons_of(
-    model: object, profile: UserProfile, items: list[tuple[str, float]]
-) -> list[Reason | None] | Tokens | None:
-    """Why each of ``items`` (the model's latest ranking for the user) is there, or None if the model
-    cannot say. Must run right after that `recommend`: the model explains from that ranking's features.
-    The hybrid model's come in the stored form already (`models.explain.explain_tokens`)."""
-    if isinstance(model, HybridRecommender):
-        return explain_tokens(model.explain_inputs(profile, [item for item, _ in items]))
-    if isinstance(model, PopularRecommender):
-        return [POPULAR] * len(items)
-    return None
 
 
 @dataclass(slots=True)
@@ -324,14 +305,6 @@ class Pipeline(UserRecords):
     def _withdrawals(self) -> int | None:
         return self.model.withdrawals if isinstance(self.model, HybridRecommender) else None
 
-    def _reasons(self, one: _Staged) -> list[Reason | None] | Tokens | None:
-        """The staged list's reasons; None (the list goes out without) if explaining it fails."""
-        try:
-            return reasons_of(self.model, one.profile, one.items)
-        except Exception:  # noqa: BLE001 - a bug in explaining must not cost the user their list
-            log.exception("could not explain the list of %s; published without reasons", one.profile.user_id)
-            return None
-
     async def flush(self) -> None:
         """Write the batch's tombstones, then the staged lists with their reasons, in one Redis round
         trip each. Never raises.
@@ -369,17 +342,19 @@ class Pipeline(UserRecords):
                 # The ranking hid unavailable items: only one the catalog withdrew since can be there.
                 if one.withdrawals != model.withdrawals:
                     one.items = [pair for pair in one.items if model.available(pair[0])]
+        ones = list(staged.values())
+        why = reasons_of_all(model, [(one.profile, one.items) for one in ones]) if self.explain else None
         lists = [
             UserList(
                 user_id,
                 one.items,
-                self.model.version,
+                model.version,
                 one.profile.last_ts,
                 one.profile.events_seen,
-                self._reasons(one) if self.explain else None,
+                why[n] if why is not None else None,
                 one.position,
             )
-            for user_id, one in staged.items()
+            for n, (user_id, one) in enumerate(staged.items())
         ]
         try:
             published = await self.store.publish_lists(lists)

@@ -29,7 +29,7 @@ from engine.store.item_meta import ItemMeta, from_hash, to_hash
 from engine.store.preferences import Preferences
 from schemas import keys, stored_list
 from schemas.events import ItemRecord
-from schemas.reasons import Reason, Tokens, encode_tokens, reason_json
+from schemas.reasons import Reason, Stored, Tokens, encode_tokens, reason_json
 from schemas.reasons import decode as decode_reasons
 from schemas.reasons import encode as encode_reasons
 
@@ -73,8 +73,8 @@ class UserList:
     model_version: str
     last_event_ts: int
     events_seen: int
-    #: One per item, or already in the stored form (`schemas.reasons.Tokens`, the worker's).
-    reasons: Sequence[Reason | None] | Tokens | None = None
+    #: One per item, or already in the stored form (`schemas.reasons.Tokens` or `Stored`, the worker's).
+    reasons: Sequence[Reason | None] | Tokens | Stored | None = None
     #: Offset, on the user's events partition, of the last record the list reflects (the fence).
     position: int = 0
 
@@ -111,7 +111,7 @@ def _recommendations(user_id: str, value: str | bytes | None, n: int) -> Recomme
 
 
 def _best_first(
-    items: Sequence[tuple[str, float]], why: Sequence[Reason | None] | Tokens | None
+    items: Sequence[tuple[str, float]], why: Sequence[Reason | None] | Tokens | Stored | None
 ) -> tuple[Sequence[tuple[str, float]], str]:
     """``items`` by score descending, equal scores in the order given (the model's lists are already
     so: then they are returned as they are), and their reasons' stored form in that order."""
@@ -122,6 +122,10 @@ def _best_first(
         items = [items[n] for n in order]
     if not items or not why:
         return items, ""
+    if isinstance(why, Stored):
+        if order is None:
+            return items, why.text
+        why = why.tokens()
     if isinstance(why, Tokens):
         tokens = why.tokens if order is None else [why.tokens[n] for n in order]
         return items, encode_tokens(tokens, why.anchors)

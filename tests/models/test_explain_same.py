@@ -1,7 +1,8 @@
 """The compiled explanation path gives the very reasons (and stored bytes) of the first, per-item Python
 path it replaced, kept below as the reference (issue G item 7), and the worker's token path stores the
 same bytes: over seeded synthetic streams with onboarding likes, exploration places, unknown items and
-items without any category."""
+items without any category; and a batch's lists explained in one pass (`models.explain_batch`) are
+stored with the bytes of each explained alone."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import numpy.typing as npt
 import pytest
 
 from models.explain import CATEGORY_SIGNALS, ITEM_SIGNALS, Explanation, explain_tokens
+from models.explain_batch import stored_reasons
 from models.profile import UserProfile
 from models.ranking_kernels import FEATURES
 from models.recommender import CO_RECENT, HybridRecommender
 from models.synth import Clickstream
 from schemas.events import ItemRecord
-from schemas.reasons import Reason, encode, encode_tokens
+from schemas.reasons import Reason, Stored, encode, encode_tokens
 
 
 def _anchors(candidates: list[int], recent: list[int], row_of: Any, ids: Any, count: Any) -> list[int]:
@@ -129,3 +131,45 @@ def test_the_compiled_path_gives_the_reference_reasons(
             for e in new:
                 kinds[e.reason] = kinds.get(e.reason, 0) + 1
     assert kinds.keys() == {"item", "category", "popular", "exploring", "similar_users", "well_rated"}, kinds
+
+
+@pytest.mark.parametrize(("seed", "users", "items", "events"), [(1, 150, 300, 4_000), (6, 40, 80, 900)])
+def test_a_batch_of_lists_is_stored_with_the_bytes_of_each_list_explained_alone(
+    seed: int, users: int, items: int, events: int
+) -> None:
+    world = Clickstream(users, items, n_categories=12, seed=seed)
+    model = HybridRecommender(seed=seed)
+    for record in world.items():
+        model.learn_item(record)
+    model.learn_item(ItemRecord(item_id="bare", categories=()))
+    named = {record.item_id: record.categories for record in world.items()}
+    for category in sorted({c for categories in named.values() for c in categories}):
+        # Items named as categories: a list may name one as an item and as a category (explained alone).
+        model.learn_item(ItemRecord(item_id=category, categories=(category,)))
+    model.like_categories("u1", ("c01", "c02"), world.start_ms)
+    profiles: dict[str, UserProfile] = {}
+    batch: list[tuple[UserProfile, list[tuple[str, float]]]] = []
+    checked = fast = 0
+    for n, event in enumerate(world.events(events)):
+        profile = profiles.setdefault(event.user_id, UserProfile(event.user_id))
+        model.learn_one(event, profile)
+        profile.observe(event, model.signal(event))
+        if n % 4 == 0 and named.get(event.item_id):
+            also = event.model_copy(update={"event_id": f"x{n}", "item_id": named[event.item_id][0]})
+            model.learn_one(also, profile)
+            profile.observe(also, model.signal(also))
+        ranked = model.recommend(profile, 20, event.context, event.ts)
+        batch.append((profile, ranked if n % 3 else [*ranked[:3], ("never-seen", 0.1), ("bare", 0.0)]))
+        batch.append((UserProfile(f"new-{n}", recent=["c03"]), [("c03", 1.0), ("bare", 0.5)]))
+        if len(batch) < 40:
+            continue
+        # Each list's user ranked last for it, as at a flush (users repeat: their latest ranking).
+        latest = {profile.user_id: (profile, listed) for profile, listed in batch}
+        lists = list(latest.values())
+        for (profile, listed), found in zip(lists, stored_reasons(model, lists), strict=True):
+            alone = encode_tokens(*explain_tokens(model.explain_inputs(profile, [i for i, _ in listed])))
+            assert (found.text if isinstance(found, Stored) else encode_tokens(*found)) == alone
+            checked += 1
+            fast += isinstance(found, Stored)
+        batch.clear()
+    assert checked > events // 2 and checked * 0.8 < fast < checked, (checked, fast)

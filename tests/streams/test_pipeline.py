@@ -20,9 +20,11 @@ from models.recommender import MODEL_VERSION, HybridRecommender
 from models.registry import PopularRecommender
 from schemas.errors import InvalidEventError
 from schemas.events import Event, ItemRecord, encode, parse_event
-from schemas.reasons import Tokens, encode_tokens
+from schemas.reasons import Stored
 from schemas.reasons import decode as decode_reasons
-from streams.pipeline import POPULAR, Pipeline, reasons_of
+from streams import explaining
+from streams.explaining import POPULAR, reasons_of
+from streams.pipeline import Pipeline
 
 EVENTS, DEAD = "p13n.t.events", "p13n.t.dead-letter"
 TS = 1_700_000_000_000
@@ -133,9 +135,9 @@ async def test_the_published_list_carries_a_reason_per_item(harness: Harness) ->
     await harness.pipeline.handle_event(_raw("e1", "u1", "i3", ts=TS + 10), b"u1", harness.profiles)
     call = harness.store.calls[-1]
     # The hybrid model's reasons come in the stored form: read back as a reader of the list would.
-    assert isinstance(call.reasons, Tokens) and len(call.reasons.tokens) == len(call.items)
+    assert isinstance(call.reasons, Stored) and len(call.reasons.tokens().tokens) == len(call.items)
     items = [item for item, _ in call.items]
-    why = decode_reasons(encode_tokens(*call.reasons), items)
+    why = decode_reasons(call.reasons.text, items)
     assert set(why) == set(items)  # every item has its reason
     linked = why["i4"]
     assert (linked.code, linked.anchor) == ("item", "i3")
@@ -288,7 +290,7 @@ async def test_a_list_that_cannot_be_explained_goes_out_without_reasons(
     def broken(*_args: object) -> None:
         raise RuntimeError("bug in explain")
 
-    monkeypatch.setattr(harness.pipeline.model, "explain_inputs", broken)
+    monkeypatch.setattr(explaining, "stored_reasons", broken)
     assert await harness.pipeline.handle_event(_raw(), b"u1", harness.profiles) == "learned"
     [call] = harness.store.calls
     assert call.user_id == "u1" and call.reasons is None
@@ -360,7 +362,7 @@ async def test_a_batch_writes_each_users_latest_list_once(harness: Harness) -> N
     u1 = calls["u1"]
     assert (u1.events_seen, u1.last_event_ts) == (2, TS + 2)  # after both of u1's events
     assert "i1" not in [item for item, _ in u1.items] and "i2" not in [item for item, _ in u1.items]
-    assert isinstance(u1.reasons, Tokens) and len(u1.reasons.tokens) == len(u1.items)
+    assert isinstance(u1.reasons, Stored) and len(u1.reasons.tokens().tokens) == len(u1.items)
     assert harness.sample("personalize_freshness_seconds_count") == 3.0  # every event's freshness
     await pipeline.flush()
     assert len(harness.store.calls) == 2  # a flush writes what was staged since the last one only
@@ -428,7 +430,7 @@ async def test_without_stored_reasons_lists_go_out_unexplained(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     harness.pipeline.explain = False
-    monkeypatch.setattr(harness.pipeline.model, "explain_inputs", _never)
+    monkeypatch.setattr(explaining, "stored_reasons", _never)
     await harness.pipeline.handle_event(_raw(), b"u1", harness.profiles)
     [call] = harness.store.calls
     assert call.items and call.reasons is None
@@ -500,7 +502,7 @@ async def test_a_list_never_holds_an_item_the_catalog_marks_unavailable_when_it_
     written = [item for item, _ in harness.store.calls[-1].items]
     assert gone not in written and written == ranked[1:]
     call = harness.store.calls[-1]
-    assert isinstance(call.reasons, Tokens) and len(call.reasons.tokens) == len(call.items)
+    assert isinstance(call.reasons, Stored) and len(call.reasons.tokens().tokens) == len(call.items)
 
 
 async def test_another_workers_records_teach_the_model_but_not_the_blend(harness: Harness) -> None:
