@@ -151,16 +151,20 @@ def stored_reasons(
     )  # fmt: skip
     chars = picks.astype(np.uint8).tobytes().translate(_PICK) if picks.size else b""
     item_names, category_names = vocabulary.names, model.affinity.categories.names
-    tokens, anchored = palette.tolist(), anchors.tolist()
-    tokens_at, anchored_at = palette_at.tolist(), anchors_at.tolist()
+    # Flat lists (no list per row): a flush explains a few hundred lists.
+    letters, at = palette[:, 0].tolist(), palette[:, 1].tolist()
+    is_item, anchor = anchors[:, 0].tolist(), anchors[:, 1].tolist()
+    tokens_at, anchors_at = palette_at.tolist(), anchors_at.tolist()
     out: list[Stored | Tokens] = []
     for n, (profile, items) in enumerate(lists):
-        ours = anchored[anchored_at[n] : anchored_at[n + 1]]
-        named = [item_names[i] if is_item else category_names[i] for is_item, i in ours]
-        own = tokens[tokens_at[n] : tokens_at[n + 1]]
-        if len(own) > len(_INDEX) or "" in named or len(set(named)) < len(named):
+        lo, hi = anchors_at[n], anchors_at[n + 1]
+        ours = zip(is_item[lo:hi], anchor[lo:hi], strict=True)
+        named = [item_names[i] if it else category_names[i] for it, i in ours]
+        lo, hi = tokens_at[n], tokens_at[n + 1]
+        if hi - lo > len(_INDEX) or "" in named or len(set(named)) < len(named):
             out.append(explain_tokens(model.explain_inputs(profile, [item for item, _ in items])))
             continue
-        kept = " ".join([_DISTINCT[letters] + (str(at) if at >= 0 else "") for letters, at in own])
+        own = zip(letters[lo:hi], at[lo:hi], strict=True)
+        kept = " ".join([_DISTINCT[letter] + (str(a) if a >= 0 else "") for letter, a in own])
         out.append(Stored("\t".join([kept, chars[wanted_at[n] : wanted_at[n + 1]].decode("ascii"), *named])))
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __all__ = ["splice"]
 
+import operator
 from collections.abc import Collection, Sequence
 
 import numpy as np
@@ -36,7 +37,7 @@ def splice(
     want = n - len(keep)
     if want <= 0:
         return ranked
-    shown = {item for item, _ in ranked}
+    shown = set(map(operator.itemgetter(0), ranked))
     pool: list[str] = []
     for item in ordered.tolist():
         name = names[item]

@@ -275,7 +275,7 @@ class HybridRecommender:
         )  # fmt: skip
         self._remember(user, head, table)
         names, hidden = self._items.names, profile.consumed
-        first = [names[item] for item in listed[:n].tolist()]
+        first = list(map(names.__getitem__, listed[:n].tolist()))
         if len(first) == n and hidden.keys().isdisjoint(first):  # the usual case: nothing to skip
             return self._explore(list(zip(first, stepped[:n].tolist(), strict=True)), profile, n, fresh)
         ranked: list[tuple[str, float]] = []

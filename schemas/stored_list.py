@@ -18,6 +18,7 @@ from __future__ import annotations
 
 __all__ = ["HEAD_BYTES", "StoredList", "decode", "encode", "numbers", "score_text"]
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,11 @@ class StoredList:
     reasons: str = ""
 
 
+_ITEM, _SCORE = operator.itemgetter(0), operator.itemgetter(1)
+#: `score_text`, a C-level callable: mapped over a list's scores without a Python call per item.
+_SCORE_TEXT = "{:.3g}".format
+
+
 def score_text(score: float) -> str:
     """A score as stored: 3 significant digits (the order is the items' order, so scores only inform;
     two items closer than 0.5% may read equal).
@@ -47,7 +53,7 @@ def score_text(score: float) -> str:
     >>> score_text(4.11011), score_text(0.0123456), score_text(-2.0), score_text(123456.0)
     ('4.11', '0.0123', '-2', '1.23e+05')
     """
-    return f"{score:.3g}"
+    return _SCORE_TEXT(score)
 
 
 def encode(
@@ -67,8 +73,8 @@ def encode(
     '41\\t1700\\t1600\\t3\\tm1\\ni1\\ti2\\n0.5\\t0.25\\n'
     """
     head = f"{position}\t{updated_ms}\t{last_event_ts}\t{events_seen}\t{model_version}"
-    ids = "\t".join(item for item, _ in items)
-    scores = "\t".join(score_text(score) for _, score in items)
+    ids = "\t".join(map(_ITEM, items))
+    scores = "\t".join(map(_SCORE_TEXT, map(_SCORE, items)))
     return f"{head}\n{ids}\n{scores}\n{reasons}"
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 __all__ = ["Published", "Recommendations", "RedisStore", "UserList"]
 
+import itertools
+import operator
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -110,12 +112,16 @@ def _recommendations(user_id: str, value: str | bytes | None, n: int) -> Recomme
     )
 
 
+_SCORE = operator.itemgetter(1)
+
+
 def _best_first(
     items: Sequence[tuple[str, float]], why: Sequence[Reason | None] | Tokens | Stored | None
 ) -> tuple[Sequence[tuple[str, float]], str]:
     """``items`` by score descending, equal scores in the order given (the model's lists are already
     so: then they are returned as they are), and their reasons' stored form in that order."""
-    if all(items[n][1] >= items[n + 1][1] for n in range(len(items) - 1)):
+    scores = list(map(_SCORE, items))
+    if all(map(operator.ge, scores, itertools.islice(scores, 1, None))):  # in C: runs for every list
         order = None
     else:
         order = sorted(range(len(items)), key=lambda n: -items[n][1])
