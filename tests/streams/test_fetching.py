@@ -56,7 +56,11 @@ class _Consumer(Service):
         self._commit_every, self._n_acked = commit_every, 0
         self.gaps: list[tuple[str, int, int]] = []
         self.commits = 0
-        self.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True))
+        #: topic -> its channels, as Faust's conductor indexes them (`fetching.room` reads their queues).
+        self.channels: dict[str, list[Any]] = {}
+        self.app = SimpleNamespace(
+            topics=SimpleNamespace(acks_enabled_for=lambda topic: True, _topic_name_index=self.channels)
+        )
 
     async def _add_gap(self, tp: str, start: int, stop: int) -> None:
         self.gaps.append((tp, start, stop))
@@ -146,3 +150,41 @@ async def test_messages_are_handed_on_with_faust_s_offsets_gaps_and_commits() ->
     assert consumer.gaps == [("tp", 2, 4)]
     assert consumer._read_offset["tp"] == 5
     assert consumer.commits == 2  # when 2 were acknowledged since the last commit
+
+
+def _full_queue(consumer: _Consumer, size: int) -> asyncio.Queue[int]:
+    queue: asyncio.Queue[int] = asyncio.Queue(maxsize=size)
+    for n in range(size):
+        queue.put_nowait(n)
+    consumer.channels["t"] = [SimpleNamespace(queue=queue)]
+    return queue
+
+
+async def test_a_message_for_a_queue_with_room_goes_on_at_once() -> None:
+    consumer = _Consumer(lambda _message: asyncio.sleep(0))
+    queue = _full_queue(consumer, 4)
+    queue.get_nowait()
+    with pytest.raises(StopIteration):
+        fetching.room(cast(Any, consumer), "t").send(None)  # not full: no wait at all
+
+
+async def test_a_message_for_a_full_queue_waits_until_it_is_half_empty() -> None:
+    consumer = _Consumer(lambda _message: asyncio.sleep(0))
+    queue = _full_queue(consumer, 4)
+    waiting = asyncio.ensure_future(fetching.room(cast(Any, consumer), "t"))
+    await asyncio.sleep(3 * fetching.ROOM_POLL_S)
+    queue.get_nowait()  # 3 of 4: not yet
+    await asyncio.sleep(3 * fetching.ROOM_POLL_S)
+    assert not waiting.done()
+    queue.get_nowait()  # 2 of 4: half
+    await asyncio.wait_for(waiting, 1.0)
+
+
+async def test_a_queue_cleared_by_a_rebalance_ends_the_wait() -> None:
+    consumer = _Consumer(lambda _message: asyncio.sleep(0))
+    queue = _full_queue(consumer, 4)
+    waiting = asyncio.ensure_future(fetching.room(cast(Any, consumer), "t"))
+    await asyncio.sleep(3 * fetching.ROOM_POLL_S)
+    while not queue.empty():  # Faust's flow control clears the queue on resume, waking no putter
+        queue.get_nowait()
+    await asyncio.wait_for(waiting, 1.0)
