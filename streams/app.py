@@ -210,10 +210,12 @@ def create_app(
         table_standby_replicas=settings.table_standbys,
     )
     fetching.install(app, wait_ms=settings.kafka_fetch_wait_ms, min_bytes=settings.kafka_fetch_min_bytes)
-    events_topic = app.topic(settings.events_topic, partitions=settings.partitions)
+    raw = fetching.RawSchema()  # the worker reads bytes: no serializer on the per-message path
+    events_topic = app.topic(settings.events_topic, partitions=settings.partitions, schema=raw)
     items_topic = app.topic(
         settings.items_topic,
         partitions=settings.partitions,
+        schema=raw,
         config=topic_configs(settings)[settings.items_topic],
     )
     profiles = app.Table(

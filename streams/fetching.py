@@ -24,22 +24,24 @@ In a drain the agent is slower than the fetcher, so its queue is full and Faust'
 record with a task of its own, which `deliver` races as above. `room` waits, before a record goes to a
 full queue, until the queue is down to half, and the records then go in without a task: a bare agent
 with these patches went from 40 to 28 us of CPU per record (24,900 -> 35,300-35,900 records/s), one
-worker from 244-272 to 234-248 (docs/benchmarks.md, session 22).
+worker from 244-272 to 234-248 (docs/benchmarks.md, session 22). The worker's topics carry bytes, made
+into events without Faust's serializer registry (`RawSchema`), and `App` reads the settings the
+per-message path needs once: 28 -> 22-24 us per record.
 """
 
 from __future__ import annotations
 
-__all__ = ["ROOM_POLL_S", "YIELD_EVERY", "App", "deliver", "drain", "install", "room"]
+__all__ = ["ROOM_POLL_S", "YIELD_EVERY", "App", "RawSchema", "deliver", "drain", "install", "room"]
 
 import asyncio
 from collections.abc import Awaitable, Coroutine, Generator, Iterable
-from typing import Any
+from typing import Any, cast
 
 import aiokafka
 import faust
 from faust.transport import consumer as base
 from faust.transport.drivers import aiokafka as driver
-from faust.types import TP, Message, ServiceT
+from faust.types import TP, AppT, EventT, Message, ProducerT, ServiceT
 
 #: Messages handed on between two turns given to the event loop (Faust's figure).
 YIELD_EVERY = 100
@@ -106,18 +108,61 @@ async def room(consumer: base.Consumer, topic: str) -> None:
 
 
 class App(faust.App):
-    """Faust's app without its Monitor sensor on the per-message path.
+    """Faust's app, lighter on the per-message path.
 
-    The Monitor keeps statistics of every message and event for Faust's web views, which the worker
-    does not serve (``web_enabled=False``; its metrics are its own, `engine.ops.metrics`): four calls per
-    event, ~3 us. It stays the app's ``monitor`` (the consumer reports commits and end offsets to it),
-    only no longer as a sensor.
+    Without its Monitor sensor: the Monitor keeps statistics of every message and event for Faust's web
+    views, which the worker does not serve (``web_enabled=False``; its metrics are its own,
+    `engine.ops.metrics`): four calls per event, ~3 us. It stays the app's ``monitor`` (the consumer
+    reports commits and end offsets to it), only no longer as a sensor. And each message's event is made
+    with the event class read from the settings once (Faust reads it per message, and a settings read
+    costs about a microsecond), as is the producer buffer's size check (`_lean_ebb`).
     """
+
+    _event_class: Any = None
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         dependencies = super().on_init_dependencies()
         self.sensors.remove(self.monitor)
         return dependencies
+
+    def create_event(self, key: Any, value: Any, headers: Any, message: Message) -> EventT[Any]:
+        event_class = self._event_class
+        if event_class is None:
+            event_class = self._event_class = self.conf.Event
+        return cast(EventT[Any], event_class(self, key, value, headers, message))
+
+    def _new_producer(self) -> ProducerT:
+        producer = super()._new_producer()
+        _lean_ebb(producer.buffer)
+        return producer
+
+
+def _lean_ebb(buffer: Any) -> None:
+    """Faust's conductor awaits the producer buffer's ``wait_until_ebb`` before each message, and its
+    size check reads a setting every time: the same check with the setting read once (the buffer is
+    then Faust's ``pending`` queue). A full buffer still waits as Faust's does."""
+    if buffer.app.conf.producer_threaded:
+        return
+    pending, until_ebb = buffer.pending, buffer.wait_until_ebb
+
+    async def wait_until_ebb() -> None:
+        if pending.qsize() > buffer.max_messages:
+            await until_ebb()
+
+    buffer.wait_until_ebb = wait_until_ebb
+
+
+class RawSchema(faust.Schema[Any, Any]):
+    """A topic's keys and values as the bytes Kafka holds (what Faust's ``raw`` codec gives), made into
+    events without Faust's serializer registry (two codec look-ups and a model check per message)."""
+
+    def compile(self, app: AppT, **_kwargs: Any) -> Any:
+        create_event = app.create_event
+
+        async def decode(message: Message, *, propagate: bool = False) -> EventT[Any]:
+            return create_event(message.key, message.value, message.headers, message)
+
+        return decode
 
 
 def install(app: faust.App, *, wait_ms: int, min_bytes: int) -> None:

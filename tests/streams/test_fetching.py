@@ -10,8 +10,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+import faust
 import pytest
 from faust.transport.drivers import aiokafka as driver
+from faust.types import Message
 from mode import Service
 from prometheus_client import CollectorRegistry
 
@@ -188,3 +190,36 @@ async def test_a_queue_cleared_by_a_rebalance_ends_the_wait() -> None:
     while not queue.empty():  # Faust's flow control clears the queue on resume, waking no putter
         queue.get_nowait()
     await asyncio.wait_for(waiting, 1.0)
+
+
+async def test_raw_events_are_what_faust_s_raw_codec_makes_of_the_record(tmp_path: Path) -> None:
+    app, pipeline = create_app(Settings(namespace="test-raw", stack_dir=tmp_path), CollectorRegistry())
+    stock = faust.Schema(key_serializer="raw", value_serializer="raw").compile(app)
+    raw = fetching.RawSchema().compile(app)
+    for key, value in [(b"u1", b'{"a": 1}'), (None, b"x"), (b"k", None), (None, None)]:
+        message = Message("t", 0, 7, 1.0, 0, [("h", b"1")], key, value, None)
+        ours, faust_s = await raw(message), await stock(message)
+        assert type(ours) is type(faust_s) and isinstance(ours, faust.Event)
+        assert (ours.key, ours.value, ours.headers, ours.message) == (
+            faust_s.key, faust_s.value, faust_s.headers, faust_s.message,
+        )  # fmt: skip
+    await pipeline.store.close()
+
+
+async def test_the_producer_buffer_is_waited_for_only_when_full(tmp_path: Path) -> None:
+    app, pipeline = create_app(Settings(namespace="test-ebb", stack_dir=tmp_path), CollectorRegistry())
+    buffer = app.producer.buffer
+    assert buffer.wait_until_ebb.__qualname__.startswith("_lean_ebb")  # the setting read once
+    flushed: list[int] = []
+
+    async def flush_atmost(n: int) -> None:
+        flushed.append(n)
+
+    buffer.flush_atmost = flush_atmost  # type: ignore[method-assign,assignment]
+    with pytest.raises(StopIteration):
+        buffer.wait_until_ebb().send(None)  # an empty buffer: no wait at all
+    for n in range(buffer.max_messages + 1):
+        buffer.pending.put_nowait(n)
+    await buffer.wait_until_ebb()  # over its size: Faust's own wait, which flushes
+    assert flushed == [buffer.max_messages]
+    await pipeline.store.close()
