@@ -100,16 +100,23 @@ def _old_explain(model: HybridRecommender, profile: UserProfile, items: list[str
     )  # fmt: skip
 
 
-@pytest.mark.parametrize(("seed", "users", "items", "events"), [(0, 150, 300, 5_000), (5, 60, 120, 1_200)])
-def test_the_compiled_path_gives_the_reference_reasons(
-    seed: int, users: int, items: int, events: int
-) -> None:
+def _world(seed: int, users: int, items: int) -> tuple[Clickstream, HybridRecommender]:
+    """A seeded stream and a model knowing its catalog, an item without any category, and onboarding
+    likes of user u1."""
     world = Clickstream(users, items, n_categories=12, seed=seed)
     model = HybridRecommender(seed=seed)
     for record in world.items():
         model.learn_item(record)
     model.learn_item(ItemRecord(item_id="bare", categories=()))  # known, without any category
     model.like_categories("u1", ("c01", "c02"), world.start_ms)
+    return world, model
+
+
+@pytest.mark.parametrize(("seed", "users", "items", "events"), [(0, 150, 300, 5_000), (5, 60, 120, 1_200)])
+def test_the_compiled_path_gives_the_reference_reasons(
+    seed: int, users: int, items: int, events: int
+) -> None:
+    world, model = _world(seed, users, items)
     profiles: dict[str, UserProfile] = {}
     kinds: dict[str, int] = {}
     for n, event in enumerate(world.events(events)):
@@ -137,16 +144,11 @@ def test_the_compiled_path_gives_the_reference_reasons(
 def test_a_batch_of_lists_is_stored_with_the_bytes_of_each_list_explained_alone(
     seed: int, users: int, items: int, events: int
 ) -> None:
-    world = Clickstream(users, items, n_categories=12, seed=seed)
-    model = HybridRecommender(seed=seed)
-    for record in world.items():
-        model.learn_item(record)
-    model.learn_item(ItemRecord(item_id="bare", categories=()))
+    world, model = _world(seed, users, items)
     named = {record.item_id: record.categories for record in world.items()}
     for category in sorted({c for categories in named.values() for c in categories}):
         # Items named as categories: a list may name one as an item and as a category (explained alone).
         model.learn_item(ItemRecord(item_id=category, categories=(category,)))
-    model.like_categories("u1", ("c01", "c02"), world.start_ms)
     profiles: dict[str, UserProfile] = {}
     batch: list[tuple[UserProfile, list[tuple[str, float]]]] = []
     checked = fast = 0
