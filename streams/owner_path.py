@@ -32,6 +32,7 @@ from engine.ops.settings import Settings
 from engine.store.redis_store import RedisStore
 from models.recommender import HybridRecommender
 from models.synth import Clickstream
+from streams.phases import OWNER_PHASES, Timers
 from streams.pipeline import Pipeline
 from streams.quality import Quality
 
@@ -41,11 +42,18 @@ async def _nowhere(_topic: str, _key: bytes | None, _value: bytes) -> None:
 
 
 async def owner_us_per_event(
-    base: Settings, *, users: int, items: int, events: int, batch: int = 500, seed: int = 0
+    base: Settings,
+    *,
+    users: int,
+    items: int,
+    events: int,
+    batch: int = 500,
+    seed: int = 0,
+    timers: Timers | None = None,
 ) -> float:
     """Microseconds of this thread's CPU per event over the second half of ``events`` records of the
     bench's synthetic stream, staged in batches of ``batch`` (the first half warms the model up), in a
-    fresh namespace of ``base``'s stack."""
+    fresh namespace of ``base``'s stack; ``timers`` (`streams.phases`), if given, time that half's phases."""
     settings = sandbox.fresh_settings(base)
     world = Clickstream(users, items, seed=seed)
     model = HybridRecommender(seed=seed)
@@ -76,7 +84,11 @@ async def owner_us_per_event(
     try:
         await stage(0, half)
         started = time.thread_time()
-        await stage(half, len(records))
+        if timers is None:
+            await stage(half, len(records))
+        else:
+            with timers:
+                await stage(half, len(records))
         return (time.thread_time() - started) / max(1, len(records) - half) * 1e6
     finally:
         await store.close()
@@ -84,10 +96,15 @@ async def owner_us_per_event(
 
 
 def main(argv: list[str]) -> None:
-    """``USERS ITEMS EVENTS``: print ``{"us_per_event": ...}``."""
-    users, items, events = (int(arg) for arg in argv)
-    us = asyncio.run(owner_us_per_event(Settings(), users=users, items=items, events=events))
-    sys.stdout.buffer.write(orjson.dumps({"us_per_event": us}) + b"\n")
+    """``USERS ITEMS EVENTS [--phases]``: print ``{"us_per_event": ...}``, with ``--phases`` the timed
+    half's microseconds per event of each phase too (``"phases_us"``, `streams.phases`)."""
+    users, items, events = (int(arg) for arg in argv if arg != "--phases")
+    timers = Timers(OWNER_PHASES) if "--phases" in argv else None
+    us = asyncio.run(owner_us_per_event(Settings(), users=users, items=items, events=events, timers=timers))
+    found: dict[str, Any] = {"us_per_event": us}
+    if timers is not None:
+        found["phases_us"] = timers.us_per_event(events - events // 2, us)
+    sys.stdout.buffer.write(orjson.dumps(found) + b"\n")
 
 
 if __name__ == "__main__":

@@ -71,6 +71,8 @@ class ScalingConfig:
     timeout_s: float = 300.0
     #: Events of the owner's path timed in-process, without Kafka (`engine.bench.owner_path`; 0: not).
     owner_events: int = 20_000
+    #: Also time the owner's path phase by phase (`streams.phases`), in a run of its own.
+    phases: bool = False
 
 
 def _group_ready(admin: AdminClient, group: str, topic: str, workers: int) -> bool:
@@ -318,6 +320,11 @@ def run(base: Settings, config: ScalingConfig, *, console: Console, log_dir: Pat
         report["owner_in_process_us"] = owner_path.owner_us_per_event(
             base, users=config.users, items=config.items, events=config.owner_events
         )
+        if config.phases:
+            log("the owner's path again, phase by phase")
+            report["owner_phases_us"] = owner_path.owner_phases_us(
+                base, users=config.users, items=config.items, events=config.owner_events
+            )
     report["settings"] = dataclasses.asdict(config)
     report["machine"] = describe()
     report["seconds"] = time.monotonic() - started

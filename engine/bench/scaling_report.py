@@ -192,6 +192,8 @@ def table(report: dict[str, Any]) -> Table:
     for field in fields:
         if field in report:
             t.add_row(field, "", f"{report[field]:,.1f}", *[""] * 5)
+    for phase, us in report.get("owner_phases_us", {}).items():
+        t.add_row(f"owner: {phase}", "", f"{us:,.1f}", *[""] * 5)
     if "two_over_one_ceiling" in report:
         ceiling = f"{report['two_over_one_ceiling']:,.2f}"
         t.add_row("two_over_one_ceiling", ceiling, "(this machine)", *[""] * 5)

@@ -192,6 +192,14 @@ def bench(
         ),
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    phases: Annotated[
+        bool,
+        typer.Option(
+            "--phases",
+            help="With --workers: also time the owner's path phase by phase (parse, quality, learn, rank, "
+            "explain, write, rest), in a run of its own.",
+        ),
+    ] = False,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -219,7 +227,9 @@ def bench(
         _river_model(river, 50)  # a bad spec stops here, not in the worker's log
     target = out or Path("bench/results") / ("scaling.json" if counts else "latest.json")
     if counts:
-        scaling = benchmark.ScalingConfig(workers=counts, backlog=events, users=users, items=items)
+        scaling = benchmark.ScalingConfig(
+            workers=counts, backlog=events, users=users, items=items, phases=phases
+        )
         report = benchmark.run_scaling(settings_or_exit(), scaling, console=err, log_dir=target.parent)
     else:
         config = benchmark.BenchConfig(events=events, users=users, items=items, river=river)

@@ -81,6 +81,7 @@ def test_smoke_scaling_reports_every_worker_count(settings: Settings, tmp_path: 
         memory_users=200,
         memory_sample=20,
         owner_events=400,
+        phases=True,
     )
     report = run_scaling(settings, config, console=Console(stderr=True, quiet=True), log_dir=tmp_path)
     assert [c["workers"] for c in report["counts"]] == [1, 2]
@@ -105,3 +106,7 @@ def test_smoke_scaling_reports_every_worker_count(settings: Settings, tmp_path: 
     assert report["replica_us_per_record"] > 0 and "fitted_events_per_s_16" in report
     assert set(report["targets"]) == set(SCALING_TARGETS)
     assert report["owner_in_process_us"] > 0  # the owner's path timed without Kafka
+    # And phase by phase, against the real Redis: every phase ran, the list writes included.
+    phases = report["owner_phases_us"]
+    assert set(phases) == {"parse", "quality", "learn", "rank", "explain", "write", "rest", "total"}
+    assert all(phases[phase] > 0 for phase in ("parse", "learn", "rank", "explain", "write")), phases
