@@ -30,26 +30,22 @@ from __future__ import annotations
 __all__ = ["explain_lists", "stored_reasons"]
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
 
 from models.explain import TOKEN_TABLE, explain_tokens, linked_into, reason_keys
 from models.profile import UserProfile
-from schemas.reasons import Stored, Tokens
-
-if TYPE_CHECKING:
-    from models.recommender import HybridRecommender
+from models.recommender import CO_RECENT, HybridRecommender
+from schemas.reasons import PALETTE_INDEX, Stored, Tokens
 
 _LETTERS, _KEYS_PER_KIND, _ITEM, _RULES = TOKEN_TABLE
 #: Each distinct token letters once, and per key the index of its letters there.
 _DISTINCT = list(dict.fromkeys(_LETTERS))
 _LETTER_ID = np.array([_DISTINCT.index(letters) for letters in _LETTERS], np.int64)
 #: A palette index (0-61) -> its character in the stored form (`schemas.reasons`).
-_INDEX = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_INDEX = PALETTE_INDEX.encode("ascii")
 _PICK = bytes.maketrans(bytes(range(len(_INDEX))), _INDEX)
-_RECENT = 10  # as `models.recommender.CO_RECENT`: the positives an item reason may name
 
 
 @njit(cache=True, nogil=True)
@@ -129,7 +125,7 @@ def stored_reasons(
     shown, users = model._shown, model.shares._users  # noqa: SLF001 - the model's own state, read only
     for profile, items in lists:
         names += [item for item, _ in items]
-        recent += reversed(profile.recent[-_RECENT:])
+        recent += reversed(profile.recent[-CO_RECENT:])  # the positives an item reason may name
         wanted_at.append(len(names))
         recent_at.append(len(recent))
         head = shown.get(profile.user_id)

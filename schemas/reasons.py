@@ -7,6 +7,7 @@ Contract only: no I/O, no model imports. Decoding never raises; a malformed entr
 from __future__ import annotations
 
 __all__ = [
+    "PALETTE_INDEX",
     "REASON_CODES",
     "SIGNALS",
     "Reason",
@@ -156,7 +157,7 @@ def _token(reason: Reason | None, anchors: dict[str, int]) -> str:
 
 
 #: The palette indices of the stored form: one character per item, so at most 62 distinct tokens.
-_INDEX = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+PALETTE_INDEX = _INDEX = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _INDEX_OF = {char: n for n, char in enumerate(_INDEX)}
 
 
