@@ -22,6 +22,7 @@ __all__ = [
 ]
 
 import asyncio
+import collections
 import copy
 import logging
 import pickle
@@ -165,7 +166,11 @@ class Checkpointer:
         self.restored = restored is not None
         self.offsets: Offsets = copy.deepcopy(restored.info.offsets) if restored else {}
         state = _state(restored, model.version) if restored else None
-        self._learned_ids: dict[str, None] = dict.fromkeys(state[1] if state else [])
+        #: Oldest first (an OrderedDict: a plain dict's `next(iter(...))` walks over every key deleted
+        #: from its front since it was last resized, which cost ~15 us per event at 50,000 ids).
+        self._learned_ids: collections.OrderedDict[str, None] = collections.OrderedDict.fromkeys(
+            state[1] if state else []
+        )
         if restored is not None and quality is not None:
             quality_state = restored.state.get("quality")
             if quality_state is None:  # format 1 held the model only
@@ -213,10 +218,10 @@ class Checkpointer:
     def learned(self, user_id: str, event_id: str) -> None:
         """Remember an event the model learned (`Pipeline.learned`)."""
         ids, key = self._learned_ids, learned_key(user_id, event_id)
-        ids.pop(key, None)
         ids[key] = None
+        ids.move_to_end(key)
         if len(ids) > LEARNED_IDS:
-            del ids[next(iter(ids))]
+            ids.popitem(last=False)
 
     def forget(self, user_id: str, event_id: str | None) -> None:
         """The model forgot the user (an erasure with its event id, or a withdrawal): the next tick writes
@@ -230,7 +235,9 @@ class Checkpointer:
         if self._forgotten:
             gone = self._forgotten
             ids = self._learned_ids
-            self._learned_ids = {k: None for k in ids if k.split("\x00", 1)[0] not in gone}
+            self._learned_ids = collections.OrderedDict(
+                (k, None) for k in ids if k.split("\x00", 1)[0] not in gone
+            )
 
     def known(self, user_id: str, event_id: str) -> bool:
         """Whether the model learned this event of the user recently (so a replayed copy is a duplicate)."""

@@ -12,7 +12,7 @@ __all__ = ["Quality"]
 
 import logging
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -106,7 +106,8 @@ class Quality:
         self.records: list[DriftRecord] = []
         #: user -> the last published top-k with its scores (turned into log-probabilities when scored:
         #: most lists are replaced before the user's next positive).
-        self._top: dict[str, Sequence[tuple[str, float]]] = {}
+        #: Oldest first (OrderedDict: evicting a plain dict's first key slows as its front empties).
+        self._top: OrderedDict[str, Sequence[tuple[str, float]]] = OrderedDict()
         self._slates: set[tuple[str, str, str]] = set()
         self._categories: dict[str, tuple[str, ...]] = {}
         self._recent: deque[int] = deque(maxlen=settings.drift_window)
@@ -153,10 +154,10 @@ class Quality:
 
     def remember(self, user_id: str, items: Sequence[tuple[str, float]]) -> None:
         """The list just published for the user: the next positive is scored against its top k."""
-        self._top.pop(user_id, None)
         self._top[user_id] = items[: self.k]
+        self._top.move_to_end(user_id)
         if len(self._top) > MAX_USERS:
-            del self._top[next(iter(self._top))]
+            self._top.popitem(last=False)
 
     def forget(self, user_id: str) -> None:
         """Drop the user's last top-k (an erasure or withdrawal); the detectors hold no user."""

@@ -13,6 +13,7 @@ __all__ = ["ItemCache"]
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
 from redis.exceptions import RedisError
@@ -51,8 +52,9 @@ class ItemCache:
         self.max_age_s = max_age_s
         self.max_items = max_items
         self.clock = clock
-        #: item id -> (metadata, when read); insertion order is the eviction order.
-        self._entries: dict[str, tuple[ItemMeta, float]] = {}
+        #: item id -> (metadata, when read), least recently read first: the eviction order (an OrderedDict:
+        #: evicting a plain dict's first key slows down as its front empties).
+        self._entries: OrderedDict[str, tuple[ItemMeta, float]] = OrderedDict()
         self._due: set[str] = set()
         self._refresher: asyncio.Task[None] | None = None
 
@@ -82,10 +84,10 @@ class ItemCache:
 
     def _keep(self, metas: dict[str, ItemMeta], when: float) -> None:
         for item, meta in metas.items():
-            self._entries.pop(item, None)  # re-inserted last: read recently, evicted last
             self._entries[item] = (meta, when)
+            self._entries.move_to_end(item)  # read recently: evicted last
         for _ in range(len(self._entries) - self.max_items):
-            del self._entries[next(iter(self._entries))]
+            self._entries.popitem(last=False)
 
     async def _refresh(self, reader: Reader) -> None:
         try:

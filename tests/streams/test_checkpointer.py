@@ -18,6 +18,7 @@ from engine.ops.settings import Settings
 from engine.store.redis_store import RedisStore
 from models.recommender import MODEL_VERSION, HybridRecommender
 from schemas.events import Event, ItemRecord, encode
+from streams import checkpointer as checkpointer_module
 from streams.catchup import CatchUp
 from streams.checkpointer import Checkpointer, model_from, restore
 from streams.gaps import GapReader, OffsetGuard, Record
@@ -208,6 +209,18 @@ async def test_other_workers_events_do_not_count_toward_a_checkpoint_but_are_kep
     cp.every_s = 0
     await cp.close()  # and a clean shutdown writes them
     assert len(worker.store.paths()) == 2 and cp.offsets[EVENTS][1] == 12
+
+
+def test_the_learned_ids_are_the_newest_and_a_relearned_one_counts_as_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpointer_module, "LEARNED_IDS", 3)
+    cp = Worker(tmp_path, [], {}, restored=False).checkpointer
+    for event_id in ("e1", "e2", "e3", "e1", "e4"):  # e1 learned again: now newer than e2 and e3
+        cp.learned("u1", event_id)
+    assert [e for e in ("e1", "e2", "e3", "e4") if cp.known("u1", e)] == ["e1", "e3", "e4"]
+    cp.learned("u2", "e1")
+    assert [e for e in ("e1", "e3", "e4") if cp.known("u1", e)] == ["e1", "e4"] and cp.known("u2", "e1")
 
 
 async def test_restore_refuses_a_checkpoint_without_a_model_and_says_so(
