@@ -157,8 +157,8 @@ def _token(reason: Reason | None, anchors: dict[str, int]) -> str:
 
 
 #: The palette indices of the stored form: one character per item, so at most 62 distinct tokens.
-PALETTE_INDEX = _INDEX = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_INDEX_OF = {char: n for n, char in enumerate(_INDEX)}
+PALETTE_INDEX = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_INDEX_OF = {char: n for n, char in enumerate(PALETTE_INDEX)}
 
 
 class Tokens(NamedTuple):
@@ -213,11 +213,11 @@ def encode_tokens(tokens: Sequence[str], anchors: Sequence[str]) -> str:
     'Isc0 P - Ca1\\t01230\\ti3\\tjazz'
     """
     palette = list(dict.fromkeys(tokens))
-    if len(palette) > len(_INDEX):
+    if len(palette) > len(PALETTE_INDEX):
         return json.dumps(
             {"r": " ".join(tokens), "a": list(anchors)}, separators=(",", ":"), ensure_ascii=False
         )
-    at = {token: _INDEX[n] for n, token in enumerate(palette)}
+    at = {token: PALETTE_INDEX[n] for n, token in enumerate(palette)}
     return "\t".join([" ".join(palette), "".join(at[token] for token in tokens), *anchors])
 
 

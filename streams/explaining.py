@@ -7,7 +7,7 @@ nothing. Explaining never costs a user their list: a failure leaves that list wi
 
 from __future__ import annotations
 
-__all__ = ["POPULAR", "reasons_of", "reasons_of_all"]
+__all__ = ["POPULAR", "Reasons", "reasons_of", "reasons_of_all"]
 
 import logging
 from collections.abc import Sequence

@@ -5,7 +5,6 @@ A diagnostic: each timer costs ~0.3 us, so it runs apart from the measurement wi
 do not nest, and what none of them holds (the profile, trending, deduplication, the changelog's and the
 pipeline's own bookkeeping) is reported as ``rest``.
 
->>> import asyncio
 >>> class Model:
 ...     def learn_one(self, n):
 ...         return sum(range(n))

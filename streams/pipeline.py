@@ -41,7 +41,7 @@ from schemas.users import (
     parse_user_record,
 )
 from streams import deadletter
-from streams.explaining import reasons_of_all
+from streams.explaining import Reasons, reasons_of_all
 from streams.sender import Sender
 from streams.user_records import Profiles, UserRecords
 
@@ -342,8 +342,11 @@ class Pipeline(UserRecords):
                 # The ranking hid unavailable items: only one the catalog withdrew since can be there.
                 if one.withdrawals != model.withdrawals:
                     one.items = [pair for pair in one.items if model.available(pair[0])]
-        ones = list(staged.values())
-        why = reasons_of_all(model, [(one.profile, one.items) for one in ones]) if self.explain else None
+        why: list[Reasons] = (
+            reasons_of_all(model, [(one.profile, one.items) for one in staged.values()])
+            if self.explain
+            else [None] * len(staged)
+        )
         lists = [
             UserList(
                 user_id,
@@ -351,10 +354,10 @@ class Pipeline(UserRecords):
                 model.version,
                 one.profile.last_ts,
                 one.profile.events_seen,
-                why[n] if why is not None else None,
+                reasons,
                 one.position,
             )
-            for n, (user_id, one) in enumerate(staged.items())
+            for (user_id, one), reasons in zip(staged.items(), why, strict=True)
         ]
         try:
             published = await self.store.publish_lists(lists)
