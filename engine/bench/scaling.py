@@ -9,6 +9,11 @@ lists, from Redis, against the time of the lists' writes), CPU per event (user +
 processes, from /proc) and each worker's memory; then freshness at half that rate, and the workers'
 memory growth over new users. `bare_faust` times a bare Faust agent on the same backlog in a namespace
 of its own (`engine.bench.faust_ceiling`).
+
+The bare agent and the counts take turns for `ScalingConfig.rounds` rounds (bare, 1, 2, 4, bare, 1, 2,
+4, ...), each drain in a fresh namespace; later rounds measure the drain only. Each count reports its
+median drain (and every drain's rate), so a ratio between counts compares like with like on a machine
+whose speed moves by 5-10% from one half-minute to the next.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from rich.console import Console
 
 from engine.bench import faust_ceiling, owner_path, readings, sandbox
 from engine.bench.machine import cpu_seconds, describe, percentile, rss_bytes
-from engine.bench.scaling_report import analyse
+from engine.bench.scaling_report import analyse, median_ceiling, median_drain
 from engine.bench.traffic import encode_backlog, send_backlog, send_catalog, send_events
 from engine.bench.worker import BenchWorker, stop_all
 from engine.ingest.kafka import AsyncProducer
@@ -73,6 +78,10 @@ class ScalingConfig:
     owner_events: int = 20_000
     #: Also time the owner's path phase by phase (`streams.phases`), in a run of its own.
     phases: bool = False
+    #: Drains per worker count, the counts (and the bare agent) taking turns round by round; each count's
+    #: figures are its median drain's (`scaling_report.median_drain`), so a ratio of two counts does not
+    #: hang on how fast this shared machine was in the half-minute of one of them.
+    rounds: int = 3
 
 
 def _group_ready(admin: AdminClient, group: str, topic: str, workers: int) -> bool:
@@ -256,9 +265,10 @@ async def bare_faust(base: Settings, config: ScalingConfig, log_dir: Path) -> di
 
 
 async def run_count(
-    base: Settings, config: ScalingConfig, count: int, log: Log, log_dir: Path
+    base: Settings, config: ScalingConfig, count: int, log: Log, log_dir: Path, *, drain_only: bool = False
 ) -> dict[str, Any]:
-    """Every measurement of one worker count, in a namespace of its own that is removed at the end."""
+    """Every measurement of one worker count (``drain_only``: the drain's), in a namespace of its own
+    that is removed at the end."""
     settings = sandbox.fresh_settings(base, top_n=config.top_n, metrics_port=0, partitions=config.partitions)
     world = Clickstream(config.users, config.items, seed=config.seed)
     stream = list(world.events(config.backlog + int(config.freshness_s * 5_000)))
@@ -287,6 +297,8 @@ async def run_count(
             f"{count} worker(s): {drained['events_per_s']:,.0f} events/s, "
             f"{drained['cpu_us_per_event']:,.0f} us CPU/event"
         )
+        if drain_only:
+            return out
         rest = stream[config.backlog :]
         rate = drained["events_per_s"] / 2
         out["freshness_ms"] = await _freshness(settings, store, rest, rate, config.freshness_s, workers)
@@ -309,10 +321,20 @@ def run(base: Settings, config: ScalingConfig, *, console: Console, log_dir: Pat
     started = time.monotonic()
     asyncio.run(sandbox.check_stack(base))
     log_dir.mkdir(parents=True, exist_ok=True)
-    log(f"bare Faust agent on a backlog of {config.backlog} events")
-    ceiling = asyncio.run(bare_faust(base, config, log_dir))
-    log(f"bare Faust agent: {ceiling['bare_faust_per_s']:,.0f} events/s")
-    counts = [asyncio.run(run_count(base, config, n, log, log_dir)) for n in config.workers]
+    ceilings: list[dict[str, float]] = []
+    drains: list[list[dict[str, Any]]] = []
+    for round_ in range(config.rounds):
+        log(f"round {round_ + 1} of {config.rounds}: bare Faust agent, backlog of {config.backlog} events")
+        ceilings.append(asyncio.run(bare_faust(base, config, log_dir)))
+        log(f"bare Faust agent: {ceilings[-1]['bare_faust_per_s']:,.0f} events/s")
+        drains.append(
+            [
+                asyncio.run(run_count(base, config, n, log, log_dir, drain_only=round_ > 0))
+                for n in config.workers
+            ]
+        )
+    ceiling = median_ceiling(ceilings)
+    counts = [median_drain([each[n] for each in drains]) for n in range(len(config.workers))]
     cores = os.cpu_count() or 1
     report: dict[str, Any] = {"bare_faust": ceiling, "counts": counts, **analyse(counts, ceiling, cores)}
     if config.owner_events:

@@ -7,11 +7,14 @@ Pure arithmetic on the measured per-count results (`engine.bench.scaling`); no I
 from __future__ import annotations
 
 __all__ = [
+    "DRAIN_FIELDS",
     "PROJECTED_WORKERS",
     "SCALING_TARGETS",
     "analyse",
     "machine_ceiling",
     "measured_projection",
+    "median_ceiling",
+    "median_drain",
     "projected_rate",
     "replica_cost",
     "split_cost",
@@ -33,6 +36,44 @@ SCALING_TARGETS: dict[str, tuple[str, float, str]] = {
 
 #: Workers (each on a core of its own) of the projection.
 PROJECTED_WORKERS = 16
+
+
+#: What one drain measures (`engine.bench.scaling`): taken together from the median drain of a count.
+DRAIN_FIELDS = (
+    "namespace", "backlog_write_s", "events_per_s", "window_events", "window_s", "cpu_us_per_event",
+    "services_cpu_us_per_event", "replica_cpu_s", "replica_records", "per_worker", "rss_mb_per_worker",
+)  # fmt: skip
+
+
+def _middle(runs: Sequence[dict[str, Any]], field: str) -> dict[str, Any]:
+    """The run with the median ``field`` (of an even number, the lower of the middle two)."""
+    return sorted(runs, key=lambda run: float(run[field]))[(len(runs) - 1) // 2]
+
+
+def median_drain(drains: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One worker count's figures over its rounds: the first round's (the one with the freshness and
+    memory phases) with every drain figure taken from the median drain by events/s, and each drain's
+    rate, CPU and window under ``drains`` (in round order).
+
+    >>> a, b, c = ({"events_per_s": r, "cpu_us_per_event": 1e6 / r, "window_s": 2.0} for r in (500, 400, 450))
+    >>> m = median_drain([{**a, "freshness_ms": {"p50": 9}}, b, c])
+    >>> m["events_per_s"], m["freshness_ms"], [d["events_per_s"] for d in m["drains"]]
+    (450, {'p50': 9}, [500, 400, 450])
+    """
+    middle = _middle(drains, "events_per_s")
+    out = {**drains[0], **{field: middle[field] for field in DRAIN_FIELDS if field in middle}}
+    kept = ("events_per_s", "cpu_us_per_event", "services_cpu_us_per_event", "window_s")
+    out["drains"] = [{field: drain[field] for field in kept if field in drain} for drain in drains]
+    return out
+
+
+def median_ceiling(ceilings: Sequence[dict[str, float]]) -> dict[str, Any]:
+    """The bare Faust agent's median run over the rounds, with every run's rate under ``rounds``.
+
+    >>> median_ceiling([{"bare_faust_per_s": 9.0}, {"bare_faust_per_s": 7.0}, {"bare_faust_per_s": 8.0}])
+    {'bare_faust_per_s': 8.0, 'rounds': [9.0, 7.0, 8.0]}
+    """
+    return {**_middle(ceilings, "bare_faust_per_s"), "rounds": [c["bare_faust_per_s"] for c in ceilings]}
 
 
 def split_cost(points: Sequence[tuple[int, float]]) -> tuple[float, float] | None:
@@ -121,6 +162,9 @@ def analyse(
         out["one_worker_over_bare_faust"] = one["events_per_s"] / bare_faust["bare_faust_per_s"]
     if one is not None and 2 in by_workers:
         out["two_over_one_worker"] = by_workers[2]["events_per_s"] / one["events_per_s"]
+        pairs = zip(by_workers[2].get("drains", []), one.get("drains", []), strict=False)
+        # Shown beside the medians' ratio: each round's own (its two drains ~30 s apart).
+        out["two_over_one_rounds"] = [two["events_per_s"] / alone["events_per_s"] for two, alone in pairs]
         ceiling = machine_ceiling(by_workers[2], cores) if cores else None
         if ceiling is not None:
             out["two_over_one_ceiling"] = ceiling / one["events_per_s"]
@@ -156,11 +200,21 @@ def analyse(
     return out
 
 
+def _rate(rounds: Sequence[float], median: float) -> str:
+    """A median rate, with the range of the rounds' when there were several.
+
+    >>> _rate([4100.0, 4300.0, 4200.0], 4200.0), _rate([], 4200.0)
+    ('4,200 (4,100-4,300)', '4,200')
+    """
+    spread = f" ({min(rounds):,.0f}-{max(rounds):,.0f})" if len(rounds) > 1 else ""
+    return f"{median:,.0f}{spread}"
+
+
 def table(report: dict[str, Any]) -> Table:
     """One row per worker count, then the derived figures against their targets."""
     t = Table(
         "workers",
-        "events/s",
+        "events/s (median of the rounds)",
         "CPU us/event",
         "Kafka+Redis CPU us/event",
         "freshness p50/p99 ms",
@@ -173,7 +227,7 @@ def table(report: dict[str, Any]) -> Table:
         rss = c["rss_mb_per_worker"]
         t.add_row(
             str(c["workers"]),
-            f"{c['events_per_s']:,.0f}",
+            _rate([d["events_per_s"] for d in c.get("drains", [])], c["events_per_s"]),
             f"{c['cpu_us_per_event']:,.0f}",
             f"{c['services_cpu_us_per_event']:,.0f}" if "services_cpu_us_per_event" in c else "",
             f"{c['freshness_ms']['p50']:,.0f} / {c['freshness_ms']['p99']:,.0f}",
@@ -182,7 +236,8 @@ def table(report: dict[str, Any]) -> Table:
             f"{c['redis_bytes']['total']:,.0f}",
         )
     if report.get("bare_faust"):
-        t.add_row("bare Faust", f"{report['bare_faust']['bare_faust_per_s']:,.0f}", *[""] * 6)
+        bare = report["bare_faust"]
+        t.add_row("bare Faust", _rate(bare.get("rounds", []), bare["bare_faust_per_s"]), *[""] * 6)
     fields = (
         "replicated_us_per_event",
         "partitioned_us_per_event",
@@ -194,6 +249,9 @@ def table(report: dict[str, Any]) -> Table:
             t.add_row(field, "", f"{report[field]:,.1f}", *[""] * 5)
     for phase, us in report.get("owner_phases_us", {}).items():
         t.add_row(f"owner: {phase}", "", f"{us:,.1f}", *[""] * 5)
+    if len(report.get("two_over_one_rounds", [])) > 1:
+        rounds = ", ".join(f"{ratio:.2f}" for ratio in report["two_over_one_rounds"])
+        t.add_row("two_over_one, per round", rounds, "(each round's drains)", *[""] * 5)
     if "two_over_one_ceiling" in report:
         ceiling = f"{report['two_over_one_ceiling']:,.2f}"
         t.add_row("two_over_one_ceiling", ceiling, "(this machine)", *[""] * 5)

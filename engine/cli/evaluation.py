@@ -200,6 +200,14 @@ def bench(
             "explain, write, rest), in a run of its own.",
         ),
     ] = False,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="With --workers: drains per worker count, the counts taking turns; each count's figures "
+            "are its median drain's.",
+        ),
+    ] = 3,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -228,7 +236,7 @@ def bench(
     target = out or Path("bench/results") / ("scaling.json" if counts else "latest.json")
     if counts:
         scaling = benchmark.ScalingConfig(
-            workers=counts, backlog=events, users=users, items=items, phases=phases
+            workers=counts, backlog=events, users=users, items=items, phases=phases, rounds=rounds
         )
         report = benchmark.run_scaling(settings_or_exit(), scaling, console=err, log_dir=target.parent)
     else:

@@ -82,6 +82,7 @@ def test_smoke_scaling_reports_every_worker_count(settings: Settings, tmp_path: 
         memory_sample=20,
         owner_events=400,
         phases=True,
+        rounds=2,
     )
     report = run_scaling(settings, config, console=Console(stderr=True, quiet=True), log_dir=tmp_path)
     assert [c["workers"] for c in report["counts"]] == [1, 2]
@@ -97,7 +98,12 @@ def test_smoke_scaling_reports_every_worker_count(settings: Settings, tmp_path: 
         assert len(count["per_worker"]) == count["workers"]
         assert sum(w["events"] for w in count["per_worker"]) == config.backlog
         assert all(w["cpu_s"] > 0 and w["busy"] > 0 for w in count["per_worker"])
-    assert report["bare_faust"]["bare_faust_per_s"] > 0
+    assert report["bare_faust"]["bare_faust_per_s"] > 0 and len(report["bare_faust"]["rounds"]) == 2
+    # Two rounds: each count's figures are one of its two drains' (the slower: the lower middle).
+    for count in report["counts"]:
+        rates = [drain["events_per_s"] for drain in count["drains"]]
+        assert len(rates) == 2 and count["events_per_s"] == min(rates), count["drains"]
+    assert len(report["two_over_one_rounds"]) == 2 and all(r > 0 for r in report["two_over_one_rounds"])
     # Two worker counts give the replicated / partitioned split and the projection; values not asserted.
     assert {"replicated_us_per_event", "partitioned_us_per_event", "projected_events_per_s_16"} <= set(report)
     assert report["two_over_one_ceiling"] > 0
