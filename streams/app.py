@@ -330,6 +330,8 @@ def create_app(
                 pipeline=pipeline,
                 writes=writes,
             )
+            async with checkpointer.lock:  # other workers' events fetched meanwhile, before the next fill
+                replica.agent_turn()
 
     async def consume_items(stream: faust.StreamT[bytes]) -> None:
         # The group's share of the catalog: validated and published to Redis once. Every worker's model

@@ -17,7 +17,7 @@ where it ended when the worker started, so no list is ranked from a partial cata
 
 from __future__ import annotations
 
-__all__ = ["CHUNK", "Replica"]
+__all__ = ["AGENT_TURN_S", "CHUNK", "PENDING", "Replica"]
 
 import asyncio
 import contextlib
@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 CHUNK = 200
 #: Records fetched per poll, and how long a poll waits when there is nothing new.
 FETCH, POLL_S = 1000, 0.2
+#: Fetched records waiting for the events agent's turn beyond which no more are fetched meanwhile.
+PENDING = 4 * FETCH
+#: Seconds after the events agent's last batch during which fetched records wait for its next turn.
+AGENT_TURN_S = 0.1
 #: Seconds between refreshes of the topics' partition counts and of the lag gauges.
 REFRESH_S = 5.0, 1.0
 
@@ -90,6 +94,10 @@ class Replica:
         self._catalog_end: dict[int, int] = {}
         #: Catalog partitions read to their end (a fetch reported it).
         self._catalog_eof: set[int] = set()
+        #: Fetched, in time order, not learned yet (`agent_turn` or this reader learns them).
+        self._pending: list[Any] = []
+        #: When the events agent last took its turn (`agent_turn`).
+        self._agent_at = float("-inf")
         self._stopping = False
         self._started = False
         self._done = asyncio.Event()
@@ -148,21 +156,46 @@ class Replica:
             fetched = consumer.consume(FETCH, POLL_S)
             return fetched, time.thread_time() - started
 
-        fetched, spent = await asyncio.to_thread(fetch)
-        began = time.thread_time()
-        messages = _in_time_order(fetched)
-        spent += time.thread_time() - began
-        for start in range(0, len(messages), CHUNK):
+        if len(self._pending) < PENDING:
+            fetched, spent = await asyncio.to_thread(fetch)
+            began = time.thread_time()
+            self._pending += _in_time_order(fetched)
+            self.metrics.replica_seconds.inc(spent + time.thread_time() - began)
+        else:
+            await asyncio.sleep(POLL_S / 20)  # the agent's next turn takes them
+        while self._pending and time.monotonic() - self._agent_at >= AGENT_TURN_S:
             async with self.checkpointer.lock:
-                began = time.thread_time()
-                self._apply(messages[start : start + CHUNK])
-                spent += time.thread_time() - began
+                self.learn_pending(CHUNK)
             await asyncio.sleep(0)  # let the agents and the timers in between chunks
-        self.metrics.replica_seconds.inc(spent)
         self._check_ready()
         if now - self._refreshed[1] >= REFRESH_S[1]:
             self._measure_lag(consumer)
             self._refreshed = (self._refreshed[0], now)
+
+    def agent_turn(self) -> None:
+        """The events agent's turn, after each of its batches and before it takes the next, under the
+        checkpointer's lock: every record fetched meanwhile is learned now.
+
+        Run by this reader's own task instead, these chunks fell between the agent's batches, where
+        Faust fills the next one event by event within ``batch_within_s``; the fill then ran out of time
+        and the agent took batches of a few records, each costing a whole batch's flush
+        (docs/benchmarks.md, session 23). While the agent takes batches, this reader only fetches;
+        it learns on its own once the agent has had none for `AGENT_TURN_S`.
+        """
+        self._agent_at = time.monotonic()
+        self.learn_pending()
+
+    def learn_pending(self, limit: int | None = None) -> None:
+        """Learn the fetched records not learned yet, the oldest ``limit`` of them if given (under the
+        checkpointer's lock)."""
+        if not self._pending:
+            return
+        began = time.thread_time()
+        taken, self._pending = (
+            (self._pending, []) if limit is None else (self._pending[:limit], self._pending[limit:])
+        )
+        self._apply(taken)
+        self.metrics.replica_seconds.inc(time.thread_time() - began)
 
     def _client(self) -> confluent_kafka.Consumer:
         if self._consumer is None:

@@ -240,6 +240,22 @@ async def test_the_items_agent_learns_the_next_catalog_record_at_once_and_the_re
     assert get("personalize_items_total") == 8
 
 
+async def test_while_the_agent_takes_batches_fetched_events_wait_for_its_turn(world: World) -> None:
+    await world.replica.step()  # the catalog, learned by the reader itself: the agent has had no batch
+    world.replica.assigned([0])
+    world.replica.agent_turn()  # the agent's first batch: nothing fetched yet
+    await world.replica.step()
+    assert histories(world.model)["c"] == []  # fetched, left for the agent's next turn
+    assert world.checkpointer.position(EVENTS, 1) is None
+    world.replica.agent_turn()
+    assert histories(world.model) == {"a": [], "b": [], "c": ["i1", "i2"], "d": ["i4"]}
+    assert world.checkpointer.position(EVENTS, 1) == 5
+    world.consumer.logs[(EVENTS, 1)].append(Message(EVENTS, 1, 5, b"d", event(14, "d", "i6")))
+    world.replica._agent_at -= replica.AGENT_TURN_S  # noqa: SLF001 - the agent idle that long
+    await world.replica.step()  # so the reader learns what it fetched on its own again
+    assert histories(world.model)["d"] == ["i4", "i6"] and world.checkpointer.position(EVENTS, 1) == 6
+
+
 def test_a_polls_partitions_are_learned_in_the_order_they_were_written() -> None:
     # librdkafka returns a fetched chunk per partition: all of partition 0's, then partition 1's.
     chunked = [Message("events", 0, offset) for offset in (1, 2, 7)] + [
