@@ -273,7 +273,13 @@ async def run_count(
     world = Clickstream(config.users, config.items, seed=config.seed)
     stream = list(world.events(config.backlog + int(config.freshness_s * 5_000)))
     users = sorted({event.user_id for event in stream[: config.backlog]})
-    workers = [BenchWorker(settings, log_dir / f"worker-{settings.namespace}-{n}.log") for n in range(count)]
+    # Checkpoints only as the workers stop: by count (20,000 own events) one fell in one worker's drain
+    # (a 20,000-event backlog after a 3,000-item catalog) and in no drain of more workers, and by time
+    # (every minute) one could fall in the memory phase.
+    env = {"PERSONALIZE_CHECKPOINT_EVERY_EVENTS": "0", "PERSONALIZE_CHECKPOINT_EVERY_S": "0"}
+    workers = [
+        BenchWorker(settings, log_dir / f"worker-{settings.namespace}-{n}.log", env) for n in range(count)
+    ]
     store = RedisStore.from_url(settings.redis, settings.namespace)
     out: dict[str, Any] = {"workers": count, "namespace": settings.namespace}
     try:
