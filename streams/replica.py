@@ -5,9 +5,10 @@ partitions, whose users it ranks and publishes; item-side state (popularity, co-
 sequence neighbours, quality, the catalog) must reflect every event whatever the worker count. So beside
 the group consumer, every worker runs one assign-only reader (no group, no commits) over the whole
 catalog and over each events partition it does not own, and learns those records into its model only.
-It never ranks, never writes a profile, Redis or a dead letter (the owner does), and takes the
-checkpointer's lock around each chunk, so a checkpoint's offsets say exactly which records the model
-holds, whoever learned them (this reader, or the events agent for owned partitions).
+It never ranks, never writes a profile, Redis or a dead letter (the owner does), and learns under the
+checkpointer's lock, so a checkpoint's offsets say exactly which records the model holds, whoever
+learned them (this reader, or the events agent for owned partitions). While the events agent takes
+batches, what this reader fetched is learned in the agent's turn after each batch (`agent_turn`).
 
 Ownership moves at each rebalance: a partition handed to this worker stops being read here (the agent
 catches the model up to the profile table, streams/catchup.py); a partition taken away is read here
@@ -44,7 +45,9 @@ CHUNK = 200
 FETCH, POLL_S = 1000, 0.2
 #: Fetched records waiting for the events agent's turn beyond which no more are fetched meanwhile.
 PENDING = 4 * FETCH
-#: Seconds after the events agent's last batch during which fetched records wait for its next turn.
+#: Seconds after the events agent's last turn during which fetched records wait for its next one. A full
+#: batch takes longer (~0.15 s here), so the reader may learn a chunk as a batch ends, before the agent's
+#: turn: neither falls in the next batch's fill (0.5 s measured no better in one run, session 23).
 AGENT_TURN_S = 0.1
 #: Seconds between refreshes of the topics' partition counts and of the lag gauges.
 REFRESH_S = 5.0, 1.0
@@ -183,7 +186,10 @@ class Replica:
         it learns on its own once the agent has had none for `AGENT_TURN_S`.
         """
         self._agent_at = time.monotonic()
-        self.learn_pending()
+        try:
+            self.learn_pending()
+        except Exception:  # noqa: BLE001 - the agent must go on; the reader's own rounds log and go on too
+            log.exception("replica: learning in the agent's turn failed")
 
     def learn_pending(self, limit: int | None = None) -> None:
         """Learn the fetched records not learned yet, the oldest ``limit`` of them if given (under the
