@@ -207,7 +207,7 @@ def bench(
             help="With --workers: drains per worker count, the counts taking turns; each count's figures "
             "are its median drain's.",
         ),
-    ] = 3,
+    ] = 5,
     out: Annotated[
         Path | None,
         typer.Option(
